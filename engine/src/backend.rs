@@ -1,0 +1,185 @@
+//! Storage: the few operations the engine needs from a repository's home,
+//! over object_store so the local directory and every S3-compatible bucket
+//! behave the same. Blocking on purpose: the engine's parallelism is threads
+//! (rayon and uploaders), and each call runs on a shared tokio runtime.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// An object as listed: its name relative to the repository root and size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// What the engine needs from storage. Names are `/`-separated and relative
+/// to the repository root (`config`, `data/ab/ab12…`).
+pub trait Backend: Send + Sync {
+    /// Where the repository is, for messages.
+    fn location(&self) -> &str;
+    /// Whole object; [`Error::Missing`] when it does not exist.
+    fn read(&self, name: &str) -> Result<Bytes>;
+    fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes>;
+    /// Writes atomically: readers see the whole object or nothing.
+    fn write(&self, name: &str, data: Bytes) -> Result<()>;
+    /// Writes only if no object has the name; false if one does.
+    fn create(&self, name: &str, data: Bytes) -> Result<bool>;
+    /// All objects whose name starts with `prefix` (a folder like `index/`).
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Deleting a missing object is not an error: deletes may be repeated.
+    fn delete(&self, name: &str) -> Result<()>;
+    fn exists(&self, name: &str) -> Result<bool>;
+}
+
+/// An object_store behind the [`Backend`] trait.
+pub struct StoreBackend {
+    store: Arc<dyn ObjectStore>,
+    root: StorePath,
+    location: String,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::Other(format!("cannot start I/O runtime: {e}")))
+}
+
+impl StoreBackend {
+    pub fn new(store: Arc<dyn ObjectStore>, root: &str, location: String) -> Result<StoreBackend> {
+        Ok(StoreBackend {
+            store,
+            root: StorePath::from(root.trim_matches('/')),
+            location,
+            runtime: runtime()?,
+        })
+    }
+
+    /// A repository in a local directory. `create` makes the directory (for
+    /// `init`); otherwise a missing directory means no repository.
+    pub fn local(dir: &std::path::Path, create: bool) -> Result<StoreBackend> {
+        let location = dir.display().to_string();
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        } else if !dir.is_dir() {
+            return Err(Error::RepositoryNotFound(location));
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| Error::Backend(format!("{location}: {e}")))?
+            .with_automatic_cleanup(true);
+        StoreBackend::new(Arc::new(store), "", location)
+    }
+
+    fn path(&self, name: &str) -> StorePath {
+        let mut p = self.root.clone();
+        for part in name.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    fn err(&self, name: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::Missing {
+                what: "object",
+                id: name.to_string(),
+            },
+            e => Error::Backend(format!("{}: {name}: {e}", self.location)),
+        }
+    }
+}
+
+impl Backend for StoreBackend {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn read(&self, name: &str) -> Result<Bytes> {
+        let path = self.path(name);
+        self.runtime
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .map_err(|e| self.err(name, e))
+    }
+
+    fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = self.path(name);
+        self.runtime
+            .block_on(self.store.get_range(&path, range))
+            .map_err(|e| self.err(name, e))
+    }
+
+    fn write(&self, name: &str, data: Bytes) -> Result<()> {
+        let path = self.path(name);
+        self.runtime
+            .block_on(self.store.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| self.err(name, e))
+    }
+
+    fn create(&self, name: &str, data: Bytes) -> Result<bool> {
+        let path = self.path(name);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .runtime
+            .block_on(self.store.put_opts(&path, PutPayload::from(data), opts))
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let path = self.path(prefix);
+        let root_len = if self.root.as_ref().is_empty() {
+            0
+        } else {
+            self.root.as_ref().len() + 1
+        };
+        let metas: Vec<object_store::ObjectMeta> = self
+            .runtime
+            .block_on(self.store.list(Some(&path)).try_collect())
+            .map_err(|e| self.err(prefix, e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let full = m.location.as_ref();
+                full.get(root_len..).map(|name| ObjectInfo {
+                    name: name.to_string(),
+                    size: m.size,
+                })
+            })
+            .collect())
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        match self.runtime.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        let path = self.path(name);
+        match self.runtime.block_on(self.store.head(&path)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+}

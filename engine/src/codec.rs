@@ -1,0 +1,326 @@
+//! The byte-level encodings of format-spec.md sections 1 and 3: bincode with
+//! fixed-width little-endian integers under an explicit byte budget, the
+//! compression byte, and the envelope that wraps every object but a pack.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+
+pub const MIB: usize = 1024 * 1024;
+
+/// Limits of format-spec.md section 10.
+pub const MAX_SMALL_OBJECT: usize = 16 * MIB;
+pub const MAX_INDEX_OBJECT: usize = 512 * MIB;
+pub const MAX_INDEX_BODY: usize = 1024 * MIB;
+pub const MAX_BLOB: usize = 64 * MIB;
+pub const MAX_PACK: usize = 1024 * MIB;
+pub const MAX_PACK_HEADER: usize = 64 * MIB;
+
+type Config =
+    bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>;
+
+fn config() -> Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+}
+
+/// Deterministic encoding: the same value always gives the same bytes, which
+/// is what lets an unchanged directory keep its tree id.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, config()).expect("encoding to a Vec cannot fail")
+}
+
+/// Decodes `bytes` as exactly one `T`. `LIMIT` bounds what any length field
+/// may make the decoder allocate, so hostile bytes cannot exhaust memory.
+pub fn decode<T: DeserializeOwned, const LIMIT: usize>(what: &str, bytes: &[u8]) -> Result<T> {
+    if bytes.len() > LIMIT {
+        return Err(Error::corrupt(
+            what,
+            format!("{} bytes exceed the {LIMIT}-byte limit", bytes.len()),
+        ));
+    }
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
+            .map_err(|e| Error::corrupt(what, e))?;
+    if used != bytes.len() {
+        return Err(Error::corrupt(
+            what,
+            format!("{} trailing bytes", bytes.len() - used),
+        ));
+    }
+    Ok(value)
+}
+
+pub const STORED: u8 = 0;
+pub const ZSTD: u8 = 1;
+
+/// Compression byte plus body; compressed only when that makes it shorter,
+/// so incompressible data costs one byte and no decompression on restore.
+pub fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
+    if level != 0 && body.len() > 64 {
+        let bound = zstd::zstd_safe::compress_bound(body.len());
+        let mut out = Vec::with_capacity(1 + bound);
+        out.push(ZSTD);
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let compressed = COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+                *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+            }
+            let (_, c) = slot.as_mut()?;
+            let mut buf = std::mem::take(&mut out);
+            buf.resize(1 + bound, 0);
+            let n = c.compress_to_buffer(body, &mut buf[1..]).ok()?;
+            buf.truncate(1 + n);
+            Some(buf)
+        });
+        if let Some(c) = compressed
+            && c.len() < body.len() + 1
+        {
+            return c;
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(STORED);
+    out.extend_from_slice(body);
+    out
+}
+
+/// Inverse of [`compress_payload`]. `max_len` bounds the output; a frame
+/// that would decompress to more is rejected rather than allocated.
+pub fn decompress_payload(what: &str, payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    match payload.split_first() {
+        Some((&STORED, body)) if body.len() <= max_len => Ok(body.to_vec()),
+        Some((&STORED, body)) => Err(Error::corrupt(
+            what,
+            format!("{} bytes exceed the limit", body.len()),
+        )),
+        Some((&ZSTD, frame)) => {
+            // The frame header may announce its size; trust it only as far as the limit.
+            let cap = match zstd::zstd_safe::get_frame_content_size(frame) {
+                Ok(Some(n)) if n as usize <= max_len => n as usize,
+                Ok(Some(n)) => {
+                    return Err(Error::corrupt(
+                        what,
+                        format!("frame claims {n} bytes, over the limit"),
+                    ));
+                }
+                _ => max_len,
+            };
+            zstd::bulk::decompress(frame, cap)
+                .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+        }
+        Some((b, _)) => Err(Error::corrupt(
+            what,
+            format!("unknown compression byte {b}"),
+        )),
+        None => Err(Error::corrupt(what, "empty payload")),
+    }
+}
+
+/// Object kinds in an envelope header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Config = 1,
+    Key = 2,
+    Index = 3,
+    Snapshot = 4,
+    PackHeader = 5,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Config => "config",
+            Kind::Key => "key file",
+            Kind::Index => "index file",
+            Kind::Snapshot => "snapshot",
+            Kind::PackHeader => "pack header",
+        }
+    }
+}
+
+pub const MAGIC: &[u8; 4] = b"snap";
+pub const FORMAT_VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 8;
+
+/// Mode of an envelope: how its payload is sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Plain,
+    Encrypted,
+}
+
+impl Mode {
+    fn byte(self) -> u8 {
+        match self {
+            Mode::Plain => 0,
+            Mode::Encrypted => 1,
+        }
+    }
+}
+
+/// The sealing key of a repository: its master key, or none in an
+/// unencrypted repository.
+pub type Sealer = Option<MasterKey>;
+
+fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
+    [
+        MAGIC[0],
+        MAGIC[1],
+        MAGIC[2],
+        MAGIC[3],
+        kind as u8,
+        FORMAT_VERSION,
+        mode.byte(),
+        0,
+    ]
+}
+
+/// Reads only the 8-byte header: the mode of a config must be known before
+/// a key is unlocked.
+pub fn peek_mode(kind: Kind, bytes: &[u8]) -> Result<Mode> {
+    let what = kind.name();
+    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
+        return Err(Error::corrupt(what, "not a snap object (bad magic)"));
+    }
+    if bytes[4] != kind as u8 {
+        return Err(Error::corrupt(
+            what,
+            format!("object kind {} where {} was expected", bytes[4], kind as u8),
+        ));
+    }
+    if bytes[5] != FORMAT_VERSION {
+        return Err(Error::corrupt(
+            what,
+            format!(
+                "format version {} is not supported by this snap (it reads version {FORMAT_VERSION})",
+                bytes[5]
+            ),
+        ));
+    }
+    if bytes[7] != 0 {
+        return Err(Error::corrupt(what, "reserved header byte is not zero"));
+    }
+    match bytes[6] {
+        0 => Ok(Mode::Plain),
+        1 => Ok(Mode::Encrypted),
+        m => Err(Error::corrupt(what, format!("unknown mode {m}"))),
+    }
+}
+
+/// Encodes, compresses and (with a key) seals `value` as an envelope.
+pub fn seal<T: Serialize>(kind: Kind, sealer: &Sealer, value: &T) -> Vec<u8> {
+    seal_bytes(kind, sealer, &encode(value))
+}
+
+pub fn seal_bytes(kind: Kind, sealer: &Sealer, body: &[u8]) -> Vec<u8> {
+    let mode = if sealer.is_some() {
+        Mode::Encrypted
+    } else {
+        Mode::Plain
+    };
+    let head = header(kind, mode);
+    let payload = compress_payload(body, 3);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + crate::crypto::SEAL_OVERHEAD);
+    out.extend_from_slice(&head);
+    match sealer {
+        Some(key) => out.extend_from_slice(&key.seal(&head, &payload)),
+        None => out.extend_from_slice(&payload),
+    }
+    out
+}
+
+/// Verifies, opens, decompresses and decodes an envelope. The envelope's
+/// mode must match the repository's: storage cannot downgrade an encrypted
+/// repository by planting plain objects.
+pub fn open<T: DeserializeOwned, const LIMIT: usize>(
+    kind: Kind,
+    sealer: &Sealer,
+    bytes: &[u8],
+) -> Result<T> {
+    let body = open_bytes(kind, sealer, bytes, LIMIT)?;
+    decode::<T, LIMIT>(kind.name(), &body)
+}
+
+pub fn open_bytes(kind: Kind, sealer: &Sealer, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
+    let what = kind.name();
+    let mode = peek_mode(kind, bytes)?;
+    let payload = match (mode, sealer) {
+        (Mode::Encrypted, Some(key)) => key
+            .open(&bytes[..HEADER_LEN], &bytes[HEADER_LEN..])
+            .map_err(|_| {
+                Error::corrupt(
+                    what,
+                    "authentication failed (modified, or written with another key)",
+                )
+            })?,
+        (Mode::Plain, None) => bytes[HEADER_LEN..].to_vec(),
+        (Mode::Plain, Some(_)) => {
+            return Err(Error::corrupt(
+                what,
+                "unencrypted object in an encrypted repository",
+            ));
+        }
+        (Mode::Encrypted, None) => {
+            return Err(Error::corrupt(
+                what,
+                "encrypted object in an unencrypted repository",
+            ));
+        }
+    };
+    decompress_payload(what, &payload, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let text =
+            b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc"
+                .repeat(10);
+        let c = compress_payload(&text, 3);
+        assert_eq!(c[0], ZSTD);
+        assert!(c.len() < text.len());
+        assert_eq!(decompress_payload("t", &c, text.len()).unwrap(), text);
+        assert!(decompress_payload("t", &c, text.len() - 1).is_err());
+        let mut random = vec![0u8; 1000];
+        blake3::Hasher::new().finalize_xof().fill(&mut random);
+        let c = compress_payload(&random, 3);
+        assert_eq!(c[0], STORED);
+        assert_eq!(c.len(), random.len() + 1);
+    }
+
+    #[test]
+    fn envelope_rejects_downgrade_and_kind_swap() {
+        let key = Some(MasterKey::generate());
+        let sealed = seal(Kind::Snapshot, &key, &42u64);
+        assert_eq!(open::<u64, 100>(Kind::Snapshot, &key, &sealed).unwrap(), 42);
+        assert!(open::<u64, 100>(Kind::Index, &key, &sealed).is_err());
+        let mut swapped = sealed.clone();
+        swapped[4] = Kind::Index as u8;
+        assert!(open::<u64, 100>(Kind::Index, &key, &swapped).is_err());
+        let plain = seal(Kind::Snapshot, &None, &42u64);
+        assert!(open::<u64, 100>(Kind::Snapshot, &key, &plain).is_err());
+    }
+
+    #[test]
+    fn decode_bounds_allocation() {
+        // A vec claiming 2^60 elements must fail without allocating.
+        let mut bytes = vec![0u8; 8];
+        bytes[7] = 0x10;
+        assert!(decode::<Vec<u64>, 1024>("t", &bytes).is_err());
+        assert!(decode::<String, 1024>("t", &bytes).is_err());
+        // Trailing bytes are rejected.
+        assert!(decode::<u8, 16>("t", &[1, 2]).is_err());
+    }
+}

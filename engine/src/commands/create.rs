@@ -1,0 +1,538 @@
+//! `snap create`: source files → chunker → blob encoder → packer → backend,
+//! then one tree per directory and a snapshot that names the root tree.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::packer::{Packer, PackerOptions};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::{Snapshot, SnapshotFilter, Summary};
+use crate::sys::{self, NameCache};
+use crate::tree::{Node, NodeKind, Tree};
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    /// Defaults to this machine's host name.
+    pub host: Option<String>,
+    pub excludes: Vec<String>,
+    /// Snapshot to compare with instead of the latest of this host and paths.
+    pub parent: Option<String>,
+    /// Read every file even if the parent says it is unchanged.
+    pub force: bool,
+    pub packer: PackerOptions,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateResult {
+    pub snapshot_id: Id,
+    pub snapshot: Snapshot,
+    /// Files and directories that could not be read and are not in the
+    /// snapshot; non-empty means exit code 3.
+    pub warnings: Vec<String>,
+}
+
+/// `--exclude` patterns. A pattern without `/` matches a name anywhere in
+/// the tree; one with `/` matches the whole absolute path (`**` crosses
+/// directories, `*` does not).
+struct Excludes {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Excludes {
+    fn new(patterns: &[String]) -> Result<Excludes> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for p in patterns {
+            let (builder, pat) = if p.contains('/') {
+                let full = if p.starts_with('/') {
+                    p.clone()
+                } else {
+                    format!("**/{p}")
+                };
+                (&mut paths, full)
+            } else {
+                (&mut names, p.clone())
+            };
+            let glob = GlobBuilder::new(&pat)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::InvalidArgument(format!("exclude pattern {p:?}: {e}")))?;
+            builder.add(glob);
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::InvalidArgument(format!("exclude patterns: {e}")))
+        };
+        Ok(Excludes {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        path.file_name().is_some_and(|n| self.names.is_match(n)) || self.paths.is_match(path)
+    }
+}
+
+/// The directories above the sources: backing up `/home/a/x` stores
+/// `home/a/x` from the root, so restore can recreate absolute paths.
+#[derive(Default)]
+struct Above {
+    children: BTreeMap<Vec<u8>, AboveEntry>,
+}
+
+enum AboveEntry {
+    Source(PathBuf),
+    Dir(Above),
+}
+
+impl Above {
+    /// Builds the tree of sources; a source inside another is dropped.
+    fn build(paths: &[PathBuf]) -> Result<(Above, Option<PathBuf>)> {
+        let mut root = Above::default();
+        for p in paths {
+            let parts: Vec<&OsStr> = p
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            if parts.is_empty() {
+                // The file system root itself.
+                return Ok((Above::default(), Some(p.clone())));
+            }
+            let mut node = &mut root;
+            for (i, part) in parts.iter().enumerate() {
+                let key = part.as_bytes().to_vec();
+                if i + 1 == parts.len() {
+                    node.children.insert(key, AboveEntry::Source(p.clone()));
+                    break;
+                }
+                let entry = node
+                    .children
+                    .entry(key)
+                    .or_insert_with(|| AboveEntry::Dir(Above::default()));
+                match entry {
+                    AboveEntry::Dir(d) => node = d,
+                    AboveEntry::Source(_) => break,
+                }
+            }
+        }
+        Ok((root, None))
+    }
+}
+
+struct Stats {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs: AtomicU64,
+    files: AtomicU64,
+    bytes_total: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    packer: Packer<'a>,
+    excludes: Excludes,
+    names: NameCache,
+    force: bool,
+    stats: Stats,
+    warnings: Mutex<Vec<String>>,
+    progress: &'a dyn Progress,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Archiver<'_> {
+    fn warn(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.warnings.lock().unwrap().push(msg);
+    }
+
+    /// The parent snapshot's subtree for a directory, if it still loads.
+    fn parent_tree(&self, parent: Option<&Node>) -> Option<Tree> {
+        let id = parent.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        self.repo.load_tree(&id).ok()
+    }
+
+    fn store_tree(&self, mut tree: Tree) -> Result<Id> {
+        tree.sort();
+        let bytes = tree.encode();
+        if bytes.len() > crate::codec::MAX_BLOB {
+            return Err(Error::Other(format!(
+                "a directory has {} entries, more than one tree blob can hold",
+                tree.nodes.len()
+            )));
+        }
+        Ok(self.packer.add(BlobType::Tree, &bytes)?.0)
+    }
+
+    fn save_above(&self, above: &Above, real: &Path, parent: Option<&Tree>) -> Result<Tree> {
+        let mut tree = Tree::default();
+        for (name, entry) in &above.children {
+            let name_os = OsStr::from_bytes(name);
+            let parent_node = parent.and_then(|t| t.nodes.iter().find(|n| &n.name == name));
+            match entry {
+                AboveEntry::Source(path) => {
+                    if let Some(n) = self.save_path(path, name_os, parent_node)? {
+                        tree.nodes.push(n);
+                    }
+                }
+                AboveEntry::Dir(sub) => {
+                    let path = real.join(name_os);
+                    let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+                    let mut node =
+                        sys::node_from_metadata(name_os, NodeKind::Dir, &meta, &self.names);
+                    let ptree = self.parent_tree(parent_node);
+                    let subtree = self.save_above(sub, &path, ptree.as_ref())?;
+                    node.subtree = Some(self.store_tree(subtree)?);
+                    tree.nodes.push(node);
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// One directory entry; `Ok(None)` when it is skipped with a warning.
+    fn save_path(&self, path: &Path, name: &OsStr, parent: Option<&Node>) -> Result<Option<Node>> {
+        if self.excludes.excluded(path) {
+            return Ok(None);
+        }
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let Some(kind) = sys::node_kind(&meta) else {
+            // Not an error: a socket belongs to a running program and means
+            // nothing once restored.
+            self.progress
+                .warn(&format!("{}: socket not backed up", path.display()));
+            return Ok(None);
+        };
+        let mut node = sys::node_from_metadata(name, kind, &meta, &self.names);
+        let parent = parent.filter(|p| p.kind == kind);
+        match kind {
+            NodeKind::File => {
+                if !self.save_file(path, &mut node, parent)? {
+                    return Ok(None);
+                }
+            }
+            NodeKind::Dir => match self.save_dir(path, self.parent_tree(parent))? {
+                Some(id) => node.subtree = Some(id),
+                None => return Ok(None),
+            },
+            NodeKind::Symlink => match std::fs::read_link(path) {
+                Ok(t) => node.link_target = t.into_os_string().into_vec(),
+                Err(e) => {
+                    self.warn(format!("{}: {e}", path.display()));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {}
+        }
+        self.progress.item(path);
+        Ok(Some(node))
+    }
+
+    /// The tree id of a directory, or `None` if it cannot be listed.
+    fn save_dir(&self, path: &Path, parent: Option<Tree>) -> Result<Option<Id>> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(path) {
+            Ok(rd) => match rd
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    self.warn(format!("{}: {e}", path.display()));
+                    return Ok(None);
+                }
+            },
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let find_parent = |name: &OsStr| {
+            let t = parent.as_ref()?;
+            let i = t
+                .nodes
+                .binary_search_by(|n| n.name.as_slice().cmp(name.as_bytes()))
+                .ok()?;
+            Some(&t.nodes[i])
+        };
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|name| self.save_path(&path.join(name), name, find_parent(name)))
+            .collect::<Result<_>>()?;
+        add(&self.stats.dirs, 1);
+        let tree = Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        };
+        Ok(Some(self.store_tree(tree)?))
+    }
+
+    /// Fills in a file's content; false when it could not be read.
+    fn save_file(&self, path: &Path, node: &mut Node, parent: Option<&Node>) -> Result<bool> {
+        add(&self.stats.files, 1);
+        if let Some(p) = parent
+            && !self.force
+            && p.size == node.size
+            && p.mtime_ns == node.mtime_ns
+            && p.ctime_ns == node.ctime_ns
+            && p.inode == node.inode
+            && p.content
+                .iter()
+                .all(|id| self.packer.has(BlobType::Data, id))
+        {
+            node.content = p.content.clone();
+            add(&self.stats.files_unmodified, 1);
+            add(&self.stats.bytes_total, node.size);
+            return Ok(true);
+        }
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(false);
+            }
+        };
+        let mut size = 0u64;
+        for chunk in self.repo.config().chunker.chunks(file) {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    self.warn(format!("{}: {e}", path.display()));
+                    return Ok(false);
+                }
+            };
+            size += chunk.len() as u64;
+            self.progress.bytes(chunk.len() as u64);
+            let (id, _) = self.packer.add(BlobType::Data, &chunk)?;
+            node.content.push(id);
+        }
+        if size != node.size {
+            self.warn(format!(
+                "{}: changed while it was read ({} bytes expected, {size} read); the bytes read are stored",
+                path.display(),
+                node.size
+            ));
+            node.size = size;
+        }
+        add(&self.stats.bytes_read, size);
+        add(&self.stats.bytes_total, size);
+        add(
+            if parent.is_some() {
+                &self.stats.files_changed
+            } else {
+                &self.stats.files_new
+            },
+            1,
+        );
+        Ok(true)
+    }
+}
+
+/// Absolute, lexically cleaned source paths; symlinks are not resolved, so
+/// a snapshot records the path the user gave.
+fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        let mut clean = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                Component::Normal(s) => clean.push(s),
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                _ => {}
+            }
+        }
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub fn create(
+    repo: &mut Repository,
+    opts: &CreateOptions,
+    progress: &dyn Progress,
+) -> Result<CreateResult> {
+    let started = Instant::now();
+    let time_ns = crate::repo::now_ns();
+    if opts.paths.is_empty() {
+        return Err(Error::InvalidArgument("no paths to back up".into()));
+    }
+    let paths = clean_paths(&opts.paths)?;
+    let mut missing = Vec::new();
+    for p in &paths {
+        if let Err(e) = std::fs::symlink_metadata(p) {
+            missing.push(format!("{}: {e}", p.display()));
+        }
+    }
+    if missing.len() == paths.len() {
+        return Err(Error::InvalidArgument(format!(
+            "nothing to back up: {}",
+            missing.join("; ")
+        )));
+    }
+    let host = opts.host.clone().unwrap_or_else(sys::hostname);
+    let path_bytes: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+
+    repo.load_index()?;
+    let parent = match &opts.parent {
+        Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
+        None => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.host == host && s.paths == path_bytes),
+    };
+    let parent_root = match &parent {
+        Some((_, s)) => Some(repo.load_tree(&s.tree)?),
+        None => None,
+    };
+
+    let excludes = Excludes::new(&opts.excludes)?;
+    let repo_ref: &Repository = repo;
+    let archiver = Archiver {
+        repo: repo_ref,
+        packer: Packer::new(
+            repo_ref.backend().clone(),
+            repo_ref.codec().clone(),
+            repo_ref.index(),
+            opts.packer.clone(),
+        ),
+        excludes,
+        names: NameCache::default(),
+        force: opts.force,
+        stats: Stats {
+            files_new: AtomicU64::new(0),
+            files_changed: AtomicU64::new(0),
+            files_unmodified: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+        },
+        warnings: Mutex::new(missing.clone()),
+        progress,
+    };
+    for m in &missing {
+        progress.warn(m);
+    }
+    progress.start("backup", None, None);
+    // Deep directory trees recurse deeply; give the workers room.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .build()
+        .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
+    let (above, whole_root) = Above::build(&paths)?;
+    let root_id = pool.install(|| -> Result<Id> {
+        match whole_root {
+            Some(root) => archiver
+                .save_dir(&root, parent_root)?
+                .ok_or_else(|| Error::Other(format!("{} cannot be read", root.display()))),
+            None => {
+                let tree = archiver.save_above(&above, Path::new("/"), parent_root.as_ref())?;
+                archiver.store_tree(tree)
+            }
+        }
+    })?;
+    let Archiver {
+        packer,
+        stats,
+        warnings,
+        ..
+    } = archiver;
+    let stored = packer.finish()?;
+    progress.finish();
+
+    let mut tags = opts.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let snapshot = Snapshot {
+        time_ns,
+        host,
+        username: sys::username(),
+        uid: sys::uid(),
+        gid: sys::gid(),
+        paths: path_bytes,
+        tags,
+        tree: root_id,
+        parent: parent.map(|(id, _)| id),
+        program_version: format!("snap {}", env!("CARGO_PKG_VERSION")),
+        summary: Summary {
+            files_new: load(&stats.files_new),
+            files_changed: load(&stats.files_changed),
+            files_unmodified: load(&stats.files_unmodified),
+            dirs: load(&stats.dirs),
+            files: load(&stats.files),
+            bytes_total: load(&stats.bytes_total),
+            bytes_read: load(&stats.bytes_read),
+            bytes_added: stored.bytes_added,
+            blobs_added: stored.blobs_added,
+            duration_ns: started.elapsed().as_nanos() as u64,
+        },
+    };
+    let snapshot_id = repo.save_snapshot(&snapshot)?;
+    Ok(CreateResult {
+        snapshot_id,
+        snapshot,
+        warnings: warnings.into_inner().unwrap(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_match_names_and_paths() {
+        let e =
+            Excludes::new(&["*.log".into(), "/home/*/cache".into(), "build/out".into()]).unwrap();
+        assert!(e.excluded(Path::new("/a/b/x.log")));
+        assert!(!e.excluded(Path::new("/a/b/x.log.txt")));
+        assert!(e.excluded(Path::new("/home/u/cache")));
+        assert!(!e.excluded(Path::new("/home/u/v/cache")));
+        assert!(e.excluded(Path::new("/src/p/build/out")));
+        assert!(Excludes::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn clean_paths_are_absolute_and_lexical() {
+        let p = clean_paths(&[PathBuf::from("/a/./b/../c"), PathBuf::from("/a/c")]).unwrap();
+        assert_eq!(p, vec![PathBuf::from("/a/c")]);
+    }
+}

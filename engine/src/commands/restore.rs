@@ -1,0 +1,423 @@
+//! `snap restore`: backend → packs → blob decoder → files. Each pack is
+//! fetched once; its blobs go straight to their offsets in every file that
+//! needs them; all-zero chunks are left as holes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::pack_path;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::SnapshotFilter;
+use crate::sys;
+use crate::tree::{Node, NodeKind};
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// `latest`, an id or an id prefix.
+    pub snapshot: String,
+    pub target: PathBuf,
+    pub filter: SnapshotFilter,
+    /// Absolute paths as backed up; only these and what is below them are
+    /// restored. Empty: everything.
+    pub include: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreResult {
+    pub snapshot_id: Id,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored; non-empty means a non-zero exit.
+    pub errors: Vec<String>,
+}
+
+/// Where a file's blob goes.
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+/// One blob of a pack and every place it goes.
+struct BlobPlan {
+    length: u32,
+    raw_length: u32,
+    targets: Vec<Target>,
+}
+
+/// Blobs needed from one pack, by offset in the pack.
+type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
+
+struct Planned {
+    path: PathBuf,
+    node: Node,
+}
+
+fn is_included(path: &[u8], includes: &[Vec<u8>]) -> (bool, bool) {
+    // (restore it, descend into it)
+    if includes.is_empty() {
+        return (true, true);
+    }
+    let under = |inc: &[u8], p: &[u8]| {
+        p.starts_with(inc) && (p.len() == inc.len() || p[inc.len()] == b'/' || inc == b"/")
+    };
+    let selected = includes.iter().any(|inc| under(inc, path));
+    let ancestor = includes.iter().any(|inc| under(path, inc));
+    (selected || ancestor, selected || ancestor)
+}
+
+pub fn restore(
+    repo: &mut Repository,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    repo.load_index()?;
+    let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
+    let includes: Vec<Vec<u8>> = opts
+        .include
+        .iter()
+        .map(|p| {
+            let s = p.as_os_str().as_bytes();
+            let trimmed = if s.len() > 1 {
+                s.strip_suffix(b"/").unwrap_or(s)
+            } else {
+                s
+            };
+            trimmed.to_vec()
+        })
+        .collect();
+    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    let mut result = RestoreResult {
+        snapshot_id,
+        ..Default::default()
+    };
+    let errors = Mutex::new(Vec::new());
+    let fail = |msg: String| {
+        progress.warn(&msg);
+        errors.lock().unwrap().push(msg);
+    };
+
+    // Walk the snapshot: create directories, links and special files now,
+    // plan file contents, and remember what needs metadata afterwards.
+    let mut files: Vec<Planned> = Vec::new();
+    let mut others: Vec<Planned> = Vec::new();
+    let mut dirs: Vec<Planned> = Vec::new();
+    let mut stack: Vec<(Id, PathBuf, Vec<u8>)> =
+        vec![(snapshot.tree, opts.target.clone(), Vec::new())];
+    while let Some((tree_id, dir, logical)) = stack.pop() {
+        let tree = match repo.load_tree(&tree_id) {
+            Ok(t) => t,
+            Err(e) => {
+                fail(format!("{}: directory cannot be read: {e}", dir.display()));
+                continue;
+            }
+        };
+        for node in tree.nodes {
+            let mut lpath = logical.clone();
+            lpath.push(b'/');
+            lpath.extend_from_slice(&node.name);
+            let (restore_it, descend) = is_included(&lpath, &includes);
+            if !restore_it {
+                continue;
+            }
+            let path = dir.join(OsStr::from_bytes(&node.name));
+            match node.kind {
+                NodeKind::Dir => {
+                    if let Err(e) = ensure_dir(&path) {
+                        fail(format!("{}: {e}", path.display()));
+                        continue;
+                    }
+                    if descend && let Some(sub) = node.subtree {
+                        stack.push((sub, path.clone(), lpath));
+                    }
+                    dirs.push(Planned { path, node });
+                }
+                NodeKind::File => files.push(Planned { path, node }),
+                NodeKind::Symlink => {
+                    let r = remove_existing(&path).and_then(|_| {
+                        std::os::unix::fs::symlink(OsStr::from_bytes(&node.link_target), &path)
+                    });
+                    match r {
+                        Ok(()) => others.push(Planned { path, node }),
+                        Err(e) => fail(format!("{}: {e}", path.display())),
+                    }
+                }
+                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    match remove_existing(&path).and_then(|_| sys::make_special(&path, &node)) {
+                        Ok(()) => others.push(Planned { path, node }),
+                        Err(e) => fail(format!(
+                            "{}: cannot create {:?}: {e}",
+                            path.display(),
+                            node.kind
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    // Hardlinks: the first path of each (device, inode) gets the content,
+    // the others are linked to it once it is complete.
+    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    let mut content_files: Vec<usize> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        if f.node.links > 1 {
+            if let Some(&first) = first_of.get(&(f.node.device, f.node.inode)) {
+                links.push((first, i));
+                continue;
+            }
+            first_of.insert((f.node.device, f.node.inode), i);
+        }
+        content_files.push(i);
+    }
+
+    // Plan: for each pack, which blobs go where.
+    let index = repo.index();
+    let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
+    let mut file_ok = vec![true; files.len()];
+    let mut total_bytes = 0u64;
+    for &i in &content_files {
+        let f = &files[i];
+        let mut offset = 0u64;
+        let mut planned = Vec::new();
+        for id in &f.node.content {
+            match index.get(BlobType::Data, id) {
+                Some(loc) => {
+                    planned.push((loc, *id, offset));
+                    offset += loc.raw_length as u64;
+                }
+                None => {
+                    fail(format!(
+                        "{}: data blob {} is missing from the repository",
+                        f.path.display(),
+                        id.short()
+                    ));
+                    file_ok[i] = false;
+                    break;
+                }
+            }
+        }
+        if !file_ok[i] {
+            continue;
+        }
+        if offset != f.node.size {
+            fail(format!(
+                "{}: content adds up to {offset} bytes, the snapshot says {}",
+                f.path.display(),
+                f.node.size
+            ));
+        }
+        total_bytes += offset;
+        // Create the file at its full size: regions never written stay holes.
+        let created = remove_existing(&f.path)
+            .and_then(|_| std::fs::File::create(&f.path))
+            .and_then(|file| file.set_len(offset));
+        if let Err(e) = created {
+            fail(format!("{}: {e}", f.path.display()));
+            file_ok[i] = false;
+            continue;
+        }
+        for (loc, id, off) in planned {
+            by_pack
+                .entry(loc.pack)
+                .or_default()
+                .entry((loc.offset, id))
+                .or_insert(BlobPlan {
+                    length: loc.length,
+                    raw_length: loc.raw_length,
+                    targets: Vec::new(),
+                })
+                .targets
+                .push(Target {
+                    file: i,
+                    offset: off,
+                });
+        }
+    }
+
+    progress.start(
+        "restore",
+        Some(total_bytes),
+        Some(content_files.len() as u64),
+    );
+    let broken = Mutex::new(vec![false; files.len()]);
+    let packs: Vec<_> = by_pack.into_iter().collect();
+    packs.par_iter().for_each(|(pack, blobs)| {
+        let pack_id = index.pack_id(*pack);
+        let start = blobs.keys().next().map(|(o, _)| *o as u64).unwrap_or(0);
+        let end = blobs
+            .iter()
+            .map(|((o, _), plan)| *o as u64 + plan.length as u64)
+            .max()
+            .unwrap_or(0);
+        let mark_broken = |targets: &[Target], why: &str| {
+            let mut b = broken.lock().unwrap();
+            for t in targets {
+                if !b[t.file] {
+                    b[t.file] = true;
+                    fail(format!("{}: {why}", files[t.file].path.display()));
+                }
+            }
+        };
+        let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
+            Ok(b) => b,
+            Err(e) => {
+                for plan in blobs.values() {
+                    mark_broken(
+                        &plan.targets,
+                        &format!("pack {} cannot be read: {e}", pack_id.short()),
+                    );
+                }
+                return;
+            }
+        };
+        for ((offset, id), plan) in blobs {
+            let targets = &plan.targets;
+            let s = (*offset as u64 - start) as usize;
+            let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
+            let plain = match repo
+                .codec()
+                .decode(BlobType::Data, id, stored, plan.raw_length)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    mark_broken(
+                        targets,
+                        &format!("damaged data in pack {}: {e}", pack_id.short()),
+                    );
+                    continue;
+                }
+            };
+            let zero = plain.iter().all(|&b| b == 0);
+            for t in targets {
+                if zero {
+                    continue;
+                }
+                let path = &files[t.file].path;
+                let r = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| write_sparse(&f, &plain, t.offset));
+                if let Err(e) = r {
+                    mark_broken(std::slice::from_ref(t), &e.to_string());
+                }
+            }
+            progress.bytes(plain.len() as u64 * targets.len() as u64);
+        }
+    });
+    let broken = broken.into_inner().unwrap();
+
+    for (first, other) in &links {
+        let (src, dst) = (&files[*first].path, &files[*other].path);
+        let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
+        if let Err(e) = r {
+            fail(format!(
+                "{}: cannot link to {}: {e}",
+                dst.display(),
+                src.display()
+            ));
+        }
+    }
+
+    for (i, f) in files.iter().enumerate() {
+        let content_ok = file_ok[i] && !broken[i];
+        if content_ok && let Err(e) = sys::restore_metadata(&f.path, &f.node) {
+            fail(format!("{}: metadata: {e}", f.path.display()));
+        }
+        if content_ok {
+            result.files += 1;
+            result.bytes += f.node.size;
+        }
+        progress.item(&f.path);
+    }
+    for o in &others {
+        if let Err(e) = sys::restore_metadata(&o.path, &o.node) {
+            fail(format!("{}: metadata: {e}", o.path.display()));
+        }
+    }
+    // Deepest directories first, so setting a child's times does not touch
+    // its parent's after the parent was set.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in &dirs {
+        if let Err(e) = sys::restore_metadata(&d.path, &d.node) {
+            fail(format!("{}: metadata: {e}", d.path.display()));
+        }
+    }
+    result.dirs = dirs.len() as u64;
+    progress.finish();
+    result.errors = errors.into_inner().unwrap();
+    Ok(result)
+}
+
+/// Writes `data` at `offset`, skipping file-system blocks that are all
+/// zero: the file was created at full size, so they stay holes.
+fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: u64 = 4096;
+    let mut pos = 0usize;
+    let mut run_start: Option<usize> = None;
+    while pos < data.len() {
+        let abs = offset + pos as u64;
+        let end = (pos + (BLOCK - abs % BLOCK) as usize).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(pos),
+            (true, Some(start)) => {
+                file.write_all_at(&data[start..pos], offset + start as u64)?;
+                run_start = None;
+            }
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = run_start {
+        file.write_all_at(&data[start..], offset + start as u64)?;
+    }
+    Ok(())
+}
+
+fn ensure_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            std::fs::remove_file(path)?;
+            std::fs::create_dir(path)
+        }
+        Err(_) => std::fs::create_dir(path),
+    }
+}
+
+/// Makes room for a new entry: an existing file or link is replaced, an
+/// existing directory is an error (its contents are not ours to delete).
+fn remove_existing(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(std::io::Error::other("a directory is in the way")),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn include_selects_subtree_and_ancestors() {
+        let inc = vec![b"/home/a".to_vec()];
+        assert_eq!(is_included(b"/home", &inc), (true, true));
+        assert_eq!(is_included(b"/home/a", &inc), (true, true));
+        assert_eq!(is_included(b"/home/a/x", &inc), (true, true));
+        assert_eq!(is_included(b"/home/ab", &inc), (false, false));
+        assert_eq!(is_included(b"/etc", &inc), (false, false));
+    }
+}

@@ -1,0 +1,80 @@
+//! One error type for the whole engine, so the CLI can map every failure to
+//! a message and to the exit codes that users' scripts already know from
+//! restic.
+
+use std::path::PathBuf;
+
+/// Convenient result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No repository at the location: exit code 10.
+    #[error("no repository at {0} (run `snap init` to create one)")]
+    RepositoryNotFound(String),
+
+    #[error("a repository already exists at {0}")]
+    RepositoryExists(String),
+
+    /// Passphrase unlocked no key: exit code 12.
+    #[error("wrong password: no key in the repository could be unlocked with it")]
+    WrongPassword,
+
+    #[error("the repository is encrypted: a password is needed")]
+    PasswordRequired,
+
+    /// Bytes read from storage failed a check. Storage is untrusted, so this
+    /// is an expected condition that must be reported, never a panic.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+
+    #[error("{what} {id} is missing from the repository")]
+    Missing { what: &'static str, id: String },
+
+    #[error("no snapshot matches {0:?}")]
+    SnapshotNotFound(String),
+
+    #[error("{0:?} matches more than one snapshot; give more digits")]
+    AmbiguousSnapshot(String),
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("storage backend: {0}")]
+    Backend(String),
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn corrupt(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code restic would use for the same condition.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::RepositoryNotFound(_) => 10,
+            Error::WrongPassword => 12,
+            _ => 1,
+        }
+    }
+}

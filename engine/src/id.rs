@@ -1,0 +1,51 @@
+//! 32-byte identifiers: blob ids (keyed BLAKE3 of plaintext) and object ids
+//! (plain BLAKE3 of stored bytes).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct Id(pub [u8; 32]);
+
+impl Id {
+    /// Id of stored bytes: lets anyone verify an object against its name
+    /// without holding a key.
+    pub fn of_bytes(bytes: &[u8]) -> Id {
+        Id(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// First 8 hex digits, as shown in listings.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+
+    pub fn from_hex(s: &str) -> Result<Id> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| Error::InvalidArgument(format!("{s:?} is not a 64-digit hex id")))?;
+        Ok(Id(out))
+    }
+
+    pub fn random() -> Id {
+        Id(crate::crypto::random_array())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.short())
+    }
+}

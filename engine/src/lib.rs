@@ -1,0 +1,29 @@
+//! The snap backup engine.
+//!
+//! Data flows one way: source files → [`chunker`] → [`blob`] encoder →
+//! [`packer`] → [`backend`], and back on restore. [`repo::Repository`] ties
+//! storage, keys and the [`index`] together; [`commands`] holds one plain
+//! function per CLI command, each with a typed result. The on-storage
+//! format is specified in `format-spec.md` at the repository root.
+
+pub mod backend;
+pub mod blob;
+pub mod chunker;
+pub mod codec;
+pub mod commands;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod packer;
+pub mod progress;
+pub mod repo;
+pub mod snapshot;
+pub mod sys;
+pub mod tree;
+pub mod walk;
+
+pub use error::{Error, Result};
+pub use id::Id;
+pub use repo::{InitOptions, Repository};

@@ -1,0 +1,175 @@
+//! Packs: many stored blobs in one object, so a backup of a million small
+//! chunks is a few hundred uploads, with an encrypted header that lets a pack
+//! be re-indexed from its own bytes.
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobType;
+use crate::codec::{self, Kind, Sealer};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::IndexBlob;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackBlob {
+    pub ty: BlobType,
+    pub id: Id,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackHeader {
+    pub blobs: Vec<PackBlob>,
+}
+
+/// Default size at which a pack is closed. Large enough that a terabyte is
+/// tens of thousands of objects, small enough to hold in memory while
+/// several upload at once.
+pub const DEFAULT_PACK_SIZE: usize = 16 * codec::MIB;
+
+/// Path of a pack object.
+pub fn pack_path(id: &Id) -> String {
+    let hex = id.to_hex();
+    format!("data/{}/{}", &hex[..2], hex)
+}
+
+/// A pack being filled, held in memory until it is closed.
+#[derive(Default)]
+pub struct PackBuilder {
+    blobs: Vec<(PackBlob, Vec<u8>)>,
+    size: usize,
+}
+
+/// A closed pack: its name, its bytes and where each blob sits in it.
+pub struct FinishedPack {
+    pub id: Id,
+    pub bytes: Vec<u8>,
+    pub blobs: Vec<IndexBlob>,
+}
+
+impl PackBuilder {
+    pub fn add(&mut self, ty: BlobType, id: Id, raw_length: usize, stored: Vec<u8>) {
+        self.size += stored.len();
+        let blob = PackBlob {
+            ty,
+            id,
+            length: stored.len() as u32,
+            raw_length: raw_length as u32,
+        };
+        self.blobs.push((blob, stored));
+    }
+
+    /// Bytes of blob data so far.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Lays the blobs out in random order, so the pack does not reveal the
+    /// order in which files were read, and appends the sealed header.
+    pub fn finish(mut self, sealer: &Sealer) -> FinishedPack {
+        self.blobs.shuffle(&mut rand::rng());
+        let header = PackHeader {
+            blobs: self.blobs.iter().map(|(b, _)| b.clone()).collect(),
+        };
+        let header_bytes = codec::seal(Kind::PackHeader, sealer, &header);
+        let mut bytes = Vec::with_capacity(self.size + header_bytes.len() + 4);
+        let mut blobs = Vec::with_capacity(self.blobs.len());
+        for (b, stored) in self.blobs {
+            blobs.push(IndexBlob {
+                ty: b.ty,
+                id: b.id,
+                offset: bytes.len() as u32,
+                length: b.length,
+                raw_length: b.raw_length,
+            });
+            bytes.extend_from_slice(&stored);
+        }
+        bytes.extend_from_slice(&header_bytes);
+        bytes.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        FinishedPack {
+            id: Id::of_bytes(&bytes),
+            bytes,
+            blobs,
+        }
+    }
+}
+
+/// Reads a whole pack's header and checks that its blobs tile the pack.
+/// The caller verifies the pack's hash against its name.
+pub fn read_header(sealer: &Sealer, pack: &[u8]) -> Result<Vec<IndexBlob>> {
+    let what = "pack";
+    if pack.len() < 4 || pack.len() > codec::MAX_PACK {
+        return Err(Error::corrupt(
+            what,
+            format!("size {} out of range", pack.len()),
+        ));
+    }
+    let header_len = u32::from_le_bytes(pack[pack.len() - 4..].try_into().unwrap()) as usize;
+    if header_len > codec::MAX_PACK_HEADER || header_len > pack.len() - 4 {
+        return Err(Error::corrupt(
+            what,
+            format!("header length {header_len} out of range"),
+        ));
+    }
+    let data_len = pack.len() - 4 - header_len;
+    let header: PackHeader = codec::open::<PackHeader, { codec::MAX_PACK_HEADER }>(
+        Kind::PackHeader,
+        sealer,
+        &pack[data_len..pack.len() - 4],
+    )?;
+    let mut offset: u64 = 0;
+    let mut out = Vec::with_capacity(header.blobs.len());
+    for b in header.blobs {
+        out.push(IndexBlob {
+            ty: b.ty,
+            id: b.id,
+            offset: offset as u32,
+            length: b.length,
+            raw_length: b.raw_length,
+        });
+        offset += b.length as u64;
+    }
+    if offset != data_len as u64 {
+        return Err(Error::corrupt(
+            what,
+            format!("header lists {offset} bytes of blobs, pack holds {data_len}"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_and_read_back() {
+        for sealer in [None, Some(crate::crypto::MasterKey::generate())] {
+            let mut b = PackBuilder::default();
+            for i in 0..20u8 {
+                b.add(BlobType::Data, Id([i; 32]), 100, vec![i; 50 + i as usize]);
+            }
+            let p = b.finish(&sealer);
+            assert_eq!(p.id, Id::of_bytes(&p.bytes));
+            let blobs = read_header(&sealer, &p.bytes).unwrap();
+            assert_eq!(blobs, p.blobs);
+            for ib in &blobs {
+                let s = &p.bytes[ib.offset as usize..(ib.offset + ib.length) as usize];
+                assert!(s.iter().all(|&x| x == ib.id.0[0]));
+            }
+            // Order is shuffled, not insertion order (20! orders; equal by chance ~never).
+            let order: Vec<u8> = blobs.iter().map(|b| b.id.0[0]).collect();
+            assert_ne!(order, (0..20).collect::<Vec<u8>>());
+            let mut cut = p.bytes.clone();
+            let n = cut.len();
+            cut[n - 1] = 0xff;
+            assert!(read_header(&sealer, &cut).is_err());
+        }
+    }
+}

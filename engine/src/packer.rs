@@ -1,0 +1,252 @@
+//! The packer stage: takes plaintext blobs, drops the ones the repository
+//! already has, encodes the rest, fills packs and hands full packs to
+//! uploader threads. Index files are written as packs land, so an
+//! interrupted backup leaves its uploaded packs usable by the next one.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::backend::Backend;
+use crate::blob::{BlobCodec, BlobType};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::pack::{FinishedPack, PackBuilder, pack_path};
+
+/// Packs per checkpoint index file: bounds what an interrupted backup must
+/// upload again to a few hundred MiB.
+const CHECKPOINT_PACKS: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct PackerOptions {
+    pub pack_size: usize,
+    pub uploaders: usize,
+}
+
+impl Default for PackerOptions {
+    fn default() -> Self {
+        PackerOptions {
+            pack_size: crate::pack::DEFAULT_PACK_SIZE,
+            uploaders: 2,
+        }
+    }
+}
+
+/// What a packer stored, once finished.
+#[derive(Clone, Debug, Default)]
+pub struct PackerStats {
+    pub blobs_added: u64,
+    /// Bytes of packs and index files written.
+    pub bytes_added: u64,
+    pub packs: Vec<IndexPack>,
+    pub index_files: Vec<Id>,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    codec: BlobCodec,
+    bytes_added: AtomicU64,
+    /// Packs uploaded but not yet in a written index file.
+    unindexed: Mutex<Vec<IndexPack>>,
+    all_packs: Mutex<Vec<IndexPack>>,
+    index_files: Mutex<Vec<Id>>,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        self.error.lock().unwrap().get_or_insert(e);
+    }
+
+    fn upload(&self, pack: FinishedPack) -> Result<()> {
+        let size = pack.bytes.len() as u64;
+        self.backend
+            .write(&pack_path(&pack.id), Bytes::from(pack.bytes))?;
+        self.bytes_added.fetch_add(size, Ordering::Relaxed);
+        let entry = IndexPack {
+            id: pack.id,
+            size,
+            blobs: pack.blobs,
+        };
+        self.all_packs.lock().unwrap().push(entry.clone());
+        let batch = {
+            let mut u = self.unindexed.lock().unwrap();
+            u.push(entry);
+            if u.len() >= CHECKPOINT_PACKS {
+                std::mem::take(&mut *u)
+            } else {
+                Vec::new()
+            }
+        };
+        if !batch.is_empty() {
+            self.write_index(batch)?;
+        }
+        Ok(())
+    }
+
+    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        let file = IndexFile {
+            supersedes: Vec::new(),
+            packs,
+        };
+        let (id, len) = crate::repo::write_index(&*self.backend, &self.codec.sealer, &file)?;
+        self.bytes_added.fetch_add(len, Ordering::Relaxed);
+        self.index_files.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+pub struct Packer<'a> {
+    known: &'a Index,
+    shared: Arc<Shared>,
+    options: PackerOptions,
+    pending: Mutex<HashSet<(BlobType, Id)>>,
+    builders: Mutex<(PackBuilder, PackBuilder)>,
+    blobs_added: AtomicU64,
+    tx: Option<Sender<FinishedPack>>,
+    uploaders: Vec<JoinHandle<()>>,
+}
+
+impl<'a> Packer<'a> {
+    /// `known` is the index of blobs that need not be stored again.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        codec: BlobCodec,
+        known: &'a Index,
+        options: PackerOptions,
+    ) -> Packer<'a> {
+        let shared = Arc::new(Shared {
+            backend,
+            codec,
+            bytes_added: AtomicU64::new(0),
+            unindexed: Mutex::new(Vec::new()),
+            all_packs: Mutex::new(Vec::new()),
+            index_files: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+        });
+        // One finished pack may wait per uploader: the producer blocks beyond
+        // that, which bounds memory to a few packs whatever the backup size.
+        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) =
+            bounded(options.uploaders.max(1));
+        let uploaders = (0..options.uploaders.max(1))
+            .map(|_| {
+                let rx = rx.clone();
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for pack in rx {
+                        if shared.error.lock().unwrap().is_some() {
+                            continue;
+                        }
+                        if let Err(e) = shared.upload(pack) {
+                            shared.fail(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Packer {
+            known,
+            shared,
+            options,
+            pending: Mutex::new(HashSet::new()),
+            builders: Mutex::new((PackBuilder::default(), PackBuilder::default())),
+            blobs_added: AtomicU64::new(0),
+            tx: Some(tx),
+            uploaders,
+        }
+    }
+
+    pub fn codec(&self) -> &BlobCodec {
+        &self.shared.codec
+    }
+
+    /// Whether the repository has, or this packer will store, the blob.
+    pub fn has(&self, ty: BlobType, id: &Id) -> bool {
+        self.known.contains(ty, id) || self.pending.lock().unwrap().contains(&(ty, *id))
+    }
+
+    /// Stores `plaintext` unless it is already stored; returns its id and
+    /// whether it was new. Safe to call from many threads.
+    pub fn add(&self, ty: BlobType, plaintext: &[u8]) -> Result<(Id, bool)> {
+        let id = self.shared.codec.id(plaintext);
+        Ok((id, self.add_with_id(ty, id, plaintext)?))
+    }
+
+    pub fn add_with_id(&self, ty: BlobType, id: Id, plaintext: &[u8]) -> Result<bool> {
+        if self.known.contains(ty, &id) || !self.pending.lock().unwrap().insert((ty, id)) {
+            return Ok(false);
+        }
+        if let Some(e) = self.shared.error.lock().unwrap().take() {
+            return Err(e);
+        }
+        let stored = self.shared.codec.encode(ty, &id, plaintext);
+        self.blobs_added.fetch_add(1, Ordering::Relaxed);
+        let full = {
+            let mut b = self.builders.lock().unwrap();
+            let builder = if ty == BlobType::Data {
+                &mut b.0
+            } else {
+                &mut b.1
+            };
+            builder.add(ty, id, plaintext.len(), stored);
+            (builder.size() >= self.options.pack_size).then(|| std::mem::take(builder))
+        };
+        if let Some(builder) = full {
+            self.send(builder)?;
+        }
+        Ok(true)
+    }
+
+    fn send(&self, builder: PackBuilder) -> Result<()> {
+        let pack = builder.finish(&self.shared.codec.sealer);
+        self.tx
+            .as_ref()
+            .expect("packer used after finish")
+            .send(pack)
+            .map_err(|_| Error::Other("uploaders stopped".into()))
+    }
+
+    /// Flushes partial packs, waits for every upload and writes the final
+    /// index file. Nothing this packer stored is referenced before this
+    /// returns successfully.
+    pub fn finish(mut self) -> Result<PackerStats> {
+        let (data, tree) = std::mem::take(&mut *self.builders.lock().unwrap());
+        for b in [data, tree] {
+            if !b.is_empty() {
+                self.send(b)?;
+            }
+        }
+        drop(self.tx.take());
+        for h in self.uploaders.drain(..) {
+            h.join()
+                .map_err(|_| Error::Other("an upload thread panicked".into()))?;
+        }
+        if let Some(e) = self.shared.error.lock().unwrap().take() {
+            return Err(e);
+        }
+        let rest = std::mem::take(&mut *self.shared.unindexed.lock().unwrap());
+        if !rest.is_empty() {
+            self.shared.write_index(rest)?;
+        }
+        Ok(PackerStats {
+            blobs_added: self.blobs_added.load(Ordering::Relaxed),
+            bytes_added: self.shared.bytes_added.load(Ordering::Relaxed),
+            packs: std::mem::take(&mut *self.shared.all_packs.lock().unwrap()),
+            index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
+        })
+    }
+}
+
+impl Drop for Packer<'_> {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        for h in self.uploaders.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

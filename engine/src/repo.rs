@@ -1,0 +1,429 @@
+//! An open repository: its storage, its unlocked keys and its index. Every
+//! object read through it is verified against its name or its id first.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::blob::{BlobCodec, BlobType};
+use crate::chunker::ChunkerParams;
+use crate::codec::{self, Kind, Mode, Sealer};
+use crate::crypto::{self, IdKey, KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{Index, IndexFile};
+use crate::pack::pack_path;
+use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
+use crate::tree::Tree;
+
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    pub id: Id,
+    pub id_key: [u8; 32],
+    pub chunker: ChunkerParams,
+    pub compression_level: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFile {
+    pub created_ns: i64,
+    pub host: String,
+    pub username: String,
+    pub kdf: KdfParams,
+    pub nonce: [u8; 24],
+    pub wrapped: Vec<u8>,
+}
+
+const KEY_AAD: &[u8] = b"snap-key-v1";
+
+impl KeyFile {
+    /// Wraps `master` under a key derived from `password`.
+    pub fn wrap(master: &MasterKey, password: &str, kdf: KdfParams) -> Result<KeyFile> {
+        let kek = kdf.derive(password.as_bytes())?;
+        let nonce = crypto::random_array();
+        let sealed = crypto::seal_with(&kek, &nonce, KEY_AAD, master.as_bytes());
+        Ok(KeyFile {
+            created_ns: now_ns(),
+            host: crate::sys::hostname(),
+            username: crate::sys::username(),
+            kdf,
+            nonce,
+            // The stored form repeats no nonce: it is the field above.
+            wrapped: sealed[crypto::NONCE_LEN..].to_vec(),
+        })
+    }
+
+    /// The master key, or `None` if `password` is not this key's.
+    pub fn unwrap_key(&self, password: &str) -> Result<Option<MasterKey>> {
+        let kek = self.kdf.derive(password.as_bytes())?;
+        let mut sealed = self.nonce.to_vec();
+        sealed.extend_from_slice(&self.wrapped);
+        Ok(crypto::open_with(&kek, KEY_AAD, &sealed).and_then(|k| {
+            let bytes: [u8; 32] = k.try_into().ok()?;
+            Some(MasterKey::from_bytes(bytes))
+        }))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        codec::seal(Kind::Key, &None, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<KeyFile> {
+        codec::open::<KeyFile, { codec::MAX_SMALL_OBJECT }>(Kind::Key, &None, bytes)
+    }
+}
+
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Choices made once, at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// `None` makes an unencrypted repository.
+    pub password: Option<String>,
+    pub kdf: KdfParams,
+    pub chunker: ChunkerParams,
+    pub compression_level: i32,
+}
+
+impl InitOptions {
+    pub fn new(password: Option<String>) -> InitOptions {
+        InitOptions {
+            password,
+            kdf: KdfParams::new_default(),
+            chunker: ChunkerParams::generate(),
+            compression_level: 3,
+        }
+    }
+}
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+    codec: BlobCodec,
+    index: Index,
+    index_files: Vec<Id>,
+    key_id: Option<Id>,
+}
+
+/// Verifies that stored bytes hash to the name they were read under.
+fn verify_name(what: &str, id: &Id, bytes: &[u8]) -> Result<()> {
+    if Id::of_bytes(bytes) != *id {
+        return Err(Error::corrupt(
+            format!("{what} {}", id.short()),
+            "content does not match its name",
+        ));
+    }
+    Ok(())
+}
+
+/// Ids of the objects below `prefix` whose names are ids; other names
+/// (temporary files of an interrupted upload) are ignored.
+fn list_ids(backend: &dyn Backend, prefix: &str) -> Result<Vec<(Id, u64)>> {
+    let mut out: Vec<(Id, u64)> = backend
+        .list(prefix)?
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.name.rsplit('/').next()?;
+            (name.len() == 64).then(|| Id::from_hex(name).ok().map(|id| (id, o.size)))?
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+impl Repository {
+    /// Creates a repository. Keys are written before the config, so a
+    /// config always has a key that opens it.
+    pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<Repository> {
+        opts.chunker.validate()?;
+        if backend.exists("config")? {
+            return Err(Error::RepositoryExists(backend.location().to_string()));
+        }
+        let config = Config {
+            version: CONFIG_VERSION,
+            id: Id::random(),
+            id_key: crypto::random_array(),
+            chunker: opts.chunker,
+            compression_level: opts.compression_level,
+        };
+        let mut key_id = None;
+        let sealer: Sealer = match &opts.password {
+            Some(pw) => {
+                let master = MasterKey::generate();
+                let key = KeyFile::wrap(&master, pw, opts.kdf)?.encode();
+                let id = Id::of_bytes(&key);
+                backend.write(&format!("keys/{id}"), Bytes::from(key))?;
+                key_id = Some(id);
+                Some(master)
+            }
+            None => None,
+        };
+        let bytes = codec::seal(Kind::Config, &sealer, &config);
+        if !backend.create("config", Bytes::from(bytes))? {
+            return Err(Error::RepositoryExists(backend.location().to_string()));
+        }
+        Ok(Repository::from_parts(backend, config, sealer, key_id))
+    }
+
+    fn from_parts(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        sealer: Sealer,
+        key_id: Option<Id>,
+    ) -> Repository {
+        let codec = BlobCodec {
+            sealer,
+            id_key: IdKey::from_bytes(config.id_key),
+            level: config.compression_level,
+        };
+        Repository {
+            backend,
+            config,
+            codec,
+            index: Index::default(),
+            index_files: Vec::new(),
+            key_id,
+        }
+    }
+
+    /// Opens and unlocks a repository. `password` is asked only when the
+    /// repository is encrypted, so an unencrypted one never prompts.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &dyn Fn() -> Result<String>,
+    ) -> Result<Repository> {
+        let raw = match backend.read("config") {
+            Ok(b) => b,
+            Err(Error::Missing { .. }) => {
+                return Err(Error::RepositoryNotFound(backend.location().to_string()));
+            }
+            Err(e) => return Err(e),
+        };
+        if raw.len() > codec::MAX_SMALL_OBJECT {
+            return Err(Error::corrupt("config", "too large"));
+        }
+        let (sealer, key_id) = match codec::peek_mode(Kind::Config, &raw)? {
+            Mode::Plain => (None, None),
+            Mode::Encrypted => {
+                let pw = password()?;
+                let (key, id) = Self::unlock(&*backend, &pw)?;
+                (Some(key), Some(id))
+            }
+        };
+        let config: Config =
+            codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, &raw)?;
+        if config.version != CONFIG_VERSION {
+            return Err(Error::corrupt(
+                "config",
+                format!("unsupported config version {}", config.version),
+            ));
+        }
+        config.chunker.validate()?;
+        if !(-7..=22).contains(&config.compression_level) {
+            return Err(Error::corrupt("config", "compression level out of range"));
+        }
+        Ok(Repository::from_parts(backend, config, sealer, key_id))
+    }
+
+    /// Tries every key file; a damaged one is skipped, not fatal, so one bad
+    /// key cannot lock users out of a repository that has others.
+    fn unlock(backend: &dyn Backend, password: &str) -> Result<(MasterKey, Id)> {
+        let keys = list_ids(backend, "keys/")?;
+        if keys.is_empty() {
+            return Err(Error::corrupt(
+                "repository",
+                "encrypted, but it has no key files",
+            ));
+        }
+        for (id, _) in keys {
+            let Ok(bytes) = backend.read(&format!("keys/{id}")) else {
+                continue;
+            };
+            if verify_name("key file", &id, &bytes).is_err() {
+                continue;
+            }
+            let Ok(key) = KeyFile::decode(&bytes) else {
+                continue;
+            };
+            if let Ok(Some(master)) = key.unwrap_key(password) {
+                return Ok((master, id));
+            }
+        }
+        Err(Error::WrongPassword)
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn codec(&self) -> &BlobCodec {
+        &self.codec
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.codec.sealer
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.codec.sealer.is_some()
+    }
+
+    pub fn key_id(&self) -> Option<Id> {
+        self.key_id
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Ids of the index files that were loaded.
+    pub fn index_files(&self) -> &[Id] {
+        &self.index_files
+    }
+
+    pub fn list_index_ids(&self) -> Result<Vec<Id>> {
+        Ok(list_ids(&*self.backend, "index/")?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
+        let bytes = self.backend.read(&format!("index/{id}"))?;
+        verify_name("index file", id, &bytes)?;
+        codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, self.sealer(), &bytes)
+    }
+
+    /// Loads every index file, skipping those another one supersedes.
+    pub fn load_index(&mut self) -> Result<()> {
+        let ids = self.list_index_ids()?;
+        let files: Vec<(Id, IndexFile)> = ids
+            .par_iter()
+            .map(|id| Ok((*id, self.read_index_file(id)?)))
+            .collect::<Result<_>>()?;
+        let superseded: HashSet<Id> = files
+            .iter()
+            .flat_map(|(_, f)| f.supersedes.iter().copied())
+            .collect();
+        let mut index = Index::default();
+        let mut loaded = Vec::new();
+        for (id, file) in &files {
+            if !superseded.contains(id) {
+                index.add_file(file);
+                loaded.push(*id);
+            }
+        }
+        self.index = index;
+        self.index_files = loaded;
+        Ok(())
+    }
+
+    /// Writes an index file; called only after its packs are stored.
+    pub fn write_index(&self, file: &IndexFile) -> Result<(Id, u64)> {
+        write_index(&*self.backend, self.sealer(), file)
+    }
+
+    /// Reads, opens and verifies one blob.
+    pub fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.index.get(ty, id).ok_or_else(|| Error::Missing {
+            what: ty.name(),
+            id: id.to_hex(),
+        })?;
+        let pack = self.index.pack_id(loc.pack);
+        let start = loc.offset as u64;
+        let stored = self
+            .backend
+            .read_range(&pack_path(&pack), start..start + loc.length as u64)?;
+        self.codec.decode(ty, id, &stored, loc.raw_length)
+    }
+
+    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+        Tree::decode(&self.read_blob(BlobType::Tree, id)?)
+    }
+
+    pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let bytes = self.backend.read(&snapshot_path(id))?;
+        verify_name("snapshot", id, &bytes)?;
+        codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, self.sealer(), &bytes)
+    }
+
+    /// Writes a snapshot; the caller has stored everything it refers to.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+        let bytes = codec::seal(Kind::Snapshot, self.sealer(), snapshot);
+        let id = Id::of_bytes(&bytes);
+        self.backend
+            .write(&snapshot_path(&id), Bytes::from(bytes))?;
+        Ok(id)
+    }
+
+    pub fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
+        Ok(list_ids(&*self.backend, "snapshots/")?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let ids = self.list_snapshot_ids()?;
+        let mut out: Vec<(Id, Snapshot)> = ids
+            .par_iter()
+            .map(|id| Ok((*id, self.read_snapshot(id)?)))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a full id or a unique id prefix.
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
+        if spec == "latest" {
+            return self
+                .snapshots()?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
+        }
+        let lower = spec.to_ascii_lowercase();
+        if lower.is_empty() || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidArgument(format!(
+                "{spec:?} is not a snapshot id, an id prefix or \"latest\""
+            )));
+        }
+        let matches: Vec<Id> = self
+            .list_snapshot_ids()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&lower))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            [id] => Ok((*id, self.read_snapshot(id)?)),
+            _ => Err(Error::AmbiguousSnapshot(spec.to_string())),
+        }
+    }
+}
+
+pub(crate) fn write_index(
+    backend: &dyn Backend,
+    sealer: &Sealer,
+    file: &IndexFile,
+) -> Result<(Id, u64)> {
+    let bytes = codec::seal(Kind::Index, sealer, file);
+    let id = Id::of_bytes(&bytes);
+    let len = bytes.len() as u64;
+    backend.write(&format!("index/{id}"), Bytes::from(bytes))?;
+    Ok((id, len))
+}

@@ -1,0 +1,263 @@
+//! Snapshots (format-spec.md section 9) and the retention policy that
+//! decides which ones `prune` keeps.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, Local, TimeZone, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub dirs: u64,
+    pub files: u64,
+    pub bytes_total: u64,
+    pub bytes_read: u64,
+    pub bytes_added: u64,
+    pub blobs_added: u64,
+    pub duration_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub time_ns: i64,
+    pub host: String,
+    pub username: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub paths: Vec<Vec<u8>>,
+    pub tags: Vec<String>,
+    pub tree: Id,
+    pub parent: Option<Id>,
+    pub program_version: String,
+    pub summary: Summary,
+}
+
+pub fn snapshot_path(id: &Id) -> String {
+    format!("snapshots/{}", id.to_hex())
+}
+
+impl Snapshot {
+    pub fn time(&self) -> DateTime<Utc> {
+        Utc.timestamp_nanos(self.time_ns)
+    }
+
+    /// Paths as text for display; not-UTF-8 bytes are shown replaced.
+    pub fn paths_lossy(&self) -> Vec<String> {
+        self.paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+
+    /// Snapshots of the same host and paths form one history, within which
+    /// parents are found and retention is applied.
+    pub fn group_key(&self) -> (String, Vec<Vec<u8>>) {
+        (self.host.clone(), self.paths.clone())
+    }
+}
+
+/// Which snapshots a command looks at.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    pub hosts: Vec<String>,
+    pub tags: Vec<String>,
+    pub paths: Vec<Vec<u8>>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && self.paths.iter().all(|p| s.paths.contains(p))
+    }
+}
+
+/// `prune --keep-*`. Every rule is applied to each group of host and paths
+/// separately; a snapshot kept by any rule is kept.
+#[derive(Clone, Debug, Default)]
+pub struct KeepPolicy {
+    pub last: u32,
+    pub hourly: u32,
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+    pub within: Option<std::time::Duration>,
+    pub tags: Vec<String>,
+}
+
+impl KeepPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.last == 0
+            && self.hourly == 0
+            && self.daily == 0
+            && self.weekly == 0
+            && self.monthly == 0
+            && self.yearly == 0
+            && self.within.is_none()
+            && self.tags.is_empty()
+    }
+
+    /// For one group, the reasons each snapshot is kept (empty: forget it).
+    /// `group` may be in any order.
+    pub fn apply(&self, group: &[(Id, Snapshot)]) -> Vec<(Id, Vec<String>)> {
+        let mut order: Vec<usize> = (0..group.len()).collect();
+        // Newest first; ties broken by id so the outcome is deterministic.
+        order.sort_by(|&a, &b| {
+            group[b]
+                .1
+                .time_ns
+                .cmp(&group[a].1.time_ns)
+                .then(group[b].0.cmp(&group[a].0))
+        });
+        let mut reasons: Vec<Vec<String>> = vec![Vec::new(); group.len()];
+        if self.is_empty() {
+            for r in reasons.iter_mut() {
+                r.push("no policy".into());
+            }
+        }
+        for (rank, &i) in order.iter().enumerate() {
+            if (rank as u32) < self.last {
+                reasons[i].push("last".into());
+            }
+        }
+        type Bucket = fn(&DateTime<Local>) -> i64;
+        let buckets: [(&str, u32, Bucket); 5] = [
+            ("hourly", self.hourly, |t| {
+                (t.year() as i64 * 400 + t.ordinal() as i64) * 24 + t.hour() as i64
+            }),
+            ("daily", self.daily, |t| {
+                t.year() as i64 * 400 + t.ordinal() as i64
+            }),
+            ("weekly", self.weekly, |t| {
+                let w = t.iso_week();
+                w.year() as i64 * 100 + w.week() as i64
+            }),
+            ("monthly", self.monthly, |t| {
+                t.year() as i64 * 100 + t.month() as i64
+            }),
+            ("yearly", self.yearly, |t| t.year() as i64),
+        ];
+        for (name, count, bucket) in buckets {
+            if count == 0 {
+                continue;
+            }
+            let mut seen = HashSet::new();
+            for &i in &order {
+                if seen.len() as u32 >= count {
+                    break;
+                }
+                let t = group[i].1.time().with_timezone(&Local);
+                if seen.insert(bucket(&t)) {
+                    reasons[i].push(name.into());
+                }
+            }
+        }
+        if let (Some(within), Some(&newest)) = (self.within, order.first()) {
+            let limit = group[newest]
+                .1
+                .time_ns
+                .saturating_sub(within.as_nanos().min(i64::MAX as u128) as i64);
+            for &i in &order {
+                if group[i].1.time_ns >= limit {
+                    reasons[i].push("within".into());
+                }
+            }
+        }
+        for (i, (_, s)) in group.iter().enumerate() {
+            if self.tags.iter().any(|t| s.tags.contains(t)) {
+                reasons[i].push("tag".into());
+            }
+        }
+        group.iter().map(|(id, _)| *id).zip(reasons).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(hours_ago: i64, tag: &str) -> (Id, Snapshot) {
+        let t = 1_700_000_000_000_000_000i64 - hours_ago * 3_600_000_000_000;
+        (
+            Id::random(),
+            Snapshot {
+                time_ns: t,
+                host: "h".into(),
+                username: "u".into(),
+                uid: 0,
+                gid: 0,
+                paths: vec![b"/x".to_vec()],
+                tags: if tag.is_empty() {
+                    vec![]
+                } else {
+                    vec![tag.into()]
+                },
+                tree: Id::default(),
+                parent: None,
+                program_version: String::new(),
+                summary: Summary::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn keep_last_and_tag() {
+        let group: Vec<_> = (0..10)
+            .map(|h| snap(h, if h == 7 { "keep" } else { "" }))
+            .collect();
+        let p = KeepPolicy {
+            last: 3,
+            tags: vec!["keep".into()],
+            ..Default::default()
+        };
+        let kept: Vec<bool> = p
+            .apply(&group)
+            .into_iter()
+            .map(|(_, r)| !r.is_empty())
+            .collect();
+        let expect: Vec<bool> = (0..10).map(|h| h < 3 || h == 7).collect();
+        assert_eq!(kept, expect);
+    }
+
+    #[test]
+    fn keep_daily_takes_newest_of_each_day() {
+        let group: Vec<_> = (0..100).map(|h| snap(h, "")).collect();
+        let p = KeepPolicy {
+            daily: 2,
+            ..Default::default()
+        };
+        let kept: Vec<usize> = p
+            .apply(&group)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (_, r))| !r.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0], 0, "the newest snapshot is the newest of its day");
+        let day = |i: usize| group[i].1.time().with_timezone(&Local).ordinal();
+        assert_ne!(day(kept[0]), day(kept[1]));
+        assert_eq!(
+            day(kept[1] - 1),
+            day(kept[0]),
+            "second kept is the newest of the previous day"
+        );
+    }
+
+    #[test]
+    fn empty_policy_keeps_everything() {
+        let group: Vec<_> = (0..4).map(|h| snap(h, "")).collect();
+        assert!(
+            KeepPolicy::default()
+                .apply(&group)
+                .iter()
+                .all(|(_, r)| !r.is_empty())
+        );
+    }
+}

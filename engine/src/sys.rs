@@ -1,0 +1,160 @@
+//! What the engine asks of the operating system: who and where we are, and
+//! file metadata in and out. Unix only for now.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::tree::{Node, NodeKind};
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn username() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
+pub fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+pub fn gid() -> u32 {
+    nix::unistd::getgid().as_raw()
+}
+
+/// User and group names by id, looked up once each: a home directory has
+/// a million files and one owner.
+#[derive(Default)]
+pub struct NameCache {
+    users: Mutex<HashMap<u32, String>>,
+    groups: Mutex<HashMap<u32, String>>,
+}
+
+impl NameCache {
+    pub fn user(&self, uid: u32) -> String {
+        let mut m = self.users.lock().unwrap();
+        m.entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    pub fn group(&self, gid: u32) -> String {
+        let mut m = self.groups.lock().unwrap();
+        m.entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+}
+
+fn ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+/// The node kind of `meta`, or `None` for sockets, which are not recorded.
+pub fn node_kind(meta: &Metadata) -> Option<NodeKind> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    Some(if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        return None;
+    })
+}
+
+/// A node with `meta`'s metadata; content, subtree and link target are
+/// filled in by the caller.
+pub fn node_from_metadata(
+    name: &OsStr,
+    kind: NodeKind,
+    meta: &Metadata,
+    names: &NameCache,
+) -> Node {
+    let mut n = Node::new(name.as_bytes().to_vec(), kind);
+    n.mode = meta.mode() & 0o7777;
+    n.uid = meta.uid();
+    n.gid = meta.gid();
+    n.user = names.user(n.uid);
+    n.group = names.group(n.gid);
+    n.mtime_ns = ns(meta.mtime(), meta.mtime_nsec());
+    n.ctime_ns = ns(meta.ctime(), meta.ctime_nsec());
+    n.inode = meta.ino();
+    n.device = meta.dev();
+    n.links = meta.nlink();
+    if kind == NodeKind::File {
+        n.size = meta.size();
+    }
+    if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+        n.rdev = meta.rdev();
+    }
+    n
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Applies ownership (as root only, as restic does), permissions and
+/// modification time. Ownership first: chown clears set-id bits.
+pub fn restore_metadata(path: &Path, node: &Node) -> std::io::Result<()> {
+    if is_root() {
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
+    }
+    if node.kind != NodeKind::Symlink {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))?;
+    }
+    let mtime = filetime::FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    filetime::set_symlink_file_times(path, mtime, mtime)
+}
+
+/// Creates a fifo or device node.
+pub fn make_special(path: &Path, node: &Node) -> std::io::Result<()> {
+    use nix::sys::stat::{Mode, SFlag, mknod};
+    let mode = Mode::from_bits_truncate(node.mode as nix::libc::mode_t);
+    let kind = match node.kind {
+        NodeKind::Fifo => SFlag::S_IFIFO,
+        NodeKind::CharDevice => SFlag::S_IFCHR,
+        NodeKind::BlockDevice => SFlag::S_IFBLK,
+        _ => return Err(std::io::Error::other("not a special file")),
+    };
+    mknod(path, kind, mode, node.rdev as nix::libc::dev_t).map_err(std::io::Error::from)
+}
