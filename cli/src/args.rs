@@ -1,0 +1,198 @@
+//! Command-line arguments. Names follow restic where a restic user would
+//! look for them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "snap",
+    version,
+    about = "Deduplicating, encrypted backups to S3-compatible buckets and local directories",
+    after_help = "Exit codes: 0 success, 1 error, 3 snapshot written but some files could not be read, \
+                  10 no repository, 12 wrong password."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository: a directory, or s3://BUCKET[/ROOT/PATH]. Default: a local
+    /// repository in your data directory
+    #[arg(
+        short = 'r',
+        long,
+        env = "SNAP_REPOSITORY",
+        global = true,
+        value_name = "REPO"
+    )]
+    pub repo: Option<String>,
+
+    /// Read the password from the first line of FILE (the SNAP_PASSWORD
+    /// variable is used first when set)
+    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Run CMD with the shell and use the first line it prints as the password
+    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+
+    /// Directory for local caches
+    #[arg(long, env = "SNAP_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Print results as JSON on standard output
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say what is happening, per file with -v
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Back up files and directories into a new snapshot
+    #[command(alias = "backup")]
+    Create(CreateArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// Restore a snapshot
+    Restore(RestoreArgs),
+    /// Remove snapshots (their data is freed by prune)
+    Forget(ForgetArgs),
+    /// Remove snapshots by a retention policy and delete unused data
+    Prune(PruneArgs),
+    /// Verify the repository's structure and, with --read-data, all data
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Store data unencrypted (ids stay keyed and every object is still
+    /// verified by its hash). Anyone who can read the storage can read it.
+    #[arg(long)]
+    pub no_encryption: bool,
+
+    /// Argon2id memory in KiB for the new key (default 65536)
+    #[arg(long, value_name = "KIB", hide_short_help = true)]
+    pub kdf_memory: Option<u32>,
+
+    /// Argon2id passes for the new key (default 3)
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub kdf_iterations: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Files and directories to back up
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name to record instead of this machine's
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Leave out paths matching GLOB (a name anywhere, or an absolute path
+    /// pattern if it contains '/'; repeatable)
+    #[arg(short = 'e', long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Compare with this snapshot instead of the latest of the same host and paths
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<String>,
+    /// Read all files, even those the parent snapshot shows unchanged
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id, unique id prefix, or "latest"
+    #[arg(value_name = "ID")]
+    pub snapshot: String,
+    /// Directory to restore into; backed-up absolute paths are recreated below it
+    #[arg(short, long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// With "latest": the latest snapshot of this host
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// With "latest": the latest snapshot with this tag
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Restore only this absolute path as backed up, and what is below it (repeatable)
+    #[arg(short, long = "include", value_name = "PATH")]
+    pub include: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshot ids or unique id prefixes
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the last N weeks that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep snapshots taken within DURATION of the newest (e.g. "30d", "1y 6months")
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keep_within: Option<std::time::Duration>,
+    /// Keep snapshots with this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Apply the policy only to snapshots of this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Show what would be removed, change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also download every pack and verify every blob
+    #[arg(long)]
+    pub read_data: bool,
+}

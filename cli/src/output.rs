@@ -1,0 +1,118 @@
+//! Everything the user sees: progress bars on a terminal, warnings on
+//! stderr, results on stdout as text or JSON.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use snap_engine::progress::Progress;
+
+/// Verbosity chosen on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+pub struct Ui {
+    pub level: Level,
+    pub json: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    bars: bool,
+}
+
+impl Ui {
+    pub fn new(quiet: bool, verbose: u8, json: bool) -> Ui {
+        let level = if quiet {
+            Level::Quiet
+        } else if verbose > 0 {
+            Level::Verbose
+        } else {
+            Level::Normal
+        };
+        Ui {
+            level,
+            json,
+            bar: Mutex::new(None),
+            bars: level != Level::Quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A message for people, on stderr, unless --quiet.
+    pub fn say(&self, msg: &str) {
+        if self.level != Level::Quiet {
+            self.print_err(msg);
+        }
+    }
+
+    fn print_err(&self, msg: &str) {
+        match &*self.bar.lock().unwrap() {
+            Some(bar) => bar.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
+impl Progress for Ui {
+    fn warn(&self, message: &str) {
+        // Warnings are shown even with --quiet: they change the exit code.
+        self.print_err(&format!("warning: {message}"));
+    }
+
+    fn start(&self, phase: &str, total_bytes: Option<u64>, _total_items: Option<u64>) {
+        if !self.bars {
+            return;
+        }
+        let bar = match total_bytes {
+            Some(total) => ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg:>12} {bytes} {binary_bytes_per_sec} {elapsed}",
+                )
+                .expect("static template"),
+            ),
+        };
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_message(phase.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Some(old) = self.bar.lock().unwrap().replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(bar) = &*self.bar.lock().unwrap() {
+            bar.inc(n);
+        }
+    }
+
+    fn item(&self, path: &Path) {
+        if self.level == Level::Verbose {
+            self.print_err(&path.display().to_string());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
+/// Prints `value` as one line of JSON on stdout.
+pub fn json(value: &serde_json::Value) {
+    println!("{value}");
+}

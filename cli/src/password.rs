@@ -1,0 +1,75 @@
+//! Where the password comes from, in restic's order: the environment, a
+//! file, a command, else a prompt on a terminal.
+
+use std::io::IsTerminal;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::args::Global;
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// A password from a non-interactive source, if one is configured.
+fn configured(global: &Global) -> Result<Option<String>> {
+    if let Ok(pw) = std::env::var("SNAP_PASSWORD") {
+        return Ok(Some(pw));
+    }
+    if let Some(file) = &global.password_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the password file {}", file.display()))?;
+        return Ok(Some(first_line(&text)));
+    }
+    if let Some(cmd) = &global.password_command {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .with_context(|| format!("cannot run the password command {cmd:?}"))?;
+        if !out.status.success() {
+            bail!("the password command {cmd:?} failed ({})", out.status);
+        }
+        return Ok(Some(first_line(&String::from_utf8_lossy(&out.stdout))));
+    }
+    Ok(None)
+}
+
+const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_PASSWORD, \
+                         --password-file or --password-command";
+
+/// The password of an existing repository.
+pub fn existing(global: &Global) -> Result<String> {
+    if let Some(pw) = configured(global)? {
+        return Ok(pw);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(NO_SOURCE);
+    }
+    rpassword::prompt_password("Password: ").context("cannot read the password from the terminal")
+}
+
+/// The password for a new repository: asked twice on a terminal.
+pub fn new(global: &Global) -> Result<String> {
+    let pw = match configured(global)? {
+        Some(pw) => pw,
+        None => {
+            if !std::io::stdin().is_terminal() {
+                bail!(NO_SOURCE);
+            }
+            let a = rpassword::prompt_password("New repository password: ")?;
+            let b = rpassword::prompt_password("Enter it again: ")?;
+            if a != b {
+                bail!("the passwords do not match");
+            }
+            a
+        }
+    };
+    if pw.is_empty() {
+        bail!(
+            "the password is empty; use `snap init --no-encryption` for an unencrypted repository"
+        );
+    }
+    Ok(pw)
+}
