@@ -1,0 +1,139 @@
+//! Throughput of each stage of the backup pipeline, in isolation, through
+//! the engine's public API: chunker, blob ids, blob encoding (zstd +
+//! XChaCha20-Poly1305), pack building, index lookup.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use snap_engine::blob::{BlobCodec, BlobType};
+use snap_engine::chunker::ChunkerParams;
+use snap_engine::crypto::{IdKey, MasterKey};
+use snap_engine::id::Id;
+use snap_engine::index::{Index, IndexBlob, IndexPack};
+use snap_engine::pack::PackBuilder;
+
+const MIB: usize = 1 << 20;
+
+/// Half random, half repetitive text: roughly what a home directory mixes.
+fn sample(len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new().finalize_xof().fill(&mut v[..len / 2]);
+    let text = b"fn main() { println!(\"hello, world\"); } // a line of source code\n";
+    for (i, b) in v[len / 2..].iter_mut().enumerate() {
+        *b = text[i % text.len()];
+    }
+    v
+}
+
+fn codec(encrypted: bool) -> BlobCodec {
+    BlobCodec {
+        sealer: encrypted.then(|| MasterKey::from_bytes([1; 32])),
+        id_key: IdKey::from_bytes([2; 32]),
+        level: 3,
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let data = sample(64 * MIB);
+    let mut g = c.benchmark_group("stages");
+    g.sample_size(10);
+
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("chunker_fastcdc_1MiB_avg", |b| {
+        let p = ChunkerParams::generate();
+        b.iter(|| p.chunks(&data[..]).map(|c| c.unwrap().len()).sum::<usize>())
+    });
+    g.bench_function("blob_id_keyed_blake3", |b| {
+        let c = codec(true);
+        b.iter(|| {
+            for chunk in data.chunks(MIB) {
+                black_box(c.id(chunk));
+            }
+        })
+    });
+    for encrypted in [false, true] {
+        let c = codec(encrypted);
+        g.bench_with_input(
+            BenchmarkId::new(
+                "blob_encode_zstd3",
+                if encrypted {
+                    "xchacha20poly1305"
+                } else {
+                    "plain"
+                },
+            ),
+            &c,
+            |b, c| {
+                b.iter(|| {
+                    for chunk in data.chunks(MIB) {
+                        black_box(c.encode(BlobType::Data, &Id([0; 32]), chunk));
+                    }
+                })
+            },
+        );
+    }
+    let codec = codec(true);
+    let encoded: Vec<(Id, Vec<u8>, usize)> = data
+        .chunks(MIB)
+        .map(|ch| {
+            let id = codec.id(ch);
+            (id, codec.encode(BlobType::Data, &id, ch), ch.len())
+        })
+        .collect();
+    g.bench_function("blob_decode_and_verify", |b| {
+        b.iter(|| {
+            for (id, stored, len) in &encoded {
+                black_box(
+                    codec
+                        .decode(BlobType::Data, id, stored, *len as u32)
+                        .unwrap(),
+                );
+            }
+        })
+    });
+    g.bench_function("pack_build_16MiB", |b| {
+        b.iter(|| {
+            let mut p = PackBuilder::default();
+            for (id, stored, len) in encoded.iter().take(16) {
+                p.add(BlobType::Data, *id, *len, stored.clone());
+            }
+            black_box(p.finish(&codec.sealer).id)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("index");
+    let n = 1_000_000u32;
+    let mut index = Index::default();
+    let ids: Vec<Id> = (0..n)
+        .map(|i| Id(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+        .collect();
+    for (p, chunk) in ids.chunks(1000).enumerate() {
+        index.add_pack(&IndexPack {
+            id: Id(*blake3::hash(&(p as u64).to_le_bytes()).as_bytes()),
+            size: 0,
+            blobs: chunk
+                .iter()
+                .map(|id| IndexBlob {
+                    ty: BlobType::Data,
+                    id: *id,
+                    offset: 0,
+                    length: 1,
+                    raw_length: 1,
+                })
+                .collect(),
+        });
+    }
+    g.throughput(Throughput::Elements(ids.len() as u64));
+    g.bench_function("lookup_1M_entries", |b| {
+        b.iter(|| {
+            ids.iter()
+                .filter(|id| index.contains(BlobType::Data, id))
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

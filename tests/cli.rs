@@ -1,0 +1,465 @@
+//! End-to-end tests of the `snap` binary on a local repository.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use common::*;
+
+fn snapshot_id(v: &serde_json::Value) -> String {
+    v["snapshot_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn round_trip_preserves_every_kind_of_entry() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    let out = env
+        .snap()
+        .args(["--json", "create"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("socket not backed up"),
+        "sockets are skipped with a message: {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "snapshot_id",
+        "files_new",
+        "files_changed",
+        "files_unmodified",
+        "bytes_read",
+        "bytes_added",
+        "duration_s",
+    ] {
+        assert!(v.get(key).is_some(), "create --json lacks {key}");
+    }
+    assert_eq!(v["files_changed"], 0);
+    assert!(v["files_new"].as_u64().unwrap() >= 9);
+    let restored = env.restore(&snapshot_id(&v), &src, "restored");
+    assert_same_tree(&src, &restored);
+}
+
+#[test]
+fn unencrypted_repository_round_trips_and_never_asks_for_a_password() {
+    let env = Env::new();
+    env.snap()
+        .args(["init", "--no-encryption"])
+        .env_remove("SNAP_PASSWORD")
+        .assert()
+        .success();
+    let src = env.path("src");
+    make_tree(&src);
+    let v = env
+        .snap()
+        .args(["--json", "create"])
+        .arg(&src)
+        .env_remove("SNAP_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+    let t = env.path("out");
+    env.snap()
+        .args(["restore", "latest", "--target"])
+        .arg(&t)
+        .env_remove("SNAP_PASSWORD")
+        .assert()
+        .success();
+    assert_same_tree(&src, &t.join(src.strip_prefix("/").unwrap()));
+}
+
+#[test]
+fn unchanged_rerun_reads_nothing_and_adds_almost_nothing() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    let first = env.create(&[&src], &[]);
+    let size_before = env.repo_size();
+    let second = env.create(&[&src], &[]);
+    assert_eq!(second["parent"], first["snapshot_id"]);
+    assert_eq!(
+        second["bytes_read"], 0,
+        "unchanged files must not be read again"
+    );
+    assert_eq!(second["files_new"], 0);
+    assert_eq!(second["files_changed"], 0);
+    assert_eq!(second["files_unmodified"], first["files_new"]);
+    let growth = env.repo_size() - size_before;
+    assert!(
+        growth < 4096,
+        "an unchanged rerun grew the repository by {growth} bytes"
+    );
+}
+
+#[test]
+fn one_byte_edit_in_a_100_mib_file_adds_about_one_chunk() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let file = src.join("large.bin");
+    std::fs::write(&file, random_bytes(7, 100 * 1024 * 1024)).unwrap();
+    let first = env.create(&[&src], &[]);
+    assert!(first["bytes_added"].as_u64().unwrap() > 100 * 1024 * 1024);
+
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 50 * 1024 * 1024).unwrap();
+    f.write_all_at(&[b[0] ^ 0xff], 50 * 1024 * 1024).unwrap();
+    drop(f);
+    let second = env.create(&[&src], &[]);
+    assert_eq!(second["files_changed"], 1);
+    // One data chunk (at most 8 MiB), a second only if the edit moved a
+    // boundary, plus one new tree per directory from the root down to src.
+    let trees = 1 + src.components().count() as u64 - 1;
+    let data_blobs = second["blobs_added"].as_u64().unwrap() - trees;
+    assert!(
+        (1..=2).contains(&data_blobs),
+        "{data_blobs} data blobs added"
+    );
+    let added = second["bytes_added"].as_u64().unwrap();
+    assert!(
+        added <= 16 * 1024 * 1024 + 64 * 1024,
+        "{added} bytes added for a one-byte edit"
+    );
+    let restored = env.restore(&snapshot_id(&second), &src, "out");
+    assert!(std::fs::read(restored.join("large.bin")).unwrap() == std::fs::read(&file).unwrap());
+}
+
+#[test]
+fn prune_then_check_then_restore() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("keep.bin"), random_bytes(10, 2 << 20)).unwrap();
+    for i in 0..3u64 {
+        std::fs::write(src.join("churn.bin"), random_bytes(100 + i, 3 << 20)).unwrap();
+        env.create(&[&src], &["--tag", &format!("run{i}")]);
+    }
+    let before = env.repo_size();
+    let v = env.json(&["prune", "--keep-last", "1"]);
+    assert_eq!(v["snapshots_forgotten"].as_array().unwrap().len(), 2);
+    let after = env.repo_size();
+    assert!(
+        before - after > 5 << 20,
+        "prune freed only {} bytes of the ~6 MiB the forgotten snapshots used alone",
+        before - after
+    );
+    env.snap().args(["check", "--read-data"]).assert().success();
+    let list = env.json(&["snapshots"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["tags"][0], "run2");
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+    // Nothing left to collect: a second prune changes nothing.
+    let again = env.json(&["prune"]);
+    assert_eq!(again["packs_deleted"], 0);
+    assert_eq!(again["packs_repacked"], 0);
+    assert!(again["snapshots_forgotten"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn prune_dry_run_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..2u64 {
+        std::fs::write(src.join("f"), random_bytes(i, 1 << 20)).unwrap();
+        env.create(&[&src], &[]);
+    }
+    let before = env.repo_size();
+    let v = env.json(&["prune", "--keep-last", "1", "--dry-run"]);
+    assert_eq!(v["snapshots_forgotten"].as_array().unwrap().len(), 1);
+    assert_eq!(env.repo_size(), before);
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn wrong_password_exits_12() {
+    let env = Env::new();
+    env.init();
+    let out = env
+        .snap()
+        .arg("snapshots")
+        .env("SNAP_PASSWORD", "not it")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"));
+}
+
+#[test]
+fn missing_repository_exits_10() {
+    let env = Env::new();
+    let out = env.snap().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no repository"));
+}
+
+#[test]
+fn no_password_and_no_terminal_is_a_clear_error() {
+    let env = Env::new();
+    env.init();
+    let out = env
+        .snap()
+        .arg("snapshots")
+        .env_remove("SNAP_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no password given") && err.contains("SNAP_PASSWORD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn password_file_and_command_are_accepted() {
+    let env = Env::new();
+    env.init();
+    let pwfile = env.path("pw");
+    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    env.snap()
+        .env_remove("SNAP_PASSWORD")
+        .args(["snapshots", "--password-file"])
+        .arg(&pwfile)
+        .assert()
+        .success();
+    env.snap()
+        .env_remove("SNAP_PASSWORD")
+        .args(["snapshots", "--password-command"])
+        .arg(format!("cat {}", pwfile.display()))
+        .assert()
+        .success();
+}
+
+#[test]
+fn flipped_byte_in_a_pack_is_found_by_check_read_data() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("data.bin"), random_bytes(3, 4 << 20)).unwrap();
+    env.create(&[&src], &[]);
+    env.snap().args(["check", "--read-data"]).assert().success();
+    let packs = env.pack_files();
+    let biggest = packs
+        .iter()
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(biggest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(biggest, bytes).unwrap();
+    let name = biggest.file_name().unwrap().to_str().unwrap();
+    let out = env.snap().args(["check", "--read-data"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(name),
+        "check must name the damaged pack {name}: {err}"
+    );
+    assert!(
+        err.contains("data.bin"),
+        "check must name the affected file: {err}"
+    );
+    // Restore of the damaged snapshot names the file and fails.
+    let out = env
+        .snap()
+        .args(["restore", "latest", "--target"])
+        .arg(env.path("out"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data.bin"));
+}
+
+#[test]
+fn excludes_leave_out_matching_paths() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("cache")).unwrap();
+    std::fs::create_dir_all(src.join("keep")).unwrap();
+    std::fs::write(src.join("a.log"), b"log").unwrap();
+    std::fs::write(src.join("keep/b.txt"), b"keep").unwrap();
+    std::fs::write(src.join("keep/c.log"), b"log").unwrap();
+    std::fs::write(src.join("cache/d"), b"cache").unwrap();
+    let cache_pattern = format!("{}/cache", src.display());
+    env.create(
+        &[&src],
+        &["--exclude", "*.log", "--exclude", &cache_pattern],
+    );
+    let restored = env.restore("latest", &src, "out");
+    assert!(restored.join("keep/b.txt").exists());
+    assert!(!restored.join("a.log").exists());
+    assert!(!restored.join("keep/c.log").exists());
+    assert!(!restored.join("cache").exists());
+}
+
+#[test]
+fn restore_include_selects_a_subtree() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    let t = env.path("out");
+    env.snap()
+        .args(["restore", "latest", "--target"])
+        .arg(&t)
+        .arg("--include")
+        .arg(src.join("dir/nested"))
+        .assert()
+        .success();
+    let base = t.join(src.strip_prefix("/").unwrap());
+    assert!(base.join("dir/nested/multi-chunk.bin").exists());
+    assert!(!base.join("hello.txt").exists());
+    assert!(!base.join("dir/text.md").exists());
+    assert!(
+        std::fs::read(base.join("dir/nested/multi-chunk.bin")).unwrap()
+            == std::fs::read(src.join("dir/nested/multi-chunk.bin")).unwrap()
+    );
+}
+
+#[test]
+fn snapshots_filter_and_forget() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    let a = env.create(&[&src], &["--host", "laptop", "--tag", "daily"]);
+    env.create(&[&src], &["--host", "desktop"]);
+    let all = env.json(&["snapshots"]);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let s = &all[0];
+    for key in [
+        "id", "short_id", "time", "host", "username", "paths", "tags", "parent", "summary",
+    ] {
+        assert!(s.get(key).is_some(), "snapshots --json lacks {key}");
+    }
+    chrono::DateTime::parse_from_rfc3339(s["time"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        env.json(&["snapshots", "--host", "laptop"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.json(&["snapshots", "--tag", "daily"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A prefix of the id works, and global options after the command too.
+    let prefix = &snapshot_id(&a)[..10];
+    env.snap()
+        .args(["forget", prefix, "--repo", &env.repo])
+        .assert()
+        .success();
+    let left = env.json(&["snapshots"]);
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    assert_eq!(left[0]["host"], "desktop");
+    // The human table names the host.
+    let out = env.snap().arg("snapshots").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("desktop"));
+}
+
+#[test]
+fn default_repository_is_created_on_first_backup() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"first backup").unwrap();
+    let out = env
+        .snap()
+        .env_remove("SNAP_REPOSITORY")
+        .arg("create")
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let default = env.path("data/snap/repository");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&default.display().to_string()));
+    assert!(default.join("config").exists());
+    let out = env
+        .snap()
+        .env_remove("SNAP_REPOSITORY")
+        .args(["--json", "snapshots"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn init_twice_is_refused_and_keeps_the_first() {
+    let env = Env::new();
+    env.init();
+    let config = std::fs::read(Path::new(&env.repo).join("config")).unwrap();
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read(Path::new(&env.repo).join("config")).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn missing_source_paths_are_reported() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    // Some missing: snapshot written, exit code 3.
+    let out = env
+        .snap()
+        .arg("create")
+        .arg(&src)
+        .arg(env.path("does-not-exist"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist"));
+    // All missing: nothing to do, an error.
+    let out = env
+        .snap()
+        .arg("create")
+        .arg(env.path("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
