@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod blob;
+pub mod cache;
 pub mod chunker;
 pub mod codec;
 pub mod commands;

@@ -13,6 +13,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::error::{Error, Result};
 
+mod s3;
+pub use s3::{Addressing, S3Options};
+
 /// An object as listed: its name relative to the repository root and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -45,7 +48,13 @@ pub struct StoreBackend {
     root: StorePath,
     location: String,
     runtime: Arc<tokio::runtime::Runtime>,
+    /// Objects larger than this go up in equal parts of this size.
+    multipart: Option<usize>,
+    /// Turns a store's error into a message naming the setting at fault.
+    explain: Option<Explain>,
 }
+
+type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
 
 fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
     tokio::runtime::Builder::new_multi_thread()
@@ -63,6 +72,8 @@ impl StoreBackend {
             root: StorePath::from(root.trim_matches('/')),
             location,
             runtime: runtime()?,
+            multipart: None,
+            explain: None,
         })
     }
 
@@ -90,6 +101,9 @@ impl StoreBackend {
     }
 
     fn err(&self, name: &str, e: object_store::Error) -> Error {
+        if let Some(msg) = self.explain.as_ref().and_then(|f| f(&e)) {
+            return Error::Backend(msg);
+        }
         match e {
             object_store::Error::NotFound { .. } => Error::Missing {
                 what: "object",
@@ -97,6 +111,20 @@ impl StoreBackend {
             },
             e => Error::Backend(format!("{}: {name}: {e}", self.location)),
         }
+    }
+
+    async fn put_multipart(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        part: usize,
+    ) -> object_store::Result<()> {
+        let upload = self.store.put_multipart(path).await?;
+        // Equal parts, the last one shorter: some providers (R2) reject
+        // uploads whose parts differ in size.
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part);
+        writer.put(data);
+        writer.finish().await.map(|_| ())
     }
 }
 
@@ -121,10 +149,16 @@ impl Backend for StoreBackend {
 
     fn write(&self, name: &str, data: Bytes) -> Result<()> {
         let path = self.path(name);
-        self.runtime
-            .block_on(self.store.put(&path, PutPayload::from(data)))
-            .map(|_| ())
-            .map_err(|e| self.err(name, e))
+        let result = match self.multipart {
+            Some(part) if data.len() > part => {
+                self.runtime.block_on(self.put_multipart(&path, data, part))
+            }
+            _ => self
+                .runtime
+                .block_on(self.store.put(&path, PutPayload::from(data)))
+                .map(|_| ()),
+        };
+        result.map_err(|e| self.err(name, e))
     }
 
     fn create(&self, name: &str, data: Bytes) -> Result<bool> {

@@ -1,0 +1,402 @@
+//! S3-compatible buckets through object_store's AmazonS3, configured from
+//! the settings every provider's console shows: endpoint, region, bucket,
+//! access key id, secret access key and an optional root path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+
+use super::StoreBackend;
+use crate::error::{Error, Result};
+
+/// How the bucket appears in request URLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Addressing {
+    /// Virtual-hosted for providers that require it, path style otherwise.
+    #[default]
+    Auto,
+    /// `https://endpoint/bucket/key`
+    Path,
+    /// `https://bucket.endpoint/key`
+    Virtual,
+}
+
+impl std::str::FromStr for Addressing {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Addressing::Auto),
+            "path" => Ok(Addressing::Path),
+            "virtual" => Ok(Addressing::Virtual),
+            _ => Err(format!(
+                "{s:?} is not an addressing style (auto, path or virtual)"
+            )),
+        }
+    }
+}
+
+/// Providers whose endpoints only answer virtual-hosted requests.
+const VIRTUAL_ONLY: &[&str] = &[
+    "aliyuncs.com",
+    "myqcloud.com",
+    "volces.com",
+    "amazonaws.com",
+];
+
+#[derive(Clone, Debug)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Root path inside the bucket; empty for the bucket's top.
+    pub root: String,
+    /// `None` means AWS itself.
+    pub endpoint: Option<String>,
+    /// Empty means `us-east-1`; `auto` is what Cloudflare R2 expects.
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub addressing: Addressing,
+    /// Parallel transfers.
+    pub connections: usize,
+    /// Whole-request timeout: must fit one pack on a slow link.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retries: usize,
+    /// Objects above this size are uploaded in parts of this size.
+    pub multipart_part_size: usize,
+    /// Use the multi-object delete request (some providers lack it).
+    pub bulk_delete: bool,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            bucket: String::new(),
+            root: String::new(),
+            endpoint: None,
+            region: String::new(),
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            addressing: Addressing::Auto,
+            connections: 4,
+            // 24 MiB at 100 KiB/s takes four minutes; allow twice that.
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(15),
+            retries: 5,
+            multipart_part_size: 64 * 1024 * 1024,
+            bulk_delete: true,
+        }
+    }
+}
+
+impl S3Options {
+    /// Parses `s3://BUCKET[/ROOT/PATH]` into bucket and root.
+    pub fn parse_location(location: &str) -> Result<(String, String)> {
+        let rest = location.strip_prefix("s3://").ok_or_else(|| {
+            Error::InvalidArgument(format!("{location:?} is not an s3:// location"))
+        })?;
+        let (bucket, root) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{location:?} names no bucket (s3://BUCKET[/ROOT])"
+            )));
+        }
+        Ok((bucket.to_string(), root.trim_matches('/').to_string()))
+    }
+
+    pub fn region(&self) -> &str {
+        if self.region.is_empty() {
+            "us-east-1"
+        } else {
+            &self.region
+        }
+    }
+
+    /// The endpoint as a URL: https unless http:// is written out.
+    fn endpoint_url(&self) -> Result<Option<url::Url>> {
+        let Some(e) = self
+            .endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        else {
+            return Ok(None);
+        };
+        let with_scheme = if e.contains("://") {
+            e.to_string()
+        } else {
+            format!("https://{e}")
+        };
+        let url = url::Url::parse(&with_scheme)
+            .map_err(|err| Error::InvalidArgument(format!("endpoint {e:?} is not a URL: {err}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "endpoint {e:?} must be an http(s) URL with a host"
+            )));
+        }
+        Ok(Some(url))
+    }
+
+    /// Whether requests use virtual-hosted style.
+    pub fn virtual_hosted(&self) -> Result<bool> {
+        Ok(match self.addressing {
+            Addressing::Path => false,
+            Addressing::Virtual => true,
+            Addressing::Auto => match self.endpoint_url()? {
+                None => true,
+                Some(url) => match url.host() {
+                    Some(url::Host::Domain(d)) => {
+                        let d = d.to_ascii_lowercase();
+                        VIRTUAL_ONLY
+                            .iter()
+                            .any(|p| d == *p || d.ends_with(&format!(".{p}")))
+                    }
+                    _ => false,
+                },
+            },
+        })
+    }
+
+    /// What the user would call this repository.
+    pub fn location(&self) -> String {
+        let root = if self.root.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.root)
+        };
+        match &self.endpoint {
+            Some(e) => format!("s3://{}{root} at {e}", self.bucket),
+            None => format!("s3://{}{root}", self.bucket),
+        }
+    }
+}
+
+impl StoreBackend {
+    pub fn s3(opts: &S3Options) -> Result<StoreBackend> {
+        let virtual_hosted = opts.virtual_hosted()?;
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&opts.bucket)
+            .with_region(opts.region())
+            .with_virtual_hosted_style_request(virtual_hosted)
+            .with_disable_bulk_delete(!opts.bulk_delete)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(200),
+                    max_backoff: Duration::from_secs(15),
+                    base: 2.0,
+                },
+                max_retries: opts.retries,
+                retry_timeout: opts.timeout,
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(opts.timeout)
+                    .with_connect_timeout(opts.connect_timeout)
+                    .with_pool_max_idle_per_host(opts.connections.max(1))
+                    .with_allow_http(true),
+            );
+        if let Some(mut url) = opts.endpoint_url()? {
+            if virtual_hosted {
+                let host = url.host_str().unwrap_or_default().to_string();
+                if !host.starts_with(&format!("{}.", opts.bucket)) {
+                    url.set_host(Some(&format!("{}.{host}", opts.bucket)))
+                        .map_err(|e| {
+                            Error::InvalidArgument(format!("endpoint with bucket: {e}"))
+                        })?;
+                }
+            }
+            b = b.with_endpoint(url.as_str().trim_end_matches('/'));
+        }
+        if let Some(k) = &opts.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &opts.secret_access_key {
+            b = b.with_secret_access_key(k);
+        }
+        if let Some(t) = &opts.session_token {
+            b = b.with_token(t);
+        }
+        if opts.access_key_id.is_none() || opts.secret_access_key.is_none() {
+            return Err(Error::InvalidArgument(
+                "S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or keys in a profile".into(),
+            ));
+        }
+        let store = b
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
+        let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
+        backend.multipart = Some(opts.multipart_part_size);
+        let o = opts.clone();
+        backend.explain = Some(Box::new(move |e| explain(&o, e)));
+        Ok(backend)
+    }
+}
+
+/// The error and its causes as one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+/// A message that names the setting at fault, for the failures people
+/// actually meet when they first connect; `None` leaves the error as is.
+fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
+    let text = chain(e);
+    if matches!(
+        e,
+        object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
+    ) && !text.contains("NoSuchBucket")
+    {
+        return None;
+    }
+    let has = |s: &str| text.contains(s);
+    let endpoint = o.endpoint.as_deref().unwrap_or("AWS S3");
+    let msg = if has("NoSuchBucket") || (has("404") && has("bucket")) {
+        format!(
+            "bucket {:?} does not exist at {endpoint} (check the bucket name in --repo)",
+            o.bucket
+        )
+    } else if has("InvalidAccessKeyId")
+        || has("No such key")
+        || has("access key") && has("not found")
+    {
+        format!(
+            "access key id {:?} is not known at {endpoint} (check AWS_ACCESS_KEY_ID or the profile's access_key_id)",
+            o.access_key_id.as_deref().unwrap_or("")
+        )
+    } else if has("SignatureDoesNotMatch") || has("signature") || has("Signature") {
+        format!(
+            "the secret access key does not match access key id {:?} (check AWS_SECRET_ACCESS_KEY or the profile's secret)",
+            o.access_key_id.as_deref().unwrap_or("")
+        )
+    } else if has("AuthorizationHeaderMalformed")
+        || has("IncorrectEndpoint")
+        || has("PermanentRedirect")
+        || has("region")
+    {
+        format!(
+            "region {:?} is wrong for this bucket at {endpoint} (check --region)",
+            o.region()
+        )
+    } else if has("AccessDenied") || has("403") {
+        format!(
+            "access denied to bucket {:?}: the key may not read or write it",
+            o.bucket
+        )
+    } else if has("certificate")
+        || has("tls")
+        || has("TLS")
+        || has("handshake")
+        || has("corrupt message")
+        || has("InvalidContentType")
+        || has("peer")
+    {
+        format!("TLS failure talking to {endpoint}: {}", last_cause(&text))
+    } else if has("error sending request")
+        || has("Connection refused")
+        || has("dns error")
+        || has("connect")
+        || has("timed out")
+    {
+        format!(
+            "cannot reach the endpoint {endpoint}: {}",
+            last_cause(&text)
+        )
+    } else {
+        return None;
+    };
+    Some(msg)
+}
+
+fn last_cause(text: &str) -> &str {
+    text.rsplit(": ")
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(endpoint: &str) -> S3Options {
+        S3Options {
+            endpoint: Some(endpoint.into()),
+            ..S3Options::default()
+        }
+    }
+
+    #[test]
+    fn auto_addressing_follows_the_provider() {
+        assert!(
+            with("https://oss-cn-hangzhou.aliyuncs.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(
+            with("cos.ap-guangzhou.myqcloud.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(
+            with("https://tos-s3-cn-beijing.volces.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(
+            with("https://s3.eu-west-1.amazonaws.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(S3Options::default().virtual_hosted().unwrap());
+        assert!(!with("http://127.0.0.1:3900").virtual_hosted().unwrap());
+        assert!(!with("http://localhost:9000").virtual_hosted().unwrap());
+        assert!(
+            !with("https://abc.r2.cloudflarestorage.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(
+            !with("https://s3.us-west-004.backblazeb2.com")
+                .virtual_hosted()
+                .unwrap()
+        );
+        assert!(!with("https://notaliyuncs.com").virtual_hosted().unwrap());
+        let forced = S3Options {
+            addressing: Addressing::Path,
+            ..with("https://oss-cn-hangzhou.aliyuncs.com")
+        };
+        assert!(!forced.virtual_hosted().unwrap());
+    }
+
+    #[test]
+    fn locations_and_regions() {
+        assert_eq!(
+            S3Options::parse_location("s3://b").unwrap(),
+            ("b".into(), "".into())
+        );
+        assert_eq!(
+            S3Options::parse_location("s3://b/x/y/").unwrap(),
+            ("b".into(), "x/y".into())
+        );
+        assert!(S3Options::parse_location("s3://").is_err());
+        assert_eq!(S3Options::default().region(), "us-east-1");
+        assert!(with("ftp://x").endpoint_url().is_err());
+        assert_eq!(
+            with("minio.lan:9000")
+                .endpoint_url()
+                .unwrap()
+                .unwrap()
+                .scheme(),
+            "https"
+        );
+    }
+}
