@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::blob::{BlobCodec, BlobType};
+use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
@@ -112,6 +113,7 @@ pub struct Repository {
     index: Index,
     index_files: Vec<Id>,
     key_id: Option<Id>,
+    cache: Option<Cache>,
 }
 
 /// Verifies that stored bytes hash to the name they were read under.
@@ -192,7 +194,42 @@ impl Repository {
             index: Index::default(),
             index_files: Vec::new(),
             key_id,
+            cache: None,
         }
+    }
+
+    /// Keeps index files, snapshots and trees below `base`, in a folder of
+    /// this repository's own, so later commands read them locally.
+    pub fn use_cache(&mut self, base: &std::path::Path) {
+        self.cache = Some(Cache::new(base, &self.config.id));
+    }
+
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    /// An object named by its hash, from the cache when it has it.
+    fn read_verified(&self, folder: &str, what: &str, id: &Id) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get_object(folder, id)) {
+            return Ok(bytes);
+        }
+        let bytes = self.backend.read(&format!("{folder}/{id}"))?;
+        verify_name(what, id, &bytes)?;
+        if let Some(c) = &self.cache {
+            c.put_object(folder, id, &bytes);
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn list_folder(&self, folder: &str) -> Result<Vec<Id>> {
+        let ids: Vec<Id> = list_ids(&*self.backend, &format!("{folder}/"))?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if let Some(c) = &self.cache {
+            c.retain(folder, &ids.iter().copied().collect());
+        }
+        Ok(ids)
     }
 
     /// Opens and unlocks a repository. `password` is asked only when the
@@ -295,15 +332,11 @@ impl Repository {
     }
 
     pub fn list_index_ids(&self) -> Result<Vec<Id>> {
-        Ok(list_ids(&*self.backend, "index/")?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+        self.list_folder("index")
     }
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
-        let bytes = self.backend.read(&format!("index/{id}"))?;
-        verify_name("index file", id, &bytes)?;
+        let bytes = self.read_verified("index", "index file", id)?;
         codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, self.sealer(), &bytes)
     }
 
@@ -338,6 +371,14 @@ impl Repository {
 
     /// Reads, opens and verifies one blob.
     pub fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let cache = self.cache.as_ref().filter(|_| ty == BlobType::Tree);
+        if let Some(c) = cache
+            && let Some(stored) = c.get_blob(id)
+            && let Some(loc) = self.index.get(ty, id)
+            && let Ok(plain) = self.codec.decode(ty, id, &stored, loc.raw_length)
+        {
+            return Ok(plain);
+        }
         let loc = self.index.get(ty, id).ok_or_else(|| Error::Missing {
             what: ty.name(),
             id: id.to_hex(),
@@ -347,7 +388,11 @@ impl Repository {
         let stored = self
             .backend
             .read_range(&pack_path(&pack), start..start + loc.length as u64)?;
-        self.codec.decode(ty, id, &stored, loc.raw_length)
+        let plain = self.codec.decode(ty, id, &stored, loc.raw_length)?;
+        if let Some(c) = cache {
+            c.put_blob(id, &stored);
+        }
+        Ok(plain)
     }
 
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
@@ -355,8 +400,7 @@ impl Repository {
     }
 
     pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let bytes = self.backend.read(&snapshot_path(id))?;
-        verify_name("snapshot", id, &bytes)?;
+        let bytes = self.read_verified("snapshots", "snapshot", id)?;
         codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, self.sealer(), &bytes)
     }
 
@@ -370,10 +414,7 @@ impl Repository {
     }
 
     pub fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
-        Ok(list_ids(&*self.backend, "snapshots/")?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect())
+        self.list_folder("snapshots")
     }
 
     /// All snapshots, oldest first.
