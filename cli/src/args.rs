@@ -46,6 +46,70 @@ pub struct Global {
     #[arg(long, env = "SNAP_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Do not use or fill the local cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Use the named profile from the config file for settings not given otherwise
+    #[arg(
+        short = 'p',
+        long,
+        env = "SNAP_PROFILE",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
+
+    /// S3 endpoint URL (https unless http:// is written); none means AWS
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        global = true,
+        value_name = "URL",
+        help_heading = "S3"
+    )]
+    pub endpoint: Option<String>,
+
+    /// S3 region ("auto" for Cloudflare R2); default AWS_REGION,
+    /// AWS_DEFAULT_REGION, else us-east-1
+    #[arg(long, global = true, value_name = "REGION", help_heading = "S3")]
+    pub region: Option<String>,
+
+    /// Bucket addressing: auto, path or virtual
+    #[arg(long, global = true, value_name = "STYLE", help_heading = "S3")]
+    pub s3_addressing: Option<String>,
+
+    /// Access key id (default AWS_ACCESS_KEY_ID)
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        global = true,
+        value_name = "ID",
+        help_heading = "S3",
+        hide_env_values = true
+    )]
+    pub access_key_id: Option<String>,
+
+    /// Secret access key (default AWS_SECRET_ACCESS_KEY). Discouraged on the
+    /// command line, where other users can see it: use the variable or a profile
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        global = true,
+        value_name = "SECRET",
+        help_heading = "S3",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<String>,
+
+    /// Parallel transfers to the bucket
+    #[arg(long, global = true, value_name = "N", help_heading = "S3")]
+    pub connections: Option<usize>,
+
+    /// Delete objects one by one (for providers without multi-object delete, such as OSS)
+    #[arg(long, global = true, help_heading = "S3")]
+    pub no_bulk_delete: bool,
+
     /// Print results as JSON on standard output
     #[arg(long, global = true)]
     pub json: bool,
@@ -76,6 +140,21 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify the repository's structure and, with --read-data, all data
     Check(CheckArgs),
+    /// Create, update or show a connection profile (secrets are never shown)
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Store AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment in the profile
+    #[arg(long)]
+    pub save_keys: bool,
+    /// Command that prints the secret access key, stored instead of the secret
+    #[arg(long, value_name = "CMD")]
+    pub secret_command: Option<String>,
+    /// Remove the profile
+    #[arg(long)]
+    pub remove: bool,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 //! output. Every decision about data is made by `snap_engine`.
 
 mod args;
+mod config;
 mod output;
 mod password;
 
@@ -18,6 +19,7 @@ use snap_engine::snapshot::{KeepPolicy, Snapshot, SnapshotFilter};
 use snap_engine::{Error, Id, InitOptions, Repository};
 
 use args::{Cli, Command, Global};
+use config::Profile;
 use output::Ui;
 
 /// A failure that already told the user what went wrong and only needs an
@@ -60,55 +62,105 @@ impl Ui {
     }
 }
 
-/// Where the repository is, and whether it is the built-in default.
-fn location(global: &Global) -> Result<(String, bool)> {
-    if let Some(r) = &global.repo {
-        if r.trim().is_empty() {
-            return Err(anyhow!("the repository location is empty"));
+/// Settings resolved from the command line, the environment and the
+/// profile, in that order.
+struct Ctx<'a> {
+    global: &'a Global,
+    profile: Profile,
+}
+
+impl Ctx<'_> {
+    /// Where the repository is, and whether it is the built-in default.
+    fn location(&self) -> Result<(String, bool)> {
+        if let Some(r) = self
+            .global
+            .repo
+            .as_ref()
+            .or(self.profile.repository.as_ref())
+        {
+            if r.trim().is_empty() {
+                return Err(anyhow!("the repository location is empty"));
+            }
+            return Ok((r.clone(), false));
         }
-        return Ok((r.clone(), false));
+        let dir = dirs::data_dir()
+            .ok_or_else(|| {
+                anyhow!("no --repo given and no data directory to put a default repository in")
+            })?
+            .join("snap")
+            .join("repository");
+        Ok((dir.display().to_string(), true))
     }
-    let dir = dirs::data_dir()
-        .ok_or_else(|| {
-            anyhow!("no --repo given and no data directory to put a default repository in")
-        })?
-        .join("snap")
-        .join("repository");
-    Ok((dir.display().to_string(), true))
-}
 
-fn backend(location: &str, create: bool) -> Result<Arc<dyn Backend>> {
-    if let Some(rest) = location.split_once("://").map(|(scheme, _)| scheme) {
-        return Err(anyhow!(
-            "repository {location:?}: the scheme {rest:?} is not supported; give a local directory"
-        ));
+    fn backend(&self, location: &str, create: bool) -> Result<Arc<dyn Backend>> {
+        if location.starts_with("s3://") {
+            let opts = config::s3_options(location, self.global, &self.profile)?;
+            return Ok(Arc::new(StoreBackend::s3(&opts)?));
+        }
+        if let Some((scheme, _)) = location.split_once("://") {
+            return Err(anyhow!(
+                "repository {location:?}: unknown scheme {scheme:?}; give a directory or s3://BUCKET[/PATH]"
+            ));
+        }
+        let path = location.strip_prefix("local:").unwrap_or(location);
+        Ok(Arc::new(StoreBackend::local(&PathBuf::from(path), create)?))
     }
-    let path = location.strip_prefix("local:").unwrap_or(location);
-    Ok(Arc::new(StoreBackend::local(&PathBuf::from(path), create)?))
-}
 
-fn open(global: &Global) -> Result<Repository> {
-    let (loc, _) = location(global)?;
-    let backend = backend(&loc, false)?;
-    let pw = || password::existing(global).map_err(|e| Error::Other(format!("{e:#}")));
-    Ok(Repository::open(backend, &pw)?)
-}
+    /// Remote repositories get a local cache of index, snapshots and trees.
+    fn attach_cache(&self, repo: &mut Repository, location: &str) -> Result<()> {
+        if self.global.no_cache || !location.starts_with("s3://") {
+            return Ok(());
+        }
+        let base = match self
+            .global
+            .cache_dir
+            .as_ref()
+            .or(self.profile.cache_dir.as_ref())
+        {
+            Some(d) => d.clone(),
+            None => dirs::cache_dir()
+                .ok_or_else(|| anyhow!("no cache directory; use --cache-dir or --no-cache"))?
+                .join("snap"),
+        };
+        repo.use_cache(&base);
+        Ok(())
+    }
 
-fn init_options(global: &Global, no_encryption: bool) -> Result<InitOptions> {
-    let password = if no_encryption {
-        None
-    } else {
-        Some(password::new(global)?)
-    };
-    Ok(InitOptions::new(password))
+    fn open(&self) -> Result<Repository> {
+        let (loc, _) = self.location()?;
+        let backend = self.backend(&loc, false)?;
+        let pw = || {
+            password::existing(self.global, &self.profile)
+                .map_err(|e| Error::Other(format!("{e:#}")))
+        };
+        let mut repo = Repository::open(backend, &pw)?;
+        self.attach_cache(&mut repo, &loc)?;
+        Ok(repo)
+    }
+
+    fn init_options(&self, no_encryption: bool) -> Result<InitOptions> {
+        let password = if no_encryption {
+            None
+        } else {
+            Some(password::new(self.global, &self.profile)?)
+        };
+        Ok(InitOptions::new(password))
+    }
 }
 
 fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
     let g = &cli.global;
+    if let Command::Config(a) = &cli.command {
+        return configure(g, a, ui);
+    }
+    let ctx = Ctx {
+        global: g,
+        profile: config::profile(g, &|w| ui.say(w))?,
+    };
     match &cli.command {
         Command::Init(a) => {
-            let (loc, _) = location(g)?;
-            let mut opts = init_options(g, a.no_encryption)?;
+            let (loc, _) = ctx.location()?;
+            let mut opts = ctx.init_options(a.no_encryption)?;
             if let Some(m) = a.kdf_memory {
                 opts.kdf.memory_kib = m;
             }
@@ -118,7 +170,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             opts.kdf
                 .validate()
                 .map_err(|_| anyhow!("--kdf-memory or --kdf-iterations is out of range"))?;
-            let (_, r) = commands::init(backend(&loc, true)?, opts)?;
+            let (_, r) = commands::init(ctx.backend(&loc, true)?, opts)?;
             if ui.json {
                 output::json(&json!({
                     "location": r.location,
@@ -139,8 +191,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Create(a) => {
-            let (loc, is_default) = location(g)?;
-            let mut repo = match open(g) {
+            let (loc, is_default) = ctx.location()?;
+            let mut repo = match ctx.open() {
                 Err(e)
                     if is_default
                         && matches!(
@@ -148,7 +200,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                             Some(Error::RepositoryNotFound(_))
                         ) =>
                 {
-                    let (repo, r) = commands::init(backend(&loc, true)?, init_options(g, false)?)?;
+                    let (repo, r) =
+                        commands::init(ctx.backend(&loc, true)?, ctx.init_options(false)?)?;
                     ui.say(&format!(
                         "created a new repository at {} (the default; use --repo for another)",
                         r.location
@@ -211,7 +264,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Snapshots(a) => {
-            let repo = open(g)?;
+            let repo = ctx.open()?;
             let filter = SnapshotFilter {
                 hosts: a.hosts.clone(),
                 tags: a.tags.clone(),
@@ -231,7 +284,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Restore(a) => {
-            let mut repo = open(g)?;
+            let mut repo = ctx.open()?;
             let opts = restore::RestoreOptions {
                 snapshot: a.snapshot.clone(),
                 target: a.target.clone(),
@@ -271,7 +324,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Forget(a) => {
-            let repo = open(g)?;
+            let repo = ctx.open()?;
             let ids = commands::forget(&repo, &a.ids)?;
             if ui.json {
                 output::json(&json!({ "removed": ids.iter().map(Id::to_hex).collect::<Vec<_>>() }));
@@ -284,7 +337,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Prune(a) => {
-            let mut repo = open(g)?;
+            let mut repo = ctx.open()?;
             let opts = prune::PruneOptions {
                 policy: KeepPolicy {
                     last: a.keep_last,
@@ -333,8 +386,9 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Config(_) => unreachable!("handled above"),
         Command::Check(a) => {
-            let mut repo = open(g)?;
+            let mut repo = ctx.open()?;
             let r = check::check(
                 &mut repo,
                 &check::CheckOptions {
@@ -385,6 +439,107 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// `snap config`: saves the connection settings given on the command line
+/// (and, with --save-keys, the keys in the environment) into a profile,
+/// then shows it without secrets.
+fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
+    let mut file = config::ConfigFile::load(&|w| ui.say(w))?;
+    let Some(name) = &g.profile else {
+        let names: Vec<&String> = file.profiles.keys().collect();
+        if ui.json {
+            output::json(&json!({ "path": config::path()?, "profiles": names }));
+        } else {
+            println!("config file: {}", config::path()?.display());
+            for n in names {
+                println!("profile {n}");
+            }
+        }
+        return Ok(0);
+    };
+    if a.remove {
+        if file.profiles.remove(name).is_none() {
+            return Err(anyhow!("no profile {name:?}"));
+        }
+        file.save()?;
+        ui.say(&format!("removed profile {name}"));
+        return Ok(0);
+    }
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let from_cli = |id: &str| {
+        fn find<'m>(m: &'m clap::ArgMatches, id: &str) -> Option<&'m clap::ArgMatches> {
+            if m.try_contains_id(id).unwrap_or(false) && m.value_source(id).is_some() {
+                return Some(m);
+            }
+            m.subcommand().and_then(|(_, sub)| find(sub, id))
+        }
+        find(&matches, id)
+            .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    let p = file.profiles.entry(name.clone()).or_default();
+    let mut changed = false;
+    macro_rules! take {
+        ($id:literal, $field:expr, $value:expr) => {
+            if from_cli($id) {
+                $field = $value;
+                changed = true;
+            }
+        };
+    }
+    take!("repo", p.repository, g.repo.clone());
+    take!("endpoint", p.endpoint, g.endpoint.clone());
+    take!("region", p.region, g.region.clone());
+    take!("s3_addressing", p.addressing, g.s3_addressing.clone());
+    take!("access_key_id", p.access_key_id, g.access_key_id.clone());
+    take!(
+        "secret_access_key",
+        p.secret_access_key,
+        g.secret_access_key.clone()
+    );
+    take!("connections", p.connections, g.connections);
+    take!("password_file", p.password_file, g.password_file.clone());
+    take!(
+        "password_command",
+        p.password_command,
+        g.password_command.clone()
+    );
+    take!("cache_dir", p.cache_dir, g.cache_dir.clone());
+    if g.no_bulk_delete {
+        p.bulk_delete = Some(false);
+        changed = true;
+    }
+    if let Some(cmd) = &a.secret_command {
+        p.secret_access_key_command = Some(cmd.clone());
+        p.secret_access_key = None;
+        changed = true;
+    }
+    if a.save_keys {
+        let id = std::env::var("AWS_ACCESS_KEY_ID")
+            .map_err(|_| anyhow!("--save-keys: AWS_ACCESS_KEY_ID is not set"))?;
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
+            .map_err(|_| anyhow!("--save-keys: AWS_SECRET_ACCESS_KEY is not set"))?;
+        p.access_key_id = Some(id);
+        p.secret_access_key = Some(secret);
+        p.secret_access_key_command = None;
+        changed = true;
+    }
+    if let Some(style) = &p.addressing {
+        style
+            .parse::<snap_engine::backend::Addressing>()
+            .map_err(|e| anyhow!("--s3-addressing: {e}"))?;
+    }
+    let shown = config::redacted(p);
+    if changed {
+        let path = file.save()?;
+        ui.say(&format!("saved profile {name} in {}", path.display()));
+    }
+    if ui.json {
+        output::json(&serde_json::to_value(&shown)?);
+    } else {
+        print!("[profiles.{name}]\n{}", toml::to_string_pretty(&shown)?);
+    }
+    Ok(0)
 }
 
 fn path_bytes(p: &std::path::Path) -> Result<Vec<u8>> {

@@ -7,22 +7,31 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::args::Global;
+use crate::config::Profile;
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
 /// A password from a non-interactive source, if one is configured.
-fn configured(global: &Global) -> Result<Option<String>> {
+fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
     if let Ok(pw) = std::env::var("SNAP_PASSWORD") {
         return Ok(Some(pw));
     }
-    if let Some(file) = &global.password_file {
+    if let Some(file) = global
+        .password_file
+        .as_ref()
+        .or(profile.password_file.as_ref())
+    {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the password file {}", file.display()))?;
         return Ok(Some(first_line(&text)));
     }
-    if let Some(cmd) = &global.password_command {
+    if let Some(cmd) = global
+        .password_command
+        .as_ref()
+        .or(profile.password_command.as_ref())
+    {
         let out = Command::new("sh")
             .arg("-c")
             .arg(cmd)
@@ -40,8 +49,8 @@ const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_P
                          --password-file or --password-command";
 
 /// The password of an existing repository.
-pub fn existing(global: &Global) -> Result<String> {
-    if let Some(pw) = configured(global)? {
+pub fn existing(global: &Global, profile: &Profile) -> Result<String> {
+    if let Some(pw) = configured(global, profile)? {
         return Ok(pw);
     }
     if !std::io::stdin().is_terminal() {
@@ -51,8 +60,8 @@ pub fn existing(global: &Global) -> Result<String> {
 }
 
 /// The password for a new repository: asked twice on a terminal.
-pub fn new(global: &Global) -> Result<String> {
-    let pw = match configured(global)? {
+pub fn new(global: &Global, profile: &Profile) -> Result<String> {
+    let pw = match configured(global, profile)? {
         Some(pw) => pw,
         None => {
             if !std::io::stdin().is_terminal() {
