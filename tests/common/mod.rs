@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -19,30 +21,80 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub repo: String,
+    /// Extra environment for every command (S3 settings).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
+        // As in a real home directory, these exist before snap runs, so
+        // what snap writes into them does not change the home's mtime.
+        for d in ["cache", "data"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
         let repo = dir.path().join("repo").display().to_string();
-        Env { dir, repo }
+        Env {
+            dir,
+            repo,
+            vars: Vec::new(),
+        }
+    }
+
+    /// A repository under its own root path in the shared Garage bucket,
+    /// with the keys and endpoint in the environment as users set them.
+    pub fn s3(test: &str) -> Env {
+        let g = garage::Garage::get();
+        let mut env = Env::new();
+        env.repo = g.repo(test);
+        env.vars = vec![
+            ("AWS_ACCESS_KEY_ID".into(), garage::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), garage::SECRET_KEY.into()),
+            ("AWS_ENDPOINT_URL".into(), g.endpoint.clone()),
+            ("AWS_REGION".into(), garage::REGION.into()),
+        ];
+        env
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
+    /// `snap` as run on another device: same repository and keys, its own
+    /// cache directory.
+    pub fn device(&self, name: &str) -> Command {
+        Command::from_std(self.device_std(name))
+    }
+
+    /// The same, as a plain command that can be spawned in the background.
+    pub fn device_std(&self, name: &str) -> std::process::Command {
+        let mut c = self.base();
+        c.env(
+            "SNAP_CACHE_DIR",
+            self.dir.path().join(format!("cache-{name}")),
+        );
+        c
+    }
+
     /// `snap` with this env's repository and password, and nothing from the
     /// caller's environment that could point it elsewhere.
     pub fn snap(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
+        Command::from_std(self.base())
+    }
+
+    fn base(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_snap"));
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("SNAP_PASSWORD", PASSWORD)
-            .env("SNAP_REPOSITORY", &self.repo);
+            .env("SNAP_REPOSITORY", &self.repo)
+            .env("SNAP_CONFIG", self.dir.path().join("config.toml"));
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
     }
 

@@ -1,0 +1,383 @@
+//! End-to-end tests against a real S3 server (Garage on 127.0.0.1).
+
+mod common;
+
+use std::process::Output;
+
+use common::garage::{self, Garage};
+use common::*;
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "snap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn init_create_restore_check_over_s3() {
+    let env = Env::s3("basic");
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    let v = env.create(&[&src], &[]);
+    assert!(v["bytes_added"].as_u64().unwrap() > 3 << 20);
+    // A rerun reads nothing and uploads nothing but the snapshot. (Before
+    // the restore: restoring next to src changes the parent's mtime, and so
+    // the trees above src.)
+    let again = env.create(&[&src], &[]);
+    assert_eq!(again["bytes_read"], 0);
+    assert_eq!(again["bytes_added"], 0);
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+    env.snap().args(["check", "--read-data"]).assert().success();
+}
+
+#[test]
+fn two_devices_share_one_bucket() {
+    let env = Env::s3("devices");
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    std::fs::write(src.join("big.bin"), random_bytes(42, 8 << 20)).unwrap();
+
+    // Device A backs up.
+    let a = json_of(
+        &env.device("a")
+            .args(["--json", "create", "--host", "device-a"])
+            .arg(&src)
+            .output()
+            .unwrap(),
+    );
+
+    // Device B, with an empty cache, sees it and restores it bit for bit.
+    let list = json_of(
+        &env.device("b")
+            .args(["--json", "snapshots", "--host", "device-a"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], a["snapshot_id"]);
+    let target = env.path("restored-on-b");
+    env.device("b")
+        .args(["restore", "latest", "--host", "device-a", "--target"])
+        .arg(&target)
+        .assert()
+        .success();
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    assert!(env.path("cache-b").exists(), "device B keeps a local cache");
+
+    // Device B backing up the same files adds almost nothing: the chunks
+    // are already in the bucket.
+    let b = json_of(
+        &env.device("b")
+            .args(["--json", "create", "--host", "device-b"])
+            .arg(&src)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        b["files_new"], a["files_new"],
+        "B has no parent of its own, so it reads every file"
+    );
+    let added = b["bytes_added"].as_u64().unwrap();
+    assert!(
+        added < 64 * 1024,
+        "deduplication across devices failed: {added} bytes added"
+    );
+
+    // The management view: filter by host, keep the newest per device.
+    env.device("a")
+        .args(["create", "--host", "device-a"])
+        .arg(&src)
+        .assert()
+        .success();
+    let by_a = json_of(
+        &env.device("b")
+            .args(["--json", "snapshots", "--host", "device-a"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(by_a.as_array().unwrap().len(), 2);
+    env.device("b")
+        .args(["prune", "--keep-last", "1", "--host", "device-a"])
+        .assert()
+        .success();
+    let all = json_of(
+        &env.device("a")
+            .args(["--json", "snapshots"])
+            .output()
+            .unwrap(),
+    );
+    let hosts: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.iter().filter(|h| **h == "device-a").count(), 1);
+    assert_eq!(hosts.iter().filter(|h| **h == "device-b").count(), 1);
+    // Device A's cache still knows the pruned snapshot's index; it must
+    // follow the bucket, not its cache.
+    env.device("a")
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let t2 = env.path("restored-on-a");
+    env.device("a")
+        .args(["restore", "latest", "--host", "device-b", "--target"])
+        .arg(&t2)
+        .assert()
+        .success();
+    assert_same_tree(&src, &t2.join(src.strip_prefix("/").unwrap()));
+}
+
+#[test]
+fn concurrent_creates_from_two_devices_both_succeed() {
+    let env = Env::s3("concurrent");
+    env.init();
+    let (s1, s2) = (env.path("one"), env.path("two"));
+    for (i, s) in [&s1, &s2].iter().enumerate() {
+        std::fs::create_dir_all(s).unwrap();
+        std::fs::write(s.join("own.bin"), random_bytes(i as u64, 6 << 20)).unwrap();
+        std::fs::write(s.join("shared.bin"), random_bytes(99, 4 << 20)).unwrap();
+    }
+    let mut c1 = env.device_std("one");
+    let mut c2 = env.device_std("two");
+    let p1 = c1
+        .args(["--json", "create", "--host", "one"])
+        .arg(&s1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p2 = c2
+        .args(["--json", "create", "--host", "two"])
+        .arg(&s2)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (o1, o2) = (
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    );
+    json_of(&o1);
+    json_of(&o2);
+    env.snap().args(["check", "--read-data"]).assert().success();
+    for (host, src) in [("one", &s1), ("two", &s2)] {
+        let t = env.path(&format!("out-{host}"));
+        env.snap()
+            .args(["restore", "latest", "--host", host, "--target"])
+            .arg(&t)
+            .assert()
+            .success();
+        assert_same_tree(src, &t.join(src.strip_prefix("/").unwrap()));
+    }
+}
+
+#[test]
+fn wrong_secret_key_names_the_secret() {
+    let env = Env::s3("wrong-secret");
+    env.init();
+    let out = env
+        .snap()
+        .arg("snapshots")
+        .env("AWS_SECRET_ACCESS_KEY", "0".repeat(64))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("secret access key does not match"), "{err}");
+    assert!(
+        !err.contains("0000000000"),
+        "the secret must not be printed: {err}"
+    );
+}
+
+#[test]
+fn unknown_access_key_is_named() {
+    let env = Env::s3("wrong-key");
+    env.init();
+    let out = env
+        .snap()
+        .arg("snapshots")
+        .env("AWS_ACCESS_KEY_ID", "GK000000000000000000000000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("access key id \"GK000000000000000000000000\" is not known"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn missing_bucket_is_named() {
+    let env = Env::s3("no-bucket");
+    let out = env
+        .snap()
+        .args(["--repo", "s3://no-such-bucket/x", "snapshots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bucket \"no-such-bucket\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn wrong_region_is_named() {
+    let env = Env::s3("wrong-region");
+    env.init();
+    let out = env
+        .snap()
+        .args(["snapshots", "--region", "eu-central-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("region \"eu-central-1\" is wrong"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unreachable_endpoint_is_named() {
+    let env = Env::s3("unreachable");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = env
+        .snap()
+        .args(["snapshots", "--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot reach the endpoint {endpoint}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_to_a_plain_http_server_is_named() {
+    let env = Env::s3("tls");
+    let https = Garage::get().endpoint.replace("http://", "https://");
+    let out = env
+        .snap()
+        .args(["snapshots", "--endpoint", &https])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TLS failure"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_repository_in_an_existing_bucket_exits_10() {
+    let env = Env::s3("empty");
+    let out = env.snap().arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(10));
+}
+
+#[test]
+fn profiles_hold_connection_settings_and_never_show_secrets() {
+    let env = Env::s3("profile");
+    let g = Garage::get();
+    env.snap()
+        .args([
+            "config",
+            "--profile",
+            "garage",
+            "--save-keys",
+            "--repo",
+            &env.repo,
+        ])
+        .args([
+            "--endpoint",
+            &g.endpoint,
+            "--region",
+            garage::REGION,
+            "--s3-addressing",
+            "path",
+        ])
+        .assert()
+        .success();
+    let file = env.path("config.toml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(garage::SECRET_KEY)
+    );
+    // Shown without the secret.
+    let shown = env
+        .snap()
+        .args(["config", "--profile", "garage"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&g.endpoint) && !text.contains(garage::SECRET_KEY),
+        "{text}"
+    );
+    // The profile alone reaches the bucket: no keys or endpoint in the environment.
+    let bare = || {
+        let mut c = env.snap();
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "SNAP_REPOSITORY",
+        ] {
+            c.env_remove(k);
+        }
+        c.args(["--profile", "garage"]);
+        c
+    };
+    bare()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .assert()
+        .success();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"through a profile").unwrap();
+    bare().arg("create").arg(&src).assert().success();
+    // A secret command instead of a stored secret.
+    env.snap()
+        .args(["config", "--profile", "garage", "--secret-command"])
+        .arg(format!("echo {}", garage::SECRET_KEY))
+        .assert()
+        .success();
+    assert!(
+        !std::fs::read_to_string(&file)
+            .unwrap()
+            .contains(&format!("secret_access_key = \"{}", garage::SECRET_KEY))
+    );
+    bare().arg("snapshots").assert().success();
+    // A loose mode is warned about.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = bare().arg("snapshots").output().unwrap();
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
