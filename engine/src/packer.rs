@@ -25,6 +25,7 @@ const CHECKPOINT_PACKS: usize = 16;
 #[derive(Clone, Debug)]
 pub struct PackerOptions {
     pub pack_size: usize,
+    /// Parallel uploads; 0 means as many as the backend's connections.
     pub uploaders: usize,
 }
 
@@ -32,7 +33,7 @@ impl Default for PackerOptions {
     fn default() -> Self {
         PackerOptions {
             pack_size: crate::pack::DEFAULT_PACK_SIZE,
-            uploaders: 2,
+            uploaders: 0,
         }
     }
 }
@@ -129,11 +130,14 @@ impl<'a> Packer<'a> {
             index_files: Mutex::new(Vec::new()),
             error: Mutex::new(None),
         });
+        let n = match options.uploaders {
+            0 => shared.backend.connections().max(1),
+            n => n,
+        };
         // One finished pack may wait per uploader: the producer blocks beyond
         // that, which bounds memory to a few packs whatever the backup size.
-        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) =
-            bounded(options.uploaders.max(1));
-        let uploaders = (0..options.uploaders.max(1))
+        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(n);
+        let uploaders = (0..n)
             .map(|_| {
                 let rx = rx.clone();
                 let shared = shared.clone();

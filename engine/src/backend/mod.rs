@@ -33,13 +33,20 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes>;
     /// Writes atomically: readers see the whole object or nothing.
     fn write(&self, name: &str, data: Bytes) -> Result<()>;
-    /// Writes only if no object has the name; false if one does.
+    /// Writes only if no object has the name; false if one does. Atomic
+    /// where the store honours conditional writes; elsewhere a check before
+    /// the write, which two writers racing within one round trip can defeat.
     fn create(&self, name: &str, data: Bytes) -> Result<bool>;
     /// All objects whose name starts with `prefix` (a folder like `index/`).
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Deleting a missing object is not an error: deletes may be repeated.
     fn delete(&self, name: &str) -> Result<()>;
     fn exists(&self, name: &str) -> Result<bool>;
+    /// How many transfers to run at once: more hide latency on a remote
+    /// store, and cost nothing but memory.
+    fn connections(&self) -> usize {
+        2
+    }
 }
 
 /// An object_store behind the [`Backend`] trait.
@@ -52,6 +59,7 @@ pub struct StoreBackend {
     multipart: Option<usize>,
     /// Turns a store's error into a message naming the setting at fault.
     explain: Option<Explain>,
+    connections: usize,
 }
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
@@ -74,6 +82,7 @@ impl StoreBackend {
             runtime: runtime()?,
             multipart: None,
             explain: None,
+            connections: 2,
         })
     }
 
@@ -162,6 +171,12 @@ impl Backend for StoreBackend {
     }
 
     fn create(&self, name: &str, data: Bytes) -> Result<bool> {
+        // Some S3 servers (Garage among them) ignore If-None-Match and
+        // overwrite; looking first keeps them from replacing an object, short
+        // of two writers racing within one round trip.
+        if self.exists(name)? {
+            return Ok(false);
+        }
         let path = self.path(name);
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -206,6 +221,10 @@ impl Backend for StoreBackend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(name, e)),
         }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
     }
 
     fn exists(&self, name: &str) -> Result<bool> {

@@ -229,6 +229,7 @@ impl StoreBackend {
             .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
         let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
         backend.multipart = Some(opts.multipart_part_size);
+        backend.connections = opts.connections.max(1);
         let o = opts.clone();
         backend.explain = Some(Box::new(move |e| explain(&o, e)));
         Ok(backend)

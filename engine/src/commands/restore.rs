@@ -253,68 +253,76 @@ pub fn restore(
     );
     let broken = Mutex::new(vec![false; files.len()]);
     let packs: Vec<_> = by_pack.into_iter().collect();
-    packs.par_iter().for_each(|(pack, blobs)| {
-        let pack_id = index.pack_id(*pack);
-        let start = blobs.keys().next().map(|(o, _)| *o as u64).unwrap_or(0);
-        let end = blobs
-            .iter()
-            .map(|((o, _), plan)| *o as u64 + plan.length as u64)
-            .max()
-            .unwrap_or(0);
-        let mark_broken = |targets: &[Target], why: &str| {
-            let mut b = broken.lock().unwrap();
-            for t in targets {
-                if !b[t.file] {
-                    b[t.file] = true;
-                    fail(format!("{}: {why}", files[t.file].path.display()));
-                }
-            }
-        };
-        let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
-            Ok(b) => b,
-            Err(e) => {
-                for plan in blobs.values() {
-                    mark_broken(
-                        &plan.targets,
-                        &format!("pack {} cannot be read: {e}", pack_id.short()),
-                    );
-                }
-                return;
-            }
-        };
-        for ((offset, id), plan) in blobs {
-            let targets = &plan.targets;
-            let s = (*offset as u64 - start) as usize;
-            let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
-            let plain = match repo
-                .codec()
-                .decode(BlobType::Data, id, stored, plan.raw_length)
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    mark_broken(
-                        targets,
-                        &format!("damaged data in pack {}: {e}", pack_id.short()),
-                    );
-                    continue;
+    // Downloads wait on the network more than on the CPU: run as many as
+    // the backend has connections, decoding as they arrive.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(repo.backend().connections().max(2))
+        .build()
+        .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
+    pool.install(|| {
+        packs.par_iter().for_each(|(pack, blobs)| {
+            let pack_id = index.pack_id(*pack);
+            let start = blobs.keys().next().map(|(o, _)| *o as u64).unwrap_or(0);
+            let end = blobs
+                .iter()
+                .map(|((o, _), plan)| *o as u64 + plan.length as u64)
+                .max()
+                .unwrap_or(0);
+            let mark_broken = |targets: &[Target], why: &str| {
+                let mut b = broken.lock().unwrap();
+                for t in targets {
+                    if !b[t.file] {
+                        b[t.file] = true;
+                        fail(format!("{}: {why}", files[t.file].path.display()));
+                    }
                 }
             };
-            let zero = plain.iter().all(|&b| b == 0);
-            for t in targets {
-                if zero {
-                    continue;
+            let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
+                Ok(b) => b,
+                Err(e) => {
+                    for plan in blobs.values() {
+                        mark_broken(
+                            &plan.targets,
+                            &format!("pack {} cannot be read: {e}", pack_id.short()),
+                        );
+                    }
+                    return;
                 }
-                let path = &files[t.file].path;
-                let r = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| write_sparse(&f, &plain, t.offset));
-                if let Err(e) = r {
-                    mark_broken(std::slice::from_ref(t), &e.to_string());
+            };
+            for ((offset, id), plan) in blobs {
+                let targets = &plan.targets;
+                let s = (*offset as u64 - start) as usize;
+                let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
+                let plain = match repo
+                    .codec()
+                    .decode(BlobType::Data, id, stored, plan.raw_length)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        mark_broken(
+                            targets,
+                            &format!("damaged data in pack {}: {e}", pack_id.short()),
+                        );
+                        continue;
+                    }
+                };
+                let zero = plain.iter().all(|&b| b == 0);
+                for t in targets {
+                    if zero {
+                        continue;
+                    }
+                    let path = &files[t.file].path;
+                    let r = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .and_then(|f| write_sparse(&f, &plain, t.offset));
+                    if let Err(e) = r {
+                        mark_broken(std::slice::from_ref(t), &e.to_string());
+                    }
                 }
+                progress.bytes(plain.len() as u64 * targets.len() as u64);
             }
-            progress.bytes(plain.len() as u64 * targets.len() as u64);
-        }
+        })
     });
     let broken = broken.into_inner().unwrap();
 
