@@ -142,6 +142,38 @@ pub enum Command {
     Check(CheckArgs),
     /// Create, update or show a connection profile (secrets are never shown)
     Config(ConfigArgs),
+    /// Manage the passphrases that unlock the repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// List keys; the one used now is marked
+    List,
+    /// Add a passphrase
+    Add(NewPasswordArgs),
+    /// Remove a key (never the last one, nor the one in use)
+    Remove {
+        /// Key id or unique prefix
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change the passphrase used now
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPasswordArgs {
+    /// Read the new passphrase from FILE (else SNAP_NEW_PASSWORD, else asked twice on a terminal)
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+    /// Argon2id memory in KiB for the new key
+    #[arg(long, value_name = "KIB", hide_short_help = true)]
+    pub kdf_memory: Option<u32>,
+    /// Argon2id passes for the new key
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub kdf_iterations: Option<u32>,
 }
 
 #[derive(Args, Debug)]

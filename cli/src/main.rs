@@ -302,6 +302,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "files": r.files,
                     "dirs": r.dirs,
                     "bytes": r.bytes,
+                    "files_kept": r.files_kept,
+                    "bytes_downloaded": r.bytes_downloaded,
                     "errors": r.errors,
                 }));
             } else {
@@ -387,6 +389,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Config(_) => unreachable!("handled above"),
+        Command::Key(k) => key_command(&ctx, k, ui),
         Command::Check(a) => {
             let mut repo = ctx.open()?;
             let r = check::check(
@@ -439,6 +442,88 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn new_kdf(a: &args::NewPasswordArgs) -> Result<snap_engine::crypto::KdfParams> {
+    let mut kdf = snap_engine::crypto::KdfParams::new_default();
+    if let Some(m) = a.kdf_memory {
+        kdf.memory_kib = m;
+    }
+    if let Some(t) = a.kdf_iterations {
+        kdf.iterations = t;
+    }
+    kdf.validate()
+        .map_err(|_| anyhow!("--kdf-memory or --kdf-iterations is out of range"))?;
+    Ok(kdf)
+}
+
+fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
+    use args::KeyCommand;
+    let mut repo = ctx.open()?;
+    match cmd {
+        KeyCommand::List => {
+            let keys = repo.keys()?;
+            let current = repo.key_id();
+            if ui.json {
+                let arr: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        json!({
+                            "id": id.to_hex(),
+                            "current": Some(*id) == current,
+                            "created": chrono::DateTime::from_timestamp_nanos(k.created_ns).to_rfc3339(),
+                            "host": k.host,
+                            "username": k.username,
+                            "kdf_memory_kib": k.kdf.memory_kib,
+                            "kdf_iterations": k.kdf.iterations,
+                        })
+                    })
+                    .collect();
+                output::json(&serde_json::Value::Array(arr));
+            } else {
+                println!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host");
+                for (id, k) in &keys {
+                    let mark = if Some(*id) == current { "*" } else { " " };
+                    let created = chrono::DateTime::from_timestamp_nanos(k.created_ns)
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S");
+                    println!(
+                        "{mark} {:<8}  {created}  {:<16}  {}",
+                        id.short(),
+                        k.host,
+                        k.username
+                    );
+                }
+            }
+        }
+        KeyCommand::Add(a) => {
+            let pw = password::new_key(a.new_password_file.as_deref())?;
+            let id = repo.add_key(&pw, new_kdf(a)?)?;
+            if ui.json {
+                output::json(&json!({ "added": id.to_hex() }));
+            } else {
+                ui.say(&format!("added key {}", id.short()));
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let removed = repo.remove_key(id)?;
+            if ui.json {
+                output::json(&json!({ "removed": removed.to_hex() }));
+            } else {
+                ui.say(&format!("removed key {}", removed.short()));
+            }
+        }
+        KeyCommand::Passwd(a) => {
+            let pw = password::new_key(a.new_password_file.as_deref())?;
+            let id = repo.change_password(&pw, new_kdf(a)?)?;
+            if ui.json {
+                output::json(&json!({ "key": id.to_hex() }));
+            } else {
+                ui.say(&format!("password changed; the key is now {}", id.short()));
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// `snap config`: saves the connection settings given on the command line

@@ -298,6 +298,77 @@ impl Repository {
         Err(Error::WrongPassword)
     }
 
+    /// Every key file that decodes, with its id.
+    pub fn keys(&self) -> Result<Vec<(Id, KeyFile)>> {
+        let mut out = Vec::new();
+        for (id, _) in list_ids(&*self.backend, "keys/")? {
+            let bytes = self.backend.read(&format!("keys/{id}"))?;
+            verify_name("key file", &id, &bytes)?;
+            out.push((id, KeyFile::decode(&bytes)?));
+        }
+        Ok(out)
+    }
+
+    /// Adds a passphrase: a new key file wrapping the same master key.
+    pub fn add_key(&self, password: &str, kdf: KdfParams) -> Result<Id> {
+        let master = self.codec.sealer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
+        })?;
+        let bytes = KeyFile::wrap(master, password, kdf)?.encode();
+        let id = Id::of_bytes(&bytes);
+        self.backend
+            .write(&format!("keys/{id}"), Bytes::from(bytes))?;
+        Ok(id)
+    }
+
+    /// Removes a key file, but never the last one (the repository would be
+    /// lost) nor the one this session unlocked with (use `key passwd`).
+    pub fn remove_key(&self, spec: &str) -> Result<Id> {
+        let ids: Vec<Id> = list_ids(&*self.backend, "keys/")?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let lower = spec.to_ascii_lowercase();
+        let matches: Vec<&Id> = ids
+            .iter()
+            .filter(|id| !lower.is_empty() && id.to_hex().starts_with(&lower))
+            .collect();
+        let id = match matches.as_slice() {
+            [id] => **id,
+            [] => return Err(Error::InvalidArgument(format!("no key {spec:?}"))),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "{spec:?} matches more than one key"
+                )));
+            }
+        };
+        if ids.len() == 1 {
+            return Err(Error::InvalidArgument(
+                "refusing to remove the only key: the repository could never be opened again"
+                    .into(),
+            ));
+        }
+        if Some(id) == self.key_id {
+            return Err(Error::InvalidArgument(
+                "refusing to remove the key this command unlocked with; use `snap key passwd` to replace it".into(),
+            ));
+        }
+        self.backend.delete(&format!("keys/{id}"))?;
+        Ok(id)
+    }
+
+    /// Replaces the passphrase this session unlocked with: the new key is
+    /// written before the old one is removed, so a crash leaves both.
+    pub fn change_password(&mut self, password: &str, kdf: KdfParams) -> Result<Id> {
+        let old = self.key_id.ok_or_else(|| {
+            Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
+        })?;
+        let new = self.add_key(password, kdf)?;
+        self.backend.delete(&format!("keys/{old}"))?;
+        self.key_id = Some(new);
+        Ok(new)
+    }
+
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -38,6 +39,10 @@ pub struct RestoreResult {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+    /// Files found already restored and verified, so not downloaded again.
+    pub files_kept: u64,
+    /// Bytes of packs fetched from storage.
+    pub bytes_downloaded: u64,
     /// Entries that could not be restored; non-empty means a non-zero exit.
     pub errors: Vec<String>,
 }
@@ -182,10 +187,15 @@ pub fn restore(
         content_files.push(i);
     }
 
-    // Plan: for each pack, which blobs go where.
+    // Plan: for each pack, which blobs go where. A file already on disk
+    // with the snapshot's content is verified and kept, which is what lets
+    // an interrupted restore continue; every other file is written under a
+    // partial name and renamed into place once its last blob has landed,
+    // so no half-written file ever has the final name.
     let index = repo.index();
     let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
     let mut file_ok = vec![true; files.len()];
+    let remaining: Vec<AtomicUsize> = (0..files.len()).map(|_| AtomicUsize::new(0)).collect();
     let mut total_bytes = 0u64;
     for &i in &content_files {
         let f = &files[i];
@@ -218,15 +228,30 @@ pub fn restore(
                 f.node.size
             ));
         }
+        let partial = partial_path(&f.path);
+        let blobs: Vec<(u32, Id)> = planned
+            .iter()
+            .map(|(loc, id, _)| (loc.raw_length, *id))
+            .collect();
+        if matches_snapshot(repo, &f.path, &blobs, offset) {
+            result.files_kept += 1;
+            let _ = std::fs::remove_file(&partial);
+            continue;
+        }
         total_bytes += offset;
-        // Create the file at its full size: regions never written stay holes.
-        let created = remove_existing(&f.path)
-            .and_then(|_| std::fs::File::create(&f.path))
-            .and_then(|file| file.set_len(offset));
+        // Full size at once: regions never written stay holes.
+        let created = std::fs::File::create(&partial).and_then(|file| file.set_len(offset));
         if let Err(e) = created {
             fail(format!("{}: {e}", f.path.display()));
             file_ok[i] = false;
             continue;
+        }
+        remaining[i].store(planned.len(), Ordering::Relaxed);
+        if planned.is_empty()
+            && let Err(e) = place(&partial, &f.path)
+        {
+            fail(format!("{}: {e}", f.path.display()));
+            file_ok[i] = false;
         }
         for (loc, id, off) in planned {
             by_pack
@@ -252,6 +277,7 @@ pub fn restore(
         Some(content_files.len() as u64),
     );
     let broken = Mutex::new(vec![false; files.len()]);
+    let downloaded = AtomicU64::new(0);
     let packs: Vec<_> = by_pack.into_iter().collect();
     // Downloads wait on the network more than on the CPU: run as many as
     // the backend has connections, decoding as they arrive.
@@ -259,72 +285,96 @@ pub fn restore(
         .num_threads(repo.backend().connections().max(2))
         .build()
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
+    let mark_broken = |targets: &[Target], why: &str| {
+        let mut b = broken.lock().unwrap();
+        for t in targets {
+            if !b[t.file] {
+                b[t.file] = true;
+                fail(format!("{}: {why}", files[t.file].path.display()));
+            }
+        }
+    };
+    // One placement of a blob is done; the file's last one moves it into place.
+    let done = |t: &Target| {
+        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+            let f = &files[t.file];
+            let mut b = broken.lock().unwrap();
+            if !b[t.file]
+                && let Err(e) = place(&partial_path(&f.path), &f.path)
+            {
+                b[t.file] = true;
+                fail(format!("{}: {e}", f.path.display()));
+            }
+        }
+    };
     pool.install(|| {
         packs.par_iter().for_each(|(pack, blobs)| {
             let pack_id = index.pack_id(*pack);
-            let start = blobs.keys().next().map(|(o, _)| *o as u64).unwrap_or(0);
-            let end = blobs
-                .iter()
-                .map(|((o, _), plan)| *o as u64 + plan.length as u64)
-                .max()
-                .unwrap_or(0);
-            let mark_broken = |targets: &[Target], why: &str| {
-                let mut b = broken.lock().unwrap();
-                for t in targets {
-                    if !b[t.file] {
-                        b[t.file] = true;
-                        fail(format!("{}: {why}", files[t.file].path.display()));
-                    }
-                }
-            };
-            let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
-                Ok(b) => b,
-                Err(e) => {
-                    for plan in blobs.values() {
-                        mark_broken(
-                            &plan.targets,
-                            &format!("pack {} cannot be read: {e}", pack_id.short()),
-                        );
-                    }
-                    return;
-                }
-            };
-            for ((offset, id), plan) in blobs {
-                let targets = &plan.targets;
-                let s = (*offset as u64 - start) as usize;
-                let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
-                let plain = match repo
-                    .codec()
-                    .decode(BlobType::Data, id, stored, plan.raw_length)
-                {
-                    Ok(p) => p,
+            for run in runs(blobs) {
+                let (start, end) = (
+                    run[0].0.0 as u64,
+                    run.last()
+                        .map(|(k, p)| k.0 as u64 + p.length as u64)
+                        .unwrap_or(0),
+                );
+                let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
+                    Ok(b) => b,
                     Err(e) => {
-                        mark_broken(
-                            targets,
-                            &format!("damaged data in pack {}: {e}", pack_id.short()),
-                        );
+                        for (_, plan) in &run {
+                            mark_broken(
+                                &plan.targets,
+                                &format!("pack {} cannot be read: {e}", pack_id.short()),
+                            );
+                        }
                         continue;
                     }
                 };
-                let zero = plain.iter().all(|&b| b == 0);
-                for t in targets {
-                    if zero {
-                        continue;
+                downloaded.fetch_add(end - start, Ordering::Relaxed);
+                for ((offset, id), plan) in run {
+                    let targets = &plan.targets;
+                    let s = (*offset as u64 - start) as usize;
+                    let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
+                    let plain =
+                        match repo
+                            .codec()
+                            .decode(BlobType::Data, id, stored, plan.raw_length)
+                        {
+                            Ok(p) => p,
+                            Err(e) => {
+                                mark_broken(
+                                    targets,
+                                    &format!("damaged data in pack {}: {e}", pack_id.short()),
+                                );
+                                continue;
+                            }
+                        };
+                    let zero = plain.iter().all(|&b| b == 0);
+                    for t in targets {
+                        if !zero {
+                            let partial = partial_path(&files[t.file].path);
+                            let r = std::fs::OpenOptions::new()
+                                .write(true)
+                                .open(&partial)
+                                .and_then(|f| write_sparse(&f, &plain, t.offset));
+                            if let Err(e) = r {
+                                mark_broken(std::slice::from_ref(t), &e.to_string());
+                            }
+                        }
+                        done(t);
                     }
-                    let path = &files[t.file].path;
-                    let r = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .and_then(|f| write_sparse(&f, &plain, t.offset));
-                    if let Err(e) = r {
-                        mark_broken(std::slice::from_ref(t), &e.to_string());
-                    }
+                    progress.bytes(plain.len() as u64 * targets.len() as u64);
                 }
-                progress.bytes(plain.len() as u64 * targets.len() as u64);
             }
         })
     });
+    result.bytes_downloaded = downloaded.load(Ordering::Relaxed);
     let broken = broken.into_inner().unwrap();
+    // What could not be completed leaves nothing that looks complete.
+    for (i, f) in files.iter().enumerate() {
+        if broken[i] {
+            let _ = std::fs::remove_file(partial_path(&f.path));
+        }
+    }
 
     for (first, other) in &links {
         let (src, dst) = (&files[*first].path, &files[*other].path);
@@ -366,6 +416,61 @@ pub fn restore(
     progress.finish();
     result.errors = errors.into_inner().unwrap();
     Ok(result)
+}
+
+/// Needed blobs of one pack in runs fetched with one request each: a gap
+/// of more than a MiB between two needed blobs costs more to download than
+/// a second request does.
+fn runs(blobs: &PackPlan) -> Vec<Vec<(&(u32, Id), &BlobPlan)>> {
+    const GAP: u64 = 1 << 20;
+    let mut out: Vec<Vec<(&(u32, Id), &BlobPlan)>> = Vec::new();
+    let mut end = 0u64;
+    for (key, plan) in blobs {
+        let start = key.0 as u64;
+        match out.last_mut() {
+            Some(run) if start <= end + GAP => run.push((key, plan)),
+            _ => out.push(vec![(key, plan)]),
+        }
+        end = end.max(start + plan.length as u64);
+    }
+    out
+}
+
+/// Where a file's content is assembled before it gets its name: hidden,
+/// beside the target (so the rename stays on one file system), and named by
+/// a hash so that long names stay within the file system's limit.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let tag = &blake3::hash(name).to_hex()[..16];
+    path.with_file_name(format!(".snap-{tag}.partial"))
+}
+
+fn place(partial: &Path, path: &Path) -> std::io::Result<()> {
+    remove_existing(path)?;
+    std::fs::rename(partial, path)
+}
+
+/// Whether `path` already holds exactly the snapshot's content: same size,
+/// and every chunk hashes to its id.
+fn matches_snapshot(repo: &Repository, path: &Path, blobs: &[(u32, Id)], size: u64) -> bool {
+    use std::io::Read;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != size {
+        return false;
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    for (len, id) in blobs {
+        buf.resize(*len as usize, 0);
+        if file.read_exact(&mut buf).is_err() || repo.codec().id(&buf) != *id {
+            return false;
+        }
+    }
+    true
 }
 
 /// Writes `data` at `offset`, skipping file-system blocks that are all
