@@ -8,9 +8,11 @@ use snap_engine::codec::{self, Kind};
 use snap_engine::crypto::{IdKey, MasterKey};
 use snap_engine::id::Id;
 use snap_engine::index::IndexFile;
+use snap_engine::lock::Lock;
 use snap_engine::pack::{self, PackBuilder};
 use snap_engine::repo::{Config, KeyFile};
 use snap_engine::snapshot::Snapshot;
+use snap_engine::trash::TrashRecord;
 use snap_engine::tree::{Node, NodeKind, Tree};
 
 fn master() -> MasterKey {
@@ -23,6 +25,8 @@ fn decode_all(bytes: &[u8]) {
         let _ = codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, sealer, bytes);
         let _ = codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, sealer, bytes);
         let _ = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, sealer, bytes);
+        let _ = codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, sealer, bytes);
+        let _ = codec::open::<TrashRecord, { codec::MAX_INDEX_BODY }>(Kind::Trash, sealer, bytes);
         let _ = pack::read_header(sealer, bytes);
         let codec = BlobCodec {
             sealer: sealer.clone(),
@@ -65,7 +69,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_behind_a_valid_header_never_panic(kind in 1u8..=5, mode in 0u8..=1, body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+    fn arbitrary_bytes_behind_a_valid_header_never_panic(kind in 1u8..=7, mode in 0u8..=1, body in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let mut bytes = b"snap".to_vec();
         bytes.extend_from_slice(&[kind, 1, mode, 0]);
         bytes.extend_from_slice(&body);

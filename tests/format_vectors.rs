@@ -1,4 +1,4 @@
-//! Test vectors of format-spec.md section 12. Each value is computed from
+//! Test vectors of format-spec.md section 14. Each value is computed from
 //! fixed inputs through the engine's public API; if an encoding drifts (a
 //! crate upgrade, a changed field), these fail, and the spec and the code
 //! must be changed together.
@@ -113,7 +113,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The same values as format-spec.md section 12.
+/// The same values as format-spec.md section 14.
 const EXPECTED: &[&str] = &[
     "dcab457ee963bf33f78b064bc3c3af81397af227fa3b499cef51ffbac54714e3",
     "2f5b407e91c2a8ff26000275c525a70dc7c25c9e6c60d2549310eacdedb8559a",

@@ -365,6 +365,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "snapshots_forgotten": r.snapshots_forgotten.iter().map(Id::to_hex).collect::<Vec<_>>(),
                     "snapshots_kept": r.snapshots_kept.iter().map(|(id, why)| json!({"id": id.to_hex(), "reasons": why})).collect::<Vec<_>>(),
                     "packs_deleted": r.packs_deleted,
+                    "packs_deferred": r.packs_deferred,
+                    "packs_restored": r.packs_restored,
                     "packs_repacked": r.packs_repacked,
                     "packs_kept": r.packs_kept,
                     "blobs_removed": r.blobs_removed,
@@ -385,6 +387,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     output::bytes(r.bytes_before),
                     output::bytes(r.bytes_after)
                 ));
+                if r.packs_deferred > 0 {
+                    ui.say(&format!(
+                        "{} pack(s) wait for backups running on other devices to finish; a later prune deletes them",
+                        r.packs_deferred
+                    ));
+                }
             }
             Ok(0)
         }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 pub const MIB: usize = 1024 * 1024;
 
-/// Limits of format-spec.md section 10.
+/// Limits of format-spec.md section 12.
 pub const MAX_SMALL_OBJECT: usize = 16 * MIB;
 pub const MAX_INDEX_OBJECT: usize = 512 * MIB;
 pub const MAX_INDEX_BODY: usize = 1024 * MIB;
@@ -133,6 +133,8 @@ pub enum Kind {
     Index = 3,
     Snapshot = 4,
     PackHeader = 5,
+    Lock = 6,
+    Trash = 7,
 }
 
 impl Kind {
@@ -143,6 +145,8 @@ impl Kind {
             Kind::Index => "index file",
             Kind::Snapshot => "snapshot",
             Kind::PackHeader => "pack header",
+            Kind::Lock => "lock",
+            Kind::Trash => "trash record",
         }
     }
 }

@@ -34,6 +34,10 @@ pub enum Error {
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
+    /// Another device holds a lock that excludes this command: exit code 11.
+    #[error("{0}")]
+    Locked(String),
+
     #[error("{0:?} matches more than one snapshot; give more digits")]
     AmbiguousSnapshot(String),
 
@@ -74,6 +78,7 @@ impl Error {
         match self {
             Error::RepositoryNotFound(_) => 10,
             Error::WrongPassword => 12,
+            Error::Locked(_) => 11,
             _ => 1,
         }
     }

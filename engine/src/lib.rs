@@ -16,12 +16,14 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;
 pub mod sys;
+pub mod trash;
 pub mod tree;
 pub mod walk;
 

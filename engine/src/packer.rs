@@ -18,9 +18,9 @@ use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{FinishedPack, PackBuilder, pack_path};
 
-/// Packs per checkpoint index file: bounds what an interrupted backup must
-/// upload again to a few hundred MiB.
-const CHECKPOINT_PACKS: usize = 16;
+/// Packs per checkpoint index file: an interrupted backup uploads again at
+/// most this many packs (64 MiB by default).
+const CHECKPOINT_PACKS: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct PackerOptions {
@@ -46,6 +46,9 @@ pub struct PackerStats {
     pub bytes_added: u64,
     pub packs: Vec<IndexPack>,
     pub index_files: Vec<Id>,
+    /// Packs of the known index that hold blobs this packer did not store
+    /// because they were there already: what a backup relies on.
+    pub reused_packs: HashSet<Id>,
 }
 
 struct Shared {
@@ -107,6 +110,7 @@ pub struct Packer<'a> {
     shared: Arc<Shared>,
     options: PackerOptions,
     pending: Mutex<HashSet<(BlobType, Id)>>,
+    reused: Mutex<HashSet<u32>>,
     builders: Mutex<(PackBuilder, PackBuilder)>,
     blobs_added: AtomicU64,
     tx: Option<Sender<FinishedPack>>,
@@ -158,6 +162,7 @@ impl<'a> Packer<'a> {
             shared,
             options,
             pending: Mutex::new(HashSet::new()),
+            reused: Mutex::new(HashSet::new()),
             builders: Mutex::new((PackBuilder::default(), PackBuilder::default())),
             blobs_added: AtomicU64::new(0),
             tx: Some(tx),
@@ -171,7 +176,19 @@ impl<'a> Packer<'a> {
 
     /// Whether the repository has, or this packer will store, the blob.
     pub fn has(&self, ty: BlobType, id: &Id) -> bool {
-        self.known.contains(ty, id) || self.pending.lock().unwrap().contains(&(ty, *id))
+        self.reuses(ty, id) || self.pending.lock().unwrap().contains(&(ty, *id))
+    }
+
+    /// Whether the known index has the blob; if so, its pack is recorded as
+    /// one this packer's output relies on.
+    fn reuses(&self, ty: BlobType, id: &Id) -> bool {
+        match self.known.get(ty, id) {
+            Some(loc) => {
+                self.reused.lock().unwrap().insert(loc.pack);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stores `plaintext` unless it is already stored; returns its id and
@@ -182,7 +199,7 @@ impl<'a> Packer<'a> {
     }
 
     pub fn add_with_id(&self, ty: BlobType, id: Id, plaintext: &[u8]) -> Result<bool> {
-        if self.known.contains(ty, &id) || !self.pending.lock().unwrap().insert((ty, id)) {
+        if self.reuses(ty, &id) || !self.pending.lock().unwrap().insert((ty, id)) {
             return Ok(false);
         }
         if let Some(e) = self.shared.error.lock().unwrap().take() {
@@ -242,6 +259,13 @@ impl<'a> Packer<'a> {
             bytes_added: self.shared.bytes_added.load(Ordering::Relaxed),
             packs: std::mem::take(&mut *self.shared.all_packs.lock().unwrap()),
             index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
+            reused_packs: self
+                .reused
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|&n| self.known.pack_id(n))
+                .collect(),
         })
     }
 }

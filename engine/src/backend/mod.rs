@@ -21,6 +21,9 @@ pub use s3::{Addressing, S3Options};
 pub struct ObjectInfo {
     pub name: String,
     pub size: u64,
+    /// Last modification by the store's clock, in Unix nanoseconds: the one
+    /// clock all devices share.
+    pub modified_ns: i64,
 }
 
 /// What the engine needs from storage. Names are `/`-separated and relative
@@ -210,6 +213,7 @@ impl Backend for StoreBackend {
                 full.get(root_len..).map(|name| ObjectInfo {
                     name: name.to_string(),
                     size: m.size,
+                    modified_ns: m.last_modified.timestamp_nanos_opt().unwrap_or(0),
                 })
             })
             .collect())

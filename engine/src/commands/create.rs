@@ -12,14 +12,19 @@ use std::time::Instant;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use std::collections::HashSet;
+
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::index::IndexFile;
+use crate::lock::{LockGuard, LockKind};
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter, Summary};
 use crate::sys::{self, NameCache};
+use crate::trash;
 use crate::tree::{Node, NodeKind, Tree};
 
 #[derive(Clone, Debug, Default)]
@@ -357,6 +362,48 @@ impl Archiver<'_> {
     }
 }
 
+/// A prune that ran during this backup may have taken packs it relied on
+/// out of the index (they wait in the trash, not yet deleted, because this
+/// backup's lock was live). Put them back before the snapshot refers to
+/// them. If the lock may have lapsed, a prune may even have deleted them:
+/// then fail rather than write a snapshot with holes.
+fn keep_what_was_reused(repo: &Repository, reused: &HashSet<Id>, lock: &LockGuard) -> Result<()> {
+    let mut back = Vec::new();
+    for t in trash::list(repo)? {
+        back.extend(
+            t.record
+                .packs
+                .into_iter()
+                .filter(|p| reused.contains(&p.id)),
+        );
+    }
+    if back.is_empty() && !lock.lapsed() {
+        return Ok(());
+    }
+    let stored: HashSet<Id> = repo
+        .backend()
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| Id::from_hex(o.name.rsplit('/').next()?).ok())
+        .collect();
+    if let Some(gone) = reused.iter().find(|id| !stored.contains(id)) {
+        return Err(Error::Other(format!(
+            "a prune on another device deleted pack {} while this backup was paused for longer than the lock \
+             expiry; no snapshot was written, run the backup again",
+            gone.short()
+        )));
+    }
+    if !back.is_empty() {
+        back.sort_by_key(|p| p.id);
+        back.dedup_by_key(|p| p.id);
+        repo.write_index(&IndexFile {
+            supersedes: Vec::new(),
+            packs: back,
+        })?;
+    }
+    Ok(())
+}
+
 /// Absolute, lexically cleaned source paths; symlinks are not resolved, so
 /// a snapshot records the path the user gave.
 fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -409,6 +456,9 @@ pub fn create(
         .map(|p| p.as_os_str().as_bytes().to_vec())
         .collect();
 
+    // Announce the backup before reading the index: a prune that starts
+    // later sees the lock and keeps what this backup may rely on.
+    let lock = LockGuard::acquire(repo, LockKind::Backup)?;
     repo.load_index()?;
     let parent = match &opts.parent {
         Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
@@ -477,6 +527,7 @@ pub fn create(
     } = archiver;
     let stored = packer.finish()?;
     progress.finish();
+    keep_what_was_reused(repo, &stored.reused_packs, &lock)?;
 
     let mut tags = opts.tags.clone();
     tags.sort();
@@ -507,6 +558,7 @@ pub fn create(
         },
     };
     let snapshot_id = repo.save_snapshot(&snapshot)?;
+    drop(lock);
     Ok(CreateResult {
         snapshot_id,
         snapshot,

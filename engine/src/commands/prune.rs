@@ -1,12 +1,14 @@
 //! `snap prune`: forget snapshots by policy, then delete data no snapshot
-//! uses and repack mostly-unused packs, so the repository shrinks.
+//! uses and repack mostly-unused packs, so the repository shrinks, while
+//! backups on other devices go on (format-spec.md section 10).
 //!
-//! Order on storage, so that a crash at any point loses nothing a
-//! remaining snapshot needs: (1) delete forgotten snapshots; (2) upload
-//! repacked blobs in new packs and their index; (3) upload an index of the
-//! kept packs that supersedes every old index file; (4) delete old index
-//! files; (5) delete unused packs. Until (3) the old index still names
-//! every pack; after it the new one does.
+//! Phase 1 takes garbage out of the index: repacked blobs go to new packs,
+//! an index of the kept packs supersedes every old index file, and a trash
+//! record lists the packs left out. Phase 2 deletes trashed packs once no
+//! backup that could have seen them in the index is running, putting back
+//! any that a snapshot written meanwhile needs. A crash at any point loses
+//! nothing a snapshot needs: until the new index exists the old one names
+//! every pack, and a pack is deleted only after its trash record exists.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,11 +16,13 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
+use crate::lock::{LockGuard, LockKind, live_locks};
 use crate::pack::pack_path;
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{KeepPolicy, SnapshotFilter, snapshot_path};
+use crate::trash::{self, TrashRecord};
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
@@ -28,6 +32,9 @@ pub struct PruneOptions {
     pub dry_run: bool,
     /// Repack a pack when more than this share of its bytes is unused.
     pub max_unused: f64,
+    /// Trashed packs are deleted after this long even while backups run
+    /// (a backup running longer verifies its packs before it finishes).
+    pub grace: std::time::Duration,
     pub packer: PackerOptions,
 }
 
@@ -38,6 +45,7 @@ impl Default for PruneOptions {
             filter: SnapshotFilter::default(),
             dry_run: false,
             max_unused: 0.5,
+            grace: std::time::Duration::from_secs(24 * 3600),
             packer: PackerOptions::default(),
         }
     }
@@ -48,7 +56,14 @@ pub struct PruneResult {
     pub dry_run: bool,
     pub snapshots_kept: Vec<(Id, Vec<String>)>,
     pub snapshots_forgotten: Vec<Id>,
+    /// Packs deleted from storage by this run.
     pub packs_deleted: u64,
+    /// Packs taken out of the index whose deletion waits for running
+    /// backups to finish (a later prune deletes them).
+    pub packs_deferred: u64,
+    /// Trashed packs put back because a new snapshot needs them.
+    pub packs_restored: u64,
+    /// Packs whose used blobs moved to new packs.
     pub packs_repacked: u64,
     pub packs_kept: u64,
     pub blobs_removed: u64,
@@ -69,6 +84,18 @@ pub fn prune(
         dry_run: opts.dry_run,
         ..Default::default()
     };
+    let lock = LockGuard::acquire(repo, LockKind::Prune)?;
+    let now = lock.store_now()?;
+    if let Some(other) = live_locks(repo, now)?
+        .into_iter()
+        .find(|l| l.kind() == LockKind::Prune && l.name != lock.name())
+    {
+        return Err(Error::Locked(format!(
+            "another prune is running ({}); try again when it has finished \
+             (its lock expires by itself within 15 minutes if it crashed)",
+            other.describe()
+        )));
+    }
 
     // 1. Retention.
     let all = repo.snapshots()?;
@@ -109,34 +136,9 @@ pub fn prune(
     progress.start("marking used data", None, Some(all.len() as u64));
     let mut used: HashSet<(BlobType, Id)> = HashSet::new();
     let mut seen = HashSet::new();
+    let marked: HashSet<Id> = all.iter().map(|(id, _)| *id).collect();
     for (id, s) in all.iter().filter(|(id, _)| !forget.contains(id)) {
-        used.insert((BlobType::Tree, s.tree));
-        let mut failure = None;
-        crate::walk::walk(
-            repo,
-            s.tree,
-            Some(&mut seen),
-            &mut |_, node| {
-                if let Some(sub) = node.subtree {
-                    used.insert((BlobType::Tree, sub));
-                }
-                for c in &node.content {
-                    used.insert((BlobType::Data, *c));
-                }
-            },
-            &mut |path, e| {
-                failure.get_or_insert(format!(
-                    "snapshot {}: {}: {e}",
-                    id.short(),
-                    String::from_utf8_lossy(path)
-                ));
-            },
-        )?;
-        if let Some(f) = failure {
-            return Err(Error::Other(format!(
-                "prune stopped, nothing was deleted: {f}; run `snap check`"
-            )));
-        }
+        mark(repo, id, s.tree, &mut used, &mut seen)?;
     }
 
     // 3. Sweep: classify each pack by how much of it is still used. A blob
@@ -162,13 +164,13 @@ pub fn prune(
     let mut claimed: HashSet<(BlobType, Id)> = HashSet::new();
     let mut keep: Vec<IndexPack> = Vec::new();
     let mut repack: Vec<(IndexPack, Vec<usize>)> = Vec::new();
-    let mut delete: Vec<Id> = Vec::new();
+    let mut removed_packs: Vec<IndexPack> = Vec::new();
     for p in packs {
         result.bytes_before += p.size;
         if !stored.contains_key(&p.id) {
             // Indexed but gone: its blobs are lost either way; drop it from
             // the index so later backups store them again.
-            delete.push(p.id);
+            removed_packs.push(p);
             continue;
         }
         let mut used_idx = Vec::new();
@@ -183,7 +185,7 @@ pub fn prune(
         }
         result.blobs_removed += (p.blobs.len() - used_idx.len()) as u64;
         if used_idx.is_empty() {
-            delete.push(p.id);
+            removed_packs.push(p);
         } else if used_idx.len() < p.blobs.len()
             && (total - used_bytes) as f64 > opts.max_unused * total as f64
         {
@@ -193,13 +195,26 @@ pub fn prune(
             keep.push(p);
         }
     }
-    result.packs_deleted = delete.len() as u64;
     result.packs_repacked = repack.len() as u64;
     result.packs_kept = keep.len() as u64;
-    if opts.dry_run || (delete.is_empty() && repack.is_empty()) {
+    if opts.dry_run {
+        result.packs_deleted = removed_packs.len() as u64;
         for (p, _) in &repack {
             result.bytes_after += p.size;
         }
+        return Ok(result);
+    }
+    if removed_packs.is_empty() && repack.is_empty() {
+        // Nothing new to collect; older trash may still be due.
+        empty_trash(
+            repo,
+            &lock,
+            opts,
+            &marked,
+            &mut used,
+            &mut seen,
+            &mut result,
+        )?;
         return Ok(result);
     }
 
@@ -238,8 +253,8 @@ pub fn prune(
     let stats = packer.finish()?;
     result.bytes_after += stats.packs.iter().map(|p| p.size).sum::<u64>();
 
-    // 5. One index for the kept packs that supersedes every old file, then
-    // delete what is no longer referenced.
+    // 5. Phase 1: one index for the kept packs that supersedes every old
+    // file, then the trash record, then the old index files go.
     let supersedes = index_ids.clone();
     if keep.is_empty() {
         repo.write_index(&IndexFile {
@@ -254,13 +269,156 @@ pub fn prune(
             })?;
         }
     }
+    let removed: Vec<IndexPack> = removed_packs
+        .into_iter()
+        .chain(repack.into_iter().map(|(p, _)| p))
+        .filter(|p| stored.contains_key(&p.id))
+        .collect();
+    if !removed.is_empty() {
+        trash::write(repo, &TrashRecord { packs: removed })?;
+    }
     for id in &index_ids {
         repo.backend().delete(&format!("index/{id}"))?;
     }
-    for id in delete.iter().chain(repack.iter().map(|(p, _)| &p.id)) {
-        repo.backend().delete(&pack_path(id))?;
-    }
+
+    // 6. Phase 2.
+    empty_trash(
+        repo,
+        &lock,
+        opts,
+        &marked,
+        &mut used,
+        &mut seen,
+        &mut result,
+    )?;
     progress.finish();
     repo.load_index()?;
     Ok(result)
+}
+
+/// Adds every blob that snapshot `id` reaches to `used`. A tree that cannot
+/// be read stops the prune: what it references is unknown, so nothing may
+/// be deleted.
+fn mark(
+    repo: &Repository,
+    id: &Id,
+    tree: Id,
+    used: &mut HashSet<(BlobType, Id)>,
+    seen: &mut HashSet<Id>,
+) -> Result<()> {
+    used.insert((BlobType::Tree, tree));
+    let mut failure = None;
+    crate::walk::walk(
+        repo,
+        tree,
+        Some(seen),
+        &mut |_, node| {
+            if let Some(sub) = node.subtree {
+                used.insert((BlobType::Tree, sub));
+            }
+            for c in &node.content {
+                used.insert((BlobType::Data, *c));
+            }
+        },
+        &mut |path, e| {
+            failure.get_or_insert(format!(
+                "snapshot {}: {}: {e}",
+                id.short(),
+                String::from_utf8_lossy(path)
+            ));
+        },
+    )?;
+    match failure {
+        Some(f) => Err(Error::Other(format!(
+            "prune stopped, nothing was deleted: {f}; run `snap check`"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Phase 2: deletes trashed packs that no running backup can rely on.
+///
+/// A backup writes its lock before it reads the index. So if no backup
+/// lock is live now, every backup that saw a trashed pack in the index has
+/// finished, and its snapshot is among those listed now: marking the
+/// snapshots that appeared since phase 1 and putting back the packs they
+/// need makes the rest safe to delete. While a backup runs, only records
+/// older than the grace period are emptied.
+fn empty_trash(
+    repo: &Repository,
+    lock: &LockGuard,
+    opts: &PruneOptions,
+    marked: &HashSet<Id>,
+    used: &mut HashSet<(BlobType, Id)>,
+    seen: &mut HashSet<Id>,
+    result: &mut PruneResult,
+) -> Result<()> {
+    let records = trash::list(repo)?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let now = lock.store_now()?;
+    let backups_running = live_locks(repo, now)?
+        .iter()
+        .any(|l| l.kind() == LockKind::Backup);
+    let grace_ns = opts.grace.as_nanos().min(i64::MAX as u128) as i64;
+    for id in repo.list_snapshot_ids()? {
+        if !marked.contains(&id) {
+            let s = repo.read_snapshot(&id)?;
+            mark(repo, &id, s.tree, used, seen)?;
+        }
+    }
+    // Everything indexed now, including index files that backups wrote to
+    // put trashed packs back.
+    let mut indexed = Index::default();
+    for id in repo.list_index_ids()? {
+        indexed.add_file(&repo.read_index_file(&id)?);
+    }
+    let stored: HashSet<Id> = repo
+        .backend()
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| Id::from_hex(o.name.rsplit('/').next()?).ok())
+        .collect();
+    let indexed_packs: HashSet<Id> = indexed.packs().map(|(_, id, _)| id).collect();
+    let mut restore = Vec::new();
+    let mut delete = Vec::new();
+    let mut emptied = Vec::new();
+    for t in records {
+        if backups_running && t.modified_ns > now - grace_ns {
+            result.packs_deferred += t.record.packs.len() as u64;
+            continue;
+        }
+        for p in t.record.packs {
+            if indexed_packs.contains(&p.id) || !stored.contains(&p.id) {
+                continue;
+            }
+            let needed = p
+                .blobs
+                .iter()
+                .any(|b| used.contains(&(b.ty, b.id)) && !indexed.contains(b.ty, &b.id));
+            if needed {
+                indexed.add_pack(&p);
+                restore.push(p);
+            } else {
+                delete.push(p.id);
+            }
+        }
+        emptied.push(t.id);
+    }
+    if !restore.is_empty() {
+        result.packs_restored = restore.len() as u64;
+        repo.write_index(&IndexFile {
+            supersedes: Vec::new(),
+            packs: restore,
+        })?;
+    }
+    for id in &delete {
+        repo.backend().delete(&pack_path(id))?;
+    }
+    result.packs_deleted = delete.len() as u64;
+    for id in &emptied {
+        trash::remove(repo, id)?;
+    }
+    Ok(())
 }
