@@ -463,3 +463,137 @@ fn missing_source_paths_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn check_read_data_subset_reads_part_of_the_packs_and_finds_damage_in_it() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(src.join(format!("f{i}")), random_bytes(300 + i, 12 << 20)).unwrap();
+    }
+    env.create(&[&src], &[]);
+    let packs = env.pack_files().len() as u64;
+    assert!(packs >= 4);
+    // The slices 1/2 and 2/2 together read every pack exactly once.
+    let a = env.json(&["check", "--read-data-subset", "1/2"]);
+    let b = env.json(&["check", "--read-data-subset", "2/2"]);
+    assert_eq!(
+        a["packs_read"].as_u64().unwrap() + b["packs_read"].as_u64().unwrap(),
+        packs
+    );
+    assert_eq!(
+        env.json(&["check", "--read-data-subset", "100%"])["packs_read"],
+        packs
+    );
+    // Damage is found by the slice that holds it.
+    let victim = &env.pack_files()[0];
+    let mut bytes = std::fs::read(victim).unwrap();
+    bytes[100] ^= 0x80;
+    std::fs::write(victim, bytes).unwrap();
+    let name = victim.file_name().unwrap().to_str().unwrap().to_string();
+    let failed: Vec<bool> = ["1/2", "2/2"]
+        .iter()
+        .map(|s| {
+            let out = env
+                .snap()
+                .args(["check", "--read-data-subset", s])
+                .output()
+                .unwrap();
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(&name)
+        })
+        .collect();
+    assert_eq!(
+        failed.iter().filter(|f| **f).count(),
+        1,
+        "exactly one slice holds the damaged pack"
+    );
+    let out = env
+        .snap()
+        .args(["check", "--read-data-subset", "150%"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad subset is a usage error");
+}
+
+#[test]
+fn unreadable_files_are_named_the_rest_is_saved_and_the_exit_code_is_3() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("locked-dir")).unwrap();
+    std::fs::write(src.join("fine.txt"), b"readable").unwrap();
+    std::fs::write(src.join("secret.txt"), b"unreadable").unwrap();
+    std::fs::write(src.join("locked-dir/inner"), b"x").unwrap();
+    std::fs::set_permissions(
+        src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        src.join("locked-dir"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    // Root reads anything: run snap as an unprivileged user then.
+    let as_user = |args: &[&str]| {
+        let mut c = env.snap();
+        if is_root() {
+            std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+            for d in ["cache", "data"] {
+                std::fs::set_permissions(env.path(d), std::fs::Permissions::from_mode(0o777))
+                    .unwrap();
+            }
+            std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o777)).unwrap();
+            c = assert_cmd::Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_snap"),
+            ]);
+            c.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", env.dir.path())
+                .env("XDG_CACHE_HOME", env.path("cache"))
+                .env("SNAP_PASSWORD", PASSWORD)
+                .env("SNAP_REPOSITORY", &env.repo);
+        }
+        c.args(args).output().unwrap()
+    };
+    let out = as_user(&["init", "--kdf-memory", "1024", "--kdf-iterations", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_user(&["--json", "create", src.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret.txt") && err.contains("locked-dir"),
+        "each unreadable path is named: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 2);
+    let t = env.path("out");
+    let out = as_user(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = t.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("fine.txt")).unwrap(),
+        b"readable"
+    );
+    assert!(!restored.join("secret.txt").exists());
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use snap_engine::commands::check;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -306,4 +307,8 @@ pub struct CheckArgs {
     /// Also download every pack and verify every blob
     #[arg(long)]
     pub read_data: bool,
+    /// Download and verify only part of the packs: N% (a random share) or
+    /// n/t (slice n of t; run 1/t to t/t over time to cover everything)
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    pub read_data_subset: Option<check::Subset>,
 }

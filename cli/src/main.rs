@@ -404,6 +404,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 &mut repo,
                 &check::CheckOptions {
                     read_data: a.read_data,
+                    subset: a.read_data_subset,
                 },
                 ui,
             )?;
@@ -433,7 +434,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                         "no errors: {} snapshot(s), {} pack(s){}",
                         r.snapshots,
                         r.packs,
-                        if a.read_data {
+                        if r.packs_read > 0 {
                             format!(", {} read and verified", r.packs_read)
                         } else {
                             String::new()

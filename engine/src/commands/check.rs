@@ -19,6 +19,60 @@ use crate::repo::Repository;
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
     pub read_data: bool,
+    /// Read only this part of the packs, so a large repository can be
+    /// verified a slice at a time.
+    pub subset: Option<Subset>,
+}
+
+/// Which packs `--read-data-subset` reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Subset {
+    /// A random share, in percent (0, 100].
+    Percent(f64),
+    /// Slice `n` of `t` (1-based): run all t over time and every pack is
+    /// read once.
+    Slice(u32, u32),
+}
+
+impl std::str::FromStr for Subset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?} is not a subset: give N% (0 < N <= 100) or n/t (1 <= n <= t)");
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if v > 0.0 && v <= 100.0 {
+                Ok(Subset::Percent(v))
+            } else {
+                Err(bad())
+            };
+        }
+        let (n, t) = s.split_once('/').ok_or_else(bad)?;
+        let (n, t): (u32, u32) = (
+            n.trim().parse().map_err(|_| bad())?,
+            t.trim().parse().map_err(|_| bad())?,
+        );
+        if n >= 1 && n <= t {
+            Ok(Subset::Slice(n, t))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl Subset {
+    fn selects(&self, pack: &Id) -> bool {
+        match *self {
+            Subset::Percent(p) => {
+                let r = u64::from_le_bytes(crate::crypto::random_array()) as f64 / u64::MAX as f64;
+                r * 100.0 < p
+            }
+            // Pack ids are uniform, so their first bytes split them evenly.
+            Subset::Slice(n, t) => {
+                (u32::from_be_bytes(pack.0[..4].try_into().unwrap()) as u64 * t as u64 >> 32) as u32
+                    == n - 1
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -205,7 +259,10 @@ pub fn check(
         r.errors.extend(errors);
     }
 
-    if opts.read_data {
+    if opts.read_data || opts.subset.is_some() {
+        if let Some(subset) = &opts.subset {
+            sorted_packs.retain(|p| subset.selects(&p.id));
+        }
         let total: u64 = sorted_packs.iter().map(|p| p.size).sum();
         progress.start(
             "reading packs",
@@ -269,4 +326,30 @@ pub fn check(
 /// Used by the CLI to turn a failed check into an error after printing it.
 pub fn failed(result: &CheckResult) -> Error {
     Error::Other(format!("check found {} error(s)", result.errors.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_partition_the_packs() {
+        let ids: Vec<Id> = (0..1000u32)
+            .map(|i| Id::of_bytes(&i.to_le_bytes()))
+            .collect();
+        let mut counts = [0usize; 4];
+        for id in &ids {
+            let hits: Vec<u32> = (1..=4)
+                .filter(|n| Subset::Slice(*n, 4).selects(id))
+                .collect();
+            assert_eq!(hits.len(), 1, "each pack in exactly one slice");
+            counts[hits[0] as usize - 1] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 200 && c < 300), "{counts:?}");
+        assert_eq!("10%".parse::<Subset>().unwrap(), Subset::Percent(10.0));
+        assert_eq!("2/5".parse::<Subset>().unwrap(), Subset::Slice(2, 5));
+        for bad in ["0%", "101%", "0/3", "4/3", "x", "1/0"] {
+            assert!(bad.parse::<Subset>().is_err(), "{bad}");
+        }
+    }
 }

@@ -340,9 +340,21 @@ impl Archiver<'_> {
             let (id, _) = self.packer.add(BlobType::Data, &chunk)?;
             node.content.push(id);
         }
-        if size != node.size {
+        // A file written to while we read it may be stored torn. Say so:
+        // the node keeps the old mtime, so the next backup reads it again.
+        let after = std::fs::symlink_metadata(path).ok();
+        let mtime_after = after.as_ref().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec())
+        });
+        if size != node.size
+            || after.as_ref().map(|m| m.len()) != Some(size)
+            || mtime_after != Some(node.mtime_ns)
+        {
             self.warn(format!(
-                "{}: changed while it was read ({} bytes expected, {size} read); the bytes read are stored",
+                "{}: changed while it was read ({} bytes when opened, {size} read); what was read is stored",
                 path.display(),
                 node.size
             ));
