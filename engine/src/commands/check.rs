@@ -68,7 +68,8 @@ impl Subset {
             }
             // Pack ids are uniform, so their first bytes split them evenly.
             Subset::Slice(n, t) => {
-                (u32::from_be_bytes(pack.0[..4].try_into().unwrap()) as u64 * t as u64 >> 32) as u32
+                ((u32::from_be_bytes(pack.0[..4].try_into().unwrap()) as u64 * t as u64) >> 32)
+                    as u32
                     == n - 1
             }
         }
