@@ -19,6 +19,8 @@ pub struct Garage {
     pub endpoint: String,
     pub dir: PathBuf,
     config: PathBuf,
+    /// Stops the running server process.
+    kill: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 fn free_port() -> u16 {
@@ -56,7 +58,12 @@ impl Garage {
     /// The shared server, started on first use.
     pub fn get() -> &'static Garage {
         static G: OnceLock<Garage> = OnceLock::new();
-        G.get_or_init(Garage::start)
+        G.get_or_init(|| Garage::start("shared"))
+    }
+
+    /// A server of the caller's own, to stop and restart.
+    pub fn private(name: &str) -> Garage {
+        Garage::start(name)
     }
 
     fn cli(&self, args: &[&str]) -> String {
@@ -75,20 +82,99 @@ impl Garage {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn start() -> Garage {
+    /// Starts the server process from a thread that lives as long as the
+    /// test process: the parent-death signal fires when the spawning thread
+    /// ends, and must mean the end of the whole test process.
+    fn spawn_server(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let bin = garage_binary();
+        let cfg = self.config.clone();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(bin);
+            cmd.arg("-c")
+                .arg(&cfg)
+                .arg("server")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            // SAFETY: only an async-signal-safe prctl runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                        .map_err(std::io::Error::from)
+                });
+            }
+            let mut child = cmd.spawn().expect("cannot start garage");
+            started_tx.send(()).unwrap();
+            // Until told to stop; if the sender is gone, stay until exit.
+            if kill_rx.recv().is_ok() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            let _ = child.wait();
+            loop {
+                std::thread::park();
+            }
+        });
+        started_rx.recv().unwrap();
+        *self.kill.lock().unwrap() = Some(kill_tx);
+    }
+
+    /// Kills the server process, as a crash or power loss would.
+    pub fn stop(&self) {
+        if let Some(k) = self.kill.lock().unwrap().take() {
+            k.send(()).unwrap();
+        }
+        // Wait until the port refuses connections.
+        let addr = self.endpoint.trim_start_matches("http://").to_string();
+        while std::net::TcpStream::connect(&addr).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server again on the same data and waits until it answers.
+    pub fn restart(&self) {
+        self.spawn_server();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = Command::new(garage_binary())
+                .arg("-c")
+                .arg(&self.config)
+                .args(["bucket", "info", BUCKET])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "garage did not come back");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn start(name: &str) -> Garage {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         // Leftovers of earlier runs whose process is gone.
         if let Ok(rd) = std::fs::read_dir(base) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(pid) = name.strip_prefix("garage-")
+                if let Some(pid) = name
+                    .strip_prefix("garage-")
+                    .and_then(|r| r.split('-').next())
                     && !Path::new("/proc").join(pid).exists()
                 {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
-        let dir = base.join(format!("garage-{}", std::process::id()));
+        let dir = base.join(format!("garage-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
@@ -116,41 +202,13 @@ api_bind_addr = "127.0.0.1:{admin}"
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let bin = garage_binary();
-        let cfg = config.clone();
-        // Spawned from a thread that lives as long as the process: the
-        // parent-death signal fires when the spawning thread ends, and must
-        // mean the end of the whole test process.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut cmd = Command::new(bin);
-            cmd.arg("-c")
-                .arg(&cfg)
-                .arg("server")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
-            // SAFETY: only an async-signal-safe prctl runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                        .map_err(std::io::Error::from)
-                });
-            }
-            let mut child = cmd.spawn().expect("cannot start garage");
-            tx.send(()).unwrap();
-            let _ = child.wait();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap();
         let g = Garage {
             endpoint: format!("http://127.0.0.1:{s3}"),
             dir,
             config,
+            kill: std::sync::Mutex::new(None),
         };
+        g.spawn_server();
         let deadline = Instant::now() + Duration::from_secs(60);
         let node = loop {
             let out = Command::new(garage_binary())
@@ -204,5 +262,13 @@ api_bind_addr = "127.0.0.1:{admin}"
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("s3://{BUCKET}/{test}-{}-{n}", std::process::id())
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        if let Some(k) = self.kill.lock().unwrap().take() {
+            let _ = k.send(());
+        }
     }
 }

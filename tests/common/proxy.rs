@@ -1,0 +1,153 @@
+//! A fault-injecting HTTP proxy on 127.0.0.1 between snap and Garage: it
+//! drops connections, answers 500 and 503, and delays responses, on a fixed
+//! schedule so that every run injects the same faults.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Unavailable,
+    InternalError,
+    Drop,
+    Slow,
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    /// Every how many requests a fault is injected (0: none).
+    every: Arc<AtomicU64>,
+    /// While set, every connection is closed at once: a server that is gone.
+    down: Arc<AtomicBool>,
+    pub requests: Arc<AtomicU64>,
+    pub faults: Arc<AtomicU64>,
+}
+
+const SCHEDULE: [Fault; 4] = [
+    Fault::Unavailable,
+    Fault::Drop,
+    Fault::InternalError,
+    Fault::Slow,
+];
+
+impl FaultProxy {
+    pub fn start(upstream: &str, every: u64) -> FaultProxy {
+        let upstream: SocketAddr = upstream.trim_start_matches("http://").parse().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let proxy = FaultProxy {
+            endpoint,
+            every: Arc::new(AtomicU64::new(every)),
+            down: Arc::new(AtomicBool::new(false)),
+            requests: Arc::new(AtomicU64::new(0)),
+            faults: Arc::new(AtomicU64::new(0)),
+        };
+        let (every, down, requests, faults) = (
+            proxy.every.clone(),
+            proxy.down.clone(),
+            proxy.requests.clone(),
+            proxy.faults.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                if down.load(Ordering::SeqCst) {
+                    drop(conn);
+                    continue;
+                }
+                let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
+                let e = every.load(Ordering::SeqCst);
+                let fault = (e > 0 && n % e == 0).then(|| SCHEDULE[((n / e) % 4) as usize]);
+                if fault.is_some() {
+                    faults.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::spawn(move || {
+                    let _ = serve(conn, upstream, fault);
+                });
+            }
+        });
+        proxy
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_every(&self, every: u64) {
+        self.every.store(every, Ordering::SeqCst);
+    }
+}
+
+/// Reads an HTTP/1.1 head up to the blank line.
+fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            return Ok(lines);
+        }
+        lines.push(line);
+    }
+}
+
+fn content_length(head: &[String]) -> usize {
+    head.iter()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One request per connection: the head is rewritten with
+/// `Connection: close` both ways, so neither side reuses the connection.
+fn rewrite(head: &[String]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, l) in head.iter().enumerate() {
+        if i > 0
+            && l.split_once(':')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+        {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+fn serve(client: TcpStream, upstream: SocketAddr, fault: Option<Fault>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let head = read_head(&mut reader)?;
+    let mut body = vec![0u8; content_length(&head)];
+    reader.read_exact(&mut body)?;
+    let mut client = client;
+    match fault {
+        Some(Fault::Drop) => return Ok(()),
+        Some(Fault::Unavailable) => {
+            client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+        Some(Fault::InternalError) => {
+            client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            return Ok(());
+        }
+        Some(Fault::Slow) => std::thread::sleep(Duration::from_millis(1500)),
+        None => {}
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&rewrite(&head))?;
+    up.write_all(&body)?;
+    let mut up_reader = BufReader::new(up);
+    let response_head = read_head(&mut up_reader)?;
+    client.write_all(&rewrite(&response_head))?;
+    std::io::copy(&mut up_reader, &mut client)?;
+    Ok(())
+}
