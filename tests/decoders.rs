@@ -47,10 +47,10 @@ fn valid_samples() -> Vec<Vec<u8>> {
     let tree = Tree { nodes: vec![node] }.encode();
     let mut b = PackBuilder::default();
     b.add(BlobType::Data, Id([4; 32]), 10, vec![5; 30]);
-    let plain_pack = b.finish(&None).bytes;
+    let plain_pack = b.finish(&None).to_vec();
     let mut b = PackBuilder::default();
     b.add(BlobType::Tree, Id([6; 32]), 10, vec![7; 30]);
-    let sealed_pack = b.finish(&Some(master())).bytes;
+    let sealed_pack = b.finish(&Some(master())).to_vec();
     vec![
         tree.clone(),
         codec::seal_bytes(Kind::Snapshot, &Some(master()), &tree),

@@ -69,10 +69,16 @@ impl BlobCodec {
     }
 
     pub fn encode(&self, ty: BlobType, id: &Id, plaintext: &[u8]) -> Vec<u8> {
-        let payload = codec::compress_payload(plaintext, self.level);
+        let (flag, frame) = codec::compress(plaintext, self.level);
+        let data = frame.as_deref().unwrap_or(plaintext);
         match &self.sealer {
-            Some(key) => key.seal(&blob_aad(ty, id), &payload),
-            None => payload,
+            Some(key) => key.seal_parts(&blob_aad(ty, id), flag, data),
+            None => {
+                let mut out = Vec::with_capacity(data.len() + 1);
+                out.push(flag);
+                out.extend_from_slice(data);
+                out
+            }
         }
     }
 

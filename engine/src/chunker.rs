@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -70,6 +70,24 @@ impl ChunkerParams {
         }
     }
 
+    /// Cut points of data in memory, as `(offset, length)`: the same as
+    /// [`ChunkerParams::chunks`] gives for the same bytes.
+    pub fn cuts(&self, data: &[u8]) -> Vec<(usize, usize)> {
+        if data.is_empty() {
+            return Vec::new();
+        }
+        FastCDC::with_level_and_seed(
+            data,
+            self.min_size as usize,
+            self.avg_size as usize,
+            self.max_size as usize,
+            Normalization::Level1,
+            self.seed,
+        )
+        .map(|c| (c.offset, c.length))
+        .collect()
+    }
+
     /// Chunks of `reader`, each at most `max_size` bytes. Memory is one
     /// buffer of `max_size`, however large the file.
     pub fn chunks<R: Read>(&self, reader: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
@@ -100,6 +118,23 @@ mod tests {
         assert_eq!(chunks.concat(), data);
         for c in &chunks[..chunks.len() - 1] {
             assert!(c.len() >= 1024 && c.len() <= 16384);
+        }
+    }
+
+    #[test]
+    fn in_memory_and_streaming_cut_alike() {
+        let p = ChunkerParams::with_sizes(1024, 4096, 16384);
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        for len in [0usize, 10, 1024, 5000, 16384, 16385, 100_000, 200_000] {
+            let streamed: Vec<Vec<u8>> = p.chunks(&data[..len]).map(|c| c.unwrap()).collect();
+            let cut: Vec<Vec<u8>> = p
+                .cuts(&data[..len])
+                .into_iter()
+                .map(|(o, l)| data[o..o + l].to_vec())
+                .collect();
+            assert_eq!(streamed, cut, "length {len}");
         }
     }
 

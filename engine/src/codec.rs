@@ -57,38 +57,42 @@ pub fn decode<T: DeserializeOwned, const LIMIT: usize>(what: &str, bytes: &[u8])
 pub const STORED: u8 = 0;
 pub const ZSTD: u8 = 1;
 
-/// Compression byte plus body; compressed only when that makes it shorter,
-/// so incompressible data costs one byte and no decompression on restore.
-pub fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
-    if level != 0 && body.len() > 64 {
-        let bound = zstd::zstd_safe::compress_bound(body.len());
-        let mut out = Vec::with_capacity(1 + bound);
-        out.push(ZSTD);
-        thread_local! {
-            static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-                const { std::cell::RefCell::new(None) };
-        }
-        let compressed = COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-                *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
-            }
-            let (_, c) = slot.as_mut()?;
-            let mut buf = std::mem::take(&mut out);
-            buf.resize(1 + bound, 0);
-            let n = c.compress_to_buffer(body, &mut buf[1..]).ok()?;
-            buf.truncate(1 + n);
-            Some(buf)
-        });
-        if let Some(c) = compressed
-            && c.len() < body.len() + 1
-        {
-            return c;
-        }
+/// The compression byte for `body` and, when zstd makes it shorter, the
+/// frame; `None` means `body` is stored as is. Incompressible data costs
+/// one byte and no decompression on restore.
+pub fn compress(body: &[u8], level: i32) -> (u8, Option<Vec<u8>>) {
+    if level == 0 || body.len() <= 64 {
+        return (STORED, None);
     }
-    let mut out = Vec::with_capacity(body.len() + 1);
-    out.push(STORED);
-    out.extend_from_slice(body);
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let frame = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        }
+        let (_, c) = slot.as_mut()?;
+        // Room for a frame one byte shorter than the body: a longer one is
+        // not worth keeping, and zstd reports that it does not fit.
+        let mut out = Vec::with_capacity(body.len() - 1);
+        c.compress_to_buffer(body, &mut out).ok()?;
+        Some(out)
+    });
+    match frame {
+        Some(f) if f.len() < body.len() => (ZSTD, Some(f)),
+        _ => (STORED, None),
+    }
+}
+
+/// Compression byte plus body (format-spec.md section 3).
+pub fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
+    let (flag, frame) = compress(body, level);
+    let data = frame.as_deref().unwrap_or(body);
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(flag);
+    out.extend_from_slice(data);
     out
 }
 

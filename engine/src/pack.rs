@@ -42,11 +42,21 @@ pub struct PackBuilder {
     size: usize,
 }
 
-/// A closed pack: its name, its bytes and where each blob sits in it.
+/// A closed pack: its name, its bytes and where each blob sits in it. The
+/// bytes stay in the pieces they were made in; concatenating them would
+/// hold every pack in memory twice.
 pub struct FinishedPack {
     pub id: Id,
-    pub bytes: Vec<u8>,
+    pub parts: Vec<bytes::Bytes>,
+    pub size: usize,
     pub blobs: Vec<IndexBlob>,
+}
+
+impl FinishedPack {
+    /// The whole pack in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts.concat()
+    }
 }
 
 impl PackBuilder {
@@ -78,23 +88,32 @@ impl PackBuilder {
             blobs: self.blobs.iter().map(|(b, _)| b.clone()).collect(),
         };
         let header_bytes = codec::seal(Kind::PackHeader, sealer, &header);
-        let mut bytes = Vec::with_capacity(self.size + header_bytes.len() + 4);
+        let mut parts = Vec::with_capacity(self.blobs.len() + 2);
         let mut blobs = Vec::with_capacity(self.blobs.len());
+        let mut offset = 0usize;
+        let mut hasher = blake3::Hasher::new();
         for (b, stored) in self.blobs {
             blobs.push(IndexBlob {
                 ty: b.ty,
                 id: b.id,
-                offset: bytes.len() as u32,
+                offset: offset as u32,
                 length: b.length,
                 raw_length: b.raw_length,
             });
-            bytes.extend_from_slice(&stored);
+            offset += stored.len();
+            hasher.update(&stored);
+            parts.push(bytes::Bytes::from(stored));
         }
-        bytes.extend_from_slice(&header_bytes);
-        bytes.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        let trailer = (header_bytes.len() as u32).to_le_bytes();
+        hasher.update(&header_bytes);
+        hasher.update(&trailer);
+        let size = offset + header_bytes.len() + trailer.len();
+        parts.push(bytes::Bytes::from(header_bytes));
+        parts.push(bytes::Bytes::copy_from_slice(&trailer));
         FinishedPack {
-            id: Id::of_bytes(&bytes),
-            bytes,
+            id: Id(*hasher.finalize().as_bytes()),
+            parts,
+            size,
             blobs,
         }
     }
@@ -156,17 +175,19 @@ mod tests {
                 b.add(BlobType::Data, Id([i; 32]), 100, vec![i; 50 + i as usize]);
             }
             let p = b.finish(&sealer);
-            assert_eq!(p.id, Id::of_bytes(&p.bytes));
-            let blobs = read_header(&sealer, &p.bytes).unwrap();
+            let bytes = p.to_vec();
+            assert_eq!(bytes.len(), p.size);
+            assert_eq!(p.id, Id::of_bytes(&bytes));
+            let blobs = read_header(&sealer, &bytes).unwrap();
             assert_eq!(blobs, p.blobs);
             for ib in &blobs {
-                let s = &p.bytes[ib.offset as usize..(ib.offset + ib.length) as usize];
+                let s = &bytes[ib.offset as usize..(ib.offset + ib.length) as usize];
                 assert!(s.iter().all(|&x| x == ib.id.0[0]));
             }
             // Order is shuffled, not insertion order (20! orders; equal by chance ~never).
             let order: Vec<u8> = blobs.iter().map(|b| b.id.0[0]).collect();
             assert_ne!(order, (0..20).collect::<Vec<u8>>());
-            let mut cut = p.bytes.clone();
+            let mut cut = bytes.clone();
             let n = cut.len();
             cut[n - 1] = 0xff;
             assert!(read_header(&sealer, &cut).is_err());

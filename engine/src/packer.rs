@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::backend::Backend;
@@ -68,9 +67,8 @@ impl Shared {
     }
 
     fn upload(&self, pack: FinishedPack) -> Result<()> {
-        let size = pack.bytes.len() as u64;
-        self.backend
-            .write(&pack_path(&pack.id), Bytes::from(pack.bytes))?;
+        let size = pack.size as u64;
+        self.backend.write_parts(&pack_path(&pack.id), pack.parts)?;
         self.bytes_added.fetch_add(size, Ordering::Relaxed);
         let entry = IndexPack {
             id: pack.id,
@@ -138,9 +136,10 @@ impl<'a> Packer<'a> {
             0 => shared.backend.connections().max(1),
             n => n,
         };
-        // One finished pack may wait per uploader: the producer blocks beyond
-        // that, which bounds memory to a few packs whatever the backup size.
-        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(n);
+        // A finished pack is handed over only when an uploader is free: the
+        // producer waits otherwise, which bounds memory to one pack per
+        // uploader plus the ones being filled, whatever the backup's size.
+        let (tx, rx): (Sender<FinishedPack>, Receiver<FinishedPack>) = bounded(0);
         let uploaders = (0..n)
             .map(|_| {
                 let rx = rx.clone();

@@ -36,6 +36,10 @@ pub trait Backend: Send + Sync {
     fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes>;
     /// Writes atomically: readers see the whole object or nothing.
     fn write(&self, name: &str, data: Bytes) -> Result<()>;
+    /// Writes an object given in pieces, as a pack is built.
+    fn write_parts(&self, name: &str, parts: Vec<Bytes>) -> Result<()> {
+        self.write(name, Bytes::from(parts.concat()))
+    }
     /// Writes only if no object has the name; false if one does. Atomic
     /// where the store honours conditional writes; elsewhere a check before
     /// the write, which two writers racing within one round trip can defeat.
@@ -171,6 +175,18 @@ impl Backend for StoreBackend {
                 .map(|_| ()),
         };
         result.map_err(|e| self.err(name, e))
+    }
+
+    fn write_parts(&self, name: &str, parts: Vec<Bytes>) -> Result<()> {
+        let size: usize = parts.iter().map(Bytes::len).sum();
+        if self.multipart.is_some_and(|part| size > part) {
+            return self.write(name, Bytes::from(parts.concat()));
+        }
+        let path = self.path(name);
+        self.runtime
+            .block_on(self.store.put(&path, PutPayload::from_iter(parts)))
+            .map(|_| ())
+            .map_err(|e| self.err(name, e))
     }
 
     fn create(&self, name: &str, data: Bytes) -> Result<bool> {

@@ -144,6 +144,13 @@ impl Above {
     }
 }
 
+/// Why reading a file's content stopped: the file failed (a warning, the
+/// backup goes on), or storing failed (the backup stops).
+enum ContentError {
+    Read(std::io::Error),
+    Store(Error),
+}
+
 struct Stats {
     files_new: AtomicU64,
     files_changed: AtomicU64,
@@ -301,6 +308,66 @@ impl Archiver<'_> {
         Ok(Some(self.store_tree(tree)?))
     }
 
+    /// Reads, chunks and stores a file; returns its size and chunk ids.
+    /// The chunks of one file are hashed, compressed and encrypted in
+    /// parallel, so a single large file keeps every core busy.
+    fn read_content(
+        &self,
+        mut file: std::fs::File,
+        size: u64,
+    ) -> std::result::Result<(u64, Vec<Id>), ContentError> {
+        use std::io::Read;
+        let chunker = &self.repo.config().chunker;
+        let store_all = |chunks: &[&[u8]]| -> Result<Vec<Id>> {
+            let ids = chunks
+                .par_iter()
+                .map(|c| {
+                    self.progress.bytes(c.len() as u64);
+                    self.packer.add(BlobType::Data, c).map(|(id, _)| id)
+                })
+                .collect::<Result<Vec<Id>>>()?;
+            Ok(ids)
+        };
+        // Small files, the vast majority, are read whole into a buffer of
+        // their own size and cut in memory.
+        if size <= chunker.max_size as u64 {
+            let mut buf = Vec::with_capacity(size as usize + 1);
+            file.read_to_end(&mut buf).map_err(ContentError::Read)?;
+            let chunks: Vec<&[u8]> = chunker
+                .cuts(&buf)
+                .into_iter()
+                .map(|(o, l)| &buf[o..o + l])
+                .collect();
+            let ids = store_all(&chunks).map_err(ContentError::Store)?;
+            return Ok((buf.len() as u64, ids));
+        }
+        // Large files stream through the chunker in batches, which bounds
+        // memory to a batch per file being read.
+        const BATCH: usize = 16 << 20;
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let flush = |batch: &mut Vec<Vec<u8>>, ids: &mut Vec<Id>| -> Result<()> {
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            ids.extend(store_all(&refs)?);
+            batch.clear();
+            Ok(())
+        };
+        for chunk in chunker.chunks(file) {
+            let chunk = chunk.map_err(ContentError::Read)?;
+            total += chunk.len() as u64;
+            batch_bytes += chunk.len();
+            batch.push(chunk);
+            if batch_bytes >= BATCH {
+                flush(&mut batch, &mut ids).map_err(ContentError::Store)?;
+                batch_bytes = 0;
+            }
+        }
+        flush(&mut batch, &mut ids).map_err(ContentError::Store)?;
+        Ok((total, ids))
+    }
+
     /// Fills in a file's content; false when it could not be read.
     fn save_file(&self, path: &Path, node: &mut Node, parent: Option<&Node>) -> Result<bool> {
         add(&self.stats.files, 1);
@@ -326,20 +393,15 @@ impl Archiver<'_> {
                 return Ok(false);
             }
         };
-        let mut size = 0u64;
-        for chunk in self.repo.config().chunker.chunks(file) {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    self.warn(format!("{}: {e}", path.display()));
-                    return Ok(false);
-                }
-            };
-            size += chunk.len() as u64;
-            self.progress.bytes(chunk.len() as u64);
-            let (id, _) = self.packer.add(BlobType::Data, &chunk)?;
-            node.content.push(id);
-        }
+        let (size, content) = match self.read_content(file, node.size) {
+            Ok(v) => v,
+            Err(ContentError::Read(e)) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(false);
+            }
+            Err(ContentError::Store(e)) => return Err(e),
+        };
+        node.content = content;
         // A file written to while we read it may be stored torn. Say so:
         // the node keeps the old mtime, so the next backup reads it again.
         let after = std::fs::symlink_metadata(path).ok();
