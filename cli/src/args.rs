@@ -146,6 +146,58 @@ pub enum Command {
     /// Manage the passphrases that unlock the repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// List the files of a snapshot
+    Ls(LsArgs),
+    /// Show what changed between two snapshots
+    Diff(DiffArgs),
+    /// Find files by name or path pattern across snapshots
+    Find(FindArgs),
+    /// Repository size, deduplication and compression
+    Stats,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id, unique id prefix, or "latest"
+    #[arg(value_name = "ID")]
+    pub snapshot: String,
+    /// Only this absolute path as backed up, and what is below it
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Long format: kind, mode, owner, size and time
+    #[arg(short, long)]
+    pub long: bool,
+    /// With "latest": the latest snapshot of this host
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[arg(value_name = "ID1")]
+    pub first: String,
+    #[arg(value_name = "ID2")]
+    pub second: String,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// Glob on names (`*.pdf`), or on whole paths if it contains '/'
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

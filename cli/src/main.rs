@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::Parser;
 use serde_json::json;
 use snap_engine::backend::{Backend, StoreBackend};
-use snap_engine::commands::{self, check, create, prune, restore};
+use snap_engine::commands::{self, check, create, inspect, prune, restore};
 use snap_engine::snapshot::{KeepPolicy, Snapshot, SnapshotFilter};
 use snap_engine::{Error, Id, InitOptions, Repository};
 
@@ -150,8 +150,19 @@ impl Ctx<'_> {
 
 fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
     let g = &cli.global;
-    if let Command::Config(a) = &cli.command {
-        return configure(g, a, ui);
+    match &cli.command {
+        Command::Config(a) => return configure(g, a, ui),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "snap", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+            return Ok(0);
+        }
+        _ => {}
     }
     let ctx = Ctx {
         global: g,
@@ -396,7 +407,136 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Config(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
+        Command::Ls(a) => {
+            let mut repo = ctx.open()?;
+            let filter = SnapshotFilter {
+                hosts: a.hosts.clone(),
+                ..Default::default()
+            };
+            let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
+            let (id, _, entries) = inspect::ls(&mut repo, &a.snapshot, &filter, under.as_deref())?;
+            if ui.json {
+                let arr: Vec<_> = entries
+                    .iter()
+                    .map(|e| entry_json(&e.path, &e.node))
+                    .collect();
+                output::json(&json!({ "snapshot_id": id.to_hex(), "entries": arr }));
+            } else {
+                for e in &entries {
+                    let path = String::from_utf8_lossy(&e.path);
+                    if a.long {
+                        println!("{}", long_line(&e.node, &path));
+                    } else {
+                        println!("{path}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Diff(a) => {
+            let mut repo = ctx.open()?;
+            let (ia, ib, changes) = inspect::diff(&mut repo, &a.first, &a.second)?;
+            let mark = |k: inspect::ChangeKind| match k {
+                inspect::ChangeKind::Added => ("+", "added"),
+                inspect::ChangeKind::Removed => ("-", "removed"),
+                inspect::ChangeKind::Modified => ("M", "modified"),
+                inspect::ChangeKind::Metadata => ("U", "metadata"),
+            };
+            if ui.json {
+                let arr: Vec<_> = changes
+                    .iter()
+                    .map(|c| json!({ "change": mark(c.kind).1, "path": String::from_utf8_lossy(&c.path) }))
+                    .collect();
+                output::json(&json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": arr }));
+            } else {
+                for c in &changes {
+                    println!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path));
+                }
+                let count = |k| changes.iter().filter(|c| c.kind == k).count();
+                ui.say(&format!(
+                    "{} added, {} removed, {} modified, {} metadata only",
+                    count(inspect::ChangeKind::Added),
+                    count(inspect::ChangeKind::Removed),
+                    count(inspect::ChangeKind::Modified),
+                    count(inspect::ChangeKind::Metadata)
+                ));
+            }
+            Ok(0)
+        }
+        Command::Find(a) => {
+            let mut repo = ctx.open()?;
+            let filter = SnapshotFilter {
+                hosts: a.hosts.clone(),
+                tags: a.tags.clone(),
+                ..Default::default()
+            };
+            let hits = inspect::find(&mut repo, &a.pattern, &filter)?;
+            if ui.json {
+                let arr: Vec<_> = hits
+                    .iter()
+                    .map(|(id, s, e)| {
+                        let mut v = entry_json(&e.path, &e.node);
+                        v["snapshot_id"] = json!(id.to_hex());
+                        v["snapshot_time"] = json!(s.time().to_rfc3339());
+                        v
+                    })
+                    .collect();
+                output::json(&serde_json::Value::Array(arr));
+            } else {
+                for (id, _, e) in &hits {
+                    println!(
+                        "{}  {}",
+                        id.short(),
+                        long_line(&e.node, &String::from_utf8_lossy(&e.path))
+                    );
+                }
+                ui.say(&format!("{} match(es)", hits.len()));
+            }
+            Ok(0)
+        }
+        Command::Stats => {
+            let mut repo = ctx.open()?;
+            let st = inspect::stats(&mut repo)?;
+            if ui.json {
+                output::json(&json!({
+                    "snapshots": st.snapshots,
+                    "packs": st.packs,
+                    "stored_bytes": st.stored_bytes,
+                    "data_blobs": st.data_blobs,
+                    "tree_blobs": st.tree_blobs,
+                    "unique_bytes": st.unique_bytes,
+                    "restore_bytes": st.restore_bytes,
+                    "dedup_ratio": st.dedup_ratio(),
+                    "compression_ratio": st.compression_ratio(),
+                    "per_snapshot": st.per_snapshot.iter().map(|(id, b)| json!({"id": id.to_hex(), "restore_bytes": b})).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!("snapshots:          {}", st.snapshots);
+                println!(
+                    "stored:             {} in {} packs",
+                    output::bytes(st.stored_bytes),
+                    st.packs
+                );
+                println!(
+                    "restore size:       {} (all snapshots)",
+                    output::bytes(st.restore_bytes)
+                );
+                println!(
+                    "unique data:        {} in {} chunks",
+                    output::bytes(st.unique_bytes),
+                    st.data_blobs
+                );
+                println!("deduplication:      {:.2}x", st.dedup_ratio());
+                println!("compression:        {:.2}x", st.compression_ratio());
+                for (id, b) in &st.per_snapshot {
+                    println!("  {}  {}", id.short(), output::bytes(*b));
+                }
+            }
+            Ok(0)
+        }
         Command::Key(k) => key_command(&ctx, k, ui),
         Command::Check(a) => {
             let mut repo = ctx.open()?;
@@ -640,6 +780,72 @@ fn path_bytes(p: &std::path::Path) -> Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
     let abs = std::path::absolute(p).with_context(|| format!("{}", p.display()))?;
     Ok(abs.as_os_str().as_bytes().to_vec())
+}
+
+fn kind_name(k: snap_engine::tree::NodeKind) -> &'static str {
+    use snap_engine::tree::NodeKind::*;
+    match k {
+        File => "file",
+        Dir => "dir",
+        Symlink => "symlink",
+        Fifo => "fifo",
+        CharDevice => "chardev",
+        BlockDevice => "blockdev",
+    }
+}
+
+fn entry_json(path: &[u8], n: &snap_engine::tree::Node) -> serde_json::Value {
+    json!({
+        "path": String::from_utf8_lossy(path),
+        "type": kind_name(n.kind),
+        "mode": n.mode,
+        "uid": n.uid,
+        "gid": n.gid,
+        "user": n.user,
+        "group": n.group,
+        "size": n.size,
+        "mtime": chrono::DateTime::from_timestamp_nanos(n.mtime_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "link_target": (!n.link_target.is_empty()).then(|| String::from_utf8_lossy(&n.link_target).into_owned()),
+    })
+}
+
+/// `ls -l`-like: type and mode, owner, size, time, path.
+fn long_line(n: &snap_engine::tree::Node, path: &str) -> String {
+    use snap_engine::tree::NodeKind::*;
+    let t = match n.kind {
+        File => '-',
+        Dir => 'd',
+        Symlink => 'l',
+        Fifo => 'p',
+        CharDevice => 'c',
+        BlockDevice => 'b',
+    };
+    let mut perms = String::new();
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        perms.push(if n.mode & (0o400 >> i) != 0 { c } else { '-' });
+    }
+    let owner = if n.user.is_empty() {
+        n.uid.to_string()
+    } else {
+        n.user.clone()
+    };
+    let group = if n.group.is_empty() {
+        n.gid.to_string()
+    } else {
+        n.group.clone()
+    };
+    let time = chrono::DateTime::from_timestamp_nanos(n.mtime_ns)
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S");
+    let target = if n.kind == Symlink {
+        format!(" -> {}", String::from_utf8_lossy(&n.link_target))
+    } else {
+        String::new()
+    };
+    format!(
+        "{t}{perms} {owner:>8} {group:>8} {:>12} {time} {path}{target}",
+        n.size
+    )
 }
 
 fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {

@@ -117,8 +117,24 @@ pub fn decompress_payload(what: &str, payload: &[u8], max_len: usize) -> Result<
                 }
                 _ => max_len,
             };
-            zstd::bulk::decompress(frame, cap)
-                .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+            thread_local! {
+                static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            // One context per thread: creating one per blob costs more than
+            // decompressing a small blob.
+            DECOMPRESSOR.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| Error::Other(format!("zstd: {e}")))?,
+                    );
+                }
+                let d = slot.as_mut().expect("set above");
+                d.decompress(frame, cap)
+                    .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+            })
         }
         Some((b, _)) => Err(Error::corrupt(
             what,

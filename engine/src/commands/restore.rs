@@ -8,13 +8,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::index::BlobLocation;
 use crate::pack::pack_path;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -59,6 +60,10 @@ struct BlobPlan {
     raw_length: u32,
     targets: Vec<Target>,
 }
+
+/// A file to restore: its number, size, and each blob with its offset in
+/// the file.
+type FilePlan = (usize, u64, Vec<(BlobLocation, Id, u64)>);
 
 /// Blobs needed from one pack, by offset in the pack.
 type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
@@ -196,7 +201,10 @@ pub fn restore(
     let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
     let mut file_ok = vec![true; files.len()];
     let remaining: Vec<AtomicUsize> = (0..files.len()).map(|_| AtomicUsize::new(0)).collect();
+    // Files whose content and metadata are complete under the final name.
+    let finished: Vec<AtomicBool> = (0..files.len()).map(|_| AtomicBool::new(false)).collect();
     let mut total_bytes = 0u64;
+    let mut plans: Vec<FilePlan> = Vec::new();
     for &i in &content_files {
         let f = &files[i];
         let mut offset = 0u64;
@@ -228,31 +236,59 @@ pub fn restore(
                 f.node.size
             ));
         }
-        let partial = partial_path(&f.path);
-        let blobs: Vec<(u32, Id)> = planned
-            .iter()
-            .map(|(loc, id, _)| (loc.raw_length, *id))
-            .collect();
-        if matches_snapshot(repo, &f.path, &blobs, offset) {
-            result.files_kept += 1;
-            let _ = std::fs::remove_file(&partial);
-            continue;
+        plans.push((i, offset, planned));
+    }
+    // In parallel: keep what is already restored, create the rest at full
+    // size (regions never written stay holes). Empty files finish here.
+    enum Prepared {
+        Kept,
+        Created,
+        Failed(String),
+    }
+    let prepared: Vec<Prepared> = plans
+        .par_iter()
+        .map(|(i, size, planned)| {
+            let f = &files[*i];
+            let partial = partial_path(&f.path);
+            let blobs: Vec<(u32, Id)> = planned
+                .iter()
+                .map(|(loc, id, _)| (loc.raw_length, *id))
+                .collect();
+            if matches_snapshot(repo, &f.path, &blobs, *size) {
+                let _ = std::fs::remove_file(&partial);
+                return Prepared::Kept;
+            }
+            let created = std::fs::File::create(&partial).and_then(|file| {
+                file.set_len(*size)?;
+                if planned.is_empty() {
+                    sys::restore_file_metadata(&file, &f.node)?;
+                    drop(file);
+                    place(&partial, &f.path)?;
+                    finished[*i].store(true, Ordering::Relaxed);
+                }
+                Ok(())
+            });
+            match created {
+                Ok(()) => Prepared::Created,
+                Err(e) => Prepared::Failed(format!("{}: {e}", f.path.display())),
+            }
+        })
+        .collect();
+    for ((i, size, planned), outcome) in plans.into_iter().zip(prepared) {
+        match outcome {
+            Prepared::Kept => {
+                result.files_kept += 1;
+                continue;
+            }
+            Prepared::Failed(msg) => {
+                fail(msg);
+                file_ok[i] = false;
+                continue;
+            }
+            Prepared::Created => {}
         }
-        total_bytes += offset;
-        // Full size at once: regions never written stay holes.
-        let created = std::fs::File::create(&partial).and_then(|file| file.set_len(offset));
-        if let Err(e) = created {
-            fail(format!("{}: {e}", f.path.display()));
-            file_ok[i] = false;
-            continue;
-        }
+        total_bytes += size;
         remaining[i].store(planned.len(), Ordering::Relaxed);
-        if planned.is_empty()
-            && let Err(e) = place(&partial, &f.path)
-        {
-            fail(format!("{}: {e}", f.path.display()));
-            file_ok[i] = false;
-        }
         for (loc, id, off) in planned {
             by_pack
                 .entry(loc.pack)
@@ -294,15 +330,27 @@ pub fn restore(
             }
         }
     };
-    // One placement of a blob is done; the file's last one moves it into place.
-    let done = |t: &Target| {
-        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) == 1 {
-            let f = &files[t.file];
-            let mut b = broken.lock().unwrap();
-            if !b[t.file]
-                && let Err(e) = place(&partial_path(&f.path), &f.path)
-            {
-                b[t.file] = true;
+    // One placement of a blob is done. The thread that completes a file
+    // sets its metadata through the open file and moves it into place.
+    let done = |t: &Target, handle: Option<std::fs::File>| {
+        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) != 1 || broken.lock().unwrap()[t.file] {
+            return;
+        }
+        let f = &files[t.file];
+        let partial = partial_path(&f.path);
+        let r = (|| {
+            let file = match handle {
+                Some(h) => h,
+                None => std::fs::OpenOptions::new().write(true).open(&partial)?,
+            };
+            sys::restore_file_metadata(&file, &f.node)?;
+            drop(file);
+            place(&partial, &f.path)
+        })();
+        match r {
+            Ok(()) => finished[t.file].store(true, Ordering::Relaxed),
+            Err(e) => {
+                broken.lock().unwrap()[t.file] = true;
                 fail(format!("{}: {e}", f.path.display()));
             }
         }
@@ -350,17 +398,22 @@ pub fn restore(
                         };
                     let zero = plain.iter().all(|&b| b == 0);
                     for t in targets {
+                        let mut handle = None;
                         if !zero {
                             let partial = partial_path(&files[t.file].path);
                             let r = std::fs::OpenOptions::new()
                                 .write(true)
                                 .open(&partial)
-                                .and_then(|f| write_sparse(&f, &plain, t.offset));
-                            if let Err(e) = r {
-                                mark_broken(std::slice::from_ref(t), &e.to_string());
+                                .and_then(|f| {
+                                    write_sparse(&f, &plain, t.offset)?;
+                                    Ok(f)
+                                });
+                            match r {
+                                Ok(f) => handle = Some(f),
+                                Err(e) => mark_broken(std::slice::from_ref(t), &e.to_string()),
                             }
                         }
-                        done(t);
+                        done(t, handle);
                     }
                     progress.bytes(plain.len() as u64 * targets.len() as u64);
                 }
@@ -388,16 +441,22 @@ pub fn restore(
         }
     }
 
-    for (i, f) in files.iter().enumerate() {
-        let content_ok = file_ok[i] && !broken[i];
-        if content_ok && let Err(e) = sys::restore_metadata(&f.path, &f.node) {
+    // Metadata of files not completed above: kept ones and hardlinks.
+    files.par_iter().enumerate().for_each(|(i, f)| {
+        if file_ok[i]
+            && !broken[i]
+            && !finished[i].load(Ordering::Relaxed)
+            && let Err(e) = sys::restore_metadata(&f.path, &f.node)
+        {
             fail(format!("{}: metadata: {e}", f.path.display()));
         }
-        if content_ok {
+        progress.item(&f.path);
+    });
+    for (i, f) in files.iter().enumerate() {
+        if file_ok[i] && !broken[i] {
             result.files += 1;
             result.bytes += f.node.size;
         }
-        progress.item(&f.path);
     }
     for o in &others {
         if let Err(e) = sys::restore_metadata(&o.path, &o.node) {
@@ -423,15 +482,23 @@ pub fn restore(
 /// a second request does.
 fn runs(blobs: &PackPlan) -> Vec<Vec<(&(u32, Id), &BlobPlan)>> {
     const GAP: u64 = 1 << 20;
+    // A run is held in memory while its blobs are written: cap it.
+    const MAX_RUN: u64 = 8 << 20;
     let mut out: Vec<Vec<(&(u32, Id), &BlobPlan)>> = Vec::new();
-    let mut end = 0u64;
+    let (mut run_start, mut end) = (0u64, 0u64);
     for (key, plan) in blobs {
         let start = key.0 as u64;
+        let blob_end = start + plan.length as u64;
         match out.last_mut() {
-            Some(run) if start <= end + GAP => run.push((key, plan)),
-            _ => out.push(vec![(key, plan)]),
+            Some(run) if start <= end + GAP && blob_end - run_start <= MAX_RUN => {
+                run.push((key, plan))
+            }
+            _ => {
+                out.push(vec![(key, plan)]);
+                run_start = start;
+            }
         }
-        end = end.max(start + plan.length as u64);
+        end = end.max(blob_end);
     }
     out
 }

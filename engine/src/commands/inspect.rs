@@ -1,0 +1,361 @@
+//! Looking inside a repository without restoring: `ls`, `diff`, `find` and
+//! `stats`. Trees are content-addressed, so identical subtrees are skipped
+//! by id, which keeps `diff` proportional to what changed.
+
+use std::collections::{HashMap, HashSet};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::Repository;
+use crate::snapshot::{Snapshot, SnapshotFilter};
+use crate::tree::{Node, NodeKind, Tree};
+
+/// One entry of a snapshot, with its absolute path as backed up.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub path: Vec<u8>,
+    pub node: Node,
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = prefix.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+/// Every entry of a snapshot at or below `under` (all when `None`), in
+/// depth-first order.
+pub fn ls(
+    repo: &mut Repository,
+    spec: &str,
+    filter: &SnapshotFilter,
+    under: Option<&[u8]>,
+) -> Result<(Id, Snapshot, Vec<Entry>)> {
+    repo.load_index()?;
+    let (id, snapshot) = repo.find_snapshot(spec, filter)?;
+    let under = under.map(|u| {
+        if u.len() > 1 {
+            u.strip_suffix(b"/").unwrap_or(u)
+        } else {
+            u
+        }
+    });
+    let mut out = Vec::new();
+    let mut failure = None;
+    let mut visit = |path: &[u8], node: &Node| {
+        let inside = match under {
+            None | Some(b"/") => true,
+            Some(u) => path == u || (path.starts_with(u) && path.get(u.len()) == Some(&b'/')),
+        };
+        if inside {
+            out.push(Entry {
+                path: path.to_vec(),
+                node: node.clone(),
+            });
+        }
+    };
+    walk_sorted(repo, snapshot.tree, Vec::new(), &mut visit, &mut failure)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok((id, snapshot, out))
+}
+
+/// Depth-first, children right after their directory, in name order.
+fn walk_sorted(
+    repo: &Repository,
+    tree: Id,
+    prefix: Vec<u8>,
+    visit: &mut dyn FnMut(&[u8], &Node),
+    failure: &mut Option<Error>,
+) -> Result<()> {
+    let t = match repo.load_tree(&tree) {
+        Ok(t) => t,
+        Err(e) => {
+            failure.get_or_insert(e);
+            return Ok(());
+        }
+    };
+    for node in &t.nodes {
+        let path = join(&prefix, &node.name);
+        visit(&path, node);
+        if let Some(sub) = node.subtree {
+            walk_sorted(repo, sub, path, visit, failure)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    /// Content, kind or link target differ.
+    Modified,
+    /// Same content; mode, owner or times differ.
+    Metadata,
+}
+
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub path: Vec<u8>,
+}
+
+fn same_content(a: &Node, b: &Node) -> bool {
+    a.kind == b.kind && a.content == b.content && a.link_target == b.link_target && a.rdev == b.rdev
+}
+
+fn same_metadata(a: &Node, b: &Node) -> bool {
+    a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime_ns == b.mtime_ns
+}
+
+/// What changed from snapshot `a` to snapshot `b`.
+pub fn diff(repo: &mut Repository, a: &str, b: &str) -> Result<(Id, Id, Vec<Change>)> {
+    repo.load_index()?;
+    let (ia, sa) = repo.find_snapshot(a, &SnapshotFilter::default())?;
+    let (ib, sb) = repo.find_snapshot(b, &SnapshotFilter::default())?;
+    let mut out = Vec::new();
+    diff_trees(repo, Some(sa.tree), Some(sb.tree), &[], &mut out)?;
+    Ok((ia, ib, out))
+}
+
+fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
+    match id {
+        Some(id) => repo.load_tree(&id),
+        None => Ok(Tree::default()),
+    }
+}
+
+/// Every path below a subtree, as added or removed.
+fn all_below(
+    repo: &Repository,
+    tree: Option<Id>,
+    prefix: &[u8],
+    kind: ChangeKind,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    for n in load(repo, tree)?.nodes {
+        let path = join(prefix, &n.name);
+        out.push(Change {
+            kind,
+            path: path.clone(),
+        });
+        if n.subtree.is_some() {
+            all_below(repo, n.subtree, &path, kind, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn diff_trees(
+    repo: &Repository,
+    a: Option<Id>,
+    b: Option<Id>,
+    prefix: &[u8],
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    let (ta, tb) = (load(repo, a)?, load(repo, b)?);
+    let (mut i, mut j) = (0, 0);
+    while i < ta.nodes.len() || j < tb.nodes.len() {
+        let order = match (ta.nodes.get(i), tb.nodes.get(j)) {
+            (Some(x), Some(y)) => x.name.cmp(&y.name),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let n = &ta.nodes[i];
+                let path = join(prefix, &n.name);
+                out.push(Change {
+                    kind: ChangeKind::Removed,
+                    path: path.clone(),
+                });
+                all_below(repo, n.subtree, &path, ChangeKind::Removed, out)?;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                let n = &tb.nodes[j];
+                let path = join(prefix, &n.name);
+                out.push(Change {
+                    kind: ChangeKind::Added,
+                    path: path.clone(),
+                });
+                all_below(repo, n.subtree, &path, ChangeKind::Added, out)?;
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (&ta.nodes[i], &tb.nodes[j]);
+                let path = join(prefix, &x.name);
+                if x.kind == NodeKind::Dir && y.kind == NodeKind::Dir {
+                    if !same_metadata(x, y) {
+                        out.push(Change {
+                            kind: ChangeKind::Metadata,
+                            path: path.clone(),
+                        });
+                    }
+                    diff_trees(repo, x.subtree, y.subtree, &path, out)?;
+                } else if !same_content(x, y) {
+                    out.push(Change {
+                        kind: ChangeKind::Modified,
+                        path: path.clone(),
+                    });
+                    all_below(repo, x.subtree, &path, ChangeKind::Removed, out)?;
+                    all_below(repo, y.subtree, &path, ChangeKind::Added, out)?;
+                } else if !same_metadata(x, y) {
+                    out.push(Change {
+                        kind: ChangeKind::Metadata,
+                        path,
+                    });
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pattern without `/` matches names; with `/`, whole absolute paths.
+pub struct Pattern {
+    glob: GlobMatcher,
+    whole_path: bool,
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Pattern> {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("pattern {pattern:?}: {e}")))?
+            .compile_matcher();
+        Ok(Pattern {
+            glob,
+            whole_path: pattern.contains('/'),
+        })
+    }
+
+    pub fn matches(&self, path: &[u8], name: &[u8]) -> bool {
+        let subject = if self.whole_path { path } else { name };
+        self.glob
+            .is_match(String::from_utf8_lossy(subject).as_ref())
+    }
+}
+
+/// Entries matching `pattern` in every snapshot that `filter` selects, as
+/// (snapshot id, snapshot, entry), oldest snapshot first.
+pub fn find(
+    repo: &mut Repository,
+    pattern: &str,
+    filter: &SnapshotFilter,
+) -> Result<Vec<(Id, Snapshot, Entry)>> {
+    let pattern = Pattern::new(pattern)?;
+    repo.load_index()?;
+    let mut out = Vec::new();
+    for (id, s) in repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+    {
+        let mut failure = None;
+        let mut hits = Vec::new();
+        walk_sorted(
+            repo,
+            s.tree,
+            Vec::new(),
+            &mut |path, node| {
+                if pattern.matches(path, &node.name) {
+                    hits.push(Entry {
+                        path: path.to_vec(),
+                        node: node.clone(),
+                    });
+                }
+            },
+            &mut failure,
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        out.extend(hits.into_iter().map(|e| (id, s.clone(), e)));
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub snapshots: u64,
+    pub packs: u64,
+    /// Bytes of all packs: what the data costs in storage.
+    pub stored_bytes: u64,
+    pub data_blobs: u64,
+    pub tree_blobs: u64,
+    /// Plaintext bytes of all distinct data blobs.
+    pub unique_bytes: u64,
+    /// Plaintext bytes of the distinct data blobs, as stored (compressed,
+    /// with encryption overhead).
+    pub unique_stored_bytes: u64,
+    /// What restoring every snapshot would write.
+    pub restore_bytes: u64,
+    /// Restore size of each snapshot, oldest first.
+    pub per_snapshot: Vec<(Id, u64)>,
+}
+
+impl Stats {
+    /// How many times over deduplication saves: restore size per unique byte.
+    pub fn dedup_ratio(&self) -> f64 {
+        if self.unique_bytes == 0 {
+            1.0
+        } else {
+            self.restore_bytes as f64 / self.unique_bytes as f64
+        }
+    }
+
+    /// Plaintext per stored byte of data.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.unique_stored_bytes == 0 {
+            1.0
+        } else {
+            self.unique_bytes as f64 / self.unique_stored_bytes as f64
+        }
+    }
+}
+
+pub fn stats(repo: &mut Repository) -> Result<Stats> {
+    repo.load_index()?;
+    let index = repo.index();
+    let mut st = Stats {
+        packs: index.pack_count() as u64,
+        stored_bytes: index.packs().map(|(_, _, size)| size).sum(),
+        ..Default::default()
+    };
+    let mut seen: HashSet<(BlobType, Id)> = HashSet::new();
+    for (id, loc) in index.blobs() {
+        if seen.insert((loc.ty, id)) {
+            match loc.ty {
+                BlobType::Data => {
+                    st.data_blobs += 1;
+                    st.unique_bytes += loc.raw_length as u64;
+                    st.unique_stored_bytes += loc.length as u64;
+                }
+                BlobType::Tree => st.tree_blobs += 1,
+            }
+        }
+    }
+    let snapshots = repo.snapshots()?;
+    st.snapshots = snapshots.len() as u64;
+    let mut sizes: HashMap<Id, u64> = HashMap::new();
+    for (id, s) in &snapshots {
+        let size = s.summary.bytes_total;
+        sizes.insert(*id, size);
+        st.restore_bytes += size;
+        st.per_snapshot.push((*id, size));
+    }
+    Ok(st)
+}
