@@ -7,7 +7,12 @@ use std::os::unix::fs::PermissionsExt;
 use common::*;
 
 fn paths(v: &serde_json::Value) -> Vec<String> {
-    v["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_string()).collect()
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -20,25 +25,51 @@ fn ls_lists_a_snapshot_and_a_subtree() {
     let all = env.json(&["ls", "latest"]);
     let p = paths(&all);
     let s = src.display().to_string();
-    for rel in ["hello.txt", "dir/nested/multi-chunk.bin", "dangling", "empty-dir"] {
+    for rel in [
+        "hello.txt",
+        "dir/nested/multi-chunk.bin",
+        "dangling",
+        "empty-dir",
+    ] {
         assert!(p.contains(&format!("{s}/{rel}")), "ls lacks {rel}");
     }
-    assert!(p.iter().any(|x| x.contains("caf")), "names that are not UTF-8 are listed");
-    assert!(!p.iter().any(|x| x.ends_with("/socket")), "sockets were not backed up");
-    let link = all["entries"].as_array().unwrap().iter().find(|e| e["path"] == format!("{s}/dangling")).unwrap();
+    assert!(
+        p.iter().any(|x| x.contains("caf")),
+        "names that are not UTF-8 are listed"
+    );
+    assert!(
+        !p.iter().any(|x| x.ends_with("/socket")),
+        "sockets were not backed up"
+    );
+    let link = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == format!("{s}/dangling"))
+        .unwrap();
     assert_eq!(link["type"], "symlink");
     assert_eq!(link["link_target"], "../nowhere/at/all");
 
     let sub = env.json(&["ls", "latest", &format!("{s}/dir/nested")]);
     let p = paths(&sub);
     assert!(p.contains(&format!("{s}/dir/nested/deeper/small")));
-    assert!(p.iter().all(|x| x.starts_with(&format!("{s}/dir/nested"))), "{p:?}");
+    assert!(
+        p.iter().all(|x| x.starts_with(&format!("{s}/dir/nested"))),
+        "{p:?}"
+    );
 
-    let out = env.snap().args(["ls", "--long", "latest"]).output().unwrap();
+    let out = env
+        .snap()
+        .args(["ls", "--long", "latest"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.ends_with("/hello.txt")).unwrap();
     assert!(line.starts_with("-rw-------"), "{line}");
-    assert!(text.lines().any(|l| l.starts_with('l') && l.contains("-> hello.txt")));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('l') && l.contains("-> hello.txt"))
+    );
 }
 
 #[test]
@@ -58,13 +89,22 @@ fn diff_names_added_removed_modified_and_metadata_changes() {
     std::fs::create_dir(src.join("newdir")).unwrap();
     std::fs::write(src.join("newdir/inner"), b"x").unwrap();
     let b = env.create(&[&src], &[]);
-    let v = env.json(&["diff", a["snapshot_id"].as_str().unwrap(), b["snapshot_id"].as_str().unwrap()]);
+    let v = env.json(&[
+        "diff",
+        a["snapshot_id"].as_str().unwrap(),
+        b["snapshot_id"].as_str().unwrap(),
+    ]);
     let s = src.display().to_string();
     let mut got: Vec<(String, String)> = v["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["change"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
         .filter(|(_, p)| p.starts_with(&s) && p != &s)
         .collect();
     got.sort();
@@ -95,10 +135,24 @@ fn find_searches_every_snapshot() {
     std::fs::write(src.join("docs/other.pdf"), b"pdf2").unwrap();
     env.create(&[&src], &["--host", "b"]);
     let hits = env.json(&["find", "*.pdf"]);
-    let names: Vec<&str> = hits.as_array().unwrap().iter().map(|h| h["path"].as_str().unwrap()).collect();
-    assert_eq!(names.iter().filter(|n| n.ends_with("report.pdf")).count(), 2);
+    let names: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with("report.pdf")).count(),
+        2
+    );
     assert_eq!(names.iter().filter(|n| n.ends_with("other.pdf")).count(), 1);
-    assert_eq!(env.json(&["find", "*.pdf", "--host", "a"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.json(&["find", "*.pdf", "--host", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let by_path = env.json(&["find", &format!("{}/docs/*", src.display())]);
     assert_eq!(by_path.as_array().unwrap().len(), 3);
 }
@@ -109,13 +163,20 @@ fn stats_report_deduplication_and_compression() {
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("text"), "the same line of text again\n".repeat(100_000)).unwrap();
+    std::fs::write(
+        src.join("text"),
+        "the same line of text again\n".repeat(100_000),
+    )
+    .unwrap();
     env.create(&[&src], &[]);
     env.create(&[&src], &["--force"]);
     let st = env.json(&["stats"]);
     assert_eq!(st["snapshots"], 2);
     let dedup = st["dedup_ratio"].as_f64().unwrap();
-    assert!((1.9..=2.1).contains(&dedup), "two identical snapshots deduplicate 2x, got {dedup}");
+    assert!(
+        (1.9..=2.1).contains(&dedup),
+        "two identical snapshots deduplicate 2x, got {dedup}"
+    );
     assert!(st["compression_ratio"].as_f64().unwrap() > 10.0, "{st}");
     assert_eq!(st["per_snapshot"].as_array().unwrap().len(), 2);
 }
@@ -126,10 +187,16 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     let out = env.snap().args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success());
     let script = String::from_utf8_lossy(&out.stdout);
-    assert!(script.contains("snap") && script.contains("restore") && script.contains("--read-data"));
+    assert!(
+        script.contains("snap") && script.contains("restore") && script.contains("--read-data")
+    );
     let out = env.snap().arg("man").output().unwrap();
     assert!(out.status.success());
     let man = String::from_utf8_lossy(&out.stdout);
-    assert!(man.starts_with(".ie") || man.contains(".TH"), "{}", &man[..200.min(man.len())]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
     assert!(man.contains("snap"));
 }

@@ -22,6 +22,9 @@ pub struct Ui {
     pub json: bool,
     bar: Mutex<Option<ProgressBar>>,
     bars: bool,
+    /// Items (files, packs) done in the current phase, shown in the bar.
+    items: std::sync::atomic::AtomicU64,
+    phase: Mutex<String>,
 }
 
 impl Ui {
@@ -38,6 +41,8 @@ impl Ui {
             json,
             bar: Mutex::new(None),
             bars: level != Level::Quiet && std::io::stderr().is_terminal(),
+            items: std::sync::atomic::AtomicU64::new(0),
+            phase: Mutex::new(String::new()),
         }
     }
 
@@ -83,6 +88,8 @@ impl Progress for Ui {
         };
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_message(phase.to_string());
+        self.items.store(0, std::sync::atomic::Ordering::Relaxed);
+        *self.phase.lock().unwrap() = phase.to_string();
         bar.enable_steady_tick(Duration::from_millis(200));
         if let Some(old) = self.bar.lock().unwrap().replace(bar) {
             old.finish_and_clear();
@@ -96,6 +103,15 @@ impl Progress for Ui {
     }
 
     fn item(&self, path: &Path) {
+        let n = self
+            .items
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if let Some(bar) = &*self.bar.lock().unwrap()
+            && n.is_multiple_of(64)
+        {
+            bar.set_message(format!("{} {n}", self.phase.lock().unwrap()));
+        }
         if self.level == Level::Verbose {
             self.print_err(&path.display().to_string());
         }

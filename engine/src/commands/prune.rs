@@ -277,9 +277,8 @@ pub fn prune(
     if !removed.is_empty() {
         trash::write(repo, &TrashRecord { packs: removed })?;
     }
-    for id in &index_ids {
-        repo.backend().delete(&format!("index/{id}"))?;
-    }
+    let old: Vec<String> = index_ids.iter().map(|id| format!("index/{id}")).collect();
+    repo.backend().delete_many(&old)?;
 
     // 6. Phase 2.
     empty_trash(
@@ -413,9 +412,8 @@ fn empty_trash(
             packs: restore,
         })?;
     }
-    for id in &delete {
-        repo.backend().delete(&pack_path(id))?;
-    }
+    repo.backend()
+        .delete_many(&delete.iter().map(pack_path).collect::<Vec<_>>())?;
     result.packs_deleted = delete.len() as u64;
     for id in &emptied {
         trash::remove(repo, id)?;

@@ -71,6 +71,8 @@ type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
 struct Planned {
     path: PathBuf,
     node: Node,
+    /// Its directory was created by this restore: nothing can be in the way.
+    fresh: bool,
 }
 
 fn is_included(path: &[u8], includes: &[Vec<u8>]) -> (bool, bool) {
@@ -122,9 +124,9 @@ pub fn restore(
     let mut files: Vec<Planned> = Vec::new();
     let mut others: Vec<Planned> = Vec::new();
     let mut dirs: Vec<Planned> = Vec::new();
-    let mut stack: Vec<(Id, PathBuf, Vec<u8>)> =
-        vec![(snapshot.tree, opts.target.clone(), Vec::new())];
-    while let Some((tree_id, dir, logical)) = stack.pop() {
+    let mut stack: Vec<(Id, PathBuf, Vec<u8>, bool)> =
+        vec![(snapshot.tree, opts.target.clone(), Vec::new(), false)];
+    while let Some((tree_id, dir, logical, fresh)) = stack.pop() {
         let tree = match repo.load_tree(&tree_id) {
             Ok(t) => t,
             Err(e) => {
@@ -143,28 +145,31 @@ pub fn restore(
             let path = dir.join(OsStr::from_bytes(&node.name));
             match node.kind {
                 NodeKind::Dir => {
-                    if let Err(e) = ensure_dir(&path) {
-                        fail(format!("{}: {e}", path.display()));
-                        continue;
-                    }
+                    let created = match ensure_dir(&path) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            fail(format!("{}: {e}", path.display()));
+                            continue;
+                        }
+                    };
                     if descend && let Some(sub) = node.subtree {
-                        stack.push((sub, path.clone(), lpath));
+                        stack.push((sub, path.clone(), lpath, created));
                     }
-                    dirs.push(Planned { path, node });
+                    dirs.push(Planned { path, node, fresh });
                 }
-                NodeKind::File => files.push(Planned { path, node }),
+                NodeKind::File => files.push(Planned { path, node, fresh }),
                 NodeKind::Symlink => {
                     let r = remove_existing(&path).and_then(|_| {
                         std::os::unix::fs::symlink(OsStr::from_bytes(&node.link_target), &path)
                     });
                     match r {
-                        Ok(()) => others.push(Planned { path, node }),
+                        Ok(()) => others.push(Planned { path, node, fresh }),
                         Err(e) => fail(format!("{}: {e}", path.display())),
                     }
                 }
                 NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
                     match remove_existing(&path).and_then(|_| sys::make_special(&path, &node)) {
-                        Ok(()) => others.push(Planned { path, node }),
+                        Ok(()) => others.push(Planned { path, node, fresh }),
                         Err(e) => fail(format!(
                             "{}: cannot create {:?}: {e}",
                             path.display(),
@@ -205,6 +210,7 @@ pub fn restore(
     let finished: Vec<AtomicBool> = (0..files.len()).map(|_| AtomicBool::new(false)).collect();
     let mut total_bytes = 0u64;
     let mut plans: Vec<FilePlan> = Vec::new();
+    let mut single = vec![false; files.len()];
     for &i in &content_files {
         let f = &files[i];
         let mut offset = 0u64;
@@ -243,6 +249,8 @@ pub fn restore(
     enum Prepared {
         Kept,
         Created,
+        /// A single-blob file: created by the thread that writes its blob.
+        Deferred,
         Failed(String),
     }
     let prepared: Vec<Prepared> = plans
@@ -250,13 +258,18 @@ pub fn restore(
         .map(|(i, size, planned)| {
             let f = &files[*i];
             let partial = partial_path(&f.path);
-            let blobs: Vec<(u32, Id)> = planned
-                .iter()
-                .map(|(loc, id, _)| (loc.raw_length, *id))
-                .collect();
-            if matches_snapshot(repo, &f.path, &blobs, *size) {
-                let _ = std::fs::remove_file(&partial);
-                return Prepared::Kept;
+            if !f.fresh {
+                let blobs: Vec<(u32, Id)> = planned
+                    .iter()
+                    .map(|(loc, id, _)| (loc.raw_length, *id))
+                    .collect();
+                if matches_snapshot(repo, &f.path, &blobs, *size) {
+                    let _ = std::fs::remove_file(&partial);
+                    return Prepared::Kept;
+                }
+            }
+            if planned.len() == 1 {
+                return Prepared::Deferred;
             }
             let created = std::fs::File::create(&partial).and_then(|file| {
                 file.set_len(*size)?;
@@ -286,6 +299,7 @@ pub fn restore(
                 continue;
             }
             Prepared::Created => {}
+            Prepared::Deferred => single[i] = true,
         }
         total_bytes += size;
         remaining[i].store(planned.len(), Ordering::Relaxed);
@@ -341,8 +355,16 @@ pub fn restore(
         let r = (|| {
             let file = match handle {
                 Some(h) => h,
-                None => std::fs::OpenOptions::new().write(true).open(&partial)?,
+                None => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(single[t.file])
+                    .truncate(single[t.file])
+                    .open(&partial)?,
             };
+            if single[t.file] {
+                // Its only blob may have been all zeros: a hole to the end.
+                file.set_len(f.node.size)?;
+            }
             sys::restore_file_metadata(&file, &f.node)?;
             drop(file);
             place(&partial, &f.path)
@@ -401,8 +423,11 @@ pub fn restore(
                         let mut handle = None;
                         if !zero {
                             let partial = partial_path(&files[t.file].path);
+                            // A single-blob file is created here, in the same open.
                             let r = std::fs::OpenOptions::new()
                                 .write(true)
+                                .create(single[t.file])
+                                .truncate(single[t.file])
                                 .open(&partial)
                                 .and_then(|f| {
                                     write_sparse(&f, &plain, t.offset)?;
@@ -512,9 +537,15 @@ fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".snap-{tag}.partial"))
 }
 
+/// Gives a complete file its name. rename(2) replaces a file or link in
+/// the way and refuses a directory, which is what restore wants.
 fn place(partial: &Path, path: &Path) -> std::io::Result<()> {
-    remove_existing(path)?;
-    std::fs::rename(partial, path)
+    std::fs::rename(partial, path).map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::EISDIR) | Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {
+            std::io::Error::other("a directory is in the way")
+        }
+        _ => e,
+    })
 }
 
 /// Whether `path` already holds exactly the snapshot's content: same size,
@@ -566,14 +597,15 @@ fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Resu
     Ok(())
 }
 
-fn ensure_dir(path: &Path) -> std::io::Result<()> {
+/// Makes `path` a directory; true if this call created it.
+fn ensure_dir(path: &Path) -> std::io::Result<bool> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => Ok(false),
         Ok(_) => {
             std::fs::remove_file(path)?;
-            std::fs::create_dir(path)
+            std::fs::create_dir(path).map(|_| true)
         }
-        Err(_) => std::fs::create_dir(path),
+        Err(_) => std::fs::create_dir(path).map(|_| true),
     }
 }
 
