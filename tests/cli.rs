@@ -597,3 +597,62 @@ fn unreadable_files_are_named_the_rest_is_saved_and_the_exit_code_is_3() {
     );
     assert!(!restored.join("secret.txt").exists());
 }
+
+#[test]
+fn a_file_written_while_it_is_read_is_named_and_the_exit_code_is_3() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("steady.txt"), b"unchanged").unwrap();
+    let busy = src.join("growing.log");
+    std::fs::write(&busy, random_bytes(11, 64 << 20)).unwrap();
+    // A writer that appends for as long as the backup runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, busy) = (stop.clone(), busy.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&busy)
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'x'; 4096]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let out = env
+        .snap()
+        .args(["--json", "create"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("growing.log") && err.contains("changed while it was read"),
+        "{err}"
+    );
+    // The rest of the snapshot is there, and the next backup reads the file again.
+    let restored = env.restore("latest", &src, "out");
+    assert_eq!(
+        std::fs::read(restored.join("steady.txt")).unwrap(),
+        b"unchanged"
+    );
+    let again = env.create(&[&src], &[]);
+    assert_eq!(
+        again["files_changed"], 1,
+        "the torn file must be read again: {again}"
+    );
+}
