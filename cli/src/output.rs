@@ -24,7 +24,7 @@ pub struct Ui {
     bars: bool,
     /// Items (files, packs) done in the current phase, shown in the bar.
     items: std::sync::atomic::AtomicU64,
-    phase: Mutex<String>,
+    phase: Mutex<(String, Option<u64>)>,
 }
 
 impl Ui {
@@ -42,7 +42,7 @@ impl Ui {
             bar: Mutex::new(None),
             bars: level != Level::Quiet && std::io::stderr().is_terminal(),
             items: std::sync::atomic::AtomicU64::new(0),
-            phase: Mutex::new(String::new()),
+            phase: Mutex::new((String::new(), None)),
         }
     }
 
@@ -67,7 +67,7 @@ impl Progress for Ui {
         self.print_err(&format!("warning: {message}"));
     }
 
-    fn start(&self, phase: &str, total_bytes: Option<u64>, _total_items: Option<u64>) {
+    fn start(&self, phase: &str, total_bytes: Option<u64>, total_items: Option<u64>) {
         if !self.bars {
             return;
         }
@@ -89,7 +89,7 @@ impl Progress for Ui {
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_message(phase.to_string());
         self.items.store(0, std::sync::atomic::Ordering::Relaxed);
-        *self.phase.lock().unwrap() = phase.to_string();
+        *self.phase.lock().unwrap() = (phase.to_string(), total_items);
         bar.enable_steady_tick(Duration::from_millis(200));
         if let Some(old) = self.bar.lock().unwrap().replace(bar) {
             old.finish_and_clear();
@@ -110,7 +110,11 @@ impl Progress for Ui {
         if let Some(bar) = &*self.bar.lock().unwrap()
             && n.is_multiple_of(64)
         {
-            bar.set_message(format!("{} {n}", self.phase.lock().unwrap()));
+            let (phase, total) = &*self.phase.lock().unwrap();
+            bar.set_message(match total {
+                Some(t) => format!("{phase}: {n}/{t}"),
+                None => format!("{phase}: {n} done"),
+            });
         }
         if self.level == Level::Verbose {
             self.print_err(&path.display().to_string());
