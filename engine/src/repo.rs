@@ -402,6 +402,12 @@ impl Repository {
         &self.index_files
     }
 
+    /// Every pack on storage, with its size: the truth that the index is
+    /// checked against.
+    pub fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
+        Ok(list_ids(&*self.backend, "data/")?.into_iter().collect())
+    }
+
     pub fn list_index_ids(&self) -> Result<Vec<Id>> {
         self.list_folder("index")
     }

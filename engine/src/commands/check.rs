@@ -164,12 +164,7 @@ pub fn check(
     r.packs = packs.len() as u64;
 
     // Packs on storage against the index.
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| Some((Id::from_hex(o.name.rsplit('/').next()?).ok()?, o.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
     let mut damaged: HashSet<Id> = HashSet::new();
     let mut sorted_packs: Vec<&IndexPack> = packs.values().collect();
     sorted_packs.sort_by_key(|p| p.id);

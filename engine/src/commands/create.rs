@@ -454,13 +454,8 @@ fn keep_what_was_reused(repo: &Repository, reused: &HashSet<Id>, lock: &LockGuar
     if back.is_empty() && !lock.lapsed() {
         return Ok(());
     }
-    let stored: HashSet<Id> = repo
-        .backend()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(o.name.rsplit('/').next()?).ok())
-        .collect();
-    if let Some(gone) = reused.iter().find(|id| !stored.contains(id)) {
+    let stored = repo.stored_packs()?;
+    if let Some(gone) = reused.iter().find(|id| !stored.contains_key(id)) {
         return Err(Error::Other(format!(
             "a prune on another device deleted pack {} while this backup was paused for longer than the lock \
              expiry; no snapshot was written, run the backup again",

@@ -155,12 +155,7 @@ pub fn prune(
             }
         }
     }
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| Some((Id::from_hex(o.name.rsplit('/').next()?).ok()?, o.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
     let mut claimed: HashSet<(BlobType, Id)> = HashSet::new();
     let mut keep: Vec<IndexPack> = Vec::new();
     let mut repack: Vec<(IndexPack, Vec<usize>)> = Vec::new();
@@ -373,12 +368,7 @@ fn empty_trash(
     for id in repo.list_index_ids()? {
         indexed.add_file(&repo.read_index_file(&id)?);
     }
-    let stored: HashSet<Id> = repo
-        .backend()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(o.name.rsplit('/').next()?).ok())
-        .collect();
+    let stored = repo.stored_packs()?;
     let indexed_packs: HashSet<Id> = indexed.packs().map(|(_, id, _)| id).collect();
     let mut restore = Vec::new();
     let mut delete = Vec::new();
@@ -389,7 +379,7 @@ fn empty_trash(
             continue;
         }
         for p in t.record.packs {
-            if indexed_packs.contains(&p.id) || !stored.contains(&p.id) {
+            if indexed_packs.contains(&p.id) || !stored.contains_key(&p.id) {
                 continue;
             }
             let needed = p
