@@ -540,26 +540,15 @@ fn unreadable_files_are_named_the_rest_is_saved_and_the_exit_code_is_3() {
     let as_user = |args: &[&str]| {
         let mut c = env.snap();
         if is_root() {
-            std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777))
-                .unwrap();
-            for d in ["cache", "data"] {
-                std::fs::set_permissions(env.path(d), std::fs::Permissions::from_mode(0o777))
-                    .unwrap();
+            for d in [env.dir.path(), &env.path("cache"), &env.path("data"), &src] {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
             }
-            std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o777)).unwrap();
-            c = assert_cmd::Command::new("setpriv");
-            c.args([
+            c = env.snap_via(&[
+                "setpriv",
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
-                env!("CARGO_BIN_EXE_snap"),
             ]);
-            c.env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", env.dir.path())
-                .env("XDG_CACHE_HOME", env.path("cache"))
-                .env("SNAP_PASSWORD", PASSWORD)
-                .env("SNAP_REPOSITORY", &env.repo);
         }
         c.args(args).output().unwrap()
     };

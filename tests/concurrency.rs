@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use snap_engine::Repository;
-use snap_engine::backend::{S3Options, StoreBackend};
+use snap_engine::backend::StoreBackend;
 use snap_engine::commands::create::{CreateOptions, create};
 use snap_engine::lock::{LockGuard, LockKind};
 use snap_engine::progress::Progress;
@@ -18,23 +18,13 @@ use snap_engine::progress::Progress;
 /// The engine's view of the test's repository, local or on Garage.
 fn open(env: &Env) -> Repository {
     let backend = if env.repo.starts_with("s3://") {
-        let var = |k: &str| {
-            env.vars
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-        };
-        let (bucket, root) = S3Options::parse_location(&env.repo).unwrap();
-        let opts = S3Options {
-            bucket,
-            root,
-            endpoint: var("AWS_ENDPOINT_URL"),
-            region: var("AWS_REGION").unwrap_or_default(),
-            access_key_id: var("AWS_ACCESS_KEY_ID"),
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
-            ..S3Options::default()
-        };
-        Arc::new(StoreBackend::s3(&opts).unwrap())
+        let endpoint = env
+            .vars
+            .iter()
+            .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+            .map(|(_, v)| v.as_str())
+            .unwrap();
+        Arc::new(StoreBackend::s3(&common::garage::options(&env.repo, endpoint)).unwrap())
     } else {
         Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap())
     };

@@ -145,18 +145,8 @@ fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_run_resumes() {
 
 /// Whether an index file of the test's repository is in the bucket.
 fn has_index(env: &Env, g: &Garage) -> bool {
-    use snap_engine::backend::{Backend, S3Options, StoreBackend};
-    let (bucket, root) = S3Options::parse_location(&env.repo).unwrap();
-    let opts = S3Options {
-        bucket,
-        root,
-        endpoint: Some(g.endpoint.clone()),
-        region: garage::REGION.into(),
-        access_key_id: Some(garage::ACCESS_KEY.into()),
-        secret_access_key: Some(garage::SECRET_KEY.into()),
-        ..S3Options::default()
-    };
-    StoreBackend::s3(&opts)
+    use snap_engine::backend::{Backend, StoreBackend};
+    StoreBackend::s3(&garage::options(&env.repo, &g.endpoint))
         .unwrap()
         .list("index/")
         .map(|l| !l.is_empty())

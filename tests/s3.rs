@@ -386,16 +386,9 @@ fn profiles_hold_connection_settings_and_never_show_secrets() {
 fn large_objects_go_up_in_equal_parts_and_come_back_whole() {
     use snap_engine::backend::{Backend, S3Options, StoreBackend};
     let g = Garage::get();
-    let (bucket, root) = S3Options::parse_location(&g.repo("multipart")).unwrap();
     let opts = S3Options {
-        bucket,
-        root,
-        endpoint: Some(g.endpoint.clone()),
-        region: garage::REGION.into(),
-        access_key_id: Some(garage::ACCESS_KEY.into()),
-        secret_access_key: Some(garage::SECRET_KEY.into()),
         multipart_part_size: 5 << 20,
-        ..S3Options::default()
+        ..garage::options(&g.repo("multipart"), &g.endpoint)
     };
     let backend = StoreBackend::s3(&opts).unwrap();
     let data = random_bytes(5, (12 << 20) + 12345);

@@ -66,20 +66,29 @@ impl Garage {
         Garage::start(name)
     }
 
+    /// Runs a garage admin command. A node that has just started may not
+    /// answer yet, more so on a loaded machine: retry for a while. A retry
+    /// of a step that did take effect says so ("already"), which is success.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(garage_binary())
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "garage {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(garage_binary())
+                .arg("-c")
+                .arg(&self.config)
+                .args(args)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() || text.contains("already") {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            assert!(Instant::now() < deadline, "garage {args:?} failed: {text}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// Starts the server process from a thread that lives as long as the
@@ -270,5 +279,20 @@ impl Drop for Garage {
         if let Some(k) = self.kill.lock().unwrap().take() {
             let _ = k.send(());
         }
+    }
+}
+
+/// Engine-level settings for a test repository on a Garage server, with the
+/// test keys: for tests that drive the engine's API directly.
+pub fn options(repo: &str, endpoint: &str) -> snap_engine::backend::S3Options {
+    let (bucket, root) = snap_engine::backend::S3Options::parse_location(repo).unwrap();
+    snap_engine::backend::S3Options {
+        bucket,
+        root,
+        endpoint: Some(endpoint.to_string()),
+        region: REGION.into(),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(SECRET_KEY.into()),
+        ..Default::default()
     }
 }

@@ -83,8 +83,26 @@ impl Env {
         Command::from_std(self.base())
     }
 
+    /// `snap` run through a wrapper program (`setpriv ...`), with the same
+    /// environment as [`Env::snap`].
+    pub fn snap_via(&self, wrapper: &[&str]) -> Command {
+        Command::from_std(self.command(wrapper))
+    }
+
     fn base(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_snap"));
+        self.command(&[])
+    }
+
+    fn command(&self, wrapper: &[&str]) -> std::process::Command {
+        let snap = env!("CARGO_BIN_EXE_snap");
+        let mut c = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg(snap);
+                c
+            }
+            None => std::process::Command::new(snap),
+        };
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
