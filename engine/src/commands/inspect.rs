@@ -131,6 +131,22 @@ fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
     }
 }
 
+/// A node and every path below it, as added or removed.
+fn whole(
+    repo: &Repository,
+    n: &Node,
+    prefix: &[u8],
+    kind: ChangeKind,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    let path = join(prefix, &n.name);
+    out.push(Change {
+        kind,
+        path: path.clone(),
+    });
+    all_below(repo, n.subtree, &path, kind, out)
+}
+
 /// Every path below a subtree, as added or removed.
 fn all_below(
     repo: &Repository,
@@ -140,14 +156,7 @@ fn all_below(
     out: &mut Vec<Change>,
 ) -> Result<()> {
     for n in load(repo, tree)?.nodes {
-        let path = join(prefix, &n.name);
-        out.push(Change {
-            kind,
-            path: path.clone(),
-        });
-        if n.subtree.is_some() {
-            all_below(repo, n.subtree, &path, kind, out)?;
-        }
+        whole(repo, &n, prefix, kind, out)?;
     }
     Ok(())
 }
@@ -172,23 +181,11 @@ fn diff_trees(
         };
         match order {
             std::cmp::Ordering::Less => {
-                let n = &ta.nodes[i];
-                let path = join(prefix, &n.name);
-                out.push(Change {
-                    kind: ChangeKind::Removed,
-                    path: path.clone(),
-                });
-                all_below(repo, n.subtree, &path, ChangeKind::Removed, out)?;
+                whole(repo, &ta.nodes[i], prefix, ChangeKind::Removed, out)?;
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                let n = &tb.nodes[j];
-                let path = join(prefix, &n.name);
-                out.push(Change {
-                    kind: ChangeKind::Added,
-                    path: path.clone(),
-                });
-                all_below(repo, n.subtree, &path, ChangeKind::Added, out)?;
+                whole(repo, &tb.nodes[j], prefix, ChangeKind::Added, out)?;
                 j += 1;
             }
             std::cmp::Ordering::Equal => {

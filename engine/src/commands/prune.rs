@@ -199,81 +199,70 @@ pub fn prune(
         }
         return Ok(result);
     }
-    if removed_packs.is_empty() && repack.is_empty() {
-        // Nothing new to collect; older trash may still be due.
-        empty_trash(
-            repo,
-            &lock,
-            opts,
-            &marked,
-            &mut used,
-            &mut seen,
-            &mut result,
-        )?;
-        return Ok(result);
-    }
-
-    // 4. Repack the used blobs of mostly-unused packs.
-    let mut kept_index = Index::default();
-    for p in &keep {
-        kept_index.add_pack(p);
-    }
-    progress.start("repacking", None, Some(repack.len() as u64));
-    let packer = Packer::new(
-        repo.backend().clone(),
-        repo.codec().clone(),
-        &kept_index,
-        opts.packer.clone(),
-    );
-    for (p, used_idx) in &repack {
-        let bytes = repo.backend().read(&pack_path(&p.id))?;
-        if Id::of_bytes(&bytes) != p.id {
-            return Err(Error::corrupt(
-                format!("pack {}", p.id.short()),
-                "content does not match its name; prune stopped, run `snap check --read-data`",
-            ));
+    // Nothing new to collect skips to phase 2: older trash may be due.
+    if !removed_packs.is_empty() || !repack.is_empty() {
+        // 4. Repack the used blobs of mostly-unused packs.
+        let mut kept_index = Index::default();
+        for p in &keep {
+            kept_index.add_pack(p);
         }
-        for &i in used_idx {
-            let b = &p.blobs[i];
-            let stored = bytes
-                .get(b.offset as usize..b.offset as usize + b.length as usize)
-                .ok_or_else(|| {
-                    Error::corrupt(format!("pack {}", p.id.short()), "blob outside the pack")
-                })?;
-            let plain = repo.codec().decode(b.ty, &b.id, stored, b.raw_length)?;
-            packer.add_with_id(b.ty, b.id, &plain)?;
+        progress.start("repacking", None, Some(repack.len() as u64));
+        let packer = Packer::new(
+            repo.backend().clone(),
+            repo.codec().clone(),
+            &kept_index,
+            opts.packer.clone(),
+        );
+        for (p, used_idx) in &repack {
+            let bytes = repo.backend().read(&pack_path(&p.id))?;
+            if Id::of_bytes(&bytes) != p.id {
+                return Err(Error::corrupt(
+                    format!("pack {}", p.id.short()),
+                    "content does not match its name; prune stopped, run `snap check --read-data`",
+                ));
+            }
+            for &i in used_idx {
+                let b = &p.blobs[i];
+                let stored = bytes
+                    .get(b.offset as usize..b.offset as usize + b.length as usize)
+                    .ok_or_else(|| {
+                        Error::corrupt(format!("pack {}", p.id.short()), "blob outside the pack")
+                    })?;
+                let plain = repo.codec().decode(b.ty, &b.id, stored, b.raw_length)?;
+                packer.add_with_id(b.ty, b.id, &plain)?;
+            }
+            progress.item(std::path::Path::new(&p.id.short()));
         }
-        progress.item(std::path::Path::new(&p.id.short()));
-    }
-    let stats = packer.finish()?;
-    result.bytes_after += stats.packs.iter().map(|p| p.size).sum::<u64>();
+        let stats = packer.finish()?;
+        result.bytes_after += stats.packs.iter().map(|p| p.size).sum::<u64>();
 
-    // 5. Phase 1: one index for the kept packs that supersedes every old
-    // file, then the trash record, then the old index files go.
-    let supersedes = index_ids.clone();
-    if keep.is_empty() {
-        repo.write_index(&IndexFile {
-            supersedes,
-            packs: Vec::new(),
-        })?;
-    } else {
-        for chunk in keep.chunks(PACKS_PER_INDEX) {
+        // 5. Phase 1: one index for the kept packs that supersedes every old
+        // file, then the trash record, then the old index files go.
+        let supersedes = index_ids.clone();
+        if keep.is_empty() {
             repo.write_index(&IndexFile {
-                supersedes: supersedes.clone(),
-                packs: chunk.to_vec(),
+                supersedes,
+                packs: Vec::new(),
             })?;
+        } else {
+            for chunk in keep.chunks(PACKS_PER_INDEX) {
+                repo.write_index(&IndexFile {
+                    supersedes: supersedes.clone(),
+                    packs: chunk.to_vec(),
+                })?;
+            }
         }
+        let removed: Vec<IndexPack> = removed_packs
+            .into_iter()
+            .chain(repack.into_iter().map(|(p, _)| p))
+            .filter(|p| stored.contains_key(&p.id))
+            .collect();
+        if !removed.is_empty() {
+            trash::write(repo, &TrashRecord { packs: removed })?;
+        }
+        let old: Vec<String> = index_ids.iter().map(|id| format!("index/{id}")).collect();
+        repo.backend().delete_many(&old)?;
     }
-    let removed: Vec<IndexPack> = removed_packs
-        .into_iter()
-        .chain(repack.into_iter().map(|(p, _)| p))
-        .filter(|p| stored.contains_key(&p.id))
-        .collect();
-    if !removed.is_empty() {
-        trash::write(repo, &TrashRecord { packs: removed })?;
-    }
-    let old: Vec<String> = index_ids.iter().map(|id| format!("index/{id}")).collect();
-    repo.backend().delete_many(&old)?;
 
     // 6. Phase 2.
     empty_trash(
