@@ -22,10 +22,6 @@ impl Cache {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, folder: &str, id: &Id) -> PathBuf {
         self.dir.join(folder).join(id.to_hex())
     }

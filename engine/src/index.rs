@@ -84,16 +84,8 @@ impl Index {
         self.packs[number as usize].0
     }
 
-    pub fn pack_size(&self, number: u32) -> u64 {
-        self.packs[number as usize].1
-    }
-
     pub fn pack_count(&self) -> usize {
         self.packs.len()
-    }
-
-    pub fn blob_count(&self) -> usize {
-        self.blobs.len()
     }
 
     pub fn packs(&self) -> impl Iterator<Item = (u32, Id, u64)> + '_ {

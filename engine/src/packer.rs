@@ -169,10 +169,6 @@ impl<'a> Packer<'a> {
         }
     }
 
-    pub fn codec(&self) -> &BlobCodec {
-        &self.shared.codec
-    }
-
     /// Whether the repository has, or this packer will store, the blob.
     pub fn has(&self, ty: BlobType, id: &Id) -> bool {
         self.reuses(ty, id) || self.pending.lock().unwrap().contains(&(ty, *id))

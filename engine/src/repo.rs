@@ -111,7 +111,6 @@ pub struct Repository {
     config: Config,
     codec: BlobCodec,
     index: Index,
-    index_files: Vec<Id>,
     key_id: Option<Id>,
     cache: Option<Cache>,
 }
@@ -192,7 +191,6 @@ impl Repository {
             config,
             codec,
             index: Index::default(),
-            index_files: Vec::new(),
             key_id,
             cache: None,
         }
@@ -202,10 +200,6 @@ impl Repository {
     /// this repository's own, so later commands read them locally.
     pub fn use_cache(&mut self, base: &std::path::Path) {
         self.cache = Some(Cache::new(base, &self.config.id));
-    }
-
-    pub fn cache(&self) -> Option<&Cache> {
-        self.cache.as_ref()
     }
 
     /// An object named by its hash, from the cache when it has it.
@@ -397,11 +391,6 @@ impl Repository {
         &self.index
     }
 
-    /// Ids of the index files that were loaded.
-    pub fn index_files(&self) -> &[Id] {
-        &self.index_files
-    }
-
     /// Every pack on storage, with its size: the truth that the index is
     /// checked against.
     pub fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
@@ -429,15 +418,12 @@ impl Repository {
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
         let mut index = Index::default();
-        let mut loaded = Vec::new();
         for (id, file) in &files {
             if !superseded.contains(id) {
                 index.add_file(file);
-                loaded.push(*id);
             }
         }
         self.index = index;
-        self.index_files = loaded;
         Ok(())
     }
 

@@ -2,8 +2,6 @@
 //! `stats`. Trees are content-addressed, so identical subtrees are skipped
 //! by id, which keeps `diff` proportional to what changed.
 
-use std::collections::{HashMap, HashSet};
-
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::blob::BlobType;
@@ -332,25 +330,21 @@ pub fn stats(repo: &mut Repository) -> Result<Stats> {
         stored_bytes: index.packs().map(|(_, _, size)| size).sum(),
         ..Default::default()
     };
-    let mut seen: HashSet<(BlobType, Id)> = HashSet::new();
-    for (id, loc) in index.blobs() {
-        if seen.insert((loc.ty, id)) {
-            match loc.ty {
-                BlobType::Data => {
-                    st.data_blobs += 1;
-                    st.unique_bytes += loc.raw_length as u64;
-                    st.unique_stored_bytes += loc.length as u64;
-                }
-                BlobType::Tree => st.tree_blobs += 1,
+    // The index holds each (type, id) once.
+    for (_, loc) in index.blobs() {
+        match loc.ty {
+            BlobType::Data => {
+                st.data_blobs += 1;
+                st.unique_bytes += loc.raw_length as u64;
+                st.unique_stored_bytes += loc.length as u64;
             }
+            BlobType::Tree => st.tree_blobs += 1,
         }
     }
     let snapshots = repo.snapshots()?;
     st.snapshots = snapshots.len() as u64;
-    let mut sizes: HashMap<Id, u64> = HashMap::new();
     for (id, s) in &snapshots {
         let size = s.summary.bytes_total;
-        sizes.insert(*id, size);
         st.restore_bytes += size;
         st.per_snapshot.push((*id, size));
     }

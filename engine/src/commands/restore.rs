@@ -75,17 +75,18 @@ struct Planned {
     fresh: bool,
 }
 
-fn is_included(path: &[u8], includes: &[Vec<u8>]) -> (bool, bool) {
-    // (restore it, descend into it)
+/// Whether `path` is restored (and, for a directory, descended into): it
+/// is at or below an include, or above one on the way to it.
+fn is_included(path: &[u8], includes: &[Vec<u8>]) -> bool {
     if includes.is_empty() {
-        return (true, true);
+        return true;
     }
     let under = |inc: &[u8], p: &[u8]| {
         p.starts_with(inc) && (p.len() == inc.len() || p[inc.len()] == b'/' || inc == b"/")
     };
-    let selected = includes.iter().any(|inc| under(inc, path));
-    let ancestor = includes.iter().any(|inc| under(path, inc));
-    (selected || ancestor, selected || ancestor)
+    includes
+        .iter()
+        .any(|inc| under(inc, path) || under(path, inc))
 }
 
 pub fn restore(
@@ -138,8 +139,7 @@ pub fn restore(
             let mut lpath = logical.clone();
             lpath.push(b'/');
             lpath.extend_from_slice(&node.name);
-            let (restore_it, descend) = is_included(&lpath, &includes);
-            if !restore_it {
+            if !is_included(&lpath, &includes) {
                 continue;
             }
             let path = dir.join(OsStr::from_bytes(&node.name));
@@ -152,7 +152,7 @@ pub fn restore(
                             continue;
                         }
                     };
-                    if descend && let Some(sub) = node.subtree {
+                    if let Some(sub) = node.subtree {
                         stack.push((sub, path.clone(), lpath, created));
                     }
                     dirs.push(Planned { path, node, fresh });
@@ -626,10 +626,10 @@ mod tests {
     #[test]
     fn include_selects_subtree_and_ancestors() {
         let inc = vec![b"/home/a".to_vec()];
-        assert_eq!(is_included(b"/home", &inc), (true, true));
-        assert_eq!(is_included(b"/home/a", &inc), (true, true));
-        assert_eq!(is_included(b"/home/a/x", &inc), (true, true));
-        assert_eq!(is_included(b"/home/ab", &inc), (false, false));
-        assert_eq!(is_included(b"/etc", &inc), (false, false));
+        assert!(is_included(b"/home", &inc));
+        assert!(is_included(b"/home/a", &inc));
+        assert!(is_included(b"/home/a/x", &inc));
+        assert!(!is_included(b"/home/ab", &inc));
+        assert!(!is_included(b"/etc", &inc));
     }
 }
