@@ -2,17 +2,41 @@
 //! the engine's public API: chunker, blob ids, blob encoding (zstd +
 //! XChaCha20-Poly1305), pack building, index lookup.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snap_engine::blob::{BlobCodec, BlobType};
 use snap_engine::chunker::ChunkerParams;
 use snap_engine::crypto::{IdKey, MasterKey};
 use snap_engine::id::Id;
-use snap_engine::index::{Index, IndexBlob, IndexPack};
+use snap_engine::index::{Index, IndexBlob, IndexBuilder, IndexPack};
 use snap_engine::pack::PackBuilder;
 
 const MIB: usize = 1 << 20;
+
+/// Counts live heap bytes, so the index bench can report what one blob
+/// costs in memory next to how fast it is found.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 /// Half random, half repetitive text: roughly what a home directory mixes.
 fn sample(len: usize) -> Vec<u8> {
@@ -104,12 +128,13 @@ fn stages(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("index");
     let n = 1_000_000u32;
-    let mut index = Index::default();
     let ids: Vec<Id> = (0..n)
         .map(|i| Id(*blake3::hash(&i.to_le_bytes()).as_bytes()))
         .collect();
-    for (p, chunk) in ids.chunks(1000).enumerate() {
-        index.add_pack(&IndexPack {
+    let packs: Vec<IndexPack> = ids
+        .chunks(1000)
+        .enumerate()
+        .map(|(p, chunk)| IndexPack {
             id: Id(*blake3::hash(&(p as u64).to_le_bytes()).as_bytes()),
             size: 0,
             blobs: chunk
@@ -122,9 +147,23 @@ fn stages(c: &mut Criterion) {
                     raw_length: 1,
                 })
                 .collect(),
-        });
-    }
+        })
+        .collect();
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let index = build_index(&packs);
+    let retained = LIVE.load(Ordering::Relaxed) - before;
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    eprintln!(
+        "index of {n} blobs: {:.1} bytes per blob retained, {:.1} at peak while built",
+        retained as f64 / n as f64,
+        peak as f64 / n as f64
+    );
     g.throughput(Throughput::Elements(ids.len() as u64));
+    g.sample_size(10);
+    g.bench_function("build_1M_entries", |b| {
+        b.iter(|| black_box(build_index(&packs)).pack_count())
+    });
     g.bench_function("lookup_1M_entries", |b| {
         b.iter(|| {
             ids.iter()
@@ -133,6 +172,14 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn build_index(packs: &[IndexPack]) -> Index {
+    let mut index = IndexBuilder::default();
+    for p in packs {
+        index.add_pack(p);
+    }
+    index.build()
 }
 
 criterion_group!(benches, stages);

@@ -11,19 +11,11 @@ use common::garage::{self, Garage};
 use common::proxy::FaultProxy;
 use common::*;
 
-fn through(env: &mut Env, endpoint: &str) {
-    for (k, v) in env.vars.iter_mut() {
-        if k == "AWS_ENDPOINT_URL" {
-            *v = endpoint.to_string();
-        }
-    }
-}
-
 #[test]
 fn a_flaky_network_is_ridden_out_by_retries() {
     let mut env = Env::s3("flaky");
     let proxy = FaultProxy::start(&Garage::get().endpoint, 3);
-    through(&mut env, &proxy.endpoint);
+    env.set_endpoint(&proxy.endpoint);
     env.init();
     let src = env.path("src");
     make_tree(&src);
@@ -40,7 +32,7 @@ fn a_flaky_network_is_ridden_out_by_retries() {
 fn a_short_outage_during_a_backup_is_ridden_out() {
     let mut env = Env::s3("outage");
     let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
-    through(&mut env, &proxy.endpoint);
+    env.set_endpoint(&proxy.endpoint);
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -74,7 +66,7 @@ fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_run_resumes() {
     let g = Garage::private("stopping");
     let mut env = Env::s3("stopping");
     env.repo = format!("s3://{}/stopping", garage::BUCKET);
-    through(&mut env, &g.endpoint);
+    env.set_endpoint(&g.endpoint);
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();

@@ -407,3 +407,42 @@ fn large_objects_go_up_in_equal_parts_and_come_back_whole() {
     backend.delete("data/ab/large").unwrap();
     assert!(!backend.exists("data/ab/large").unwrap());
 }
+
+/// After a device's first backup, a backup of an unchanged tree downloads
+/// nothing the device has seen: no pack, index file, tree or snapshot.
+/// It lists, reads the small config and key file, and writes its lock and
+/// snapshot.
+#[test]
+fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
+    let mut env = Env::s3("rerun-requests");
+    let proxy = common::proxy::FaultProxy::start(&Garage::get().endpoint, 0);
+    env.set_endpoint(&proxy.endpoint);
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    std::fs::write(src.join("big.bin"), random_bytes(5, 6 << 20)).unwrap();
+    env.create(&[&src], &[]);
+    proxy.take_log();
+    let second = env.create(&[&src], &[]);
+    assert_eq!(second["bytes_added"], 0, "{second}");
+    let log = proxy.take_log();
+    let gets: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("GET ") && !l.contains("list-type=2"))
+        .collect();
+    for g in &gets {
+        assert!(
+            g.contains("/config ") || g.contains("/keys/"),
+            "an unchanged rerun downloaded {g}; all requests: {log:#?}"
+        );
+    }
+    assert!(
+        log.iter().all(|l| !l.contains("/data/")),
+        "no pack is touched: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("GET ") && l.contains("prefix=") && l.contains("snapshots")),
+        "the snapshot list is read: {log:#?}"
+    );
+}

@@ -382,6 +382,9 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "packs_kept": r.packs_kept,
                     "blobs_removed": r.blobs_removed,
                     "bytes_before": r.bytes_before,
+                    "trees_read": r.trees_read,
+                    "index_files_kept": r.index_files_kept,
+                    "index_files_written": r.index_files_written,
                     "bytes_after": r.bytes_after,
                 }));
             } else {
@@ -552,6 +555,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 output::json(&json!({
                     "ok": r.ok(),
                     "snapshots": r.snapshots,
+                    "trees": r.trees,
                     "packs": r.packs,
                     "packs_read": r.packs_read,
                     "errors": r.errors,
@@ -571,8 +575,9 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 }
                 if r.ok() {
                     ui.say(&format!(
-                        "no errors: {} snapshot(s), {} pack(s){}",
+                        "no errors: {} snapshot(s), {} tree(s), {} pack(s){}",
                         r.snapshots,
+                        r.trees,
                         r.packs,
                         if r.packs_read > 0 {
                             format!(", {} read and verified", r.packs_read)

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::id::Id;
 
+#[derive(Clone)]
 pub struct Cache {
     dir: PathBuf,
 }

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::backend::Backend;
 use crate::blob::{BlobCodec, BlobType};
+use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{Index, IndexFile, IndexPack};
@@ -53,6 +54,10 @@ pub struct PackerStats {
 struct Shared {
     backend: Arc<dyn Backend>,
     codec: BlobCodec,
+    /// This device's cache: what the packer writes that a later run reads
+    /// (index files, trees) goes there too, so the next backup on this
+    /// device downloads none of it.
+    cache: Option<Cache>,
     bytes_added: AtomicU64,
     /// Packs uploaded but not yet in a written index file.
     unindexed: Mutex<Vec<IndexPack>>,
@@ -96,7 +101,12 @@ impl Shared {
             supersedes: Vec::new(),
             packs,
         };
-        let (id, len) = crate::repo::write_index(&*self.backend, &self.codec.sealer, &file)?;
+        let (id, len) = crate::repo::write_index(
+            &*self.backend,
+            &self.codec.sealer,
+            self.cache.as_ref(),
+            &file,
+        )?;
         self.bytes_added.fetch_add(len, Ordering::Relaxed);
         self.index_files.lock().unwrap().push(id);
         Ok(())
@@ -121,11 +131,13 @@ impl<'a> Packer<'a> {
         backend: Arc<dyn Backend>,
         codec: BlobCodec,
         known: &'a Index,
+        cache: Option<Cache>,
         options: PackerOptions,
     ) -> Packer<'a> {
         let shared = Arc::new(Shared {
             backend,
             codec,
+            cache,
             bytes_added: AtomicU64::new(0),
             unindexed: Mutex::new(Vec::new()),
             all_packs: Mutex::new(Vec::new()),
@@ -201,6 +213,11 @@ impl<'a> Packer<'a> {
             return Err(e);
         }
         let stored = self.shared.codec.encode(ty, &id, plaintext);
+        if ty == BlobType::Tree
+            && let Some(c) = &self.shared.cache
+        {
+            c.put_blob(&id, &stored);
+        }
         self.blobs_added.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut b = self.builders.lock().unwrap();

@@ -16,7 +16,7 @@ use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexFile};
+use crate::index::{Index, IndexBuilder, IndexFile};
 use crate::pack::pack_path;
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 use crate::tree::Tree;
@@ -417,19 +417,32 @@ impl Repository {
             .iter()
             .flat_map(|(_, f)| f.supersedes.iter().copied())
             .collect();
-        let mut index = Index::default();
-        for (id, file) in &files {
-            if !superseded.contains(id) {
-                index.add_file(file);
+        let mut builder = IndexBuilder::default();
+        // Each file is dropped once added, so the decoded files and the
+        // table never both hold the whole index.
+        for (id, file) in files {
+            if !superseded.contains(&id) {
+                builder.add_file(&file);
             }
         }
-        self.index = index;
+        self.index = builder.build();
         Ok(())
+    }
+
+    /// Uses an index built elsewhere, such as check's, which skips index
+    /// files that fail to decode instead of stopping.
+    pub fn set_index(&mut self, index: Index) {
+        self.index = index;
     }
 
     /// Writes an index file; called only after its packs are stored.
     pub fn write_index(&self, file: &IndexFile) -> Result<(Id, u64)> {
-        write_index(&*self.backend, self.sealer(), file)
+        write_index(&*self.backend, self.sealer(), self.cache.as_ref(), file)
+    }
+
+    /// This device's cache, if it uses one.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
     }
 
     /// Reads, opens and verifies one blob.
@@ -471,6 +484,9 @@ impl Repository {
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
         let bytes = codec::seal(Kind::Snapshot, self.sealer(), snapshot);
         let id = Id::of_bytes(&bytes);
+        if let Some(c) = &self.cache {
+            c.put_object("snapshots", &id, &bytes);
+        }
         self.backend
             .write(&snapshot_path(&id), Bytes::from(bytes))?;
         Ok(id)
@@ -523,11 +539,15 @@ impl Repository {
 pub(crate) fn write_index(
     backend: &dyn Backend,
     sealer: &Sealer,
+    cache: Option<&Cache>,
     file: &IndexFile,
 ) -> Result<(Id, u64)> {
     let bytes = codec::seal(Kind::Index, sealer, file);
     let id = Id::of_bytes(&bytes);
     let len = bytes.len() as u64;
+    if let Some(c) = cache {
+        c.put_object("index", &id, &bytes);
+    }
     backend.write(&format!("index/{id}"), Bytes::from(bytes))?;
     Ok((id, len))
 }

@@ -57,6 +57,15 @@ impl Env {
         env
     }
 
+    /// Sends this env's S3 requests to `endpoint` instead (a proxy).
+    pub fn set_endpoint(&mut self, endpoint: &str) {
+        for (k, v) in self.vars.iter_mut() {
+            if k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.to_string();
+            }
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub struct FaultProxy {
     down: Arc<AtomicBool>,
     pub requests: Arc<AtomicU64>,
     pub faults: Arc<AtomicU64>,
+    /// The request line (`GET /bucket/key?query HTTP/1.1`) of every
+    /// request forwarded, so tests can assert what snap asked for.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 const SCHEDULE: [Fault; 4] = [
@@ -44,12 +47,14 @@ impl FaultProxy {
             down: Arc::new(AtomicBool::new(false)),
             requests: Arc::new(AtomicU64::new(0)),
             faults: Arc::new(AtomicU64::new(0)),
+            log: Arc::new(Mutex::new(Vec::new())),
         };
-        let (every, down, requests, faults) = (
+        let (every, down, requests, faults, log) = (
             proxy.every.clone(),
             proxy.down.clone(),
             proxy.requests.clone(),
             proxy.faults.clone(),
+            proxy.log.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -64,8 +69,9 @@ impl FaultProxy {
                 if fault.is_some() {
                     faults.fetch_add(1, Ordering::SeqCst);
                 }
+                let log = log.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, fault);
+                    let _ = serve(conn, upstream, fault, &log);
                 });
             }
         });
@@ -78,6 +84,11 @@ impl FaultProxy {
 
     pub fn set_every(&self, every: u64) {
         self.every.store(every, Ordering::SeqCst);
+    }
+
+    /// Empties the log and returns what it held.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
 
@@ -123,9 +134,19 @@ fn rewrite(head: &[String]) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn serve(client: TcpStream, upstream: SocketAddr, fault: Option<Fault>) -> std::io::Result<()> {
+fn serve(
+    client: TcpStream,
+    upstream: SocketAddr,
+    fault: Option<Fault>,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let head = read_head(&mut reader)?;
+    if fault.is_none()
+        && let Some(line) = head.first()
+    {
+        log.lock().unwrap().push(line.clone());
+    }
     let mut body = vec![0u8; content_length(&head)];
     reader.read_exact(&mut body)?;
     let mut client = client;

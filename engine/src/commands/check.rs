@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexPack};
+use crate::index::{IndexBuilder, IndexPack};
 use crate::pack::{self, pack_path};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -79,6 +79,9 @@ impl Subset {
 #[derive(Clone, Debug, Default)]
 pub struct CheckResult {
     pub snapshots: u64,
+    /// Distinct trees read: a tree that several snapshots share is read
+    /// once, so this grows with what changed between snapshots.
+    pub trees: u64,
     pub packs: u64,
     pub packs_read: u64,
     /// Problems that make data unrestorable; non-empty means exit code 1.
@@ -137,8 +140,8 @@ pub fn check(
     let mut r = CheckResult::default();
 
     // Index files, one by one, so one bad file does not hide the others.
-    let mut index = Index::default();
-    let mut packs: HashMap<Id, IndexPack> = HashMap::new();
+    let mut index = IndexBuilder::default();
+    let mut packs: HashMap<Id, &IndexPack> = HashMap::new();
     let index_ids = repo.list_index_ids()?;
     let mut files = Vec::new();
     for id in &index_ids {
@@ -157,16 +160,20 @@ pub fn check(
         }
         index.add_file(f);
         for p in &f.packs {
-            packs.entry(p.id).or_insert_with(|| p.clone());
+            packs.entry(p.id).or_insert(p);
         }
     }
-    repo.load_index()?;
+    // Trees are read through the index built here, so a bad index file
+    // is reported above and does not stop the check.
+    repo.set_index(index.build());
+    let repo = &*repo;
+    let index = repo.index();
     r.packs = packs.len() as u64;
 
     // Packs on storage against the index.
     let stored = repo.stored_packs()?;
     let mut damaged: HashSet<Id> = HashSet::new();
-    let mut sorted_packs: Vec<&IndexPack> = packs.values().collect();
+    let mut sorted_packs: Vec<&IndexPack> = packs.values().copied().collect();
     sorted_packs.sort_by_key(|p| p.id);
     for p in &sorted_packs {
         match stored.get(&p.id) {
@@ -254,6 +261,7 @@ pub fn check(
         r.errors.extend(tree_errors);
         r.errors.extend(errors);
     }
+    r.trees = seen.len() as u64;
 
     if opts.read_data || opts.subset.is_some() {
         if let Some(subset) = &opts.subset {

@@ -550,6 +550,7 @@ pub fn create(
             repo_ref.backend().clone(),
             repo_ref.codec().clone(),
             repo_ref.index(),
+            repo_ref.cache().cloned(),
             opts.packer.clone(),
         ),
         excludes,

@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{Index, IndexFile, IndexPack};
+use rayon::prelude::*;
+
+use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack};
 use crate::lock::{LockGuard, LockKind, live_locks};
 use crate::pack::pack_path;
 use crate::packer::{Packer, PackerOptions};
@@ -35,6 +37,8 @@ pub struct PruneOptions {
     /// Trashed packs are deleted after this long even while backups run
     /// (a backup running longer verifies its packs before it finishes).
     pub grace: std::time::Duration,
+    /// Index files naming fewer packs than this are merged into one.
+    pub merge_index_below: usize,
     pub packer: PackerOptions,
 }
 
@@ -46,6 +50,7 @@ impl Default for PruneOptions {
             dry_run: false,
             max_unused: 0.5,
             grace: std::time::Duration::from_secs(24 * 3600),
+            merge_index_below: PACKS_PER_INDEX / 4,
             packer: PackerOptions::default(),
         }
     }
@@ -69,6 +74,12 @@ pub struct PruneResult {
     pub blobs_removed: u64,
     pub bytes_before: u64,
     pub bytes_after: u64,
+    /// Distinct trees read to mark what snapshots use.
+    pub trees_read: u64,
+    /// Index files left as they were, and index files written to replace
+    /// the others.
+    pub index_files_kept: u64,
+    pub index_files_written: u64,
 }
 
 /// Packs per index file that prune writes: keeps each file well below the
@@ -129,58 +140,71 @@ pub fn prune(
         }
     }
 
-    // 2. Mark: every blob a remaining snapshot reaches. A tree that cannot
-    // be read stops the prune: what it references is unknown, so nothing
-    // may be deleted.
-    repo.load_index()?;
+    // 2. Every index file, superseded ones too: a prune that crashed can
+    // leave packs that only a superseded file names. A pack counts once, in
+    // the first file (by id) that names it, and only if it is stored.
+    let mut index_ids: Vec<Id> = repo.list_index_ids()?;
+    index_ids.sort();
+    let files: Vec<(Id, IndexFile)> = index_ids
+        .par_iter()
+        .map(|id| Ok((*id, repo.read_index_file(id)?)))
+        .collect::<Result<_>>()?;
+    let stored = repo.stored_packs()?;
+    let mut builder = IndexBuilder::default();
+    for (_, f) in &files {
+        for p in f.packs.iter().filter(|p| stored.contains_key(&p.id)) {
+            builder.add_pack(p);
+        }
+    }
+    repo.set_index(builder.build());
+    let index = repo.index();
+
+    // 3. Mark: every blob a remaining snapshot reaches, one bit per blob.
+    // Trees shared with a snapshot already marked are not read again, so
+    // this reads each distinct tree once: the first snapshot's, then what
+    // each later one changed.
     progress.start("marking used data", None, Some(all.len() as u64));
-    let mut used: HashSet<(BlobType, Id)> = HashSet::new();
+    let mut used = BlobSet::new(index);
     let mut seen = HashSet::new();
     let marked: HashSet<Id> = all.iter().map(|(id, _)| *id).collect();
     for (id, s) in all.iter().filter(|(id, _)| !forget.contains(id)) {
         mark(repo, id, s.tree, &mut used, &mut seen)?;
     }
+    result.trees_read = seen.len() as u64;
 
-    // 3. Sweep: classify each pack by how much of it is still used. A blob
-    // stored twice is used only in the first pack that has it.
-    let mut index_ids: Vec<Id> = repo.list_index_ids()?;
-    index_ids.sort();
-    let mut packs: Vec<IndexPack> = Vec::new();
-    let mut pack_seen = HashSet::new();
-    for id in &index_ids {
-        let file = repo.read_index_file(id)?;
-        for p in file.packs {
-            if pack_seen.insert(p.id) {
-                packs.push(p);
-            }
-        }
-    }
-    let stored = repo.stored_packs()?;
-    let mut claimed: HashSet<(BlobType, Id)> = HashSet::new();
-    let mut keep: Vec<IndexPack> = Vec::new();
-    let mut repack: Vec<(IndexPack, Vec<usize>)> = Vec::new();
-    let mut removed_packs: Vec<IndexPack> = Vec::new();
-    for p in packs {
-        result.bytes_before += p.size;
-        if !stored.contains_key(&p.id) {
-            // Indexed but gone: its blobs are lost either way; drop it from
-            // the index so later backups store them again.
-            removed_packs.push(p);
+    // 4. Sweep: classify each pack by how much of it is still used. A blob
+    // stored twice is used only where the index locates it: in the first
+    // pack that names it.
+    let mut listed = HashSet::new();
+    let mut keep: Vec<&IndexPack> = Vec::new();
+    let mut repack: Vec<(&IndexPack, Vec<usize>)> = Vec::new();
+    let mut removed: Vec<&IndexPack> = Vec::new();
+    for p in files.iter().flat_map(|(_, f)| &f.packs) {
+        if !listed.insert(p.id) {
             continue;
         }
+        result.bytes_before += p.size;
+        let Some(number) = index.pack_number(&p.id) else {
+            // Indexed but gone: its blobs are lost either way; drop it from
+            // the index so later backups store them again.
+            removed.push(p);
+            continue;
+        };
         let mut used_idx = Vec::new();
         let mut used_bytes = 0u64;
         let mut total = 0u64;
         for (i, b) in p.blobs.iter().enumerate() {
             total += b.length as u64;
-            if used.contains(&(b.ty, b.id)) && claimed.insert((b.ty, b.id)) {
+            if used.contains(b.ty, &b.id)
+                && index.get(b.ty, &b.id).is_some_and(|l| l.pack == number)
+            {
                 used_idx.push(i);
                 used_bytes += b.length as u64;
             }
         }
         result.blobs_removed += (p.blobs.len() - used_idx.len()) as u64;
         if used_idx.is_empty() {
-            removed_packs.push(p);
+            removed.push(p);
         } else if used_idx.len() < p.blobs.len()
             && (total - used_bytes) as f64 > opts.max_unused * total as f64
         {
@@ -193,24 +217,26 @@ pub fn prune(
     result.packs_repacked = repack.len() as u64;
     result.packs_kept = keep.len() as u64;
     if opts.dry_run {
-        result.packs_deleted = removed_packs.len() as u64;
+        result.packs_deleted = removed.len() as u64;
         for (p, _) in &repack {
             result.bytes_after += p.size;
         }
         return Ok(result);
     }
-    // Nothing new to collect skips to phase 2: older trash may be due.
-    if !removed_packs.is_empty() || !repack.is_empty() {
-        // 4. Repack the used blobs of mostly-unused packs.
-        let mut kept_index = Index::default();
+
+    // 5. Repack the used blobs of mostly-unused packs.
+    if !repack.is_empty() {
+        let mut kept = IndexBuilder::default();
         for p in &keep {
-            kept_index.add_pack(p);
+            kept.add_pack(p);
         }
+        let kept = kept.build();
         progress.start("repacking", None, Some(repack.len() as u64));
         let packer = Packer::new(
             repo.backend().clone(),
             repo.codec().clone(),
-            &kept_index,
+            &kept,
+            repo.cache().cloned(),
             opts.packer.clone(),
         );
         for (p, used_idx) in &repack {
@@ -235,32 +261,63 @@ pub fn prune(
         }
         let stats = packer.finish()?;
         result.bytes_after += stats.packs.iter().map(|p| p.size).sum::<u64>();
+    }
 
-        // 5. Phase 1: one index for the kept packs that supersedes every old
-        // file, then the trash record, then the old index files go.
-        let supersedes = index_ids.clone();
-        if keep.is_empty() {
-            repo.write_index(&IndexFile {
-                supersedes,
-                packs: Vec::new(),
-            })?;
-        } else {
-            for chunk in keep.chunks(PACKS_PER_INDEX) {
-                repo.write_index(&IndexFile {
-                    supersedes: supersedes.clone(),
-                    packs: chunk.to_vec(),
-                })?;
-            }
-        }
-        let removed: Vec<IndexPack> = removed_packs
-            .into_iter()
-            .chain(repack.into_iter().map(|(p, _)| p))
-            .filter(|p| stored.contains_key(&p.id))
+    // 6. Phase 1: new index files for the kept packs of the files that
+    // change supersede those files, then the trash record, then those
+    // files go. Files naming only kept packs stay as they are, so the
+    // index written scales with what changed, not with the repository.
+    let gone: HashSet<Id> = removed
+        .iter()
+        .map(|p| p.id)
+        .chain(repack.iter().map(|(p, _)| p.id))
+        .collect();
+    let rewrite = files_to_rewrite(&files, &gone, opts.merge_index_below);
+    result.index_files_kept = (files.len() - rewrite.len()) as u64;
+    if !rewrite.is_empty() {
+        let staying: HashSet<Id> = files
+            .iter()
+            .filter(|(id, _)| !rewrite.contains(id))
+            .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
             .collect();
-        if !removed.is_empty() {
-            trash::write(repo, &TrashRecord { packs: removed })?;
+        let mut moved = HashSet::new();
+        let packs: Vec<IndexPack> = files
+            .iter()
+            .filter(|(id, _)| rewrite.contains(id))
+            .flat_map(|(_, f)| &f.packs)
+            .filter(|p| {
+                stored.contains_key(&p.id)
+                    && !gone.contains(&p.id)
+                    && !staying.contains(&p.id)
+                    && moved.insert(p.id)
+            })
+            .cloned()
+            .collect();
+        let mut supersedes: Vec<Id> = rewrite.iter().copied().collect();
+        supersedes.sort();
+        let chunks: Vec<&[IndexPack]> = if packs.is_empty() {
+            vec![&[]]
+        } else {
+            packs.chunks(PACKS_PER_INDEX).collect()
+        };
+        for chunk in chunks {
+            repo.write_index(&IndexFile {
+                supersedes: supersedes.clone(),
+                packs: chunk.to_vec(),
+            })?;
+            result.index_files_written += 1;
         }
-        let old: Vec<String> = index_ids.iter().map(|id| format!("index/{id}")).collect();
+        let trashed: Vec<IndexPack> = removed
+            .iter()
+            .copied()
+            .chain(repack.iter().map(|(p, _)| *p))
+            .filter(|p| stored.contains_key(&p.id))
+            .cloned()
+            .collect();
+        if !trashed.is_empty() {
+            trash::write(repo, &TrashRecord { packs: trashed })?;
+        }
+        let old: Vec<String> = supersedes.iter().map(|id| format!("index/{id}")).collect();
         repo.backend().delete_many(&old)?;
     }
 
@@ -276,7 +333,45 @@ pub fn prune(
     )?;
     progress.finish();
     repo.load_index()?;
+    // Trees of deleted packs are no longer worth keeping on this device.
+    if let Some(c) = repo.cache() {
+        let trees = repo
+            .index()
+            .blobs()
+            .filter(|(_, loc)| loc.ty == BlobType::Tree)
+            .map(|(id, _)| id)
+            .collect();
+        c.retain("trees", &trees);
+    }
     Ok(result)
+}
+
+/// The index files phase 1 replaces: those naming a pack that goes, those
+/// already superseded (left by a crash), and small files, merged so that
+/// backups' many small files do not slow every later load. Small files
+/// are merged only when there are two or more or a rewrite happens anyway,
+/// so a prune with nothing to collect writes nothing.
+fn files_to_rewrite(
+    files: &[(Id, IndexFile)],
+    gone: &HashSet<Id>,
+    merge_below: usize,
+) -> HashSet<Id> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let (mut must, mut small) = (HashSet::new(), HashSet::new());
+    for (id, f) in files {
+        if superseded.contains(id) || f.packs.iter().any(|p| gone.contains(&p.id)) {
+            must.insert(*id);
+        } else if f.packs.len() < merge_below {
+            small.insert(*id);
+        }
+    }
+    if !must.is_empty() || small.len() >= 2 {
+        must.extend(small);
+    }
+    must
 }
 
 /// Adds every blob that snapshot `id` reaches to `used`. A tree that cannot
@@ -286,10 +381,10 @@ fn mark(
     repo: &Repository,
     id: &Id,
     tree: Id,
-    used: &mut HashSet<(BlobType, Id)>,
+    used: &mut BlobSet,
     seen: &mut HashSet<Id>,
 ) -> Result<()> {
-    used.insert((BlobType::Tree, tree));
+    used.insert(BlobType::Tree, &tree);
     let mut failure = None;
     crate::walk::walk(
         repo,
@@ -297,10 +392,10 @@ fn mark(
         Some(seen),
         &mut |_, node| {
             if let Some(sub) = node.subtree {
-                used.insert((BlobType::Tree, sub));
+                used.insert(BlobType::Tree, &sub);
             }
             for c in &node.content {
-                used.insert((BlobType::Data, *c));
+                used.insert(BlobType::Data, c);
             }
         },
         &mut |path, e| {
@@ -332,7 +427,7 @@ fn empty_trash(
     lock: &LockGuard,
     opts: &PruneOptions,
     marked: &HashSet<Id>,
-    used: &mut HashSet<(BlobType, Id)>,
+    used: &mut BlobSet,
     seen: &mut HashSet<Id>,
     result: &mut PruneResult,
 ) -> Result<()> {
@@ -353,12 +448,14 @@ fn empty_trash(
     }
     // Everything indexed now, including index files that backups wrote to
     // put trashed packs back.
-    let mut indexed = Index::default();
+    let mut indexed = IndexBuilder::default();
     for id in repo.list_index_ids()? {
         indexed.add_file(&repo.read_index_file(&id)?);
     }
+    let indexed = indexed.build();
     let stored = repo.stored_packs()?;
-    let indexed_packs: HashSet<Id> = indexed.packs().map(|(_, id, _)| id).collect();
+    // Blobs of packs put back by this loop, which the index above lacks.
+    let mut put_back: HashSet<(BlobType, Id)> = HashSet::new();
     let mut restore = Vec::new();
     let mut delete = Vec::new();
     let mut emptied = Vec::new();
@@ -368,15 +465,16 @@ fn empty_trash(
             continue;
         }
         for p in t.record.packs {
-            if indexed_packs.contains(&p.id) || !stored.contains_key(&p.id) {
+            if indexed.pack_number(&p.id).is_some() || !stored.contains_key(&p.id) {
                 continue;
             }
-            let needed = p
-                .blobs
-                .iter()
-                .any(|b| used.contains(&(b.ty, b.id)) && !indexed.contains(b.ty, &b.id));
+            let needed = p.blobs.iter().any(|b| {
+                used.contains(b.ty, &b.id)
+                    && !indexed.contains(b.ty, &b.id)
+                    && !put_back.contains(&(b.ty, b.id))
+            });
             if needed {
-                indexed.add_pack(&p);
+                put_back.extend(p.blobs.iter().map(|b| (b.ty, b.id)));
                 restore.push(p);
             } else {
                 delete.push(p.id);
