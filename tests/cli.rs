@@ -2,8 +2,9 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -251,6 +252,60 @@ fn password_file_and_command_are_accepted() {
         .arg(format!("cat {}", pwfile.display()))
         .assert()
         .success();
+}
+
+/// A damaged index file is one finding among others: check goes on, and
+/// names the snapshots that needed it while passing the ones that did not.
+#[test]
+fn a_damaged_index_file_does_not_stop_check() {
+    let env = Env::new();
+    env.init();
+    let index_dir = Path::new(&env.repo).join("index");
+    let listing = || -> BTreeSet<PathBuf> {
+        std::fs::read_dir(&index_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let (a, b) = (env.path("a"), env.path("b"));
+    for (dir, seed) in [(&a, 1), (&b, 2)] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("f.bin"), random_bytes(seed, 100_000)).unwrap();
+    }
+    let first = snapshot_id(&env.create(&[&a], &[]));
+    let before = listing();
+    let second = snapshot_id(&env.create(&[&b], &[]));
+    let added: Vec<PathBuf> = listing().difference(&before).cloned().collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    let mut bytes = std::fs::read(&added[0]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    std::fs::write(&added[0], bytes).unwrap();
+
+    let out = env.snap().args(["--json", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    let short = |id: &str| id[..8].to_string();
+    let name = added[0].file_name().unwrap().to_str().unwrap();
+    assert!(
+        errors.iter().any(|e| e.contains(&short(name))),
+        "names the index file: {errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains(&short(&second))),
+        "names the snapshot that needed it: {errors:?}"
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains(&short(&first))),
+        "the other snapshot is whole: {errors:?}"
+    );
+    assert_eq!(v["snapshots"], 2);
 }
 
 #[test]
