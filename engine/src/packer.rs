@@ -44,7 +44,9 @@ pub struct PackerStats {
     pub blobs_added: u64,
     /// Bytes of packs and index files written.
     pub bytes_added: u64,
-    pub packs: Vec<IndexPack>,
+    /// Bytes of packs alone. Only totals are kept: the blob lists of a
+    /// large first backup went to index files and need not stay in memory.
+    pub pack_bytes: u64,
     pub index_files: Vec<Id>,
     /// Packs of the known index that hold blobs this packer did not store
     /// because they were there already: what a backup relies on.
@@ -61,7 +63,7 @@ struct Shared {
     bytes_added: AtomicU64,
     /// Packs uploaded but not yet in a written index file.
     unindexed: Mutex<Vec<IndexPack>>,
-    all_packs: Mutex<Vec<IndexPack>>,
+    pack_bytes: AtomicU64,
     index_files: Mutex<Vec<Id>>,
     error: Mutex<Option<Error>>,
 }
@@ -75,12 +77,12 @@ impl Shared {
         let size = pack.size as u64;
         self.backend.write_parts(&pack_path(&pack.id), pack.parts)?;
         self.bytes_added.fetch_add(size, Ordering::Relaxed);
+        self.pack_bytes.fetch_add(size, Ordering::Relaxed);
         let entry = IndexPack {
             id: pack.id,
             size,
             blobs: pack.blobs,
         };
-        self.all_packs.lock().unwrap().push(entry.clone());
         let batch = {
             let mut u = self.unindexed.lock().unwrap();
             u.push(entry);
@@ -140,7 +142,7 @@ impl<'a> Packer<'a> {
             cache,
             bytes_added: AtomicU64::new(0),
             unindexed: Mutex::new(Vec::new()),
-            all_packs: Mutex::new(Vec::new()),
+            pack_bytes: AtomicU64::new(0),
             index_files: Mutex::new(Vec::new()),
             error: Mutex::new(None),
         });
@@ -269,7 +271,7 @@ impl<'a> Packer<'a> {
         Ok(PackerStats {
             blobs_added: self.blobs_added.load(Ordering::Relaxed),
             bytes_added: self.shared.bytes_added.load(Ordering::Relaxed),
-            packs: std::mem::take(&mut *self.shared.all_packs.lock().unwrap()),
+            pack_bytes: self.shared.pack_bytes.load(Ordering::Relaxed),
             index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
             reused_packs: self
                 .reused

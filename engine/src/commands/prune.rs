@@ -260,7 +260,7 @@ pub fn prune(
             progress.item(std::path::Path::new(&p.id.short()));
         }
         let stats = packer.finish()?;
-        result.bytes_after += stats.packs.iter().map(|p| p.size).sum::<u64>();
+        result.bytes_after += stats.pack_bytes;
     }
 
     // 6. Phase 1: new index files for the kept packs of the files that
