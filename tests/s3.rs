@@ -446,3 +446,39 @@ fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
         "the snapshot list is read: {log:#?}"
     );
 }
+
+/// check verifies what the bucket holds, not what this device cached: an
+/// index file damaged in the bucket is found although the device's cached
+/// copy is intact. `--with-cache` trusts the cache and skips that download.
+#[test]
+fn check_reads_the_bucket_not_the_device_cache() {
+    use snap_engine::backend::{Backend, StoreBackend};
+    let env = Env::s3("check-no-cache");
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    env.snap().arg("check").assert().success();
+
+    let g = Garage::get();
+    let backend = StoreBackend::s3(&garage::options(&env.repo, &g.endpoint)).unwrap();
+    let index = backend.list("index/").unwrap();
+    assert_eq!(index.len(), 1, "{index:?}");
+    let mut bytes = backend.read(&index[0].name).unwrap().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    backend.write(&index[0].name, bytes.into()).unwrap();
+
+    let out = env.snap().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let name = index[0].name.trim_start_matches("index/");
+    assert!(
+        stderr(&out).contains(&name[..8]),
+        "the damaged index file is named: {}",
+        stderr(&out)
+    );
+    env.snap()
+        .args(["check", "--with-cache"])
+        .assert()
+        .success();
+}

@@ -363,4 +363,9 @@ pub struct CheckArgs {
     /// n/t (slice n of t; run 1/t to t/t over time to cover everything)
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     pub read_data_subset: Option<check::Subset>,
+    /// Trust this device's cache of index files, snapshots and trees
+    /// instead of downloading them again: faster, but damage to those
+    /// objects in the bucket then goes unnoticed
+    #[arg(long)]
+    pub with_cache: bool,
 }

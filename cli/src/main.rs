@@ -127,6 +127,12 @@ impl Ctx<'_> {
     }
 
     fn open(&self) -> Result<Repository> {
+        self.open_with(true)
+    }
+
+    /// `cache: false` reads everything from storage, for a check of what
+    /// the bucket holds rather than what this device remembers.
+    fn open_with(&self, cache: bool) -> Result<Repository> {
         let (loc, _) = self.location()?;
         let backend = self.backend(&loc, false)?;
         let pw = || {
@@ -134,7 +140,9 @@ impl Ctx<'_> {
                 .map_err(|e| Error::Other(format!("{e:#}")))
         };
         let mut repo = Repository::open(backend, &pw)?;
-        self.attach_cache(&mut repo, &loc)?;
+        if cache {
+            self.attach_cache(&mut repo, &loc)?;
+        }
         Ok(repo)
     }
 
@@ -542,7 +550,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Key(k) => key_command(&ctx, k, ui),
         Command::Check(a) => {
-            let mut repo = ctx.open()?;
+            let mut repo = ctx.open_with(a.with_cache)?;
             let r = check::check(
                 &mut repo,
                 &check::CheckOptions {
