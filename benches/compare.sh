@@ -7,7 +7,7 @@
 # about 52,000 files) plus a generated 280 MB SQLite database. The change
 # between versions updates and inserts database rows, adds, deletes and edits
 # files. Each timed step runs RUNS times on a warm page cache; the median is
-# reported.
+# reported. Restores run last, interleaved across tools.
 #
 #   benches/compare.sh                 # everything, results in $WORK/results.md
 #   RUNS=1 DB_MB=50 benches/compare.sh # a quicker, rougher run
@@ -128,7 +128,6 @@ for tool in snap restic borg tar; do
       use_version v2
       timed snap changed : '"$SNAP" -q -r "$R/snap" create "$DATA"'
       stored snap "$R/snap"
-      timed snap restore 'rm -rf $OUT' '"$SNAP" -q -r "$R/snap" restore latest --target "$OUT"'
       ;;
     restic)
       timed restic first "rm -rf $R/restic $WORK/cache/restic; restic -q -r $R/restic init > /dev/null" 'restic -q -r "$R/restic" backup "$DATA"'
@@ -136,7 +135,6 @@ for tool in snap restic borg tar; do
       use_version v2
       timed restic changed : 'restic -q -r "$R/restic" backup "$DATA"'
       stored restic "$R/restic"
-      timed restic restore 'rm -rf $OUT' 'restic -q -r "$R/restic" restore latest --target "$OUT"'
       ;;
     borg)
       # Archive names must be new for every run; borg has no "latest".
@@ -146,17 +144,48 @@ for tool in snap restic borg tar; do
       use_version v2
       timed borg changed : "$create"
       stored borg "$R/borg"
-      timed borg restore 'rm -rf $OUT; mkdir -p $OUT; export LAST=$(borg list --last 1 --short $R/borg)' \
-        'cd "$OUT" && borg extract "$R/borg::$LAST"'
       ;;
     tar)
       timed tar first 'rm -f $R/data.tar.zst' 'tar -cf - -C / "${DATA#/}" | zstd -T0 -3 -q -o "$R/data.tar.zst"'
       use_version v2
       timed tar changed 'rm -f $R/data.tar.zst' 'tar -cf - -C / "${DATA#/}" | zstd -T0 -3 -q -o "$R/data.tar.zst"'
       stored tar "$R/data.tar.zst"
-      timed tar restore 'rm -rf $OUT; mkdir -p $OUT' 'zstd -d -q -c "$R/data.tar.zst" | tar -xf - -C "$OUT"'
       ;;
   esac
+done
+
+# Restores come last and interleaved: run k of every tool before run k+1 of
+# any. On a virtual machine, memory the host has taken back makes the first
+# writes after a pause slow; interleaving puts such drift on every tool
+# alike instead of on whichever tool happens to run first.
+restore_setup() {
+  case $1 in
+    snap|restic) echo 'rm -rf $OUT' ;;
+    borg) echo 'rm -rf $OUT; mkdir -p $OUT; export LAST=$(borg list --last 1 --short $R/borg)' ;;
+    tar) echo 'rm -rf $OUT; mkdir -p $OUT' ;;
+  esac
+}
+restore_cmd() {
+  case $1 in
+    snap) echo '"$SNAP" -q -r "$R/snap" restore latest --target "$OUT"' ;;
+    restic) echo 'restic -q -r "$R/restic" restore latest --target "$OUT"' ;;
+    borg) echo 'cd "$OUT" && borg extract "$R/borg::$LAST"' ;;
+    tar) echo 'zstd -d -q -c "$R/data.tar.zst" | tar -xf - -C "$OUT"' ;;
+  esac
+}
+echo "== restores" >&2
+declare -A RT RM
+for _ in $(seq "$RUNS"); do
+  for tool in snap restic borg tar; do
+    eval "$(restore_setup $tool)"
+    /usr/bin/time -o "$WORK/time.txt" -f "%e %M" bash -c "$(restore_cmd $tool)" > /dev/null 2> "$WORK/last.err" \
+      || { echo "$tool restore failed:" >&2; cat "$WORK/last.err" >&2; exit 1; }
+    read -r t m < "$WORK/time.txt"
+    RT[$tool]+="$t "; RM[$tool]+="$m "
+  done
+done
+for tool in snap restic borg tar; do
+  echo "$tool restore $(printf '%s\n' ${RT[$tool]} | median) $(printf '%s\n' ${RM[$tool]} | sort -n | tail -1)" >> "$RESULTS"
 done
 rm -rf "$OUT"
 mountpoint -q "$WORK/restore-fs" && umount "$WORK/restore-fs"
