@@ -410,8 +410,8 @@ fn large_objects_go_up_in_equal_parts_and_come_back_whole() {
 
 /// After a device's first backup, a backup of an unchanged tree downloads
 /// nothing the device has seen: no pack, index file, tree or snapshot.
-/// It lists, reads the small config and key file, and writes its lock and
-/// snapshot.
+/// It lists, reads the small config and key file, and writes its lock,
+/// its snapshot and any new tree.
 #[test]
 fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
     let mut env = Env::s3("rerun-requests");
@@ -424,7 +424,9 @@ fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
     env.create(&[&src], &[]);
     proxy.take_log();
     let second = env.create(&[&src], &[]);
-    assert_eq!(second["bytes_added"], 0, "{second}");
+    // Files are not read again. (A tree may still be new: the mtime of
+    // /tmp, an ancestor of the source, changes as other tests run.)
+    assert_eq!(second["bytes_read"], 0, "{second}");
     let log = proxy.take_log();
     let gets: Vec<&String> = log
         .iter()
@@ -437,8 +439,9 @@ fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
         );
     }
     assert!(
-        log.iter().all(|l| !l.contains("/data/")),
-        "no pack is touched: {log:#?}"
+        !log.iter()
+            .any(|l| l.starts_with("GET ") && l.contains("/data/")),
+        "no pack is downloaded: {log:#?}"
     );
     assert!(
         log.iter()
