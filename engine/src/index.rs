@@ -51,6 +51,18 @@ struct Entry {
     raw_length: u32,
 }
 
+impl Entry {
+    fn location(&self, ty: BlobType) -> BlobLocation {
+        BlobLocation {
+            pack: self.pack,
+            ty,
+            offset: self.offset,
+            length: self.length,
+            raw_length: self.raw_length,
+        }
+    }
+}
+
 /// The blobs of one type, sorted by id, with a radix table over the ids'
 /// leading bits. Ids are keyed hashes, so they spread evenly: each radix
 /// slot holds one or two entries and a lookup touches about as much memory
@@ -182,16 +194,7 @@ pub struct Index {
 impl Index {
     pub fn get(&self, ty: BlobType, id: &Id) -> Option<BlobLocation> {
         let table = &self.tables[type_slot(ty)];
-        table.position(id).map(|i| {
-            let e = &table.entries[i];
-            BlobLocation {
-                pack: e.pack,
-                ty,
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            }
-        })
+        table.position(id).map(|i| table.entries[i].location(ty))
     }
 
     pub fn contains(&self, ty: BlobType, id: &Id) -> bool {
@@ -236,18 +239,10 @@ impl Index {
 
     pub fn blobs(&self) -> impl Iterator<Item = (Id, BlobLocation)> + '_ {
         TYPES.iter().flat_map(move |&ty| {
-            self.tables[type_slot(ty)].entries.iter().map(move |e| {
-                (
-                    e.id,
-                    BlobLocation {
-                        pack: e.pack,
-                        ty,
-                        offset: e.offset,
-                        length: e.length,
-                        raw_length: e.raw_length,
-                    },
-                )
-            })
+            self.tables[type_slot(ty)]
+                .entries
+                .iter()
+                .map(move |e| (e.id, e.location(ty)))
         })
     }
 }
