@@ -260,13 +260,7 @@ fn password_file_and_command_are_accepted() {
 fn a_damaged_index_file_does_not_stop_check() {
     let env = Env::new();
     env.init();
-    let index_dir = Path::new(&env.repo).join("index");
-    let listing = || -> BTreeSet<PathBuf> {
-        std::fs::read_dir(&index_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect()
-    };
+    let listing = || -> BTreeSet<PathBuf> { env.index_files().into_iter().collect() };
     let (a, b) = (env.path("a"), env.path("b"));
     for (dir, seed) in [(&a, 1), (&b, 2)] {
         std::fs::create_dir_all(dir).unwrap();

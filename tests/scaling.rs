@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
@@ -23,11 +23,8 @@ fn content(dir: usize, file: usize, version: u64) -> Vec<u8> {
     )
 }
 
-fn index_files(env: &Env) -> BTreeSet<String> {
-    std::fs::read_dir(Path::new(&env.repo).join("index"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+fn index_files(env: &Env) -> BTreeSet<PathBuf> {
+    env.index_files().into_iter().collect()
 }
 
 /// Every file of the restored tree holds the version the snapshot saw:

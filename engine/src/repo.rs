@@ -406,13 +406,18 @@ impl Repository {
         codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, self.sealer(), &bytes)
     }
 
+    /// Every index file on storage, read in parallel, sorted by name.
+    pub fn read_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        let mut ids = self.list_index_ids()?;
+        ids.sort();
+        ids.par_iter()
+            .map(|id| Ok((*id, self.read_index_file(id)?)))
+            .collect()
+    }
+
     /// Loads every index file, skipping those another one supersedes.
     pub fn load_index(&mut self) -> Result<()> {
-        let ids = self.list_index_ids()?;
-        let files: Vec<(Id, IndexFile)> = ids
-            .par_iter()
-            .map(|id| Ok((*id, self.read_index_file(id)?)))
-            .collect::<Result<_>>()?;
+        let files = self.read_index_files()?;
         let superseded: HashSet<Id> = files
             .iter()
             .flat_map(|(_, f)| f.supersedes.iter().copied())

@@ -171,6 +171,13 @@ impl Env {
         dir_size(Path::new(&self.repo))
     }
 
+    pub fn index_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect_files(&Path::new(&self.repo).join("index"), &mut out);
+        out.sort();
+        out
+    }
+
     pub fn pack_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         collect_files(&Path::new(&self.repo).join("data"), &mut out);

@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use rayon::prelude::*;
 
 use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack};
 use crate::lock::{LockGuard, LockKind, live_locks};
@@ -143,12 +142,7 @@ pub fn prune(
     // 2. Every index file, superseded ones too: a prune that crashed can
     // leave packs that only a superseded file names. A pack counts once, in
     // the first file (by id) that names it, and only if it is stored.
-    let mut index_ids: Vec<Id> = repo.list_index_ids()?;
-    index_ids.sort();
-    let files: Vec<(Id, IndexFile)> = index_ids
-        .par_iter()
-        .map(|id| Ok((*id, repo.read_index_file(id)?)))
-        .collect::<Result<_>>()?;
+    let files = repo.read_index_files()?;
     let stored = repo.stored_packs()?;
     let mut builder = IndexBuilder::default();
     for (_, f) in &files {
@@ -449,8 +443,8 @@ fn empty_trash(
     // Everything indexed now, including index files that backups wrote to
     // put trashed packs back.
     let mut indexed = IndexBuilder::default();
-    for id in repo.list_index_ids()? {
-        indexed.add_file(&repo.read_index_file(&id)?);
+    for (_, file) in repo.read_index_files()? {
+        indexed.add_file(&file);
     }
     let indexed = indexed.build();
     let stored = repo.stored_packs()?;
