@@ -487,6 +487,29 @@ fn init_twice_is_refused_and_keeps_the_first() {
 }
 
 #[test]
+fn init_names_the_kdf_flag_that_is_out_of_range() {
+    let env = Env::new();
+    // Four lanes of at least 8 KiB each: 31 KiB is one short.
+    for args in [["--kdf-memory", "31"], ["--kdf-iterations", "65"]] {
+        let out = env.snap().arg("init").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+        assert!(!Path::new(&env.repo).join("config").exists());
+    }
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "32", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn missing_source_paths_are_reported() {
     let env = Env::new();
     env.init();

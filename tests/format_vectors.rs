@@ -103,6 +103,15 @@ fn vectors() -> Vec<(&'static str, String)> {
             hex(&kdf.derive(b"password").unwrap()[..]),
         ),
         (
+            "Argon2id(\"password\", salt 5a*32, m=64, t=1, p=4)",
+            hex(&KdfParams {
+                parallelism: 4,
+                ..kdf
+            }
+            .derive(b"password")
+            .unwrap()[..]),
+        ),
+        (
             "chunk lengths of the xorshift32 test input",
             lengths.join(","),
         ),
@@ -123,6 +132,7 @@ const EXPECTED: &[&str] = &[
     "404142434445464748494a4b4c4d4e4f5051525354555657bc5c691cbf535873c18dacc900371f2d0480c4dbba",
     "736e617004010000000700000000000000",
     "dff64cbd69fade35973ad3505fd6f2c7362e71badfb16b4afb439eb3c59f4b1b",
+    "36a3bb02583b8387046dd9130566b0669012ca0823fb80839edd850bd04bf9b6",
     "5020,4881,3282,4572,8211,2993,10756,1428,5438,1136,4850,4335,5718,2916",
 ];
 

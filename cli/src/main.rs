@@ -35,6 +35,9 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// What `KdfParams::validate` accepts for a new key's knobs, in the words of the flags.
+const KDF_RANGE: &str = "--kdf-memory must be 32 to 4194304 (KiB) and --kdf-iterations 1 to 64";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
@@ -186,9 +189,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             if let Some(t) = a.kdf_iterations {
                 opts.kdf.iterations = t;
             }
-            opts.kdf
-                .validate()
-                .map_err(|_| anyhow!("--kdf-memory or --kdf-iterations is out of range"))?;
+            opts.kdf.validate().map_err(|_| anyhow!(KDF_RANGE))?;
             let (_, r) = commands::init(ctx.backend(&loc, true)?, opts)?;
             if ui.json {
                 output::json(&json!({
@@ -614,8 +615,7 @@ fn new_kdf(a: &args::NewPasswordArgs) -> Result<snap_engine::crypto::KdfParams> 
     if let Some(t) = a.kdf_iterations {
         kdf.iterations = t;
     }
-    kdf.validate()
-        .map_err(|_| anyhow!("--kdf-memory or --kdf-iterations is out of range"))?;
+    kdf.validate().map_err(|_| anyhow!(KDF_RANGE))?;
     Ok(kdf)
 }
 
