@@ -85,35 +85,59 @@ impl BlobCodec {
     /// Opens, decompresses and verifies a stored blob. `raw_length` comes
     /// from the index and bounds the allocation.
     pub fn decode(&self, ty: BlobType, id: &Id, stored: &[u8], raw_length: u32) -> Result<Vec<u8>> {
-        let what = format!("{} {}", ty.name(), id.short());
+        let mut plain = Vec::new();
+        self.decode_into(ty, id, stored, raw_length, &mut plain, &mut Vec::new())?;
+        Ok(plain)
+    }
+
+    /// [`BlobCodec::decode`] into `plain`, with `scratch` for the opened
+    /// payload. Both are the caller's to reuse from blob to blob: a restore
+    /// that allocated them afresh spent its time faulting in new pages. On
+    /// error `plain` holds nothing that was not verified.
+    pub fn decode_into(
+        &self,
+        ty: BlobType,
+        id: &Id,
+        stored: &[u8],
+        raw_length: u32,
+        plain: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        plain.clear();
+        let what = || format!("{} {}", ty.name(), id.short());
         let raw_length = raw_length as usize;
         if raw_length > codec::MAX_BLOB {
             return Err(Error::corrupt(
-                what,
+                what(),
                 format!("length {raw_length} exceeds the blob limit"),
             ));
         }
-        let opened;
         let payload = match &self.sealer {
             Some(key) => {
-                opened = key
-                    .open(&blob_aad(ty, id), stored)
-                    .map_err(|_| Error::corrupt(&what, "authentication failed"))?;
-                &opened[..]
+                key.open_into(&blob_aad(ty, id), stored, scratch)
+                    .map_err(|_| Error::corrupt(what(), "authentication failed"))?;
+                &scratch[..]
             }
             None => stored,
         };
-        let plain = codec::decompress_payload(&what, payload, raw_length)?;
-        if plain.len() != raw_length {
-            return Err(Error::corrupt(
-                &what,
-                format!("{} bytes where {raw_length} were indexed", plain.len()),
-            ));
+        codec::decompress_payload_into(&what(), payload, raw_length, plain)?;
+        let verdict = if plain.len() != raw_length {
+            Some(format!(
+                "{} bytes where {raw_length} were indexed",
+                plain.len()
+            ))
+        } else if self.id(plain) != *id {
+            Some("content does not match its id".to_string())
+        } else {
+            None
+        };
+        match verdict {
+            Some(detail) => {
+                plain.clear();
+                Err(Error::corrupt(what(), detail))
+            }
+            None => Ok(()),
         }
-        if self.id(&plain) != *id {
-            return Err(Error::corrupt(&what, "content does not match its id"));
-        }
-        Ok(plain)
     }
 }
 
@@ -160,6 +184,39 @@ mod tests {
                 c.decode(BlobType::Data, &id, &bad, data.len() as u32)
                     .is_err()
             );
+        }
+    }
+
+    #[test]
+    fn decode_into_reuses_buffers_and_leaves_nothing_unverified() {
+        for enc in [true, false] {
+            let c = codec(enc);
+            let (mut plain, mut scratch) = (Vec::new(), Vec::new());
+            let big = b"a longer blob, a longer blob".repeat(100);
+            let small = b"short".to_vec();
+            for data in [&big, &small, &big] {
+                let id = c.id(data);
+                let stored = c.encode(BlobType::Data, &id, data);
+                c.decode_into(
+                    BlobType::Data,
+                    &id,
+                    &stored,
+                    data.len() as u32,
+                    &mut plain,
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(&plain, data);
+            }
+            // A failure after a success must not leave the old blob behind.
+            let id = c.id(&small);
+            let stored = c.encode(BlobType::Data, &id, &small);
+            let wrong = c.id(b"other");
+            assert!(
+                c.decode_into(BlobType::Data, &wrong, &stored, 5, &mut plain, &mut scratch)
+                    .is_err()
+            );
+            assert!(plain.is_empty());
         }
     }
 }

@@ -99,8 +99,25 @@ pub fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
 /// Inverse of [`compress_payload`]. `max_len` bounds the output; a frame
 /// that would decompress to more is rejected rather than allocated.
 pub fn decompress_payload(what: &str, payload: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_payload_into(what, payload, max_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_payload`] into a buffer the caller reuses; its old content
+/// is replaced.
+pub fn decompress_payload_into(
+    what: &str,
+    payload: &[u8],
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
     match payload.split_first() {
-        Some((&STORED, body)) if body.len() <= max_len => Ok(body.to_vec()),
+        Some((&STORED, body)) if body.len() <= max_len => {
+            out.extend_from_slice(body);
+            Ok(())
+        }
         Some((&STORED, body)) => Err(Error::corrupt(
             what,
             format!("{} bytes exceed the limit", body.len()),
@@ -132,8 +149,16 @@ pub fn decompress_payload(what: &str, payload: &[u8], max_len: usize) -> Result<
                     );
                 }
                 let d = slot.as_mut().expect("set above");
-                d.decompress(frame, cap)
-                    .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))
+                out.reserve(cap);
+                d.decompress_to_buffer(frame, out)
+                    .map_err(|e| Error::corrupt(what, format!("zstd: {e}")))?;
+                // A reused buffer may hold more than `cap`: zstd fills what
+                // it is given, so the limit is enforced here.
+                if out.len() > max_len {
+                    out.clear();
+                    return Err(Error::corrupt(what, "frame decompresses past the limit"));
+                }
+                Ok(())
             })
         }
         Some((b, _)) => Err(Error::corrupt(
@@ -322,6 +347,24 @@ mod tests {
         let c = compress_payload(&random, 3);
         assert_eq!(c[0], STORED);
         assert_eq!(c.len(), random.len() + 1);
+    }
+
+    #[test]
+    fn a_reused_buffer_does_not_lift_the_limit() {
+        // A frame that does not announce its size, into a buffer already
+        // larger than the limit: zstd would fill all of it.
+        let text = vec![b'a'; 4000];
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        c.include_contentsize(false).unwrap();
+        let mut payload = vec![ZSTD];
+        payload.extend(c.compress(&text).unwrap());
+        let mut out = Vec::with_capacity(1 << 20);
+        out.extend_from_slice(b"left over");
+        let err = decompress_payload_into("t", &payload, 1000, &mut out).unwrap_err();
+        assert!(err.to_string().contains("past the limit"), "{err}");
+        assert!(out.is_empty());
+        decompress_payload_into("t", &payload, 4000, &mut out).unwrap();
+        assert_eq!(out, text);
     }
 
     #[test]

@@ -66,10 +66,22 @@ impl MasterKey {
     /// Inverse of [`MasterKey::seal`]; fails on any modification of the
     /// sealed bytes or the associated data.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
-        open_with(&self.0, aad, sealed).ok_or(Error::Corrupt {
-            what: "ciphertext".into(),
-            detail: "authentication failed (wrong key, or the data was modified)".into(),
-        })
+        let mut out = Vec::new();
+        self.open_into(aad, sealed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`MasterKey::open`] into a buffer the caller reuses, so a restore
+    /// does not allocate (and page-fault) a fresh buffer per blob.
+    pub fn open_into(&self, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if open_with_into(&self.0, aad, sealed, out) {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                what: "ciphertext".into(),
+                detail: "authentication failed (wrong key, or the data was modified)".into(),
+            })
+        }
     }
 }
 
@@ -89,18 +101,33 @@ pub fn seal_with(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext:
 
 /// Returns `None` when authentication fails.
 pub fn open_with(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    open_with_into(key, aad, sealed, &mut out).then_some(out)
+}
+
+/// Replaces `out` with the plaintext; false (and `out` cleared) when
+/// authentication fails, so unauthenticated bytes never reach the caller.
+fn open_with_into(key: &[u8; 32], aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
     if sealed.len() < SEAL_OVERHEAD {
-        return None;
+        return false;
     }
     let cipher = XChaCha20Poly1305::new(key.into());
-    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).ok()?;
     let body_end = sealed.len() - TAG_LEN;
-    let tag = Tag::try_from(&sealed[body_end..]).ok()?;
-    let mut out = sealed[NONCE_LEN..body_end].to_vec();
-    cipher
+    let (Ok(nonce), Ok(tag)) = (
+        XNonce::try_from(&sealed[..NONCE_LEN]),
+        Tag::try_from(&sealed[body_end..]),
+    ) else {
+        return false;
+    };
+    out.extend_from_slice(&sealed[NONCE_LEN..body_end]);
+    let ok = cipher
         .decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
-        .ok()?;
-    Some(out)
+        .is_ok();
+    if !ok {
+        out.clear();
+    }
+    ok
 }
 
 /// Argon2id parameters as stored in a key file.
