@@ -35,6 +35,27 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// glibc raises its mmap threshold to the size of each large block freed,
+/// so after the first multi-MiB buffers every later one comes from a
+/// per-thread heap that keeps what it is given. A restore frees pack ranges
+/// on other threads than the I/O threads that read them, and its resident
+/// memory grew from 64 to 141 MB that way (local repository, 1.7 GB of
+/// files). A fixed 1 MiB threshold hands large buffers back when freed: 88
+/// MB, in the same time. Only for restore: a backup allocates a fresh
+/// buffer per file and per chunk, and there the page faults cost 0.2 s of
+/// 3.2 s; `check --read-data` lost 0.4 s.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_buffers_on_free() {
+    // SAFETY: mallopt sets a tunable of the C allocator; it touches no Rust
+    // state, and any value is valid for M_MMAP_THRESHOLD up to 32 MiB.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_buffers_on_free() {}
+
 /// What `KdfParams::validate` accepts for a new key's knobs, in the words of the flags.
 const KDF_RANGE: &str = "--kdf-memory must be 32 to 4194304 (KiB) and --kdf-iterations 1 to 64";
 
@@ -304,6 +325,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             Ok(0)
         }
         Command::Restore(a) => {
+            return_large_buffers_on_free();
             let mut repo = ctx.open()?;
             let opts = restore::RestoreOptions {
                 snapshot: a.snapshot.clone(),
