@@ -72,6 +72,44 @@ fn ls_lists_a_snapshot_and_a_subtree() {
     );
 }
 
+/// Entries come depth first, each directory's children right after it in
+/// name order, and a directory that has a twin (same content, so the same
+/// tree) is listed in both places.
+#[test]
+fn ls_lists_depth_first_in_name_order_and_every_twin() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    for d in ["a", "b/twin", "c/twin"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for f in ["a/x", "a-b", "a.c", "b/twin/f"] {
+        std::fs::write(src.join(f), b"same").unwrap();
+    }
+    // A hard link: the same inode and times, so both twins' trees are one.
+    std::fs::hard_link(src.join("b/twin/f"), src.join("c/twin/f")).unwrap();
+    env.create(&[&src], &[]);
+    let s = src.display().to_string();
+    let p: Vec<String> = paths(&env.json(&["ls", "latest", &s]))
+        .into_iter()
+        .filter_map(|x| x.strip_prefix(&s).map(str::to_string))
+        .collect();
+    let want = [
+        "",
+        "/a",
+        "/a/x",
+        "/a-b",
+        "/a.c",
+        "/b",
+        "/b/twin",
+        "/b/twin/f",
+        "/c",
+        "/c/twin",
+        "/c/twin/f",
+    ];
+    assert_eq!(p, want);
+}
+
 #[test]
 fn diff_names_added_removed_modified_and_metadata_changes() {
     let env = Env::new();

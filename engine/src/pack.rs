@@ -35,6 +35,42 @@ pub fn pack_path(id: &Id) -> String {
     format!("data/{}/{}", &hex[..2], hex)
 }
 
+/// Groups the needed blobs of one pack, given in offset order with `span`
+/// telling each one's (offset, length), into runs that are each fetched
+/// with one range request. A gap of more than a MiB between two needed
+/// blobs costs more to download than a second request does; a run is held
+/// in memory while its blobs are decoded, so it stops growing at 8 MiB
+/// (one larger blob is a run of its own).
+pub fn runs<T>(blobs: impl IntoIterator<Item = T>, span: impl Fn(&T) -> (u64, u64)) -> Vec<Vec<T>> {
+    const GAP: u64 = 1 << 20;
+    const MAX_RUN: u64 = 8 << 20;
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let (mut run_start, mut end) = (0u64, 0u64);
+    for blob in blobs {
+        let (start, length) = span(&blob);
+        let blob_end = start + length;
+        match out.last_mut() {
+            Some(run) if start <= end + GAP && blob_end - run_start <= MAX_RUN => run.push(blob),
+            _ => {
+                out.push(vec![blob]);
+                run_start = start;
+            }
+        }
+        end = end.max(blob_end);
+    }
+    out
+}
+
+/// The byte range of the pack that a run from [`runs`] covers.
+pub fn run_range<T>(run: &[T], span: impl Fn(&T) -> (u64, u64)) -> std::ops::Range<u64> {
+    let start = run.first().map_or(0, |b| span(b).0);
+    let end = run.iter().map(|b| {
+        let (o, l) = span(b);
+        o + l
+    });
+    start..end.max().unwrap_or(start)
+}
+
 /// A pack being filled, held in memory until it is closed.
 #[derive(Default)]
 pub struct PackBuilder {

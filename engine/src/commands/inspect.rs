@@ -42,50 +42,47 @@ pub fn ls(
             u
         }
     });
-    let mut out = Vec::new();
-    let mut failure = None;
-    let mut visit = |path: &[u8], node: &Node| {
-        let inside = match under {
-            None | Some(b"/") => true,
-            Some(u) => path == u || (path.starts_with(u) && path.get(u.len()) == Some(&b'/')),
-        };
-        if inside {
-            out.push(Entry {
-                path: path.to_vec(),
-                node: node.clone(),
-            });
-        }
+    let inside = |path: &[u8]| match under {
+        None | Some(b"/") => true,
+        Some(u) => path == u || (path.starts_with(u) && path.get(u.len()) == Some(&b'/')),
     };
-    walk_sorted(repo, snapshot.tree, Vec::new(), &mut visit, &mut failure)?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let out = walk_sorted(repo, snapshot.tree)?
+        .into_iter()
+        .filter(|e| inside(&e.path))
+        .collect();
     Ok((id, snapshot, out))
 }
 
-/// Depth-first, children right after their directory, in name order.
-fn walk_sorted(
-    repo: &Repository,
-    tree: Id,
-    prefix: Vec<u8>,
-    visit: &mut dyn FnMut(&[u8], &Node),
-    failure: &mut Option<Error>,
-) -> Result<()> {
-    let t = match repo.load_tree(&tree) {
-        Ok(t) => t,
-        Err(e) => {
+/// Every node below `tree`, depth first, children right after their
+/// directory, in name order. Trees are loaded breadth first in batches
+/// (see `Repository::load_trees`) and put in order after; the first tree
+/// that cannot be loaded is the error.
+fn walk_sorted(repo: &Repository, tree: Id) -> Result<Vec<Entry>> {
+    let mut all = Vec::new();
+    let mut failure = None;
+    crate::walk::walk(
+        repo,
+        tree,
+        None,
+        &mut |path, node| {
+            all.push(Entry {
+                path: path.to_vec(),
+                node: node.clone(),
+            })
+        },
+        &mut |_, e| {
             failure.get_or_insert(e);
-            return Ok(());
-        }
-    };
-    for node in &t.nodes {
-        let path = join(&prefix, &node.name);
-        visit(&path, node);
-        if let Some(sub) = node.subtree {
-            walk_sorted(repo, sub, path, visit, failure)?;
-        }
+        },
+    )?;
+    if let Some(e) = failure {
+        return Err(e);
     }
-    Ok(())
+    // Component by component: "/a/x" sorts before "/a.c", as in a walk.
+    fn parts(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+        p.split(|&c| c == b'/')
+    }
+    all.sort_by(|a, b| parts(&a.path).cmp(parts(&b.path)));
+    Ok(all)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,25 +256,9 @@ pub fn find(
         .into_iter()
         .filter(|(_, s)| filter.matches(s))
     {
-        let mut failure = None;
-        let mut hits = Vec::new();
-        walk_sorted(
-            repo,
-            s.tree,
-            Vec::new(),
-            &mut |path, node| {
-                if pattern.matches(path, &node.name) {
-                    hits.push(Entry {
-                        path: path.to_vec(),
-                        node: node.clone(),
-                    });
-                }
-            },
-            &mut failure,
-        )?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        let hits = walk_sorted(repo, s.tree)?
+            .into_iter()
+            .filter(|e| pattern.matches(&e.path, &e.node.name));
         out.extend(hits.into_iter().map(|e| (id, s.clone(), e)));
     }
     Ok(out)

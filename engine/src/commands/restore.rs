@@ -2,7 +2,7 @@
 //! fetched once; its blobs go straight to their offsets in every file that
 //! needs them; all-zero chunks are left as holes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -16,7 +16,7 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::BlobLocation;
-use crate::pack::pack_path;
+use crate::pack::{self, pack_path};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::SnapshotFilter;
@@ -125,56 +125,63 @@ pub fn restore(
     let mut files: Vec<Planned> = Vec::new();
     let mut others: Vec<Planned> = Vec::new();
     let mut dirs: Vec<Planned> = Vec::new();
-    let mut stack: Vec<(Id, PathBuf, Vec<u8>, bool)> =
-        vec![(snapshot.tree, opts.target.clone(), Vec::new(), false)];
-    while let Some((tree_id, dir, logical, fresh)) = stack.pop() {
-        let tree = match repo.load_tree(&tree_id) {
-            Ok(t) => t,
-            Err(e) => {
-                fail(format!("{}: directory cannot be read: {e}", dir.display()));
-                continue;
-            }
-        };
-        for node in tree.nodes {
-            let mut lpath = logical.clone();
-            lpath.push(b'/');
-            lpath.extend_from_slice(&node.name);
-            if !is_included(&lpath, &includes) {
-                continue;
-            }
-            let path = dir.join(OsStr::from_bytes(&node.name));
-            match node.kind {
-                NodeKind::Dir => {
-                    let created = match ensure_dir(&path) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            fail(format!("{}: {e}", path.display()));
-                            continue;
+    // Level by level, a batch of directories at a time, so that a device
+    // with an empty cache fetches trees a few requests per level.
+    let mut queue: VecDeque<(Id, PathBuf, Vec<u8>, bool)> =
+        VecDeque::from([(snapshot.tree, opts.target.clone(), Vec::new(), false)]);
+    while !queue.is_empty() {
+        let take = queue.len().min(crate::walk::TREE_BATCH);
+        let batch: Vec<_> = queue.drain(..take).collect();
+        let ids: Vec<Id> = batch.iter().map(|b| b.0).collect();
+        for ((_, dir, logical, fresh), tree) in batch.into_iter().zip(repo.load_trees(&ids)?) {
+            let tree = match tree {
+                Ok(t) => t,
+                Err(e) => {
+                    fail(format!("{}: directory cannot be read: {e}", dir.display()));
+                    continue;
+                }
+            };
+            for node in tree.nodes {
+                let mut lpath = logical.clone();
+                lpath.push(b'/');
+                lpath.extend_from_slice(&node.name);
+                if !is_included(&lpath, &includes) {
+                    continue;
+                }
+                let path = dir.join(OsStr::from_bytes(&node.name));
+                match node.kind {
+                    NodeKind::Dir => {
+                        let created = match ensure_dir(&path) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                fail(format!("{}: {e}", path.display()));
+                                continue;
+                            }
+                        };
+                        if let Some(sub) = node.subtree {
+                            queue.push_back((sub, path.clone(), lpath, created));
                         }
-                    };
-                    if let Some(sub) = node.subtree {
-                        stack.push((sub, path.clone(), lpath, created));
+                        dirs.push(Planned { path, node, fresh });
                     }
-                    dirs.push(Planned { path, node, fresh });
-                }
-                NodeKind::File => files.push(Planned { path, node, fresh }),
-                NodeKind::Symlink => {
-                    let r = remove_existing(&path).and_then(|_| {
-                        std::os::unix::fs::symlink(OsStr::from_bytes(&node.link_target), &path)
-                    });
-                    match r {
-                        Ok(()) => others.push(Planned { path, node, fresh }),
-                        Err(e) => fail(format!("{}: {e}", path.display())),
+                    NodeKind::File => files.push(Planned { path, node, fresh }),
+                    NodeKind::Symlink => {
+                        let r = remove_existing(&path).and_then(|_| {
+                            std::os::unix::fs::symlink(OsStr::from_bytes(&node.link_target), &path)
+                        });
+                        match r {
+                            Ok(()) => others.push(Planned { path, node, fresh }),
+                            Err(e) => fail(format!("{}: {e}", path.display())),
+                        }
                     }
-                }
-                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                    match remove_existing(&path).and_then(|_| sys::make_special(&path, &node)) {
-                        Ok(()) => others.push(Planned { path, node, fresh }),
-                        Err(e) => fail(format!(
-                            "{}: cannot create {:?}: {e}",
-                            path.display(),
-                            node.kind
-                        )),
+                    NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                        match remove_existing(&path).and_then(|_| sys::make_special(&path, &node)) {
+                            Ok(()) => others.push(Planned { path, node, fresh }),
+                            Err(e) => fail(format!(
+                                "{}: cannot create {:?}: {e}",
+                                path.display(),
+                                node.kind
+                            )),
+                        }
                     }
                 }
             }
@@ -329,17 +336,8 @@ pub fn restore(
     let broken = Mutex::new(vec![false; files.len()]);
     let downloaded = AtomicU64::new(0);
     let packs: Vec<_> = by_pack.into_iter().collect();
-    // Downloads wait on the network more than on the CPU: run as many as
-    // the backend has connections, decoding as they arrive. Even with no
-    // network, a worker waits in the file system (directory locks, page
-    // allocation), so one more worker than cores keeps every core busy: on
-    // 2 cores and a local repository, 3 workers restored in 2.5 s where 2
-    // took 2.7 s, and more than 3 gained nothing but memory.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(repo.backend().connections().max(cores + 1))
-        .build()
-        .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
+    // Downloads wait on the network more than on the CPU: decode as they arrive.
+    let pool = repo.transfer_pool()?;
     let mark_broken = |targets: &[Target], why: &str| {
         let mut b = broken.lock().unwrap();
         for t in targets {
@@ -389,14 +387,14 @@ pub fn restore(
             .par_iter()
             .for_each_init(buffers, |(plain, scratch), (pack, blobs)| {
                 let pack_id = index.pack_id(*pack);
-                for run in runs(blobs) {
-                    let (start, end) = (
-                        run[0].0.0 as u64,
-                        run.last()
-                            .map(|(k, p)| k.0 as u64 + p.length as u64)
-                            .unwrap_or(0),
-                    );
-                    let bytes = match repo.backend().read_range(&pack_path(&pack_id), start..end) {
+                let span = |b: &(&(u32, Id), &BlobPlan)| (b.0.0 as u64, b.1.length as u64);
+                for run in pack::runs(blobs.iter(), span) {
+                    let range = pack::run_range(&run, span);
+                    let start = range.start;
+                    let bytes = match repo
+                        .backend()
+                        .read_range(&pack_path(&pack_id), range.clone())
+                    {
                         Ok(b) => b,
                         Err(e) => {
                             for (_, plan) in &run {
@@ -408,7 +406,7 @@ pub fn restore(
                             continue;
                         }
                     };
-                    downloaded.fetch_add(end - start, Ordering::Relaxed);
+                    downloaded.fetch_add(range.end - start, Ordering::Relaxed);
                     for ((offset, id), plan) in run {
                         let targets = &plan.targets;
                         let s = (*offset as u64 - start) as usize;
@@ -510,32 +508,6 @@ pub fn restore(
     progress.finish();
     result.errors = errors.into_inner().unwrap();
     Ok(result)
-}
-
-/// Needed blobs of one pack in runs fetched with one request each: a gap
-/// of more than a MiB between two needed blobs costs more to download than
-/// a second request does.
-fn runs(blobs: &PackPlan) -> Vec<Vec<(&(u32, Id), &BlobPlan)>> {
-    const GAP: u64 = 1 << 20;
-    // A run is held in memory while its blobs are written: cap it.
-    const MAX_RUN: u64 = 8 << 20;
-    let mut out: Vec<Vec<(&(u32, Id), &BlobPlan)>> = Vec::new();
-    let (mut run_start, mut end) = (0u64, 0u64);
-    for (key, plan) in blobs {
-        let start = key.0 as u64;
-        let blob_end = start + plan.length as u64;
-        match out.last_mut() {
-            Some(run) if start <= end + GAP && blob_end - run_start <= MAX_RUN => {
-                run.push((key, plan))
-            }
-            _ => {
-                out.push(vec![(key, plan)]);
-                run_start = start;
-            }
-        }
-        end = end.max(blob_end);
-    }
-    out
 }
 
 /// Where a file's content is assembled before it gets its name: hidden,
