@@ -15,6 +15,9 @@ pub const MAX_SMALL_OBJECT: usize = 16 * MIB;
 pub const MAX_INDEX_OBJECT: usize = 512 * MIB;
 pub const MAX_INDEX_BODY: usize = 1024 * MIB;
 pub const MAX_BLOB: usize = 64 * MIB;
+/// A stored blob: compression byte, body no longer than the plaintext,
+/// and the seal's nonce and tag.
+pub const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
 pub const MAX_PACK: usize = 1024 * MIB;
 pub const MAX_PACK_HEADER: usize = 64 * MIB;
 

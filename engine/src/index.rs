@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobType;
+use crate::codec;
 use crate::id::Id;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,37 @@ pub struct IndexPack {
 pub struct IndexFile {
     pub supersedes: Vec<Id>,
     pub packs: Vec<IndexPack>,
+}
+
+impl IndexFile {
+    /// Checks the lengths that readers later allocate by, so that a hostile
+    /// index cannot make a restore request gigabytes for one blob
+    /// (format-spec.md section 12).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for p in &self.packs {
+            if p.size > codec::MAX_PACK as u64 {
+                return Err(format!("pack {} claims {} bytes", p.id.short(), p.size));
+            }
+            for b in &p.blobs {
+                let end = b.offset as u64 + b.length as u64;
+                if b.raw_length as usize > codec::MAX_BLOB
+                    || b.length as usize > codec::MAX_STORED_BLOB
+                    || end > p.size
+                {
+                    return Err(format!(
+                        "{} {} claims {} bytes ({} stored) at {}..{end} of a {}-byte pack",
+                        b.ty.name(),
+                        b.id.short(),
+                        b.raw_length,
+                        b.length,
+                        b.offset,
+                        p.size
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Location of one blob, as a lookup returns it.
@@ -306,6 +338,41 @@ mod tests {
             id: Id([n; 32]),
             size: 100,
             blobs,
+        }
+    }
+
+    #[test]
+    fn validate_rejects_lengths_past_the_limits() {
+        let file = |size: u64, offset: u32, length: u32, raw_length: u32| IndexFile {
+            supersedes: Vec::new(),
+            packs: vec![IndexPack {
+                id: Id([1; 32]),
+                size,
+                blobs: vec![IndexBlob {
+                    ty: BlobType::Tree,
+                    id: Id([2; 32]),
+                    offset,
+                    length,
+                    raw_length,
+                }],
+            }],
+        };
+        let max = codec::MAX_STORED_BLOB as u32;
+        assert!(
+            file(1 << 30, 0, max, codec::MAX_BLOB as u32)
+                .validate()
+                .is_ok()
+        );
+        assert!(file(100, 60, 40, 50).validate().is_ok());
+        for bad in [
+            file(100, 60, 41, 50),
+            file(1 << 30, 0, max + 1, 50),
+            file(1 << 30, 0, 50, codec::MAX_BLOB as u32 + 1),
+            file((1 << 30) + 1, 0, 50, 50),
+            file(u64::MAX, u32::MAX, u32::MAX, 50),
+        ] {
+            let err = bad.validate().unwrap_err();
+            assert!(err.contains("claims"), "{err}");
         }
     }
 

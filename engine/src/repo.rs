@@ -405,7 +405,14 @@ impl Repository {
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
         let bytes = self.read_verified("index", "index file", id)?;
-        codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, self.sealer(), &bytes)
+        let file: IndexFile = codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(
+            Kind::Index,
+            self.sealer(),
+            &bytes,
+        )?;
+        file.validate()
+            .map_err(|e| Error::corrupt(format!("index file {}", id.short()), e))?;
+        Ok(file)
     }
 
     /// Every index file on storage, read in parallel, sorted by name.
