@@ -493,6 +493,47 @@ fn a_cold_restore_fetches_trees_a_level_at_a_time() {
     );
 }
 
+/// A device with an empty cache whose parent snapshot is in the bucket (a
+/// wiped cache, or a second device with the same host name) fetches the
+/// parent's trees a level at a time, then reads no unchanged file.
+#[test]
+fn a_backup_with_an_empty_cache_fetches_the_parent_trees_a_level_at_a_time() {
+    let mut env = Env::s3("cold-parent");
+    let proxy = common::proxy::FaultProxy::start(&Garage::get().endpoint, 0);
+    env.set_endpoint(&proxy.endpoint);
+    env.init();
+    let src = env.path("src");
+    for a in 0..16 {
+        for b in 0..8 {
+            let d = src.join(format!("a{a}")).join(format!("b{b}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("f"), format!("{a} {b}")).unwrap();
+        }
+    }
+    env.create(&[&src], &[]);
+    proxy.take_log();
+    let out = env
+        .device("wiped")
+        .args(["--json", "create"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["bytes_read"], 0, "{v}");
+    let log = proxy.take_log();
+    let pack_reads = log
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
+        .count();
+    // One request per level; one per directory made 148.
+    let depth = src.components().count() + 2;
+    assert!(
+        pack_reads <= depth + 2,
+        "{pack_reads} pack reads, {depth} levels deep: {log:#?}"
+    );
+}
+
 /// check verifies what the bucket holds, not what this device cached: an
 /// index file damaged in the bucket is found although the device's cached
 /// copy is intact. `--with-cache` trusts the cache and skips that download.

@@ -537,6 +537,21 @@ pub fn create(
             .rev()
             .find(|(_, s)| s.host == host && s.paths == path_bytes),
     };
+    // A device whose cache lacks the parent (a new or wiped cache) fetches
+    // the parent's trees a level at a time first, into the cache: the walk
+    // below would otherwise load them one round trip per directory.
+    if let (Some((_, s)), Some(cache)) = (&parent, repo.cache())
+        && cache.get_blob(&s.tree).is_none()
+    {
+        let mut seen = std::collections::HashSet::new();
+        crate::walk::walk(
+            repo,
+            s.tree,
+            Some(&mut seen),
+            &mut |_, _| {},
+            &mut |_, _| {},
+        )?;
+    }
     let parent_root = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
         None => None,
