@@ -428,20 +428,15 @@ fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
     // /tmp, an ancestor of the source, changes as other tests run.)
     assert_eq!(second["bytes_read"], 0, "{second}");
     let log = proxy.take_log();
+    // Listings only: the config and key file are remembered too, and the
+    // key listing that proves them current is one of the listings.
     let gets: Vec<&String> = log
         .iter()
         .filter(|l| l.starts_with("GET ") && !l.contains("list-type=2"))
         .collect();
-    for g in &gets {
-        assert!(
-            g.contains("/config ") || g.contains("/keys/"),
-            "an unchanged rerun downloaded {g}; all requests: {log:#?}"
-        );
-    }
     assert!(
-        !log.iter()
-            .any(|l| l.starts_with("GET ") && l.contains("/data/")),
-        "no pack is downloaded: {log:#?}"
+        gets.is_empty(),
+        "an unchanged rerun downloaded {gets:#?}; all requests: {log:#?}"
     );
     assert!(
         log.iter()
@@ -532,6 +527,72 @@ fn a_backup_with_an_empty_cache_fetches_the_parent_trees_a_level_at_a_time() {
         pack_reads <= depth + 2,
         "{pack_reads} pack reads, {depth} levels deep: {log:#?}"
     );
+}
+
+/// The config and key file a device remembers stop working the moment the
+/// key leaves the bucket: a changed passphrase is asked for at once, and a
+/// repository created anew at the same place is never opened with the old
+/// one's keys.
+#[test]
+fn a_remembered_key_is_dropped_once_the_bucket_no_longer_lists_it() {
+    let env = Env::s3("remembered-key");
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"one").unwrap();
+    env.device("a").arg("create").arg(&src).assert().success();
+    // Another device changes the passphrase: the old key file is removed.
+    let new_pw = env.path("new-password");
+    std::fs::write(&new_pw, "a new passphrase\n").unwrap();
+    env.device("b")
+        .args(["key", "passwd", "--new-password-file"])
+        .arg(&new_pw)
+        .assert()
+        .success();
+    let out = env.device("a").arg("snapshots").output().unwrap();
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    env.device("a")
+        .env("SNAP_PASSWORD", "a new passphrase")
+        .arg("snapshots")
+        .assert()
+        .success();
+    // The repository is deleted and created again at the same place, with
+    // the same passphrase: device a must read the new one's config.
+    let g = Garage::get();
+    use snap_engine::backend::{Backend, StoreBackend};
+    let backend = StoreBackend::s3(&garage::options(&env.repo, &g.endpoint)).unwrap();
+    let all: Vec<String> = backend
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    backend.delete_many(&all).unwrap();
+    env.snap()
+        .env("SNAP_PASSWORD", "a new passphrase")
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .assert()
+        .success();
+    let out = env
+        .device("a")
+        .env("SNAP_PASSWORD", "a new passphrase")
+        .args(["--json", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    env.device("a")
+        .env("SNAP_PASSWORD", "a new passphrase")
+        .arg("create")
+        .arg(&src)
+        .assert()
+        .success();
+    env.snap()
+        .env("SNAP_PASSWORD", "a new passphrase")
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
 }
 
 /// check verifies what the bucket holds, not what this device cached: an

@@ -130,10 +130,11 @@ impl Ctx<'_> {
         Ok(Arc::new(StoreBackend::local(&PathBuf::from(path), create)?))
     }
 
-    /// Remote repositories get a local cache of index, snapshots and trees.
-    fn attach_cache(&self, repo: &mut Repository, location: &str) -> Result<()> {
+    /// Remote repositories get a local cache of index, snapshots and trees
+    /// (and of the config and key file that unlock them).
+    fn cache_base(&self, location: &str) -> Result<Option<PathBuf>> {
         if self.global.no_cache || !location.starts_with("s3://") {
-            return Ok(());
+            return Ok(None);
         }
         let base = match self
             .global
@@ -146,8 +147,7 @@ impl Ctx<'_> {
                 .ok_or_else(|| anyhow!("no cache directory; use --cache-dir or --no-cache"))?
                 .join("snap"),
         };
-        repo.use_cache(&base);
-        Ok(())
+        Ok(Some(base))
     }
 
     fn open(&self) -> Result<Repository> {
@@ -163,11 +163,8 @@ impl Ctx<'_> {
             password::existing(self.global, &self.profile)
                 .map_err(|e| Error::Other(format!("{e:#}")))
         };
-        let mut repo = Repository::open(backend, &pw)?;
-        if cache {
-            self.attach_cache(&mut repo, &loc)?;
-        }
-        Ok(repo)
+        let base = if cache { self.cache_base(&loc)? } else { None };
+        Ok(Repository::open_cached(backend, &pw, base.as_deref())?)
     }
 
     fn init_options(&self, no_encryption: bool) -> Result<InitOptions> {

@@ -75,3 +75,35 @@ impl Cache {
         }
     }
 }
+
+/// Where a device remembers the config and key file of the repository at
+/// `location`: named by a hash of the location, because the repository's
+/// id is inside the config that this saves reading.
+fn location_dir(base: &Path, location: &str) -> PathBuf {
+    let tag = blake3::hash(location.as_bytes()).to_hex();
+    base.join("locations").join(&tag[..32])
+}
+
+/// The remembered (config, key file) bytes for `location`, if both are.
+/// Whoever uses them checks them: the key file against the bucket's
+/// listing, the config by opening it with the key.
+pub fn remembered(base: &Path, location: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let dir = location_dir(base, location);
+    let config = std::fs::read(dir.join("config")).ok()?;
+    let key = std::fs::read(dir.join("key")).ok()?;
+    Some((config, key))
+}
+
+/// Best effort, like every cache write: failing costs two reads next time.
+pub fn remember(base: &Path, location: &str, config: &[u8], key: &[u8]) {
+    let dir = location_dir(base, location);
+    let _ = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        for (name, bytes) in [("config", config), ("key", key)] {
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            tmp.write_all(bytes)?;
+            tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+        }
+        Ok(())
+    })();
+}

@@ -234,6 +234,50 @@ impl Repository {
         backend: Arc<dyn Backend>,
         password: &dyn Fn() -> Result<String>,
     ) -> Result<Repository> {
+        Self::open_cached(backend, password, None)
+    }
+
+    /// [`Repository::open`] for a device that keeps a cache below `cache`.
+    /// Besides index files, snapshots and trees, the device remembers the
+    /// config and the key file that last unlocked the repository at this
+    /// location, and uses them again while that key file is still listed
+    /// in the bucket: a key file's name is its hash, and a repository
+    /// created anew at the location would have other keys, so the listing
+    /// that unlocking needs anyway proves them current. A removed key
+    /// (`snap key remove`, `snap key passwd`) stops working at once.
+    pub fn open_cached(
+        backend: Arc<dyn Backend>,
+        password: &dyn Fn() -> Result<String>,
+        cache: Option<&std::path::Path>,
+    ) -> Result<Repository> {
+        // Asked at most once, whichever path ends up needing it.
+        let asked: std::cell::RefCell<Option<String>> = Default::default();
+        let password = || -> Result<String> {
+            if let Some(p) = asked.borrow().as_ref() {
+                return Ok(p.clone());
+            }
+            let p = password()?;
+            *asked.borrow_mut() = Some(p.clone());
+            Ok(p)
+        };
+        let remembered = cache.and_then(|base| crate::cache::remembered(base, backend.location()));
+        let mut tried = None;
+        if let Some((raw, key)) = &remembered
+            && codec::peek_mode(Kind::Config, raw).ok() == Some(Mode::Encrypted)
+        {
+            let key_id = Id::of_bytes(key);
+            let listed = list_ids(&*backend, "keys/")?;
+            if listed.iter().any(|(id, _)| *id == key_id)
+                && let Ok(file) = KeyFile::decode(key)
+            {
+                tried = Some(key_id);
+                if let Ok(Some(master)) = file.unwrap_key(&password()?)
+                    && let Ok(repo) = Self::from_config(&backend, raw, Some(master), Some(key_id))
+                {
+                    return Ok(repo.with_cache(cache));
+                }
+            }
+        }
         let raw = match backend.read("config") {
             Ok(b) => b,
             Err(Error::Missing { .. }) => {
@@ -241,19 +285,32 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
+        let (sealer, key) = match codec::peek_mode(Kind::Config, &raw)? {
+            Mode::Plain => (None, None),
+            Mode::Encrypted => {
+                let (master, id, bytes) = Self::unlock(&*backend, &password()?, tried)?;
+                (Some(master), Some((id, bytes)))
+            }
+        };
+        let repo = Self::from_config(&backend, &raw, sealer, key.as_ref().map(|k| k.0))?;
+        if let (Some(base), Some((_, bytes))) = (cache, &key) {
+            crate::cache::remember(base, backend.location(), &raw, bytes);
+        }
+        Ok(repo.with_cache(cache))
+    }
+
+    /// Decodes and checks a config read from storage or remembered.
+    fn from_config(
+        backend: &Arc<dyn Backend>,
+        raw: &[u8],
+        sealer: Sealer,
+        key_id: Option<Id>,
+    ) -> Result<Repository> {
         if raw.len() > codec::MAX_SMALL_OBJECT {
             return Err(Error::corrupt("config", "too large"));
         }
-        let (sealer, key_id) = match codec::peek_mode(Kind::Config, &raw)? {
-            Mode::Plain => (None, None),
-            Mode::Encrypted => {
-                let pw = password()?;
-                let (key, id) = Self::unlock(&*backend, &pw)?;
-                (Some(key), Some(id))
-            }
-        };
         let config: Config =
-            codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, &raw)?;
+            codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, raw)?;
         if config.version != CONFIG_VERSION {
             return Err(Error::corrupt(
                 "config",
@@ -264,12 +321,30 @@ impl Repository {
         if !(-7..=22).contains(&config.compression_level) {
             return Err(Error::corrupt("config", "compression level out of range"));
         }
-        Ok(Repository::from_parts(backend, config, sealer, key_id))
+        Ok(Repository::from_parts(
+            backend.clone(),
+            config,
+            sealer,
+            key_id,
+        ))
     }
 
-    /// Tries every key file; a damaged one is skipped, not fatal, so one bad
-    /// key cannot lock users out of a repository that has others.
-    fn unlock(backend: &dyn Backend, password: &str) -> Result<(MasterKey, Id)> {
+    fn with_cache(mut self, cache: Option<&std::path::Path>) -> Repository {
+        if let Some(base) = cache {
+            self.use_cache(base);
+        }
+        self
+    }
+
+    /// Tries every key file but `tried` (already tried with this password);
+    /// a damaged one is skipped, not fatal, so one bad key cannot lock
+    /// users out of a repository that has others. Returns the key file's
+    /// bytes too, for the device to remember.
+    fn unlock(
+        backend: &dyn Backend,
+        password: &str,
+        tried: Option<Id>,
+    ) -> Result<(MasterKey, Id, Vec<u8>)> {
         let keys = list_ids(backend, "keys/")?;
         if keys.is_empty() {
             return Err(Error::corrupt(
@@ -278,6 +353,9 @@ impl Repository {
             ));
         }
         for (id, _) in keys {
+            if Some(id) == tried {
+                continue;
+            }
             let Ok(bytes) = backend.read(&format!("keys/{id}")) else {
                 continue;
             };
@@ -288,7 +366,7 @@ impl Repository {
                 continue;
             };
             if let Ok(Some(master)) = key.unwrap_key(password) {
-                return Ok((master, id));
+                return Ok((master, id, bytes.to_vec()));
             }
         }
         Err(Error::WrongPassword)
