@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Output;
 
 use common::garage::{self, Garage};
@@ -445,6 +446,26 @@ fn an_unchanged_rerun_downloads_nothing_it_has_seen() {
     );
 }
 
+/// 16 directories of 8 directories of one small file each; returns the
+/// number of directories (144).
+fn make_wide_tree(src: &Path) -> usize {
+    for a in 0..16 {
+        for b in 0..8 {
+            let d = src.join(format!("a{a}")).join(format!("b{b}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("f"), format!("{a} {b}")).unwrap();
+        }
+    }
+    16 * 8 + 16
+}
+
+/// Range reads of packs in a request log.
+fn pack_reads(log: &[String]) -> usize {
+    log.iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
+        .count()
+}
+
 /// Device B restores what device A backed up, with an empty cache: the
 /// directories of a level are fetched together, in a few range requests,
 /// not one round trip per directory.
@@ -455,16 +476,7 @@ fn a_cold_restore_fetches_trees_a_level_at_a_time() {
     env.set_endpoint(&proxy.endpoint);
     env.init();
     let src = env.path("src");
-    let mut dirs = 0;
-    for a in 0..16 {
-        for b in 0..8 {
-            let d = src.join(format!("a{a}")).join(format!("b{b}"));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("f"), format!("{a} {b}")).unwrap();
-            dirs += 1;
-        }
-        dirs += 1;
-    }
+    let dirs = make_wide_tree(&src);
     env.create(&[&src], &[]);
     proxy.take_log();
     let target = env.path("restored");
@@ -475,16 +487,13 @@ fn a_cold_restore_fetches_trees_a_level_at_a_time() {
         .success();
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
     let log = proxy.take_log();
-    let pack_reads = log
-        .iter()
-        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
-        .count();
+    let reads = pack_reads(&log);
     // One request per level (the source's own path is a few levels deep)
     // and a few for the file contents; one per directory made 149.
     let depth = src.components().count() + 2;
     assert!(
-        pack_reads <= depth + 4,
-        "{pack_reads} pack reads for {dirs} directories {depth} levels deep: {log:#?}"
+        reads <= depth + 4,
+        "{reads} pack reads for {dirs} directories {depth} levels deep: {log:#?}"
     );
 }
 
@@ -498,13 +507,7 @@ fn a_backup_with_an_empty_cache_fetches_the_parent_trees_a_level_at_a_time() {
     env.set_endpoint(&proxy.endpoint);
     env.init();
     let src = env.path("src");
-    for a in 0..16 {
-        for b in 0..8 {
-            let d = src.join(format!("a{a}")).join(format!("b{b}"));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("f"), format!("{a} {b}")).unwrap();
-        }
-    }
+    make_wide_tree(&src);
     env.create(&[&src], &[]);
     proxy.take_log();
     let out = env
@@ -517,15 +520,12 @@ fn a_backup_with_an_empty_cache_fetches_the_parent_trees_a_level_at_a_time() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["bytes_read"], 0, "{v}");
     let log = proxy.take_log();
-    let pack_reads = log
-        .iter()
-        .filter(|l| l.starts_with("GET ") && l.contains("/data/"))
-        .count();
+    let reads = pack_reads(&log);
     // One request per level; one per directory made 148.
     let depth = src.components().count() + 2;
     assert!(
-        pack_reads <= depth + 2,
-        "{pack_reads} pack reads, {depth} levels deep: {log:#?}"
+        reads <= depth + 2,
+        "{reads} pack reads, {depth} levels deep: {log:#?}"
     );
 }
 
