@@ -1,4 +1,6 @@
-//! Walks over snapshot trees, shared by prune and check.
+//! Walks over snapshot trees, shared by prune, check, ls, find and the
+//! parent prefetch of create. (Restore keeps its own loop of the same
+//! shape: it carries a target directory per tree and skips excluded ones.)
 
 use std::collections::{HashSet, VecDeque};
 
