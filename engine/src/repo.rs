@@ -537,13 +537,21 @@ impl Repository {
         self.cache.as_ref()
     }
 
+    /// A tree's plaintext from this device's cache, verified; `None` when
+    /// the cache lacks it or holds bytes that fail (then it is fetched).
+    fn cached_tree(&self, id: &Id) -> Option<Vec<u8>> {
+        let stored = self.cache.as_ref()?.get_blob(id)?;
+        let loc = self.index.get(BlobType::Tree, id)?;
+        self.codec
+            .decode(BlobType::Tree, id, &stored, loc.raw_length)
+            .ok()
+    }
+
     /// Reads, opens and verifies one blob.
     pub fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
         let cache = self.cache.as_ref().filter(|_| ty == BlobType::Tree);
-        if let Some(c) = cache
-            && let Some(stored) = c.get_blob(id)
-            && let Some(loc) = self.index.get(ty, id)
-            && let Ok(plain) = self.codec.decode(ty, id, &stored, loc.raw_length)
+        if cache.is_some()
+            && let Some(plain) = self.cached_tree(id)
         {
             return Ok(plain);
         }
@@ -596,15 +604,7 @@ impl Repository {
         let cache = self.cache.as_ref();
         let cached: Vec<Option<Result<Tree>>> = pool.install(|| {
             ids.par_iter()
-                .map(|id| {
-                    let stored = cache?.get_blob(id)?;
-                    let loc = self.index.get(BlobType::Tree, id)?;
-                    let plain = self
-                        .codec
-                        .decode(BlobType::Tree, id, &stored, loc.raw_length)
-                        .ok()?;
-                    Some(Tree::decode(&plain))
-                })
+                .map(|id| Some(Tree::decode(&self.cached_tree(id)?)))
                 .collect()
         });
         // What the cache lacks, once per id, grouped by pack in offset order.
