@@ -257,12 +257,9 @@ fn wrong_region_is_named() {
 #[test]
 fn unreachable_endpoint_is_named() {
     let env = Env::s3("unreachable");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Port 1, below the ephemeral range: a port freed by a probe listener
+    // could be taken meanwhile by another test's proxy.
+    let endpoint = "http://127.0.0.1:1".to_string();
     let out = env
         .snap()
         .args(["snapshots", "--endpoint", &endpoint])
