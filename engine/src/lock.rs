@@ -164,6 +164,12 @@ impl LockGuard {
             std::thread::spawn(move || {
                 let mut stopped = beat.stop.lock().unwrap();
                 loop {
+                    // Checked before waiting too: a guard dropped before this
+                    // thread first took the mutex has already notified, and
+                    // waiting then held the command's exit for a heartbeat.
+                    if *stopped {
+                        return;
+                    }
                     stopped = beat.wake.wait_timeout(stopped, HEARTBEAT).unwrap().0;
                     if *stopped {
                         return;
