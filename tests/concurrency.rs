@@ -264,3 +264,200 @@ fn a_prune_killed_at_any_moment_never_loses_needed_data() {
     let restored = env.restore("latest", &src, "out");
     assert_same_tree(&src, &restored);
 }
+
+/// Files of fresh random data, `n` of 16 MiB each, so that a backup of
+/// them writes several checkpoint index files (one per 64 MiB).
+fn fresh_data(env: &Env, name: &str, seed: u64, n: u64) -> std::path::PathBuf {
+    let dir = env.path(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("f{i:02}.bin")),
+            random_bytes(seed * 100 + i, 16 << 20),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn index_count(env: &Env) -> usize {
+    env.index_files().len()
+}
+
+/// Starts `snap create` of `paths` in the background and stops it with
+/// SIGSTOP once one of its checkpoint index files has landed.
+fn backup_paused_after_a_checkpoint(env: &Env, paths: &[&Path]) -> std::process::Child {
+    let before = index_count(env);
+    let mut child = env
+        .device_std("backup")
+        .arg("create")
+        .args(paths)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while index_count(env) == before {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before a checkpoint could be caught"
+        );
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(&child, nix::sys::signal::Signal::SIGSTOP);
+    child
+}
+
+fn signal(child: &std::process::Child, s: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), s).unwrap();
+}
+
+/// Resumes a paused backup and returns whether it succeeded, and its stderr.
+fn resume(mut child: std::process::Child) -> (bool, String) {
+    signal(&child, nix::sys::signal::Signal::SIGCONT);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (child.wait().unwrap().success(), err)
+}
+
+/// The old data forgotten (its packs are garbage to prune, though the next
+/// backup deduplicates against them), and a paused backup of it and new
+/// data: what any prune now does must leave that backup whole.
+fn garbage_and_a_paused_backup(env: &Env) -> (std::process::Child, Vec<std::path::PathBuf>) {
+    env.init();
+    let old = source(env);
+    let first = env.create(&[&old], &[]);
+    env.snap()
+        .args(["forget", first["snapshot_id"].as_str().unwrap()])
+        .assert()
+        .success();
+    let new = fresh_data(env, "new", 1, 8);
+    let child = backup_paused_after_a_checkpoint(env, &[&old, &new]);
+    (child, vec![old, new])
+}
+
+fn assert_backup_whole(env: &Env, sources: &[std::path::PathBuf]) {
+    let out = env.snap().args(["check", "--read-data"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, src) in sources.iter().enumerate() {
+        let restored = env.restore("latest", src, &format!("out{i}"));
+        assert_same_tree(src, &restored);
+    }
+}
+
+/// Reproduction (0): `snap create` of new data, `snap prune --keep-last 1`
+/// started at a delay swept across the backup's first second. The prune
+/// once rewrote the backup's checkpoint index without its blobs, and the
+/// backup then exited 0 with a snapshot whose blobs were unindexed.
+#[test]
+fn a_prune_racing_a_large_backup_never_leaves_its_snapshot_incomplete() {
+    let env = Env::new();
+    env.init();
+    for (round, delay_ms) in [0u64, 150, 300, 450, 600, 800, 1000]
+        .into_iter()
+        .enumerate()
+    {
+        let src = fresh_data(&env, "src", 10 + round as u64, 12);
+        let mut backup = env
+            .device_std("a")
+            .arg("create")
+            .arg(&src)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pruned = env.json(&["prune", "--keep-last", "1"]);
+        let mut err = String::new();
+        std::io::Read::read_to_string(backup.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(
+            backup.wait().unwrap().success(),
+            "round {round}: the backup failed: {err}"
+        );
+        let out = env.snap().args(["check", "--read-data"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round} (prune after {delay_ms} ms: {pruned}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let src = env.path("src");
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+}
+
+/// Reproduction (a): a prune in another PID namespace found the paused
+/// backup's pid missing, took its lock for dead, and deleted its packs.
+#[test]
+fn a_prune_in_another_pid_namespace_spares_a_paused_backup() {
+    let env = Env::new();
+    let (backup, sources) = garbage_and_a_paused_backup(&env);
+    let out = env
+        .snap_via(&["unshare", "-p", "-f", "--mount-proc"])
+        .args(["--json", "prune"])
+        .output()
+        .unwrap();
+    let (ok, err) = resume(backup);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pruned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pruned["packs_deleted"], 0, "{pruned}");
+    assert!(ok, "the backup failed: {err}");
+    assert_backup_whole(&env, &sources);
+}
+
+/// Reproduction (b): trash records older than 24 hours were emptied while
+/// the backup that needed their packs was live.
+#[test]
+fn old_trash_waits_for_the_backups_it_names() {
+    let env = Env::new();
+    let (backup, sources) = garbage_and_a_paused_backup(&env);
+    let first = env.json(&["prune"]);
+    assert!(first["packs_deferred"].as_u64().unwrap() > 0, "{first}");
+    let day_ago = filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - 25 * 3600, 0);
+    for f in std::fs::read_dir(Path::new(&env.repo).join("trash")).unwrap() {
+        filetime::set_file_mtime(f.unwrap().path(), day_ago).unwrap();
+    }
+    let second = env.json(&["prune"]);
+    assert_eq!(second["packs_deleted"], 0, "{second}");
+    let (ok, err) = resume(backup);
+    assert!(ok, "the backup failed: {err}");
+    assert_backup_whole(&env, &sources);
+    // Once the backup has ended, the trash empties: the packs it reused
+    // were put back, so none is deleted.
+    let third = env.json(&["prune"]);
+    assert_eq!(third["packs_deferred"], 0, "{third}");
+    let trash = std::fs::read_dir(Path::new(&env.repo).join("trash")).unwrap();
+    assert_eq!(trash.count(), 0, "{third}");
+    assert_backup_whole(&env, &sources);
+}
+
+/// A backup paused for longer than its lock lives (simulated by ageing
+/// its lock): a prune rightly treats it as dead and deletes its packs. The
+/// backup, resumed, must fail with no snapshot rather than write one with
+/// holes.
+#[test]
+fn a_backup_whose_lock_expired_across_a_prune_fails_cleanly() {
+    let env = Env::new();
+    let (backup, _) = garbage_and_a_paused_backup(&env);
+    let hour_ago = filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - 3600, 0);
+    for f in std::fs::read_dir(Path::new(&env.repo).join("locks")).unwrap() {
+        filetime::set_file_mtime(f.unwrap().path(), hour_ago).unwrap();
+    }
+    let pruned = env.json(&["prune"]);
+    assert!(pruned["packs_deleted"].as_u64().unwrap() > 0, "{pruned}");
+    let (ok, err) = resume(backup);
+    assert!(!ok, "the backup claimed success over deleted packs");
+    assert!(err.contains("no snapshot was written"), "{err}");
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+    env.snap().args(["check"]).assert().success();
+}

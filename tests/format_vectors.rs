@@ -4,7 +4,7 @@
 //! must be changed together.
 
 use snap_engine::blob::BlobType;
-use snap_engine::chunker::ChunkerParams;
+use snap_engine::chunker::{Chunker, ChunkerParams};
 use snap_engine::codec::{self, Kind};
 use snap_engine::crypto::{self, IdKey, KdfParams};
 use snap_engine::id::Id;
@@ -53,6 +53,7 @@ fn vectors() -> Vec<(&'static str, String)> {
                 raw_length: 1200,
             }],
         }],
+        writer: Some(Id([0x33; 32])),
     };
     let kdf = KdfParams {
         memory_kib: 64,
@@ -77,10 +78,12 @@ fn vectors() -> Vec<(&'static str, String)> {
         }
         v
     };
-    let lengths: Vec<String> = chunker
-        .chunks(&data[..])
-        .map(|c| c.unwrap().len().to_string())
-        .collect();
+    let lengths = |c: Chunker| -> String {
+        c.chunks(&data[..])
+            .map(|c| c.unwrap().len().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     vec![
         (
             "blob id of \"snap\" (id key 00..1f)",
@@ -112,8 +115,12 @@ fn vectors() -> Vec<(&'static str, String)> {
             .unwrap()[..]),
         ),
         (
-            "chunk lengths of the xorshift32 test input",
-            lengths.join(","),
+            "chunk lengths of the xorshift32 test input, config version 1 (seed)",
+            lengths(Chunker::legacy(&chunker)),
+        ),
+        (
+            "chunk lengths of the xorshift32 test input, config version 2 (id key 00..1f)",
+            lengths(Chunker::keyed(&chunker, &key32())),
         ),
     ]
 }
@@ -128,17 +135,24 @@ const EXPECTED: &[&str] = &[
     "2f5b407e91c2a8ff26000275c525a70dc7c25c9e6c60d2549310eacdedb8559a",
     "0100000000000000090000000000000068656c6c6f2e74787400a4010000e8030000640000000500000000000000616c6963650500000000000000757365727315cd853dfe9c971700cac471fe9c97172a00000000000000010800000000000001000000000000000d00000000000000000000000000000000000000000000000100000000000000abababababababababababababababababababababababababababababababab00",
     "6579908b9e8ad46704d575619e1c68e60a6fa773d3e93ffeef1abd2ca29b45ea",
-    "000000000000000001000000000000001111111111111111111111111111111111111111111111111111111111111111e803000000000000010000000000000000222222222222222222222222222222222222222222222222222222222222222200000000be030000b0040000",
+    "000000000000000001000000000000001111111111111111111111111111111111111111111111111111111111111111e803000000000000010000000000000000222222222222222222222222222222222222222222222222222222222222222200000000be030000b0040000013333333333333333333333333333333333333333333333333333333333333333",
     "404142434445464748494a4b4c4d4e4f5051525354555657bc5c691cbf535873c18dacc900371f2d0480c4dbba",
-    "736e617004010000000700000000000000",
+    "736e617004020000000700000000000000",
     "dff64cbd69fade35973ad3505fd6f2c7362e71badfb16b4afb439eb3c59f4b1b",
     "36a3bb02583b8387046dd9130566b0669012ca0823fb80839edd850bd04bf9b6",
     "5020,4881,3282,4572,8211,2993,10756,1428,5438,1136,4850,4335,5718,2916",
+    "4131,6196,6324,1699,3636,5121,7206,6062,5871,4672,5077,2480,6885,176",
 ];
+
+/// The index body of format version 1 (section 14): no writer field.
+const INDEX_V1: &str = "000000000000000001000000000000001111111111111111111111111111111111111111111111111111111111111111e803000000000000010000000000000000222222222222222222222222222222222222222222222222222222222222222200000000be030000b0040000";
 
 #[test]
 fn encodings_match_the_spec() {
     let got = vectors();
+    for (name, value) in &got {
+        println!("{name}:\n    {value}");
+    }
     assert_eq!(got.len(), EXPECTED.len());
     for ((name, value), expected) in got.iter().zip(EXPECTED) {
         assert_eq!(
@@ -164,6 +178,17 @@ fn decoding_the_vectors_gives_the_values_back() {
     let index: IndexFile =
         codec::decode::<IndexFile, 4096>("index", &hex_decode(EXPECTED[4])).unwrap();
     assert_eq!(index.packs[0].blobs[0].raw_length, 1200);
+    assert_eq!(index.writer, Some(Id([0x33; 32])));
+    // A version 1 envelope of the version 1 body still opens, without a
+    // writer: repositories made before format version 2 stay readable.
+    let mut v1 = b"snap\x03\x01\x00\x00\x00".to_vec();
+    v1.extend(hex_decode(INDEX_V1));
+    let old = IndexFile::open(&None, &v1).unwrap();
+    assert_eq!(old.packs, index.packs);
+    assert_eq!(old.writer, None);
+    // The same body in a version 2 envelope is refused: it lacks a field.
+    v1[5] = 2;
+    assert!(IndexFile::open(&None, &v1).is_err());
     let opened = crypto::open_with(&key32(), b"snap", &hex_decode(EXPECTED[5])).unwrap();
     assert_eq!(opened, b"hello");
 }

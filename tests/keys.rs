@@ -150,11 +150,13 @@ fn keys_of_an_unencrypted_repository_are_refused_clearly() {
     let env = Env::new();
     env.snap()
         .args(["init", "--no-encryption"])
+        .env_remove("SNAP_PASSWORD")
         .assert()
         .success();
     let out = env
         .snap()
-        .args(["key", "add"])
+        .args(["--insecure-no-encryption", "key", "add"])
+        .env_remove("SNAP_PASSWORD")
         .env("SNAP_NEW_PASSWORD", "x")
         .output()
         .unwrap();

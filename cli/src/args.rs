@@ -51,6 +51,14 @@ pub struct Global {
     #[arg(long, global = true)]
     pub no_cache: bool,
 
+    /// Use a repository made with `init --no-encryption`. Such a repository
+    /// gives up confidentiality and integrity: whoever can read the storage
+    /// reads your files, and whoever can write it can change them, and
+    /// restore then applies no owners, set-id bits or device files. Without
+    /// this flag snap refuses it, so storage cannot switch encryption off
+    #[arg(long, global = true)]
+    pub insecure_no_encryption: bool,
+
     /// Use the named profile from the config file for settings not given otherwise
     #[arg(
         short = 'p',
@@ -221,10 +229,10 @@ pub struct NewPasswordArgs {
     /// Read the new passphrase from FILE (else SNAP_NEW_PASSWORD, else asked twice on a terminal)
     #[arg(long, value_name = "FILE")]
     pub new_password_file: Option<PathBuf>,
-    /// Argon2id memory in KiB for the new key
+    /// Argon2id memory in KiB for the new key (default 65536, at most 1048576)
     #[arg(long, value_name = "KIB", hide_short_help = true)]
     pub kdf_memory: Option<u32>,
-    /// Argon2id passes for the new key
+    /// Argon2id passes for the new key (default 14, at most 64; memory × passes at most 4 GiB)
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub kdf_iterations: Option<u32>,
 }
@@ -245,15 +253,17 @@ pub struct ConfigArgs {
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Store data unencrypted (ids stay keyed and every object is still
-    /// verified by its hash). Anyone who can read the storage can read it.
+    /// verified by its hash). Anyone who can read the storage can read it,
+    /// and anyone who can write it can change your backups unnoticed.
+    /// Every later command needs --insecure-no-encryption
     #[arg(long)]
     pub no_encryption: bool,
 
-    /// Argon2id memory in KiB for the new key (default 65536)
+    /// Argon2id memory in KiB for the new key (default 65536, at most 1048576)
     #[arg(long, value_name = "KIB", hide_short_help = true)]
     pub kdf_memory: Option<u32>,
 
-    /// Argon2id passes for the new key (default 3)
+    /// Argon2id passes for the new key (default 14, at most 64; memory × passes at most 4 GiB)
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub kdf_iterations: Option<u32>,
 }

@@ -57,7 +57,22 @@ fn return_large_buffers_on_free() {
 fn return_large_buffers_on_free() {}
 
 /// What `KdfParams::validate` accepts for a new key's knobs, in the words of the flags.
-const KDF_RANGE: &str = "--kdf-memory must be 32 to 4194304 (KiB) and --kdf-iterations 1 to 64";
+const KDF_RANGE: &str = "--kdf-memory must be 32 to 1048576 (KiB), --kdf-iterations 1 to 64, \
+                         and memory × iterations at most 4194304 (4 GiB-passes)";
+
+/// A key weaker than the defaults costs an attacker less per guess.
+fn warn_weak_kdf(ui: &Ui, kdf: &snap_engine::crypto::KdfParams) {
+    if kdf.weaker_than_default() {
+        snap_engine::progress::Progress::warn(
+            ui,
+            &format!(
+                "the key derivation ({} KiB, {} passes) is weaker than the default (65536 KiB, \
+             14 passes): each password guess costs an attacker less",
+                kdf.memory_kib, kdf.iterations
+            ),
+        );
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -163,8 +178,36 @@ impl Ctx<'_> {
             password::existing(self.global, &self.profile)
                 .map_err(|e| Error::Other(format!("{e:#}")))
         };
-        let base = if cache { self.cache_base(&loc)? } else { None };
-        Ok(Repository::open_cached(backend, &pw, base.as_deref())?)
+        let opts = snap_engine::OpenOptions {
+            cache: if cache { self.cache_base(&loc)? } else { None },
+            state: Some(self.state_base()?),
+            allow_unencrypted: self.global.insecure_no_encryption,
+            password_configured: password::is_configured(self.global, &self.profile),
+        };
+        Ok(Repository::open_with(backend, &pw, &opts)?)
+    }
+
+    /// Where this device remembers each repository it opened (its id,
+    /// whether it is encrypted, the snapshots seen): not in the cache,
+    /// which may be wiped.
+    fn state_base(&self) -> Result<PathBuf> {
+        Ok(dirs::data_dir()
+            .ok_or_else(|| {
+                anyhow!("no data directory to keep what this device knows of repositories")
+            })?
+            .join("snap")
+            .join("state"))
+    }
+
+    /// A new repository, remembered on this device from the start.
+    fn init(
+        &self,
+        location: &str,
+        opts: InitOptions,
+    ) -> Result<(Repository, commands::InitResult)> {
+        let (mut repo, r) = commands::init(self.backend(location, true)?, opts)?;
+        repo.use_state(&self.state_base()?)?;
+        Ok((repo, r))
     }
 
     fn init_options(&self, no_encryption: bool) -> Result<InitOptions> {
@@ -208,7 +251,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 opts.kdf.iterations = t;
             }
             opts.kdf.validate().map_err(|_| anyhow!(KDF_RANGE))?;
-            let (_, r) = commands::init(ctx.backend(&loc, true)?, opts)?;
+            if opts.password.is_some() {
+                warn_weak_kdf(ui, &opts.kdf);
+            }
+            let (_, r) = ctx.init(&loc, opts)?;
             if ui.json {
                 output::json(&json!({
                     "location": r.location,
@@ -238,8 +284,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                             Some(Error::RepositoryNotFound(_))
                         ) =>
                 {
-                    let (repo, r) =
-                        commands::init(ctx.backend(&loc, true)?, ctx.init_options(false)?)?;
+                    let (repo, r) = ctx.init(&loc, ctx.init_options(false)?)?;
                     ui.say(&format!(
                         "created a new repository at {} (the default; use --repo for another)",
                         r.location
@@ -679,7 +724,9 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
         }
         KeyCommand::Add(a) => {
             let pw = password::new_key(a.new_password_file.as_deref())?;
-            let id = repo.add_key(&pw, new_kdf(a)?)?;
+            let kdf = new_kdf(a)?;
+            warn_weak_kdf(ui, &kdf);
+            let id = repo.add_key(&pw, kdf)?;
             if ui.json {
                 output::json(&json!({ "added": id.to_hex() }));
             } else {
@@ -696,7 +743,9 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
         }
         KeyCommand::Passwd(a) => {
             let pw = password::new_key(a.new_password_file.as_deref())?;
-            let id = repo.change_password(&pw, new_kdf(a)?)?;
+            let kdf = new_kdf(a)?;
+            warn_weak_kdf(ui, &kdf);
+            let id = repo.change_password(&pw, kdf)?;
             if ui.json {
                 output::json(&json!({ "key": id.to_hex() }));
             } else {

@@ -5,12 +5,23 @@ use std::io::IsTerminal;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use zeroize::Zeroizing;
 
 use crate::args::Global;
 use crate::config::Profile;
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
+}
+
+/// Whether a non-interactive password source is set: the user then
+/// believes the repository is encrypted, and a plain config is refused.
+pub fn is_configured(global: &Global, profile: &Profile) -> bool {
+    std::env::var_os("SNAP_PASSWORD").is_some()
+        || global.password_file.is_some()
+        || profile.password_file.is_some()
+        || global.password_command.is_some()
+        || profile.password_command.is_some()
 }
 
 /// A password from a non-interactive source, if one is configured.
@@ -23,8 +34,10 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
         .as_ref()
         .or(profile.password_file.as_ref())
     {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the password file {}", file.display()))?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the password file {}", file.display()))?,
+        );
         return Ok(Some(first_line(&text)));
     }
     if let Some(cmd) = global
@@ -40,7 +53,8 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
         if !out.status.success() {
             bail!("the password command {cmd:?} failed ({})", out.status);
         }
-        return Ok(Some(first_line(&String::from_utf8_lossy(&out.stdout))));
+        let stdout = Zeroizing::new(out.stdout);
+        return Ok(Some(first_line(&String::from_utf8_lossy(&stdout))));
     }
     Ok(None)
 }

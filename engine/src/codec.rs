@@ -183,10 +183,11 @@ pub enum Kind {
     PackHeader = 5,
     Lock = 6,
     Trash = 7,
+    Forget = 8,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Config => "config",
             Kind::Key => "key file",
@@ -195,12 +196,18 @@ impl Kind {
             Kind::PackHeader => "pack header",
             Kind::Lock => "lock",
             Kind::Trash => "trash record",
+            Kind::Forget => "forget record",
         }
     }
 }
 
 pub const MAGIC: &[u8; 4] = b"snap";
-pub const FORMAT_VERSION: u8 = 1;
+/// The envelope version writers use. Version 2 changed the bodies of index
+/// files (their writer), trash records (the locks they wait for), locks
+/// and pack headers (padding); every other body is the same in both.
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest envelope version readers still accept.
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 8;
 
 /// Mode of an envelope: how its payload is sealed.
@@ -223,6 +230,13 @@ impl Mode {
 /// unencrypted repository.
 pub type Sealer = Option<MasterKey>;
 
+/// What an envelope's 8 header bytes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub mode: Mode,
+    pub version: u8,
+}
+
 fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
     [
         MAGIC[0],
@@ -237,8 +251,13 @@ fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
 }
 
 /// Reads only the 8-byte header: the mode of a config must be known before
-/// a key is unlocked.
+/// a key is unlocked. The mode byte is not authenticated until the payload
+/// is opened, so a plain mode is a claim, never a proof (see `repo`).
 pub fn peek_mode(kind: Kind, bytes: &[u8]) -> Result<Mode> {
+    Ok(peek(kind, bytes)?.mode)
+}
+
+pub fn peek(kind: Kind, bytes: &[u8]) -> Result<Header> {
     let what = kind.name();
     if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
         return Err(Error::corrupt(what, "not a snap object (bad magic)"));
@@ -249,23 +268,25 @@ pub fn peek_mode(kind: Kind, bytes: &[u8]) -> Result<Mode> {
             format!("object kind {} where {} was expected", bytes[4], kind as u8),
         ));
     }
-    if bytes[5] != FORMAT_VERSION {
+    let version = bytes[5];
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::corrupt(
             what,
             format!(
-                "format version {} is not supported by this snap (it reads version {FORMAT_VERSION})",
-                bytes[5]
+                "format version {version} is not supported by this snap (it reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
             ),
         ));
     }
     if bytes[7] != 0 {
         return Err(Error::corrupt(what, "reserved header byte is not zero"));
     }
-    match bytes[6] {
-        0 => Ok(Mode::Plain),
-        1 => Ok(Mode::Encrypted),
-        m => Err(Error::corrupt(what, format!("unknown mode {m}"))),
-    }
+    let mode = match bytes[6] {
+        0 => Mode::Plain,
+        1 => Mode::Encrypted,
+        m => return Err(Error::corrupt(what, format!("unknown mode {m}"))),
+    };
+    Ok(Header { mode, version })
 }
 
 /// Encodes, compresses and (with a key) seals `value` as an envelope.
@@ -274,13 +295,29 @@ pub fn seal<T: Serialize>(kind: Kind, sealer: &Sealer, value: &T) -> Vec<u8> {
 }
 
 pub fn seal_bytes(kind: Kind, sealer: &Sealer, body: &[u8]) -> Vec<u8> {
+    seal_payload(kind, sealer, compress_payload(body, 3))
+}
+
+/// Seals `body` stored (not compressed) and followed by zero bytes up to
+/// `padded_len`, so the envelope's length tells no more than `padded_len`:
+/// compression would squeeze the padding out again. A reader decodes the
+/// value from the start of the body and checks that only zeros follow
+/// ([`decode_padded`]).
+pub fn seal_padded(kind: Kind, sealer: &Sealer, body: &[u8], padded_len: usize) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(1 + body.len().max(padded_len));
+    payload.push(STORED);
+    payload.extend_from_slice(body);
+    payload.resize(1 + body.len().max(padded_len), 0);
+    seal_payload(kind, sealer, payload)
+}
+
+fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
     let mode = if sealer.is_some() {
         Mode::Encrypted
     } else {
         Mode::Plain
     };
     let head = header(kind, mode);
-    let payload = compress_payload(body, 3);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + crate::crypto::SEAL_OVERHEAD);
     out.extend_from_slice(&head);
     match sealer {
@@ -293,6 +330,9 @@ pub fn seal_bytes(kind: Kind, sealer: &Sealer, body: &[u8]) -> Vec<u8> {
 /// Verifies, opens, decompresses and decodes an envelope. The envelope's
 /// mode must match the repository's: storage cannot downgrade an encrypted
 /// repository by planting plain objects.
+///
+/// For kinds whose body is the same in every format version; the others go
+/// through [`open_versioned`].
 pub fn open<T: DeserializeOwned, const LIMIT: usize>(
     kind: Kind,
     sealer: &Sealer,
@@ -303,8 +343,18 @@ pub fn open<T: DeserializeOwned, const LIMIT: usize>(
 }
 
 pub fn open_bytes(kind: Kind, sealer: &Sealer, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
+    Ok(open_versioned(kind, sealer, bytes, limit)?.1)
+}
+
+/// The envelope's format version and its opened, decompressed body.
+pub fn open_versioned(
+    kind: Kind,
+    sealer: &Sealer,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(u8, Vec<u8>)> {
     let what = kind.name();
-    let mode = peek_mode(kind, bytes)?;
+    let Header { mode, version } = peek(kind, bytes)?;
     let payload = match (mode, sealer) {
         (Mode::Encrypted, Some(key)) => key
             .open(&bytes[..HEADER_LEN], &bytes[HEADER_LEN..])
@@ -328,7 +378,28 @@ pub fn open_bytes(kind: Kind, sealer: &Sealer, bytes: &[u8], limit: usize) -> Re
             ));
         }
     };
-    decompress_payload(what, &payload, limit)
+    Ok((version, decompress_payload(what, &payload, limit)?))
+}
+
+/// Decodes one `T` from the start of `body`, which may go on with zero
+/// bytes only (the padding of [`seal_padded`]).
+pub fn decode_padded<T: DeserializeOwned, const LIMIT: usize>(
+    what: &str,
+    body: &[u8],
+) -> Result<T> {
+    if body.len() > LIMIT {
+        return Err(Error::corrupt(
+            what,
+            format!("{} bytes exceed the {LIMIT}-byte limit", body.len()),
+        ));
+    }
+    let (value, used): (T, usize) =
+        bincode::serde::decode_from_slice(body, config().with_limit::<LIMIT>())
+            .map_err(|e| Error::corrupt(what, e))?;
+    if body[used..].iter().any(|&b| b != 0) {
+        return Err(Error::corrupt(what, "padding is not all zero"));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

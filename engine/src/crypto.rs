@@ -139,11 +139,23 @@ pub struct KdfParams {
     pub salt: [u8; 32],
 }
 
-/// Upper bounds a reader enforces before running Argon2, so a hostile key
-/// file cannot make an unlock allocate unbounded memory or run for hours.
-pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// Upper bounds a reader enforces before running Argon2, and the most that
+/// `snap init` and `snap key add` create, so a hostile key file cannot make
+/// an unlock allocate more than 1 GiB. The old bound of 4 GiB let a planted
+/// key file take 4.2 GB and 6 s per unlock.
+pub const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
 pub const KDF_MAX_ITERATIONS: u32 = 64;
-pub const KDF_MAX_PARALLELISM: u32 = 64;
+pub const KDF_MAX_PARALLELISM: u32 = 16;
+/// The most work one key may ask for, in KiB-passes (memory × iterations):
+/// 4 GiB-passes, 4.6 times the default's 896 MiB-passes, about 1.2 s on
+/// two 2026 cores.
+pub const KDF_MAX_WORK: u64 = 4 * 1024 * 1024;
+/// The most Argon2 work one unlock spends across the key files it tries:
+/// two keys at the maximum, or a hundred at the test suite's 1 MiB × 1.
+pub const UNLOCK_WORK_BUDGET: u64 = 2 * KDF_MAX_WORK;
+/// The least a key file is counted at, so that many tiny planted keys
+/// also exhaust the budget rather than unlock attempts without end.
+const KDF_MIN_WORK: u64 = 64 * 1024 / 2;
 
 impl KdfParams {
     /// Defaults: 64 MiB and 14 passes, about 0.45 s of CPU per guess on a
@@ -166,9 +178,23 @@ impl KdfParams {
         }
     }
 
+    /// What trying this key costs, in KiB-passes, as the unlock budget
+    /// counts it.
+    pub fn work(&self) -> u64 {
+        (self.memory_kib as u64 * self.iterations as u64).max(KDF_MIN_WORK)
+    }
+
+    /// Whether these are weaker than the defaults: a key that costs an
+    /// attacker less per guess than snap's own choice deserves a warning.
+    pub fn weaker_than_default(&self) -> bool {
+        let d = KdfParams::new_default();
+        self.memory_kib < d.memory_kib || self.iterations < d.iterations
+    }
+
     pub fn validate(&self) -> Result<()> {
         let p = self.parallelism;
         if self.memory_kib > KDF_MAX_MEMORY_KIB
+            || self.memory_kib as u64 * self.iterations as u64 > KDF_MAX_WORK
             || self.iterations == 0
             || self.iterations > KDF_MAX_ITERATIONS
             || p == 0
@@ -248,5 +274,10 @@ mod tests {
         p.memory_kib = 8;
         p.iterations = 1000;
         assert!(p.derive(b"x").is_err());
+        // Each bound alone is met, the product is not.
+        let p = KdfParams::new(KDF_MAX_MEMORY_KIB, 8, 1);
+        assert!(p.validate().is_err());
+        assert!(KdfParams::new_default().validate().is_ok());
+        assert!(KdfParams::new_default().work() * 4 < KDF_MAX_WORK);
     }
 }

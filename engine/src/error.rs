@@ -20,8 +20,26 @@ pub enum Error {
     #[error("wrong password: no key in the repository could be unlocked with it")]
     WrongPassword,
 
+    /// No key that was tried opened, and some were not tried: exit code 12.
+    #[error(
+        "wrong password: no key in the repository could be unlocked with it (key files not tried: {0})"
+    )]
+    WrongPasswordSkipped(String),
+
     #[error("the repository is encrypted: a password is needed")]
     PasswordRequired,
+
+    /// A plain config where the repository is known, or believed, to be
+    /// encrypted: storage removed the encryption.
+    #[error("{0}")]
+    EncryptionRemoved(String),
+
+    #[error(
+        "the repository at {0} is not encrypted: whoever can read or change the storage can read \
+         and change your backups, and restore will not apply owners, set-id bits or device \
+         files from it. Pass --insecure-no-encryption to use it anyway"
+    )]
+    Unencrypted(String),
 
     /// Bytes read from storage failed a check. Storage is untrusted, so this
     /// is an expected condition that must be reported, never a panic.
@@ -77,7 +95,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::RepositoryNotFound(_) => 10,
-            Error::WrongPassword => 12,
+            Error::WrongPassword | Error::WrongPasswordSkipped(_) => 12,
             Error::Locked(_) => 11,
             _ => 1,
         }

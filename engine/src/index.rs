@@ -29,9 +29,39 @@ pub struct IndexPack {
 pub struct IndexFile {
     pub supersedes: Vec<Id>,
     pub packs: Vec<IndexPack>,
+    /// The lock of the backup that wrote this file while it ran (format
+    /// version 2). While that lock is live, prune takes none of the file's
+    /// packs out of the index: they hold the backup's data, which no
+    /// snapshot names yet. Without this, a prune beside a running backup
+    /// rewrote the backup's checkpoint index without its blobs, and the
+    /// snapshot the backup then wrote referred to unindexed packs.
+    pub writer: Option<Id>,
+}
+
+/// An index body of format version 1, before files named their writer.
+#[derive(Deserialize)]
+struct IndexFileV1 {
+    supersedes: Vec<Id>,
+    packs: Vec<IndexPack>,
 }
 
 impl IndexFile {
+    /// Opens an index envelope of either format version.
+    pub fn open(sealer: &codec::Sealer, bytes: &[u8]) -> crate::Result<IndexFile> {
+        const LIMIT: usize = codec::MAX_INDEX_BODY;
+        let (version, body) =
+            codec::open_versioned(codec::Kind::Index, sealer, bytes, codec::MAX_INDEX_BODY)?;
+        if version == 1 {
+            let v1: IndexFileV1 = codec::decode::<_, LIMIT>("index file", &body)?;
+            return Ok(IndexFile {
+                supersedes: v1.supersedes,
+                packs: v1.packs,
+                writer: None,
+            });
+        }
+        codec::decode::<IndexFile, LIMIT>("index file", &body)
+    }
+
     /// Checks the lengths that readers later allocate by, so that a hostile
     /// index cannot make a restore request gigabytes for one blob
     /// (format-spec.md section 12).
@@ -356,6 +386,7 @@ mod tests {
                     raw_length,
                 }],
             }],
+            writer: None,
         };
         let max = codec::MAX_STORED_BLOB as u32;
         assert!(

@@ -14,8 +14,10 @@ pub mod codec;
 pub mod commands;
 pub mod crypto;
 pub mod error;
+pub mod forgotten;
 pub mod id;
 pub mod index;
+pub mod known;
 pub mod lock;
 pub mod pack;
 pub mod packer;
@@ -29,4 +31,4 @@ pub mod walk;
 
 pub use error::{Error, Result};
 pub use id::Id;
-pub use repo::{InitOptions, Repository};
+pub use repo::{InitOptions, OpenOptions, Repository};

@@ -58,31 +58,71 @@ pub struct Lock {
     pub username: String,
     pub pid: u32,
     pub created_ns: i64,
-    /// The kernel's id of the boot the process runs in: with `pid`, lets
-    /// the same machine tell that a lock's process has died.
+    /// The kernel's id of the boot the process runs in.
     pub boot_id: String,
+    /// The PID namespace the process runs in (`/proc/self/ns/pid`), "" if
+    /// unknown. Containers and `unshare -p` share the boot id but not the
+    /// namespace: a pid is only meaningful inside its own.
+    pub pid_namespace: String,
+    /// The holder's heartbeat lapsed (it failed for too long, or the machine
+    /// slept or the process was stopped), so others may have treated it as
+    /// dead. Prune then empties no trash record while this lock is live,
+    /// whatever locks the record names.
+    pub lapsed: bool,
 }
 
-/// This boot's id, or "" where the system does not say.
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+/// A lock body of format version 1, written by an older snap.
+#[derive(Deserialize)]
+struct LockV1 {
+    kind: LockKind,
+    host: String,
+    username: String,
+    pid: u32,
+    created_ns: i64,
+    boot_id: String,
 }
 
 impl Lock {
+    /// Opens a lock envelope of either format version; the version too.
+    pub fn open(sealer: &codec::Sealer, bytes: &[u8]) -> Result<(u8, Lock)> {
+        const LIMIT: usize = codec::MAX_SMALL_OBJECT;
+        let (version, body) = codec::open_versioned(Kind::Lock, sealer, bytes, LIMIT)?;
+        if version == 1 {
+            let v1: LockV1 = codec::decode::<_, LIMIT>("lock", &body)?;
+            return Ok((
+                1,
+                Lock {
+                    kind: v1.kind,
+                    host: v1.host,
+                    username: v1.username,
+                    pid: v1.pid,
+                    created_ns: v1.created_ns,
+                    boot_id: v1.boot_id,
+                    pid_namespace: String::new(),
+                    lapsed: false,
+                },
+            ));
+        }
+        Ok((version, codec::decode::<Lock, LIMIT>("lock", &body)?))
+    }
+
     /// True only when this lock's process provably no longer runs: same
-    /// boot of this machine, no such process. Anything else is alive.
+    /// host, same boot, same PID namespace, and no such process there.
+    /// Anything else is alive until it expires. Comparing the boot id alone
+    /// let a prune in another PID namespace (`unshare -p`) find a paused
+    /// backup's pid missing, delete its lock and then its packs.
     fn holder_is_dead(&self) -> bool {
-        let boot = boot_id();
-        if boot.is_empty() || self.boot_id != boot || self.pid == std::process::id() {
+        let here = crate::sys::ProcessPlace::current();
+        if here.boot_id.is_empty()
+            || here.pid_namespace.is_empty()
+            || self.boot_id != here.boot_id
+            || self.pid_namespace != here.pid_namespace
+            || self.host != crate::sys::hostname()
+            || self.pid == std::process::id()
+        {
             return false;
         }
-        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
-        matches!(
-            nix::sys::signal::kill(pid, None),
-            Err(nix::errno::Errno::ESRCH)
-        )
+        !crate::sys::process_exists(self.pid)
     }
 }
 
@@ -90,9 +130,13 @@ impl Lock {
 #[derive(Clone, Debug)]
 pub struct LiveLock {
     pub name: String,
+    /// The lock's id, from its name (`locks/<id>`), if the name is one.
+    pub id: Option<Id>,
     /// `None` when the lock cannot be decoded; it is then treated as a
     /// backup, the cautious reading.
     pub lock: Option<Lock>,
+    /// The lock's format version (0 when it cannot be decoded).
+    pub version: u8,
     pub modified_ns: i64,
 }
 
@@ -102,6 +146,20 @@ impl LiveLock {
             .as_ref()
             .map(|l| l.kind)
             .unwrap_or(LockKind::Backup)
+    }
+
+    /// A backup whose index files prune cannot tell apart: one that cannot
+    /// be decoded, or one by an older snap, whose index files do not name
+    /// their writer.
+    pub fn is_unknown_backup(&self) -> bool {
+        self.kind() == LockKind::Backup && self.version < codec::FORMAT_VERSION
+    }
+
+    /// Whether its holder may rely on data that prune treated as free: a
+    /// lapsed backup, or a backup prune cannot read.
+    pub fn blocks_all_trash(&self) -> bool {
+        self.is_unknown_backup()
+            || (self.kind() == LockKind::Backup && self.lock.as_ref().is_some_and(|l| l.lapsed))
     }
 
     pub fn describe(&self) -> String {
@@ -128,30 +186,48 @@ struct Heartbeat {
     lapsed: AtomicBool,
 }
 
+impl Heartbeat {
+    /// No write for long enough that the lock may have expired before the
+    /// next one lands.
+    fn may_have_expired(&self) -> bool {
+        wall_ns() - self.last_ok_ns.load(Ordering::Relaxed) > (EXPIRY - HEARTBEAT).as_nanos() as i64
+    }
+}
+
 /// Held while a backup or prune runs; refreshed in the background and
 /// deleted on drop.
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
+    id: Id,
     name: String,
-    bytes: Bytes,
+    /// The lock as written now, and as written once the heartbeat lapsed.
+    bytes: Arc<Mutex<Bytes>>,
+    lapsed_bytes: Bytes,
     beat: Arc<Heartbeat>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl LockGuard {
     pub fn acquire(repo: &Repository, kind: LockKind) -> Result<LockGuard> {
-        let lock = Lock {
+        let place = crate::sys::ProcessPlace::current();
+        let mut lock = Lock {
             kind,
             host: crate::sys::hostname(),
             username: crate::sys::username(),
             pid: std::process::id(),
             created_ns: crate::repo::now_ns(),
-            boot_id: boot_id(),
+            boot_id: place.boot_id,
+            pid_namespace: place.pid_namespace,
+            lapsed: false,
         };
         let bytes = Bytes::from(codec::seal(Kind::Lock, repo.sealer(), &lock));
-        let name = format!("locks/{}", Id::random());
+        lock.lapsed = true;
+        let lapsed_bytes = Bytes::from(codec::seal(Kind::Lock, repo.sealer(), &lock));
+        let id = Id::random();
+        let name = format!("locks/{id}");
         let backend = repo.backend().clone();
         backend.write(&name, bytes.clone())?;
+        let bytes = Arc::new(Mutex::new(bytes));
         let beat = Arc::new(Heartbeat {
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -159,8 +235,13 @@ impl LockGuard {
             lapsed: AtomicBool::new(false),
         });
         let thread = {
-            let (backend, name, bytes, beat) =
-                (backend.clone(), name.clone(), bytes.clone(), beat.clone());
+            let (backend, name, bytes, lapsed_bytes, beat) = (
+                backend.clone(),
+                name.clone(),
+                bytes.clone(),
+                lapsed_bytes.clone(),
+                beat.clone(),
+            );
             std::thread::spawn(move || {
                 let mut stopped = beat.stop.lock().unwrap();
                 loop {
@@ -174,21 +255,25 @@ impl LockGuard {
                     if *stopped {
                         return;
                     }
-                    if backend.write(&name, bytes.clone()).is_ok() {
-                        let now = wall_ns();
-                        if now - beat.last_ok_ns.swap(now, Ordering::Relaxed)
-                            > EXPIRY.as_nanos() as i64
-                        {
-                            beat.lapsed.store(true, Ordering::Relaxed);
-                        }
+                    // A gap this long may have let the lock expire: say so
+                    // in the lock from now on, before anyone relies on it.
+                    if beat.may_have_expired() {
+                        beat.lapsed.store(true, Ordering::Relaxed);
+                        *bytes.lock().unwrap() = lapsed_bytes.clone();
+                    }
+                    let current = bytes.lock().unwrap().clone();
+                    if backend.write(&name, current).is_ok() {
+                        beat.last_ok_ns.store(wall_ns(), Ordering::Relaxed);
                     }
                 }
             })
         };
         Ok(LockGuard {
             backend,
+            id,
             name,
             bytes,
+            lapsed_bytes,
             beat,
             thread: Some(thread),
         })
@@ -198,19 +283,31 @@ impl LockGuard {
         &self.name
     }
 
+    /// The lock's id: index files a backup writes name it as their writer,
+    /// and trash records name the backup locks they wait for.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
     /// Whether the lock may have expired at some point: the heartbeat failed
     /// for too long, or the machine slept. Then others may have treated this
     /// command as dead, and it must verify what it relied on.
     pub fn lapsed(&self) -> bool {
-        self.beat.lapsed.load(Ordering::Relaxed)
-            || wall_ns() - self.beat.last_ok_ns.load(Ordering::Relaxed)
-                > (EXPIRY - HEARTBEAT).as_nanos() as i64
+        self.beat.lapsed.load(Ordering::Relaxed) || self.beat.may_have_expired()
+    }
+
+    /// Marks the lock lapsed on storage now (see [`Lock::lapsed`]).
+    pub fn mark_lapsed(&self) -> Result<()> {
+        self.beat.lapsed.store(true, Ordering::Relaxed);
+        *self.bytes.lock().unwrap() = self.lapsed_bytes.clone();
+        self.store_now().map(|_| ())
     }
 
     /// Rewrites the lock now and returns the store's current time, read
     /// from the lock's own modification time.
     pub fn store_now(&self) -> Result<i64> {
-        self.backend.write(&self.name, self.bytes.clone())?;
+        let current = self.bytes.lock().unwrap().clone();
+        self.backend.write(&self.name, current)?;
         self.beat.last_ok_ns.store(wall_ns(), Ordering::Relaxed);
         let own = self
             .backend
@@ -244,19 +341,55 @@ impl Drop for LockGuard {
 pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
     let mut out = Vec::new();
     for o in repo.backend().list("locks/")? {
-        let lock = repo.backend().read(&o.name).ok().and_then(|b| {
-            codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, repo.sealer(), &b).ok()
-        });
+        let opened = repo
+            .backend()
+            .read(&o.name, codec::MAX_SMALL_OBJECT as u64)
+            .ok()
+            .and_then(|b| Lock::open(repo.sealer(), &b).ok());
         let expired = o.modified_ns < now - EXPIRY.as_nanos() as i64;
-        if expired || lock.as_ref().is_some_and(Lock::holder_is_dead) {
+        if expired || opened.as_ref().is_some_and(|(_, l)| l.holder_is_dead()) {
             let _ = repo.backend().delete(&o.name);
             continue;
         }
+        let (version, lock) = match opened {
+            Some((v, l)) => (v, Some(l)),
+            None => (0, None),
+        };
         out.push(LiveLock {
+            id: o
+                .name
+                .strip_prefix("locks/")
+                .and_then(|n| Id::from_hex(n).ok()),
             name: o.name,
             lock,
+            version,
             modified_ns: o.modified_ns,
         });
     }
     Ok(out)
+}
+
+/// Waits until no prune other than `own` holds a live lock, for at most
+/// `limit`: a backup whose lock lapsed must not write a snapshot while a
+/// prune that may have read the repository before the lapse was marked is
+/// still deciding what to delete.
+pub fn wait_for_prunes(repo: &Repository, own: &LockGuard, limit: Duration) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        let now = own.store_now()?;
+        let prune = live_locks(repo, now)?
+            .into_iter()
+            .find(|l| l.kind() == LockKind::Prune && l.name != own.name());
+        let Some(prune) = prune else {
+            return Ok(());
+        };
+        if start.elapsed() >= limit {
+            return Err(Error::Locked(format!(
+                "this backup's lock lapsed and a prune ({}) is still running; no snapshot was \
+                 written, run the backup again",
+                prune.describe()
+            )));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }

@@ -22,7 +22,40 @@ pub struct PackBlob {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackHeader {
     pub blobs: Vec<PackBlob>,
+    /// Random bytes after the last blob (format version 2): they pad a
+    /// backup's last, small packs, so such a pack does not show the exact
+    /// length of the one or few blobs in it.
+    pub padding: u32,
 }
+
+/// A pack header body of format version 1.
+#[derive(Deserialize)]
+struct PackHeaderV1 {
+    blobs: Vec<PackBlob>,
+}
+
+/// The header body is padded to this many bytes at least, and to a power
+/// of two beyond: its length, which the pack's last four bytes give away,
+/// then tells the blob count of a 16 MiB pack (about 16 blobs of 41 bytes)
+/// not at all, and of any pack only to within a factor of two.
+pub const HEADER_PAD_MIN: usize = 4096;
+
+/// Padmé (Nikitin et al., 2019): rounds `len` up so that only
+/// O(log log len) bits of it remain, at most 12% more.
+pub fn padme(len: u64) -> u64 {
+    if len < 2 {
+        return len;
+    }
+    let e = 63 - len.leading_zeros() as u64;
+    let s = 64 - e.leading_zeros() as u64;
+    let mask = (1u64 << (e - s)) - 1;
+    (len + mask) & !mask
+}
+
+/// The blob data of a pack that a packer closes early (the last ones of a
+/// backup) is padded to this many bytes at least, then by [`padme`]. 64
+/// KiB: a one-line change to a file then shows as "under 64 KiB".
+pub const FLUSH_PAD_MIN: u64 = 64 * 1024;
 
 /// Default size at which a pack is closed. Large enough that a terabyte is
 /// tens of thousands of objects, small enough to hold in memory while
@@ -116,14 +149,37 @@ impl PackBuilder {
         self.blobs.is_empty()
     }
 
+    /// Takes in the blobs of another builder: a backup's last data and tree
+    /// blobs go into one pack rather than two small ones.
+    pub fn absorb(&mut self, other: PackBuilder) {
+        self.size += other.size;
+        self.blobs.extend(other.blobs);
+    }
+
+    /// [`PackBuilder::finish`] for a pack closed before it is full: its blob
+    /// data is padded with random bytes to [`FLUSH_PAD_MIN`], then to its
+    /// [`padme`] size.
+    pub fn finish_padded(self, sealer: &Sealer) -> FinishedPack {
+        let size = self.size as u64;
+        let padding = padme(size.max(FLUSH_PAD_MIN)) - size;
+        self.finish_with(sealer, padding as usize)
+    }
+
     /// Lays the blobs out in random order, so the pack does not reveal the
     /// order in which files were read, and appends the sealed header.
-    pub fn finish(mut self, sealer: &Sealer) -> FinishedPack {
+    pub fn finish(self, sealer: &Sealer) -> FinishedPack {
+        self.finish_with(sealer, 0)
+    }
+
+    fn finish_with(mut self, sealer: &Sealer, padding: usize) -> FinishedPack {
         self.blobs.shuffle(&mut rand::rng());
         let header = PackHeader {
             blobs: self.blobs.iter().map(|(b, _)| b.clone()).collect(),
+            padding: padding as u32,
         };
-        let header_bytes = codec::seal(Kind::PackHeader, sealer, &header);
+        let body = codec::encode(&header);
+        let padded = body.len().max(HEADER_PAD_MIN).next_power_of_two();
+        let header_bytes = codec::seal_padded(Kind::PackHeader, sealer, &body, padded);
         let mut parts = Vec::with_capacity(self.blobs.len() + 2);
         let mut blobs = Vec::with_capacity(self.blobs.len());
         let mut offset = 0usize;
@@ -139,6 +195,15 @@ impl PackBuilder {
             offset += stored.len();
             hasher.update(&stored);
             parts.push(bytes::Bytes::from(stored));
+        }
+        if padding > 0 {
+            // Random, like the ciphertext around it: zeros would show where
+            // the blobs end.
+            let mut fill = vec![0u8; padding];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut fill);
+            offset += fill.len();
+            hasher.update(&fill);
+            parts.push(bytes::Bytes::from(fill));
         }
         let trailer = (header_bytes.len() as u32).to_le_bytes();
         hasher.update(&header_bytes);
@@ -173,11 +238,22 @@ pub fn read_header(sealer: &Sealer, pack: &[u8]) -> Result<Vec<IndexBlob>> {
         ));
     }
     let data_len = pack.len() - 4 - header_len;
-    let header: PackHeader = codec::open::<PackHeader, { codec::MAX_PACK_HEADER }>(
+    const LIMIT: usize = codec::MAX_PACK_HEADER;
+    let (version, body) = codec::open_versioned(
         Kind::PackHeader,
         sealer,
         &pack[data_len..pack.len() - 4],
+        LIMIT,
     )?;
+    let header = if version == 1 {
+        let v1: PackHeaderV1 = codec::decode::<_, LIMIT>("pack header", &body)?;
+        PackHeader {
+            blobs: v1.blobs,
+            padding: 0,
+        }
+    } else {
+        codec::decode_padded::<PackHeader, LIMIT>("pack header", &body)?
+    };
     let mut offset: u64 = 0;
     let mut out = Vec::with_capacity(header.blobs.len());
     for b in header.blobs {
@@ -190,10 +266,13 @@ pub fn read_header(sealer: &Sealer, pack: &[u8]) -> Result<Vec<IndexBlob>> {
         });
         offset += b.length as u64;
     }
-    if offset != data_len as u64 {
+    if offset + header.padding as u64 != data_len as u64 {
         return Err(Error::corrupt(
             what,
-            format!("header lists {offset} bytes of blobs, pack holds {data_len}"),
+            format!(
+                "header lists {offset} bytes of blobs and {} of padding, pack holds {data_len}",
+                header.padding
+            ),
         ));
     }
     Ok(out)
@@ -228,5 +307,47 @@ mod tests {
             cut[n - 1] = 0xff;
             assert!(read_header(&sealer, &cut).is_err());
         }
+    }
+
+    #[test]
+    fn header_length_hides_the_blob_count_and_padding_hides_a_small_blob() {
+        let sealer = Some(crate::crypto::MasterKey::generate());
+        let pack = |blobs: &[usize], padded: bool| {
+            let mut b = PackBuilder::default();
+            for (i, &len) in blobs.iter().enumerate() {
+                b.add(BlobType::Data, Id([i as u8; 32]), len, vec![1; len]);
+            }
+            let p = if padded {
+                b.finish_padded(&sealer)
+            } else {
+                b.finish(&sealer)
+            };
+            let bytes = p.to_vec();
+            assert_eq!(read_header(&sealer, &bytes).unwrap(), p.blobs);
+            let header_len = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+            (bytes.len(), header_len)
+        };
+        // One blob or sixty: the same header length.
+        assert_eq!(pack(&[6000], false).1, pack(&[100; 60], false).1);
+        // A 100-byte and a 5000-byte last pack look alike.
+        assert_eq!(pack(&[100], true), pack(&[5000], true));
+        // Padding is rejected where the header does not account for it.
+        let mut b = PackBuilder::default();
+        b.add(BlobType::Data, Id([1; 32]), 10, vec![1; 10]);
+        let mut bytes = b.finish_padded(&sealer).to_vec();
+        bytes.insert(0, 0);
+        assert!(read_header(&sealer, &bytes).is_err());
+    }
+
+    #[test]
+    fn padme_rounds_up_by_at_most_twelve_percent() {
+        for len in [2u64, 3, 100, 4097, 65536, 70000, 1 << 24, (1 << 24) + 12345] {
+            let p = padme(len);
+            assert!(
+                p >= len && (p - len) as f64 <= 0.12 * len as f64,
+                "{len} -> {p}"
+            );
+        }
+        assert_eq!(padme(1 << 20), 1 << 20);
     }
 }

@@ -27,6 +27,9 @@ pub struct PackerOptions {
     pub pack_size: usize,
     /// Parallel uploads; 0 means as many as the backend's connections.
     pub uploaders: usize,
+    /// The lock of the backup this packer stores for, named in every index
+    /// file it writes ([`IndexFile::writer`]).
+    pub writer: Option<Id>,
 }
 
 impl Default for PackerOptions {
@@ -34,6 +37,7 @@ impl Default for PackerOptions {
         PackerOptions {
             pack_size: crate::pack::DEFAULT_PACK_SIZE,
             uploaders: 0,
+            writer: None,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct PackerStats {
     /// large first backup went to index files and need not stay in memory.
     pub pack_bytes: u64,
     pub index_files: Vec<Id>,
+    /// The packs this packer wrote: 32 bytes each, a few MB for a terabyte.
+    pub packs: Vec<Id>,
     /// Packs of the known index that hold blobs this packer did not store
     /// because they were there already: what a backup relies on.
     pub reused_packs: HashSet<Id>,
@@ -65,6 +71,8 @@ struct Shared {
     unindexed: Mutex<Vec<IndexPack>>,
     pack_bytes: AtomicU64,
     index_files: Mutex<Vec<Id>>,
+    packs: Mutex<Vec<Id>>,
+    writer: Option<Id>,
     error: Mutex<Option<Error>>,
 }
 
@@ -78,6 +86,7 @@ impl Shared {
         self.backend.write_parts(&pack_path(&pack.id), pack.parts)?;
         self.bytes_added.fetch_add(size, Ordering::Relaxed);
         self.pack_bytes.fetch_add(size, Ordering::Relaxed);
+        self.packs.lock().unwrap().push(pack.id);
         let entry = IndexPack {
             id: pack.id,
             size,
@@ -102,6 +111,7 @@ impl Shared {
         let file = IndexFile {
             supersedes: Vec::new(),
             packs,
+            writer: self.writer,
         };
         let (id, len) = crate::repo::write_index(
             &*self.backend,
@@ -144,6 +154,8 @@ impl<'a> Packer<'a> {
             unindexed: Mutex::new(Vec::new()),
             pack_bytes: AtomicU64::new(0),
             index_files: Mutex::new(Vec::new()),
+            packs: Mutex::new(Vec::new()),
+            writer: options.writer,
             error: Mutex::new(None),
         });
         let n = match options.uploaders {
@@ -238,7 +250,10 @@ impl<'a> Packer<'a> {
     }
 
     fn send(&self, builder: PackBuilder) -> Result<()> {
-        let pack = builder.finish(&self.shared.codec.sealer);
+        self.send_pack(builder.finish(&self.shared.codec.sealer))
+    }
+
+    fn send_pack(&self, pack: FinishedPack) -> Result<()> {
         self.tx
             .as_ref()
             .expect("packer used after finish")
@@ -249,12 +264,15 @@ impl<'a> Packer<'a> {
     /// Flushes partial packs, waits for every upload and writes the final
     /// index file. Nothing this packer stored is referenced before this
     /// returns successfully.
+    ///
+    /// The partial data and tree packs go out as one pack, padded: the last
+    /// pack of a backup often holds a single small blob, whose exact length
+    /// its size would otherwise show.
     pub fn finish(mut self) -> Result<PackerStats> {
-        let (data, tree) = std::mem::take(&mut *self.builders.lock().unwrap());
-        for b in [data, tree] {
-            if !b.is_empty() {
-                self.send(b)?;
-            }
+        let (mut data, tree) = std::mem::take(&mut *self.builders.lock().unwrap());
+        data.absorb(tree);
+        if !data.is_empty() {
+            self.send_pack(data.finish_padded(&self.shared.codec.sealer))?;
         }
         drop(self.tx.take());
         for h in self.uploaders.drain(..) {
@@ -273,6 +291,7 @@ impl<'a> Packer<'a> {
             bytes_added: self.shared.bytes_added.load(Ordering::Relaxed),
             pack_bytes: self.shared.pack_bytes.load(Ordering::Relaxed),
             index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
+            packs: std::mem::take(&mut *self.shared.packs.lock().unwrap()),
             reused_packs: self
                 .reused
                 .lock()

@@ -7,21 +7,25 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::backend::Backend;
 use crate::blob::{BlobCodec, BlobType};
 use crate::cache::Cache;
-use crate::chunker::ChunkerParams;
+use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{BlobLocation, Index, IndexBuilder, IndexFile};
+use crate::known::DeviceState;
 use crate::pack::pack_path;
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 use crate::tree::Tree;
 
-pub const CONFIG_VERSION: u32 = 1;
+/// Version 2 chunks with a gear table derived from the id key; version 1
+/// (still read) with fastcdc's table XORed with the chunker seed.
+pub const CONFIG_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -110,10 +114,30 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     codec: BlobCodec,
+    chunker: Arc<Chunker>,
     index: Index,
     key_id: Option<Id>,
     cache: Option<Cache>,
+    /// What this device remembers of the repository, when it keeps that.
+    state: Option<DeviceState>,
     transfers: std::sync::OnceLock<rayon::ThreadPool>,
+}
+
+/// How a device opens a repository.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// A local cache of index files, snapshots and trees below this folder.
+    pub cache: Option<std::path::PathBuf>,
+    /// Where this device remembers each repository's id and mode and the
+    /// snapshots it has seen ([`crate::known`]). Without it, a device that
+    /// opened an encrypted repository before cannot tell when the bucket
+    /// serves a plain config in its place.
+    pub state: Option<std::path::PathBuf>,
+    /// The user asked for an unencrypted repository (`--insecure-no-encryption`).
+    pub allow_unencrypted: bool,
+    /// A password source is configured: the user believes the repository
+    /// is encrypted, so a plain config is refused.
+    pub password_configured: bool,
 }
 
 /// Verifies that stored bytes hash to the name they were read under.
@@ -140,6 +164,41 @@ fn list_ids(backend: &dyn Backend, prefix: &str) -> Result<Vec<(Id, u64)>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// Why a plain config is not accepted (see [`Repository::open_with`]).
+fn refuse_plain(
+    backend: &dyn Backend,
+    state: Option<&DeviceState>,
+    opts: &OpenOptions,
+) -> Result<()> {
+    let location = backend.location();
+    let removed = |why: String| {
+        Err(Error::EncryptionRemoved(format!(
+            "the repository at {location} says it is not encrypted, but {why}: its encryption \
+             was removed, most likely by whoever controls the storage. Nothing was read or \
+             written. Restore the original config from a copy, or ask whoever manages the storage"
+        )))
+    };
+    if let Some(known) = state.map(DeviceState::load).transpose()?.flatten()
+        && known.encrypted
+    {
+        return removed(format!(
+            "this device opened it encrypted before (repository {})",
+            known.repository.short()
+        ));
+    }
+    if opts.password_configured {
+        return removed("a password is configured for it".into());
+    }
+    let keys = list_ids(backend, "keys/")?;
+    if !keys.is_empty() {
+        return removed(format!("it has {} key file(s)", keys.len()));
+    }
+    if !opts.allow_unencrypted {
+        return Err(Error::Unencrypted(location.to_string()));
+    }
+    Ok(())
 }
 
 impl Repository {
@@ -187,13 +246,19 @@ impl Repository {
             id_key: IdKey::from_bytes(config.id_key),
             level: config.compression_level,
         };
+        let chunker = Arc::new(match config.version {
+            1 => Chunker::legacy(&config.chunker),
+            _ => Chunker::keyed(&config.chunker, &config.id_key),
+        });
         Repository {
             backend,
             config,
             codec,
+            chunker,
             index: Index::default(),
             key_id,
             cache: None,
+            state: None,
             transfers: std::sync::OnceLock::new(),
         }
     }
@@ -205,11 +270,11 @@ impl Repository {
     }
 
     /// An object named by its hash, from the cache when it has it.
-    fn read_verified(&self, folder: &str, what: &str, id: &Id) -> Result<Vec<u8>> {
+    fn read_verified(&self, folder: &str, what: &str, id: &Id, limit: usize) -> Result<Vec<u8>> {
         if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get_object(folder, id)) {
             return Ok(bytes);
         }
-        let bytes = self.backend.read(&format!("{folder}/{id}"))?;
+        let bytes = self.backend.read(&format!("{folder}/{id}"), limit as u64)?;
         verify_name(what, id, &bytes)?;
         if let Some(c) = &self.cache {
             c.put_object(folder, id, &bytes);
@@ -228,38 +293,53 @@ impl Repository {
         Ok(ids)
     }
 
-    /// Opens and unlocks a repository. `password` is asked only when the
-    /// repository is encrypted, so an unencrypted one never prompts.
+    /// Opens and unlocks an encrypted repository, with no cache and no
+    /// device state; an unencrypted one is refused (see [`OpenOptions`]).
     pub fn open(
         backend: Arc<dyn Backend>,
         password: &dyn Fn() -> Result<String>,
     ) -> Result<Repository> {
-        Self::open_cached(backend, password, None)
+        Self::open_with(backend, password, &OpenOptions::default())
     }
 
-    /// [`Repository::open`] for a device that keeps a cache below `cache`.
-    /// Besides index files, snapshots and trees, the device remembers the
-    /// config and the key file that last unlocked the repository at this
-    /// location, and uses them again while that key file is still listed
-    /// in the bucket: a key file's name is its hash, and a repository
-    /// created anew at the location would have other keys, so the listing
-    /// that unlocking needs anyway proves them current. A removed key
-    /// (`snap key remove`, `snap key passwd`) stops working at once.
-    pub fn open_cached(
+    /// Opens and unlocks a repository. `password` is asked only when the
+    /// repository is encrypted, so an unencrypted one never prompts.
+    ///
+    /// The config's mode byte is not authenticated, so storage could copy
+    /// the config of a plain repository over an encrypted one's, and the
+    /// next backup would upload files in the clear. A plain config is
+    /// therefore refused unless the user asked for an unencrypted
+    /// repository, and even then when this device remembers the location
+    /// as encrypted, when a password source is configured, or when the
+    /// repository has key files.
+    ///
+    /// A device with a cache also remembers the config and the key file
+    /// that last unlocked the repository at this location, and uses them
+    /// again while that key file is still listed in the bucket: a key
+    /// file's name is its hash, and a repository created anew at the
+    /// location would have other keys, so the listing that unlocking needs
+    /// anyway proves them current. A removed key (`snap key remove`, `snap
+    /// key passwd`) stops working at once.
+    pub fn open_with(
         backend: Arc<dyn Backend>,
         password: &dyn Fn() -> Result<String>,
-        cache: Option<&std::path::Path>,
+        opts: &OpenOptions,
     ) -> Result<Repository> {
         // Asked at most once, whichever path ends up needing it.
-        let asked: std::cell::RefCell<Option<String>> = Default::default();
-        let password = || -> Result<String> {
+        let asked: std::cell::RefCell<Option<Zeroizing<String>>> = Default::default();
+        let password = || -> Result<Zeroizing<String>> {
             if let Some(p) = asked.borrow().as_ref() {
                 return Ok(p.clone());
             }
-            let p = password()?;
+            let p = Zeroizing::new(password()?);
             *asked.borrow_mut() = Some(p.clone());
             Ok(p)
         };
+        let cache = opts.cache.as_deref();
+        let state = opts
+            .state
+            .as_deref()
+            .map(|base| DeviceState::new(base, backend.location()));
         let remembered = cache.and_then(|base| crate::cache::remembered(base, backend.location()));
         let mut tried = None;
         if let Some((raw, key)) = &remembered
@@ -274,11 +354,11 @@ impl Repository {
                 if let Ok(Some(master)) = file.unwrap_key(&password()?)
                     && let Ok(repo) = Self::from_config(&backend, raw, Some(master), Some(key_id))
                 {
-                    return Ok(repo.with_cache(cache));
+                    return repo.with_cache(cache).with_state(state);
                 }
             }
         }
-        let raw = match backend.read("config") {
+        let raw = match backend.read("config", codec::MAX_SMALL_OBJECT as u64) {
             Ok(b) => b,
             Err(Error::Missing { .. }) => {
                 return Err(Error::RepositoryNotFound(backend.location().to_string()));
@@ -286,7 +366,10 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let (sealer, key) = match codec::peek_mode(Kind::Config, &raw)? {
-            Mode::Plain => (None, None),
+            Mode::Plain => {
+                refuse_plain(&*backend, state.as_ref(), opts)?;
+                (None, None)
+            }
             Mode::Encrypted => {
                 let (master, id, bytes) = Self::unlock(&*backend, &password()?, tried)?;
                 (Some(master), Some((id, bytes)))
@@ -296,7 +379,24 @@ impl Repository {
         if let (Some(base), Some((_, bytes))) = (cache, &key) {
             crate::cache::remember(base, backend.location(), &raw, bytes);
         }
-        Ok(repo.with_cache(cache))
+        repo.with_cache(cache).with_state(state)
+    }
+
+    /// Starts remembering this repository on this device (see
+    /// [`OpenOptions::state`]); `init` calls it for the repository it made.
+    pub fn use_state(&mut self, base: &std::path::Path) -> Result<()> {
+        let state = DeviceState::new(base, self.backend.location());
+        state.pin(self.config.id, self.is_encrypted())?;
+        self.state = Some(state);
+        Ok(())
+    }
+
+    fn with_state(mut self, state: Option<DeviceState>) -> Result<Repository> {
+        if let Some(s) = &state {
+            s.pin(self.config.id, self.is_encrypted())?;
+        }
+        self.state = state;
+        Ok(self)
     }
 
     /// Decodes and checks a config read from storage or remembered.
@@ -311,7 +411,7 @@ impl Repository {
         }
         let config: Config =
             codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, raw)?;
-        if config.version != CONFIG_VERSION {
+        if !(1..=CONFIG_VERSION).contains(&config.version) {
             return Err(Error::corrupt(
                 "config",
                 format!("unsupported config version {}", config.version),
@@ -336,47 +436,77 @@ impl Repository {
         self
     }
 
-    /// Tries every key file but `tried` (already tried with this password);
-    /// a damaged one is skipped, not fatal, so one bad key cannot lock
-    /// users out of a repository that has others. Returns the key file's
-    /// bytes too, for the device to remember.
+    /// What this device remembers of the repository, if it keeps that.
+    pub fn device_state(&self) -> Option<&DeviceState> {
+        self.state.as_ref()
+    }
+
+    /// Tries the key files but `tried` (already tried with this password),
+    /// cheapest first, until one opens. A damaged or oversized key file is
+    /// skipped, not fatal, so one bad key cannot lock users out of a
+    /// repository that has others. Storage may plant key files that are
+    /// costly to try (a 4 GiB Argon2 cost once took 4.2 GB and 6 s per
+    /// unlock): the key derivations run here stop at
+    /// [`crate::crypto::UNLOCK_WORK_BUDGET`], and a wrong-password error
+    /// names the key files left untried. Returns the key file's bytes too,
+    /// for the device to remember.
     fn unlock(
         backend: &dyn Backend,
         password: &str,
         tried: Option<Id>,
     ) -> Result<(MasterKey, Id, Vec<u8>)> {
-        let keys = list_ids(backend, "keys/")?;
-        if keys.is_empty() {
+        let listed = list_ids(backend, "keys/")?;
+        if listed.is_empty() {
             return Err(Error::corrupt(
                 "repository",
                 "encrypted, but it has no key files",
             ));
         }
-        for (id, _) in keys {
-            if Some(id) == tried {
+        let mut skipped: Vec<String> = Vec::new();
+        let mut candidates: Vec<(u64, Id, Bytes, KeyFile)> = listed
+            .par_iter()
+            .filter(|(id, size)| Some(*id) != tried && *size <= codec::MAX_SMALL_OBJECT as u64)
+            .filter_map(|(id, _)| {
+                let bytes = backend
+                    .read(&format!("keys/{id}"), codec::MAX_SMALL_OBJECT as u64)
+                    .ok()?;
+                verify_name("key file", id, &bytes).ok()?;
+                let key = KeyFile::decode(&bytes).ok()?;
+                key.kdf.validate().ok()?;
+                Some((key.kdf.work(), *id, bytes, key))
+            })
+            .collect();
+        let usable: HashSet<Id> = candidates.iter().map(|c| c.1).collect();
+        for (id, _) in &listed {
+            if Some(*id) != tried && !usable.contains(id) {
+                skipped.push(format!("{} (unreadable, oversized or damaged)", id.short()));
+            }
+        }
+        candidates.sort_by_key(|c| (c.0, c.1));
+        let mut spent = 0u64;
+        for (work, id, bytes, key) in candidates {
+            if spent + work > crypto::UNLOCK_WORK_BUDGET {
+                skipped.push(format!("{} (over the unlock work bound)", id.short()));
                 continue;
             }
-            let Ok(bytes) = backend.read(&format!("keys/{id}")) else {
-                continue;
-            };
-            if verify_name("key file", &id, &bytes).is_err() {
-                continue;
-            }
-            let Ok(key) = KeyFile::decode(&bytes) else {
-                continue;
-            };
+            spent += work;
             if let Ok(Some(master)) = key.unwrap_key(password) {
                 return Ok((master, id, bytes.to_vec()));
             }
         }
-        Err(Error::WrongPassword)
+        if skipped.is_empty() {
+            return Err(Error::WrongPassword);
+        }
+        Err(Error::WrongPasswordSkipped(skipped.join(", ")))
     }
 
     /// Every key file that decodes, with its id.
     pub fn keys(&self) -> Result<Vec<(Id, KeyFile)>> {
         let mut out = Vec::new();
         for (id, _) in list_ids(&*self.backend, "keys/")? {
-            let bytes = self.backend.read(&format!("keys/{id}"))?;
+            let bytes = self
+                .backend
+                .read(&format!("keys/{id}"), codec::MAX_SMALL_OBJECT as u64)?;
             verify_name("key file", &id, &bytes)?;
             out.push((id, KeyFile::decode(&bytes)?));
         }
@@ -455,6 +585,11 @@ impl Repository {
         &self.codec
     }
 
+    /// The chunker of this repository's config version and key.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
     pub fn sealer(&self) -> &Sealer {
         &self.codec.sealer
     }
@@ -482,12 +617,8 @@ impl Repository {
     }
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
-        let bytes = self.read_verified("index", "index file", id)?;
-        let file: IndexFile = codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(
-            Kind::Index,
-            self.sealer(),
-            &bytes,
-        )?;
+        let bytes = self.read_verified("index", "index file", id, codec::MAX_INDEX_OBJECT)?;
+        let file = IndexFile::open(self.sealer(), &bytes)?;
         file.validate()
             .map_err(|e| Error::corrupt(format!("index file {}", id.short()), e))?;
         Ok(file)
@@ -687,7 +818,7 @@ impl Repository {
     }
 
     pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let bytes = self.read_verified("snapshots", "snapshot", id)?;
+        let bytes = self.read_verified("snapshots", "snapshot", id, codec::MAX_SMALL_OBJECT)?;
         codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, self.sealer(), &bytes)
     }
 
@@ -700,7 +831,33 @@ impl Repository {
         }
         self.backend
             .write(&snapshot_path(&id), Bytes::from(bytes))?;
+        self.saw_snapshots(&[id])?;
         Ok(id)
+    }
+
+    /// Remembers snapshots read or written here, so that a later prune on
+    /// this device notices when storage hides one ([`crate::forgotten`]).
+    fn saw_snapshots(&self, ids: &[Id]) -> Result<()> {
+        match &self.state {
+            Some(s) => s.update_snapshots(self.config.id, ids, &[]),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes snapshots, after writing the authenticated record that says
+    /// so: devices that saw them then know they were removed, not hidden.
+    pub fn remove_snapshots(&self, ids: &[Id]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        crate::forgotten::write(self, ids)?;
+        for id in ids {
+            self.backend.delete(&snapshot_path(id))?;
+        }
+        if let Some(s) = &self.state {
+            s.update_snapshots(self.config.id, &[], ids)?;
+        }
+        Ok(())
     }
 
     pub fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
@@ -715,6 +872,7 @@ impl Repository {
             .map(|id| Ok((*id, self.read_snapshot(id)?)))
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
+        self.saw_snapshots(&ids)?;
         Ok(out)
     }
 

@@ -28,6 +28,38 @@ pub fn username() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// Where this process runs, as far as telling a dead lock holder apart
+/// goes: the boot, and the PID namespace within it ("" where unknown).
+pub struct ProcessPlace {
+    pub boot_id: String,
+    pub pid_namespace: String,
+}
+
+impl ProcessPlace {
+    pub fn current() -> ProcessPlace {
+        ProcessPlace {
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Whether a process with this pid runs in our PID namespace; true when
+/// that cannot be told.
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return true;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 pub fn uid() -> u32 {
     nix::unistd::getuid().as_raw()
 }
@@ -129,15 +161,40 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// How far a restore believes a tree's metadata. Trees of an unencrypted
+/// repository are not authenticated: whoever controls the storage could
+/// have written them, so they get no owners, no set-id bits and no device
+/// files (a planted set-uid root shell, or a block device readable by all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    Authenticated,
+    Unauthenticated,
+}
+
+impl Trust {
+    /// The permission bits to apply: without set-uid and set-gid when the
+    /// tree is not authenticated.
+    pub fn mode(self, node: &Node) -> u32 {
+        match self {
+            Trust::Authenticated => node.mode,
+            Trust::Unauthenticated => node.mode & 0o1777,
+        }
+    }
+
+    fn owners(self) -> bool {
+        self == Trust::Authenticated && is_root()
+    }
+}
+
 /// Applies ownership (as root only, as restic does), permissions and
 /// modification time. Ownership first: chown clears set-id bits.
-pub fn restore_metadata(path: &Path, node: &Node) -> std::io::Result<()> {
-    if is_root() {
+pub fn restore_metadata(path: &Path, node: &Node, trust: Trust) -> std::io::Result<()> {
+    if trust.owners() {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
     }
     if node.kind != NodeKind::Symlink {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(trust.mode(node)))?;
     }
     let mtime = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
@@ -148,13 +205,17 @@ pub fn restore_metadata(path: &Path, node: &Node) -> std::io::Result<()> {
 
 /// [`restore_metadata`] through an open file: no path lookups, which a
 /// restore of many small files would otherwise spend most of its time on.
-pub fn restore_file_metadata(file: &std::fs::File, node: &Node) -> std::io::Result<()> {
+pub fn restore_file_metadata(
+    file: &std::fs::File,
+    node: &Node,
+    trust: Trust,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if is_root() {
+    if trust.owners() {
         nix::unistd::fchown(file, Some(node.uid.into()), Some(node.gid.into()))
             .map_err(std::io::Error::from)?;
     }
-    file.set_permissions(std::fs::Permissions::from_mode(node.mode))?;
+    file.set_permissions(std::fs::Permissions::from_mode(trust.mode(node)))?;
     let mtime = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
@@ -162,10 +223,16 @@ pub fn restore_file_metadata(file: &std::fs::File, node: &Node) -> std::io::Resu
     filetime::set_file_handle_times(file, Some(mtime), Some(mtime))
 }
 
-/// Creates a fifo or device node.
-pub fn make_special(path: &Path, node: &Node) -> std::io::Result<()> {
+/// Creates a fifo or device node; device nodes only from an authenticated
+/// tree.
+pub fn make_special(path: &Path, node: &Node, trust: Trust) -> std::io::Result<()> {
     use nix::sys::stat::{Mode, SFlag, mknod};
-    let mode = Mode::from_bits_truncate(node.mode as nix::libc::mode_t);
+    if trust == Trust::Unauthenticated && node.kind != NodeKind::Fifo {
+        return Err(std::io::Error::other(
+            "device file not created: the repository is not encrypted, so its trees are not authenticated",
+        ));
+    }
+    let mode = Mode::from_bits_truncate(trust.mode(node) as nix::libc::mode_t);
     let kind = match node.kind {
         NodeKind::Fifo => SFlag::S_IFIFO,
         NodeKind::CharDevice => SFlag::S_IFCHR,

@@ -1,7 +1,7 @@
 //! Trash records: packs that prune took out of the index but has not yet
 //! deleted, with their index entries so that they can be put back if a
-//! backup that was running turns out to need them (format-spec.md section
-//! 10).
+//! backup that was running turns out to need them, and the backup locks
+//! whose end they wait for (format-spec.md section 10).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,26 @@ use crate::repo::Repository;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrashRecord {
     pub packs: Vec<IndexPack>,
+    /// The backup locks that were live when the packs left the index
+    /// (format version 2). Any of them may have read an index that named
+    /// the packs, so none of the packs is deleted while one of them is live,
+    /// however long that takes.
+    pub waits_for: Vec<Id>,
+}
+
+/// A trash body of format version 1.
+#[derive(Deserialize)]
+struct TrashRecordV1 {
+    packs: Vec<IndexPack>,
+}
+
+/// Whose end a record waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waits {
+    /// These backup locks (format version 2).
+    Locks(Vec<Id>),
+    /// Every backup lock: a version 1 record does not say which.
+    AnyBackup,
 }
 
 /// A record as found on storage.
@@ -22,7 +42,8 @@ pub struct Trashed {
     pub id: Id,
     /// When it was written, by the store's clock.
     pub modified_ns: i64,
-    pub record: TrashRecord,
+    pub packs: Vec<IndexPack>,
+    pub waits: Waits,
 }
 
 pub fn write(repo: &Repository, record: &TrashRecord) -> Result<Id> {
@@ -33,28 +54,48 @@ pub fn write(repo: &Repository, record: &TrashRecord) -> Result<Id> {
     Ok(id)
 }
 
+/// Ids of the records on storage, sorted: a backup compares them at its
+/// start and end to learn whether a prune ran meanwhile.
+pub fn ids(repo: &Repository) -> Result<Vec<Id>> {
+    let mut out: Vec<Id> = repo
+        .backend()
+        .list("trash/")?
+        .into_iter()
+        .filter_map(|o| o.name.rsplit('/').next().and_then(|n| Id::from_hex(n).ok()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 pub fn list(repo: &Repository) -> Result<Vec<Trashed>> {
     let mut out = Vec::new();
     for o in repo.backend().list("trash/")? {
         let Some(id) = o.name.rsplit('/').next().and_then(|n| Id::from_hex(n).ok()) else {
             continue;
         };
-        let bytes = repo.backend().read(&o.name)?;
+        let bytes = repo
+            .backend()
+            .read(&o.name, codec::MAX_INDEX_OBJECT as u64)?;
         if Id::of_bytes(&bytes) != id {
             return Err(Error::corrupt(
                 format!("trash record {}", id.short()),
                 "content does not match its name",
             ));
         }
-        let record = codec::open::<TrashRecord, { codec::MAX_INDEX_BODY }>(
-            Kind::Trash,
-            repo.sealer(),
-            &bytes,
-        )?;
+        const LIMIT: usize = codec::MAX_INDEX_BODY;
+        let (version, body) = codec::open_versioned(Kind::Trash, repo.sealer(), &bytes, LIMIT)?;
+        let (packs, waits) = if version == 1 {
+            let v1: TrashRecordV1 = codec::decode::<_, LIMIT>("trash record", &body)?;
+            (v1.packs, Waits::AnyBackup)
+        } else {
+            let r: TrashRecord = codec::decode::<_, LIMIT>("trash record", &body)?;
+            (r.packs, Waits::Locks(r.waits_for))
+        };
         out.push(Trashed {
             id,
             modified_ns: o.modified_ns,
-            record,
+            packs,
+            waits,
         });
     }
     Ok(out)

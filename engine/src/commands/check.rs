@@ -103,7 +103,7 @@ impl CheckResult {
 fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String> {
     let bytes = repo
         .backend()
-        .read(&pack_path(&p.id))
+        .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)
         .map_err(|e| e.to_string())?;
     if Id::of_bytes(&bytes) != p.id {
         return Err("content does not match its name".into());

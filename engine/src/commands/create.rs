@@ -317,7 +317,7 @@ impl Archiver<'_> {
         size: u64,
     ) -> std::result::Result<(u64, Vec<Id>), ContentError> {
         use std::io::Read;
-        let chunker = &self.repo.config().chunker;
+        let chunker = self.repo.chunker();
         let store_all = |chunks: &[&[u8]]| -> Result<Vec<Id>> {
             let ids = chunks
                 .par_iter()
@@ -330,7 +330,7 @@ impl Archiver<'_> {
         };
         // Small files, the vast majority, are read whole into a buffer of
         // their own size and cut in memory.
-        if size <= chunker.max_size as u64 {
+        if size <= chunker.max_size() as u64 {
             let mut buf = Vec::with_capacity(size as usize + 1);
             file.read_to_end(&mut buf).map_err(ContentError::Read)?;
             let chunks: Vec<&[u8]> = chunker
@@ -436,39 +436,76 @@ impl Archiver<'_> {
     }
 }
 
-/// A prune that ran during this backup may have taken packs it relied on
-/// out of the index (they wait in the trash, not yet deleted, because this
-/// backup's lock was live). Put them back before the snapshot refers to
-/// them. If the lock may have lapsed, a prune may even have deleted them:
-/// then fail rather than write a snapshot with holes.
-fn keep_what_was_reused(repo: &Repository, reused: &HashSet<Id>, lock: &LockGuard) -> Result<()> {
-    let mut back = Vec::new();
-    for t in trash::list(repo)? {
-        back.extend(
-            t.record
-                .packs
-                .into_iter()
-                .filter(|p| reused.contains(&p.id)),
-        );
+/// Before the snapshot refers to them, confirms that every pack this
+/// backup relies on (those it wrote and those it reused) is indexed and
+/// stored, so that no sequence of events lets a backup exit 0 with a
+/// snapshot that refers to missing data.
+///
+/// - A prune that ran meanwhile (the trash records changed) may have taken
+///   reused packs out of the index; they wait in the trash, not deleted,
+///   because this backup's lock was live. They are put back. The backup's
+///   own packs are indexed under its lock, which prune leaves alone.
+/// - If the lock lapsed (the machine slept, the process was stopped, the
+///   heartbeat failed), prunes may have treated this backup as dead. The
+///   lock is marked lapsed, which stops every prune from emptying trash,
+///   then running prunes are waited for, and own packs are put back too.
+/// - Storage may have lost packs, or replayed an old index file that names
+///   deleted ones: every needed pack must be in the listing of `data/`.
+///
+/// A pack that is gone fails the backup with no snapshot written.
+fn confirm_packs(
+    repo: &Repository,
+    own: &[Id],
+    reused: &HashSet<Id>,
+    lock: &LockGuard,
+    trash_at_start: &[Id],
+) -> Result<()> {
+    let lapsed = lock.lapsed();
+    if lapsed {
+        lock.mark_lapsed()?;
+        crate::lock::wait_for_prunes(repo, lock, crate::lock::EXPIRY)?;
     }
-    if back.is_empty() && !lock.lapsed() {
-        return Ok(());
-    }
-    let stored = repo.stored_packs()?;
-    if let Some(gone) = reused.iter().find(|id| !stored.contains_key(id)) {
-        return Err(Error::Other(format!(
-            "a prune on another device deleted pack {} while this backup was paused for longer than the lock \
-             expiry; no snapshot was written, run the backup again",
-            gone.short()
-        )));
-    }
-    if !back.is_empty() {
+    let needed: HashSet<Id> = own.iter().chain(reused).copied().collect();
+    let gone = |id: &Id, why: &str| {
+        Err(Error::Other(format!(
+            "pack {} that this backup needs is {why}; no snapshot was written. Run the backup \
+             again; if this recurs, run `snap check`",
+            id.short()
+        )))
+    };
+    if lapsed || trash::ids(repo)? != trash_at_start {
+        let mut indexed: HashSet<Id> = HashSet::new();
+        for (_, f) in repo.read_index_files()? {
+            indexed.extend(f.packs.iter().map(|p| p.id));
+        }
+        let mut back = Vec::new();
+        for t in trash::list(repo)? {
+            back.extend(
+                t.packs
+                    .into_iter()
+                    .filter(|p| needed.contains(&p.id) && !indexed.contains(&p.id)),
+            );
+        }
         back.sort_by_key(|p| p.id);
         back.dedup_by_key(|p| p.id);
-        repo.write_index(&IndexFile {
-            supersedes: Vec::new(),
-            packs: back,
-        })?;
+        indexed.extend(back.iter().map(|p| p.id));
+        if let Some(id) = needed.iter().find(|id| !indexed.contains(id)) {
+            return gone(
+                id,
+                "no longer in the index (a prune ran while this backup's lock had lapsed)",
+            );
+        }
+        if !back.is_empty() {
+            repo.write_index(&IndexFile {
+                supersedes: Vec::new(),
+                packs: back,
+                writer: Some(lock.id()),
+            })?;
+        }
+    }
+    let stored = repo.stored_packs()?;
+    if let Some(id) = needed.iter().find(|id| !stored.contains_key(id)) {
+        return gone(id, "missing from the repository");
     }
     Ok(())
 }
@@ -528,6 +565,7 @@ pub fn create(
     // Announce the backup before reading the index: a prune that starts
     // later sees the lock and keeps what this backup may rely on.
     let lock = LockGuard::acquire(repo, LockKind::Backup)?;
+    let trash_at_start = trash::ids(repo)?;
     repo.load_index()?;
     let parent = match &opts.parent {
         Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
@@ -566,7 +604,10 @@ pub fn create(
             repo_ref.codec().clone(),
             repo_ref.index(),
             repo_ref.cache().cloned(),
-            opts.packer.clone(),
+            PackerOptions {
+                writer: Some(lock.id()),
+                ..opts.packer.clone()
+            },
         ),
         excludes,
         names: NameCache::default(),
@@ -612,7 +653,13 @@ pub fn create(
     } = archiver;
     let stored = packer.finish()?;
     progress.finish();
-    keep_what_was_reused(repo, &stored.reused_packs, &lock)?;
+    confirm_packs(
+        repo,
+        &stored.packs,
+        &stored.reused_packs,
+        &lock,
+        &trash_at_start,
+    )?;
 
     let mut tags = opts.tags.clone();
     tags.sort();

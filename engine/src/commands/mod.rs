@@ -12,7 +12,7 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::id::Id;
 use crate::repo::{InitOptions, Repository};
-use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
+use crate::snapshot::{Snapshot, SnapshotFilter};
 
 #[derive(Clone, Debug)]
 pub struct InitResult {
@@ -50,8 +50,6 @@ pub fn forget(repo: &Repository, specs: &[String]) -> Result<Vec<Id>> {
         let (id, _) = repo.find_snapshot(spec, &SnapshotFilter::default())?;
         ids.push(id);
     }
-    for id in &ids {
-        repo.backend().delete(&snapshot_path(id))?;
-    }
+    repo.remove_snapshots(&ids)?;
     Ok(ids)
 }

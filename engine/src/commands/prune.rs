@@ -4,11 +4,19 @@
 //!
 //! Phase 1 takes garbage out of the index: repacked blobs go to new packs,
 //! an index of the kept packs supersedes every old index file, and a trash
-//! record lists the packs left out. Phase 2 deletes trashed packs once no
-//! backup that could have seen them in the index is running, putting back
-//! any that a snapshot written meanwhile needs. A crash at any point loses
-//! nothing a snapshot needs: until the new index exists the old one names
-//! every pack, and a pack is deleted only after its trash record exists.
+//! record lists the packs left out with the backup locks live at that
+//! moment. Phase 2 deletes trashed packs once none of those backups is
+//! running, putting back any that a snapshot written meanwhile needs. A
+//! crash at any point loses nothing a snapshot needs: until the new index
+//! exists the old one names every pack, and a pack is deleted only after
+//! its trash record exists.
+//!
+//! Packs that a running backup wrote are never taken out of the index: its
+//! index files name its lock, and while that lock is live they are left as
+//! they are. The order of reads is what makes that enough: index files,
+//! then locks, then snapshots. A backup whose index files were read either
+//! still held its lock when the locks were listed, or had ended, and then
+//! its snapshot is among those listed after.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,8 +30,8 @@ use crate::pack::pack_path;
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::{KeepPolicy, SnapshotFilter, snapshot_path};
-use crate::trash::{self, TrashRecord};
+use crate::snapshot::{KeepPolicy, SnapshotFilter};
+use crate::trash::{self, TrashRecord, Waits};
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
@@ -33,9 +41,6 @@ pub struct PruneOptions {
     pub dry_run: bool,
     /// Repack a pack when more than this share of its bytes is unused.
     pub max_unused: f64,
-    /// Trashed packs are deleted after this long even while backups run
-    /// (a backup running longer verifies its packs before it finishes).
-    pub grace: std::time::Duration,
     /// Index files naming fewer packs than this are merged into one.
     pub merge_index_below: usize,
     pub packer: PackerOptions,
@@ -48,7 +53,6 @@ impl Default for PruneOptions {
             filter: SnapshotFilter::default(),
             dry_run: false,
             max_unused: 0.5,
-            grace: std::time::Duration::from_secs(24 * 3600),
             merge_index_below: PACKS_PER_INDEX / 4,
             packer: PackerOptions::default(),
         }
@@ -65,6 +69,8 @@ pub struct PruneResult {
     /// Packs taken out of the index whose deletion waits for running
     /// backups to finish (a later prune deletes them).
     pub packs_deferred: u64,
+    /// Packs left alone because a running backup wrote them.
+    pub packs_of_running_backups: u64,
     /// Trashed packs put back because a new snapshot needs them.
     pub packs_restored: u64,
     /// Packs whose used blobs moved to new packs.
@@ -107,8 +113,44 @@ pub fn prune(
         )));
     }
 
-    // 1. Retention.
+    // 1. Every index file, superseded ones too: a prune that crashed can
+    // leave packs that only a superseded file names. A pack counts once, in
+    // the first file (by id) that names it, and only if it is stored.
+    let files = repo.read_index_files()?;
+    let stored = repo.stored_packs()?;
+
+    // 2. Then the locks: the files of running backups stay as they are.
+    let running = running_backups(repo, &lock)?;
+    let protected_files: HashSet<Id> = files
+        .iter()
+        .filter(|(_, f)| f.writer.is_some_and(|w| running.contains(&w)))
+        .map(|(id, _)| *id)
+        .collect();
+    let protected: HashSet<Id> = files
+        .iter()
+        .filter(|(id, _)| protected_files.contains(id))
+        .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
+        .collect();
+
+    // 3. Then the snapshots, and retention. Storage can hide a snapshot
+    // from the listing; one this device has seen that is gone without a
+    // forget record stops the prune before anything is deleted.
     let all = repo.snapshots()?;
+    let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
+    let hidden = crate::forgotten::hidden_snapshots(repo, &listed)?;
+    if !hidden.is_empty() {
+        let names: Vec<String> = hidden.iter().map(Id::short).collect();
+        return Err(Error::Other(format!(
+            "prune stopped, nothing was deleted: snapshot(s) {} that this device has seen are gone \
+             from the repository without a record that snap removed them; storage may be hiding \
+             them, and their data would be deleted as unused. Run `snap check`; if you know they \
+             were removed by an older snap, delete {} to accept that",
+            names.join(", "),
+            repo.device_state()
+                .map(|s| s.path().display().to_string())
+                .unwrap_or_default()
+        )));
+    }
     let mut groups: HashMap<_, Vec<_>> = HashMap::new();
     for (id, s) in &all {
         if opts.filter.matches(s) {
@@ -134,16 +176,9 @@ pub fn prune(
         .filter(|id| forget.contains(id))
         .collect();
     if !opts.dry_run {
-        for id in &result.snapshots_forgotten {
-            repo.backend().delete(&snapshot_path(id))?;
-        }
+        repo.remove_snapshots(&result.snapshots_forgotten)?;
     }
 
-    // 2. Every index file, superseded ones too: a prune that crashed can
-    // leave packs that only a superseded file names. A pack counts once, in
-    // the first file (by id) that names it, and only if it is stored.
-    let files = repo.read_index_files()?;
-    let stored = repo.stored_packs()?;
     let mut builder = IndexBuilder::default();
     for (_, f) in &files {
         for p in f.packs.iter().filter(|p| stored.contains_key(&p.id)) {
@@ -178,6 +213,11 @@ pub fn prune(
             continue;
         }
         result.bytes_before += p.size;
+        if protected.contains(&p.id) {
+            result.packs_of_running_backups += 1;
+            result.bytes_after += p.size;
+            continue;
+        }
         let Some(number) = index.pack_number(&p.id) else {
             // Indexed but gone: its blobs are lost either way; drop it from
             // the index so later backups store them again.
@@ -234,7 +274,9 @@ pub fn prune(
             opts.packer.clone(),
         );
         for (p, used_idx) in &repack {
-            let bytes = repo.backend().read(&pack_path(&p.id))?;
+            let bytes = repo
+                .backend()
+                .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)?;
             if Id::of_bytes(&bytes) != p.id {
                 return Err(Error::corrupt(
                     format!("pack {}", p.id.short()),
@@ -266,7 +308,7 @@ pub fn prune(
         .map(|p| p.id)
         .chain(repack.iter().map(|(p, _)| p.id))
         .collect();
-    let rewrite = files_to_rewrite(&files, &gone, opts.merge_index_below);
+    let rewrite = files_to_rewrite(&files, &gone, &protected_files, opts.merge_index_below);
     result.index_files_kept = (files.len() - rewrite.len()) as u64;
     if !rewrite.is_empty() {
         let staying: HashSet<Id> = files
@@ -298,6 +340,7 @@ pub fn prune(
             repo.write_index(&IndexFile {
                 supersedes: supersedes.clone(),
                 packs: chunk.to_vec(),
+                writer: None,
             })?;
             result.index_files_written += 1;
         }
@@ -309,22 +352,25 @@ pub fn prune(
             .cloned()
             .collect();
         if !trashed.is_empty() {
-            trash::write(repo, &TrashRecord { packs: trashed })?;
+            // The backups running now, listed after the new index files
+            // exist: a backup that starts later reads an index without the
+            // trashed packs, since the new files supersede the old.
+            let mut waits_for: Vec<Id> = running_backups(repo, &lock)?.into_iter().collect();
+            waits_for.sort();
+            trash::write(
+                repo,
+                &TrashRecord {
+                    packs: trashed,
+                    waits_for,
+                },
+            )?;
         }
         let old: Vec<String> = supersedes.iter().map(|id| format!("index/{id}")).collect();
         repo.backend().delete_many(&old)?;
     }
 
     // 6. Phase 2.
-    empty_trash(
-        repo,
-        &lock,
-        opts,
-        &marked,
-        &mut used,
-        &mut seen,
-        &mut result,
-    )?;
+    empty_trash(repo, &lock, &marked, &mut used, &mut seen, &mut result)?;
     progress.finish();
     repo.load_index()?;
     // Trees of deleted packs are no longer worth keeping on this device.
@@ -348,6 +394,7 @@ pub fn prune(
 fn files_to_rewrite(
     files: &[(Id, IndexFile)],
     gone: &HashSet<Id>,
+    protected: &HashSet<Id>,
     merge_below: usize,
 ) -> HashSet<Id> {
     let superseded: HashSet<Id> = files
@@ -355,7 +402,7 @@ fn files_to_rewrite(
         .flat_map(|(_, f)| f.supersedes.iter().copied())
         .collect();
     let (mut must, mut small) = (HashSet::new(), HashSet::new());
-    for (id, f) in files {
+    for (id, f) in files.iter().filter(|(id, _)| !protected.contains(id)) {
         if superseded.contains(id) || f.packs.iter().any(|p| gone.contains(&p.id)) {
             must.insert(*id);
         } else if f.packs.len() < merge_below {
@@ -408,18 +455,43 @@ fn mark(
     }
 }
 
+/// The ids of the backup locks live now. A backup that prune cannot tell
+/// apart (an older snap's, whose index files do not name their writer, or
+/// a lock that cannot be read) stops the prune: its packs could not be
+/// protected.
+fn running_backups(repo: &Repository, lock: &LockGuard) -> Result<HashSet<Id>> {
+    let now = lock.store_now()?;
+    let mut out = HashSet::new();
+    for l in live_locks(repo, now)? {
+        if l.kind() != LockKind::Backup {
+            continue;
+        }
+        if l.is_unknown_backup() {
+            return Err(Error::Locked(format!(
+                "a backup by an older snap, or one whose lock cannot be read, is running ({}); \
+                 prune again when it has finished (its lock expires by itself within 15 minutes \
+                 if it crashed)",
+                l.describe()
+            )));
+        }
+        out.extend(l.id);
+    }
+    Ok(out)
+}
+
 /// Phase 2: deletes trashed packs that no running backup can rely on.
 ///
-/// A backup writes its lock before it reads the index. So if no backup
-/// lock is live now, every backup that saw a trashed pack in the index has
-/// finished, and its snapshot is among those listed now: marking the
-/// snapshots that appeared since phase 1 and putting back the packs they
-/// need makes the rest safe to delete. While a backup runs, only records
-/// older than the grace period are emptied.
+/// A backup writes its lock before it reads the index. So once none of the
+/// backups a record waits for is live, every backup that could have seen
+/// its packs in the index has finished, and its snapshot is among those
+/// listed now: marking the snapshots that appeared since phase 1 and
+/// putting back the packs they need makes the rest safe to delete. A
+/// record waits however long its backups run: no clock decides. A backup
+/// whose lock lapsed may have been missed by any record, so while one is
+/// live no record is emptied.
 fn empty_trash(
     repo: &Repository,
     lock: &LockGuard,
-    opts: &PruneOptions,
     marked: &HashSet<Id>,
     used: &mut BlobSet,
     seen: &mut HashSet<Id>,
@@ -430,10 +502,13 @@ fn empty_trash(
         return Ok(());
     }
     let now = lock.store_now()?;
-    let backups_running = live_locks(repo, now)?
+    let locks = live_locks(repo, now)?;
+    let backups: HashSet<Id> = locks
         .iter()
-        .any(|l| l.kind() == LockKind::Backup);
-    let grace_ns = opts.grace.as_nanos().min(i64::MAX as u128) as i64;
+        .filter(|l| l.kind() == LockKind::Backup)
+        .filter_map(|l| l.id)
+        .collect();
+    let block_all = locks.iter().any(|l| l.blocks_all_trash());
     for id in repo.list_snapshot_ids()? {
         if !marked.contains(&id) {
             let s = repo.read_snapshot(&id)?;
@@ -454,11 +529,16 @@ fn empty_trash(
     let mut delete = Vec::new();
     let mut emptied = Vec::new();
     for t in records {
-        if backups_running && t.modified_ns > now - grace_ns {
-            result.packs_deferred += t.record.packs.len() as u64;
+        let waiting = block_all
+            || match &t.waits {
+                Waits::Locks(ids) => ids.iter().any(|id| backups.contains(id)),
+                Waits::AnyBackup => !backups.is_empty(),
+            };
+        if waiting {
+            result.packs_deferred += t.packs.len() as u64;
             continue;
         }
-        for p in t.record.packs {
+        for p in t.packs {
             if indexed.pack_number(&p.id).is_some() || !stored.contains_key(&p.id) {
                 continue;
             }
@@ -481,6 +561,7 @@ fn empty_trash(
         repo.write_index(&IndexFile {
             supersedes: Vec::new(),
             packs: restore,
+            writer: None,
         })?;
     }
     repo.backend()

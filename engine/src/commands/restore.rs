@@ -96,6 +96,11 @@ pub fn restore(
 ) -> Result<RestoreResult> {
     repo.load_index()?;
     let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
+    let trust = if repo.is_encrypted() {
+        sys::Trust::Authenticated
+    } else {
+        sys::Trust::Unauthenticated
+    };
     let includes: Vec<Vec<u8>> = opts
         .include
         .iter()
@@ -174,7 +179,9 @@ pub fn restore(
                         }
                     }
                     NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                        match remove_existing(&path).and_then(|_| sys::make_special(&path, &node)) {
+                        match remove_existing(&path)
+                            .and_then(|_| sys::make_special(&path, &node, trust))
+                        {
                             Ok(()) => others.push(Planned { path, node, fresh }),
                             Err(e) => fail(format!(
                                 "{}: cannot create {:?}: {e}",
@@ -281,7 +288,7 @@ pub fn restore(
             let created = std::fs::File::create(&partial).and_then(|file| {
                 file.set_len(*size)?;
                 if planned.is_empty() {
-                    sys::restore_file_metadata(&file, &f.node)?;
+                    sys::restore_file_metadata(&file, &f.node, trust)?;
                     drop(file);
                     place(&partial, &f.path)?;
                     finished[*i].store(true, Ordering::Relaxed);
@@ -368,7 +375,7 @@ pub fn restore(
                 // Its only blob may have been all zeros: a hole to the end.
                 file.set_len(f.node.size)?;
             }
-            sys::restore_file_metadata(&file, &f.node)?;
+            sys::restore_file_metadata(&file, &f.node, trust)?;
             drop(file);
             place(&partial, &f.path)
         })();
@@ -479,7 +486,7 @@ pub fn restore(
         if file_ok[i]
             && !broken[i]
             && !finished[i].load(Ordering::Relaxed)
-            && let Err(e) = sys::restore_metadata(&f.path, &f.node)
+            && let Err(e) = sys::restore_metadata(&f.path, &f.node, trust)
         {
             fail(format!("{}: metadata: {e}", f.path.display()));
         }
@@ -492,7 +499,7 @@ pub fn restore(
         }
     }
     for o in &others {
-        if let Err(e) = sys::restore_metadata(&o.path, &o.node) {
+        if let Err(e) = sys::restore_metadata(&o.path, &o.node, trust) {
             fail(format!("{}: metadata: {e}", o.path.display()));
         }
     }
@@ -500,7 +507,7 @@ pub fn restore(
     // its parent's after the parent was set.
     dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
     for d in &dirs {
-        if let Err(e) = sys::restore_metadata(&d.path, &d.node) {
+        if let Err(e) = sys::restore_metadata(&d.path, &d.node, trust) {
             fail(format!("{}: metadata: {e}", d.path.display()));
         }
     }
