@@ -436,8 +436,9 @@ fn old_trash_waits_for_the_backups_it_names() {
     // were put back, so none is deleted.
     let third = env.json(&["prune"]);
     assert_eq!(third["packs_deferred"], 0, "{third}");
-    let trash = std::fs::read_dir(Path::new(&env.repo).join("trash")).unwrap();
-    assert_eq!(trash.count(), 0, "{third}");
+    // (The local store removes a folder once it is empty.)
+    let trash = std::fs::read_dir(Path::new(&env.repo).join("trash"));
+    assert_eq!(trash.map(|d| d.count()).unwrap_or(0), 0, "{third}");
     assert_backup_whole(&env, &sources);
 }
 
