@@ -98,10 +98,12 @@ pub fn new(global: &Global, profile: &Profile) -> Result<String> {
 }
 
 /// A new passphrase for `key add` and `key passwd`.
-pub fn new_key(file: Option<&std::path::Path>) -> Result<String> {
-    let pw = if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read the new password file {}", f.display()))?;
+pub fn new_key(file: Option<&std::path::Path>) -> Result<Zeroizing<String>> {
+    let pw = Zeroizing::new(if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the new password file {}", f.display()))?,
+        );
         first_line(&text)
     } else if let Ok(pw) = std::env::var("SNAP_NEW_PASSWORD") {
         pw
@@ -111,13 +113,13 @@ pub fn new_key(file: Option<&std::path::Path>) -> Result<String> {
                 "no new password given and no terminal to ask on: use --new-password-file or SNAP_NEW_PASSWORD"
             );
         }
-        let a = rpassword::prompt_password("New password: ")?;
-        let b = rpassword::prompt_password("Enter it again: ")?;
+        let a = Zeroizing::new(rpassword::prompt_password("New password: ")?);
+        let b = Zeroizing::new(rpassword::prompt_password("Enter it again: ")?);
         if a != b {
             bail!("the passwords do not match");
         }
-        a
-    };
+        (*a).clone()
+    });
     if pw.is_empty() {
         bail!("the new password is empty");
     }

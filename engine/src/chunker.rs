@@ -96,15 +96,23 @@ pub struct Chunker {
     gear_ls: Box<[u64; 256]>,
 }
 
+/// The gear table is as secret as the id key it comes from.
+impl Drop for Chunker {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.gear[..]);
+        zeroize::Zeroize::zeroize(&mut self.gear_ls[..]);
+    }
+}
+
 impl Chunker {
     /// Config version 2: `gear[i]` is the i-th little-endian u64 of the
     /// BLAKE3 output stream keyed with `derive_key(GEAR_CONTEXT, id_key)`,
     /// and `gear_ls[i] = gear[i] << 1`, as fastcdc builds its own twin.
     pub fn keyed(params: &ChunkerParams, id_key: &[u8; 32]) -> Chunker {
-        let key = blake3::derive_key(GEAR_CONTEXT, id_key);
+        let key = zeroize::Zeroizing::new(blake3::derive_key(GEAR_CONTEXT, id_key));
         let mut stream = blake3::Hasher::new_keyed(&key).finalize_xof();
-        let mut bytes = [0u8; 256 * 8];
-        stream.fill(&mut bytes);
+        let mut bytes = zeroize::Zeroizing::new([0u8; 256 * 8]);
+        stream.fill(&mut bytes[..]);
         let mut gear = Box::new([0u64; 256]);
         for (g, b) in gear.iter_mut().zip(bytes.chunks_exact(8)) {
             *g = u64::from_le_bytes(b.try_into().expect("8 bytes"));

@@ -12,6 +12,9 @@ pub const MIB: usize = 1024 * 1024;
 
 /// Limits of format-spec.md section 12.
 pub const MAX_SMALL_OBJECT: usize = 16 * MIB;
+/// A key file is a few hundred bytes; 64 KiB leaves room for long host
+/// names and bounds what planted key files can make an unlock hold.
+pub const MAX_KEY_OBJECT: usize = 64 * 1024;
 pub const MAX_INDEX_OBJECT: usize = 512 * MIB;
 pub const MAX_INDEX_BODY: usize = 1024 * MIB;
 pub const MAX_BLOB: usize = 64 * MIB;

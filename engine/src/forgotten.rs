@@ -46,14 +46,14 @@ pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
         };
         let bytes = repo
             .backend()
-            .read(&o.name, codec::MAX_INDEX_OBJECT as u64)?;
+            .read(&o.name, codec::MAX_SMALL_OBJECT as u64)?;
         if Id::of_bytes(&bytes) != id {
             return Err(Error::corrupt(
                 format!("forget record {}", id.short()),
                 "content does not match its name",
             ));
         }
-        let record = codec::open::<ForgetRecord, { codec::MAX_INDEX_BODY }>(
+        let record = codec::open::<ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
             Kind::Forget,
             repo.sealer(),
             &bytes,

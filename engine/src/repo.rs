@@ -36,6 +36,15 @@ pub struct Config {
     pub compression_level: i32,
 }
 
+/// The id key and chunker seed are secrets: zeroed when a config is
+/// dropped, so they do not linger in freed memory.
+impl Drop for Config {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.id_key);
+        zeroize::Zeroize::zeroize(&mut self.chunker.seed);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyFile {
     pub created_ns: i64,
@@ -81,7 +90,7 @@ impl KeyFile {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<KeyFile> {
-        codec::open::<KeyFile, { codec::MAX_SMALL_OBJECT }>(Kind::Key, &None, bytes)
+        codec::open::<KeyFile, { codec::MAX_KEY_OBJECT }>(Kind::Key, &None, bytes)
     }
 }
 
@@ -90,19 +99,30 @@ pub fn now_ns() -> i64 {
 }
 
 /// Choices made once, at `init`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InitOptions {
-    /// `None` makes an unencrypted repository.
-    pub password: Option<String>,
+    /// `None` makes an unencrypted repository. Zeroed when dropped.
+    pub password: Option<Zeroizing<String>>,
     pub kdf: KdfParams,
     pub chunker: ChunkerParams,
     pub compression_level: i32,
 }
 
+impl std::fmt::Debug for InitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitOptions")
+            .field("encrypted", &self.password.is_some())
+            .field("kdf", &self.kdf)
+            .field("chunker", &self.chunker)
+            .field("compression_level", &self.compression_level)
+            .finish()
+    }
+}
+
 impl InitOptions {
     pub fn new(password: Option<String>) -> InitOptions {
         InitOptions {
-            password,
+            password: password.map(Zeroizing::new),
             kdf: KdfParams::new_default(),
             chunker: ChunkerParams::generate(),
             compression_level: 3,
@@ -465,10 +485,10 @@ impl Repository {
         let mut skipped: Vec<String> = Vec::new();
         let mut candidates: Vec<(u64, Id, Bytes, KeyFile)> = listed
             .par_iter()
-            .filter(|(id, size)| Some(*id) != tried && *size <= codec::MAX_SMALL_OBJECT as u64)
+            .filter(|(id, size)| Some(*id) != tried && *size <= codec::MAX_KEY_OBJECT as u64)
             .filter_map(|(id, _)| {
                 let bytes = backend
-                    .read(&format!("keys/{id}"), codec::MAX_SMALL_OBJECT as u64)
+                    .read(&format!("keys/{id}"), codec::MAX_KEY_OBJECT as u64)
                     .ok()?;
                 verify_name("key file", id, &bytes).ok()?;
                 let key = KeyFile::decode(&bytes).ok()?;
@@ -506,7 +526,7 @@ impl Repository {
         for (id, _) in list_ids(&*self.backend, "keys/")? {
             let bytes = self
                 .backend
-                .read(&format!("keys/{id}"), codec::MAX_SMALL_OBJECT as u64)?;
+                .read(&format!("keys/{id}"), codec::MAX_KEY_OBJECT as u64)?;
             verify_name("key file", &id, &bytes)?;
             out.push((id, KeyFile::decode(&bytes)?));
         }

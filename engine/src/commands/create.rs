@@ -452,14 +452,18 @@ impl Archiver<'_> {
 /// - Storage may have lost packs, or replayed an old index file that names
 ///   deleted ones: every needed pack must be in the listing of `data/`.
 ///
-/// A pack that is gone fails the backup with no snapshot written.
+/// A pack that is gone fails the backup with no snapshot written. Once the
+/// lock has lapsed, a trashed pack is not put back but fails the backup
+/// too: a prune that decided to delete it may itself be paused between
+/// deciding and deleting. Returns the trash records seen, for the check
+/// after the snapshot (see [`create`]).
 fn confirm_packs(
     repo: &Repository,
     own: &[Id],
     reused: &HashSet<Id>,
     lock: &LockGuard,
     trash_at_start: &[Id],
-) -> Result<()> {
+) -> Result<Vec<Id>> {
     let lapsed = lock.lapsed();
     if lapsed {
         lock.mark_lapsed()?;
@@ -473,13 +477,14 @@ fn confirm_packs(
             id.short()
         )))
     };
-    if lapsed || trash::ids(repo)? != trash_at_start {
+    let trash_now = trash::ids(repo)?;
+    if lapsed || trash_now != trash_at_start {
         let mut indexed: HashSet<Id> = HashSet::new();
         for (_, f) in repo.read_index_files()? {
             indexed.extend(f.packs.iter().map(|p| p.id));
         }
         let mut back = Vec::new();
-        for t in trash::list(repo)? {
+        for t in trash::list(repo)?.into_iter().filter(|_| !lapsed) {
             back.extend(
                 t.packs
                     .into_iter()
@@ -507,7 +512,7 @@ fn confirm_packs(
     if let Some(id) = needed.iter().find(|id| !stored.contains_key(id)) {
         return gone(id, "missing from the repository");
     }
-    Ok(())
+    Ok(trash_now)
 }
 
 /// Absolute, lexically cleaned source paths; symlinks are not resolved, so
@@ -653,7 +658,7 @@ pub fn create(
     } = archiver;
     let stored = packer.finish()?;
     progress.finish();
-    confirm_packs(
+    let trash_seen = confirm_packs(
         repo,
         &stored.packs,
         &stored.reused_packs,
@@ -690,6 +695,23 @@ pub fn create(
         },
     };
     let snapshot_id = repo.save_snapshot(&snapshot)?;
+    // The backup may have stalled between the check and the snapshot (a
+    // slow listing, a SIGSTOP), and a prune may have trashed what it
+    // reused meanwhile. Checked again while the lock is held; a failure
+    // takes the snapshot back.
+    if lock.lapsed() || trash::ids(repo)? != trash_seen {
+        if let Err(e) = confirm_packs(
+            repo,
+            &stored.packs,
+            &stored.reused_packs,
+            &lock,
+            &trash_seen,
+        ) {
+            repo.backend()
+                .delete(&crate::snapshot::snapshot_path(&snapshot_id))?;
+            return Err(e);
+        }
+    }
     drop(lock);
     Ok(CreateResult {
         snapshot_id,

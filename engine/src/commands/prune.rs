@@ -185,6 +185,14 @@ pub fn prune(
             builder.add_pack(p);
         }
     }
+    // Trashed packs too, after the indexed ones: a backup that reused one
+    // may have written its snapshot after the pack left the index, and its
+    // trees must still be readable to mark it (phase 2 puts the pack back).
+    for t in trash::list(repo)? {
+        for p in t.packs.iter().filter(|p| stored.contains_key(&p.id)) {
+            builder.add_pack(p);
+        }
+    }
     repo.set_index(builder.build());
     let index = repo.index();
 
