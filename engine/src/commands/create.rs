@@ -699,18 +699,18 @@ pub fn create(
     // slow listing, a SIGSTOP), and a prune may have trashed what it
     // reused meanwhile. Checked again while the lock is held; a failure
     // takes the snapshot back.
-    if lock.lapsed() || trash::ids(repo)? != trash_seen {
-        if let Err(e) = confirm_packs(
+    if (lock.lapsed() || trash::ids(repo)? != trash_seen)
+        && let Err(e) = confirm_packs(
             repo,
             &stored.packs,
             &stored.reused_packs,
             &lock,
             &trash_seen,
-        ) {
-            repo.backend()
-                .delete(&crate::snapshot::snapshot_path(&snapshot_id))?;
-            return Err(e);
-        }
+        )
+    {
+        repo.backend()
+            .delete(&crate::snapshot::snapshot_path(&snapshot_id))?;
+        return Err(e);
     }
     drop(lock);
     Ok(CreateResult {
