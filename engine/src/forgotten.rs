@@ -75,12 +75,9 @@ pub fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<Id>> {
     let Some(known) = state.load()? else {
         return Ok(Vec::new());
     };
-    if known.repository != repo.config().id {
-        return Ok(Vec::new());
-    }
     let listed: std::collections::HashSet<Id> = listed.iter().copied().collect();
     let gone: Vec<Id> = known
-        .snapshots
+        .snapshots_of(&repo.config().id)
         .iter()
         .filter(|id| !listed.contains(id))
         .copied()

@@ -5,7 +5,7 @@
 //! bucket removed a repository's encryption (a plain `config` copied over
 //! an encrypted one) or hid snapshots it knows (format-spec.md section 11).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -18,11 +18,21 @@ use crate::id::Id;
 /// The remembered facts of one location.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Known {
+    /// The repository last opened there, and whether it was encrypted.
     pub repository: Id,
     pub encrypted: bool,
-    /// Snapshots this device has read from that repository and not seen
-    /// forgotten, sorted.
-    pub snapshots: BTreeSet<Id>,
+    /// Per repository ever opened there, the snapshots this device has read
+    /// and not seen forgotten. Kept per repository: storage that serves
+    /// another repository at the location for a while (one with the same
+    /// password) must not make the device forget the first one's.
+    pub snapshots: BTreeMap<Id, BTreeSet<Id>>,
+}
+
+impl Known {
+    /// The remembered snapshots of repository `id`.
+    pub fn snapshots_of(&self, id: &Id) -> BTreeSet<Id> {
+        self.snapshots.get(id).cloned().unwrap_or_default()
+    }
 }
 
 /// The file that holds one location's [`Known`].
@@ -31,7 +41,7 @@ pub struct DeviceState {
     path: PathBuf,
 }
 
-const MAGIC: &[u8] = b"snap-device-state-1\n";
+const MAGIC: &[u8] = b"snap-device-state-2\n";
 
 impl DeviceState {
     /// The state of `location` below `base`, named by a hash of the
@@ -63,6 +73,29 @@ impl DeviceState {
         codec::decode::<Known, { codec::MAX_INDEX_BODY }>("device state", body).map(Some)
     }
 
+    /// Runs `change` on the state under an exclusive lock of a file beside
+    /// it, so that a backup and a prune on one device do not lose each
+    /// other's updates; writes the result when `change` says it changed.
+    fn update(&self, change: impl FnOnce(&mut Option<Known>) -> bool) -> Result<()> {
+        let dir = self.path.parent().expect("state files live in a folder");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock_path = self.path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let mut known = self.load()?;
+        if change(&mut known)
+            && let Some(k) = &known
+        {
+            self.store(k)?;
+        }
+        Ok(())
+    }
+
     fn store(&self, known: &Known) -> Result<()> {
         let dir = self.path.parent().expect("state files live in a folder");
         let write = || -> std::io::Result<()> {
@@ -78,43 +111,33 @@ impl DeviceState {
     }
 
     /// Records that the repository `id` at this location was opened, and
-    /// whether it is encrypted. A different id (a repository created anew
-    /// at the location) starts a fresh record.
+    /// whether it is encrypted.
     pub fn pin(&self, id: Id, encrypted: bool) -> Result<()> {
-        let old = self.load()?;
-        if old
-            .as_ref()
-            .is_some_and(|k| k.repository == id && k.encrypted == encrypted)
-        {
-            return Ok(());
-        }
-        let snapshots = old
-            .filter(|k| k.repository == id)
-            .map(|k| k.snapshots)
-            .unwrap_or_default();
-        self.store(&Known {
-            repository: id,
-            encrypted,
-            snapshots,
+        self.update(|known| {
+            let k = known.get_or_insert_with(Known::default);
+            let changed = k.repository != id || k.encrypted != encrypted;
+            k.repository = id;
+            k.encrypted = encrypted;
+            changed
         })
     }
 
     /// Adds `seen` to, and removes `forgotten` from, the snapshots this
-    /// device knows in repository `id`. Several commands may run at once:
-    /// each merges into what is on disk.
+    /// device knows in repository `id`.
     pub fn update_snapshots(&self, id: Id, seen: &[Id], forgotten: &[Id]) -> Result<()> {
-        let mut known = match self.load()? {
-            Some(k) if k.repository == id => k,
-            _ => return Ok(()),
-        };
-        let before = known.snapshots.len();
-        let mut changed = false;
-        known.snapshots.extend(seen.iter().copied());
-        changed |= known.snapshots.len() != before;
-        for f in forgotten {
-            changed |= known.snapshots.remove(f);
-        }
-        if changed { self.store(&known) } else { Ok(()) }
+        self.update(|known| {
+            let Some(k) = known else {
+                return false;
+            };
+            let set = k.snapshots.entry(id).or_default();
+            let before = set.len();
+            set.extend(seen.iter().copied());
+            let mut changed = set.len() != before;
+            for f in forgotten {
+                changed |= set.remove(f);
+            }
+            changed
+        })
     }
 }
 
@@ -135,13 +158,16 @@ mod tests {
         let k = s.load().unwrap().unwrap();
         assert!(k.encrypted);
         assert_eq!(
-            k.snapshots.into_iter().collect::<Vec<_>>(),
+            k.snapshots_of(&id).into_iter().collect::<Vec<_>>(),
             vec![Id([3; 32])]
         );
-        // Another repository at the location starts afresh.
+        // Another repository served at the location for a while does not
+        // make the device forget the first one's snapshots.
         s.pin(Id([9; 32]), false).unwrap();
         let k = s.load().unwrap().unwrap();
-        assert!(!k.encrypted && k.snapshots.is_empty());
+        assert!(!k.encrypted && k.snapshots_of(&Id([9; 32])).is_empty());
+        s.pin(id, true).unwrap();
+        assert_eq!(s.load().unwrap().unwrap().snapshots_of(&id).len(), 1);
         std::fs::write(s.path(), b"junk").unwrap();
         assert!(s.load().is_err());
     }

@@ -261,9 +261,12 @@ impl LockGuard {
                         beat.lapsed.store(true, Ordering::Relaxed);
                         *bytes.lock().unwrap() = lapsed_bytes.clone();
                     }
+                    // The time before the write: a slow write may land with
+                    // the store's time of its start.
                     let current = bytes.lock().unwrap().clone();
+                    let started = wall_ns();
                     if backend.write(&name, current).is_ok() {
-                        beat.last_ok_ns.store(wall_ns(), Ordering::Relaxed);
+                        beat.last_ok_ns.store(started, Ordering::Relaxed);
                     }
                 }
             })
@@ -307,8 +310,9 @@ impl LockGuard {
     /// from the lock's own modification time.
     pub fn store_now(&self) -> Result<i64> {
         let current = self.bytes.lock().unwrap().clone();
+        let started = wall_ns();
         self.backend.write(&self.name, current)?;
-        self.beat.last_ok_ns.store(wall_ns(), Ordering::Relaxed);
+        self.beat.last_ok_ns.store(started, Ordering::Relaxed);
         let own = self
             .backend
             .list("locks/")?

@@ -288,7 +288,7 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
             "region {:?} is wrong for this bucket at {endpoint} (check --region)",
             o.region()
         )
-    } else if has("AccessDenied") || has("403") {
+    } else if has("AccessDenied") || has("status code: 403") {
         format!(
             "access denied to bucket {:?}: the key may not read or write it",
             o.bucket
@@ -399,5 +399,26 @@ mod tests {
                 .scheme(),
             "https"
         );
+    }
+
+    #[test]
+    fn a_port_with_403_in_it_is_no_access_denial() {
+        // An https endpoint on a plain-http port that happens to contain
+        // "403" once made a TLS failure read as "access denied" (a flaky
+        // test, since the test server's port is random).
+        let o = with("https://127.0.0.1:40312");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request for url (https://127.0.0.1:40312/b/config): \
+                     client error (Connect): received corrupt message of type InvalidContentType"
+                .into(),
+        };
+        let msg = explain(&o, &e).unwrap();
+        assert!(msg.starts_with("TLS failure"), "{msg}");
+        let denied = object_store::Error::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 403 Forbidden: ".into(),
+        };
+        assert!(explain(&o, &denied).unwrap().starts_with("access denied"));
     }
 }
