@@ -27,6 +27,15 @@ fn decode_all(bytes: &[u8]) {
         let _ = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, sealer, bytes);
         let _ = codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, sealer, bytes);
         let _ = codec::open::<TrashRecord, { codec::MAX_INDEX_BODY }>(Kind::Trash, sealer, bytes);
+        // The versioned openers that readers use.
+        let _ = IndexFile::open(sealer, bytes);
+        let _ = Lock::open(sealer, bytes);
+        let _ = snap_engine::trash::open(sealer, bytes);
+        let _ = codec::open::<snap_engine::forgotten::ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
+            Kind::Forget,
+            sealer,
+            bytes,
+        );
         let _ = pack::read_header(sealer, bytes);
         let codec = BlobCodec {
             sealer: sealer.clone(),

@@ -82,15 +82,7 @@ pub fn list(repo: &Repository) -> Result<Vec<Trashed>> {
                 "content does not match its name",
             ));
         }
-        const LIMIT: usize = codec::MAX_INDEX_BODY;
-        let (version, body) = codec::open_versioned(Kind::Trash, repo.sealer(), &bytes, LIMIT)?;
-        let (packs, waits) = if version == 1 {
-            let v1: TrashRecordV1 = codec::decode::<_, LIMIT>("trash record", &body)?;
-            (v1.packs, Waits::AnyBackup)
-        } else {
-            let r: TrashRecord = codec::decode::<_, LIMIT>("trash record", &body)?;
-            (r.packs, Waits::Locks(r.waits_for))
-        };
+        let (packs, waits) = open(repo.sealer(), &bytes)?;
         out.push(Trashed {
             id,
             modified_ns: o.modified_ns,
@@ -99,6 +91,18 @@ pub fn list(repo: &Repository) -> Result<Vec<Trashed>> {
         });
     }
     Ok(out)
+}
+
+/// Opens a trash envelope of either format version.
+pub fn open(sealer: &codec::Sealer, bytes: &[u8]) -> Result<(Vec<IndexPack>, Waits)> {
+    const LIMIT: usize = codec::MAX_INDEX_BODY;
+    let (version, body) = codec::open_versioned(Kind::Trash, sealer, bytes, LIMIT)?;
+    if version == 1 {
+        let v1: TrashRecordV1 = codec::decode::<_, LIMIT>("trash record", &body)?;
+        return Ok((v1.packs, Waits::AnyBackup));
+    }
+    let r: TrashRecord = codec::decode::<_, LIMIT>("trash record", &body)?;
+    Ok((r.packs, Waits::Locks(r.waits_for)))
 }
 
 pub fn remove(repo: &Repository, id: &Id) -> Result<()> {

@@ -17,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, &sealer, data);
         let _ = codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, &sealer, data);
         let _ = codec::open::<TrashRecord, { codec::MAX_INDEX_BODY }>(Kind::Trash, &sealer, data);
+        // The versioned openers that readers use.
+        let _ = IndexFile::open(&sealer, data);
+        let _ = Lock::open(&sealer, data);
+        let _ = snap_engine::trash::open(&sealer, data);
     }
     // Bodies without an envelope, as an attacker-chosen plaintext would be.
     let _ = codec::decode::<IndexFile, { codec::MAX_INDEX_BODY }>("index", data);
