@@ -40,6 +40,18 @@ fn snapshot_of_repo(env: &Env) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// `snap snapshots` with a wrong password: must exit 12.
+fn wrong_password(env: &Env) -> String {
+    let out = env
+        .snap()
+        .env("SNAP_PASSWORD", "wrong")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    stderr(&out)
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -326,17 +338,10 @@ fn an_oversized_key_file_is_not_read() {
     };
     let ok = limited(&["snapshots"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let wrong = env
-        .snap()
-        .env("SNAP_PASSWORD", "wrong")
-        .arg("snapshots")
-        .output()
-        .unwrap();
-    assert_eq!(wrong.status.code(), Some(12));
+    let wrong = wrong_password(&env);
     assert!(
-        stderr(&wrong).contains("00000000 (unreadable, oversized or damaged)"),
-        "{}",
-        stderr(&wrong)
+        wrong.contains("00000000 (unreadable, oversized or damaged)"),
+        "{wrong}"
     );
 }
 
@@ -365,32 +370,16 @@ fn costly_and_numerous_planted_keys_bound_the_unlock() {
     let huge = plant_key(&env, KdfParams::new(4 << 20, 1, 1));
     let ok = env.snap().arg("snapshots").output().unwrap();
     assert!(ok.status.success(), "{}", stderr(&ok));
-    let wrong = env
-        .snap()
-        .env("SNAP_PASSWORD", "wrong")
-        .arg("snapshots")
-        .output()
-        .unwrap();
-    assert_eq!(wrong.status.code(), Some(12));
-    assert!(stderr(&wrong).contains(&huge.short()), "{}", stderr(&wrong));
+    let wrong = wrong_password(&env);
+    assert!(wrong.contains(&huge.short()), "{wrong}");
 
     // Many cheap keys: the unlock stops at its work bound and names those
     // it did not try.
     for _ in 0..300 {
         plant_key(&env, KdfParams::new(32, 1, 1));
     }
-    let wrong = env
-        .snap()
-        .env("SNAP_PASSWORD", "wrong")
-        .arg("snapshots")
-        .output()
-        .unwrap();
-    assert_eq!(wrong.status.code(), Some(12));
-    assert!(
-        stderr(&wrong).contains("over the unlock work bound"),
-        "{}",
-        stderr(&wrong)
-    );
+    let wrong = wrong_password(&env);
+    assert!(wrong.contains("over the unlock work bound"), "{wrong}");
 }
 
 #[test]

@@ -183,9 +183,12 @@ impl Chunker {
     }
 
     /// Chunks of `reader`, each at most `max_size` bytes. Memory is one
-    /// buffer of twice `max_size`, however large the file; what is left
-    /// after a cut moves to the front once per `max_size` consumed, not
-    /// once per chunk.
+    /// buffer of `max_size`, however large the file, and what is left after
+    /// a cut moves to its front, as fastcdc's `StreamCDC` does. A buffer of
+    /// twice that, moved once per `max_size` consumed, was no faster on the
+    /// compare data (3.90 s against 3.92 s for a first backup) and raised
+    /// the backup's peak memory from 95 to 115 MB, several large files
+    /// being read at once.
     pub fn chunks<'a, R: Read + 'a>(
         &'a self,
         reader: R,
@@ -193,7 +196,7 @@ impl Chunker {
         Stream {
             chunker: self,
             reader,
-            buf: vec![0; 2 * self.max],
+            buf: vec![0; self.max],
             start: 0,
             end: 0,
             eof: false,

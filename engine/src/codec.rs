@@ -42,15 +42,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes `bytes` as exactly one `T`. `LIMIT` bounds what any length field
 /// may make the decoder allocate, so hostile bytes cannot exhaust memory.
 pub fn decode<T: DeserializeOwned, const LIMIT: usize>(what: &str, bytes: &[u8]) -> Result<T> {
-    if bytes.len() > LIMIT {
-        return Err(Error::corrupt(
-            what,
-            format!("{} bytes exceed the {LIMIT}-byte limit", bytes.len()),
-        ));
-    }
-    let (value, used): (T, usize) =
-        bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
-            .map_err(|e| Error::corrupt(what, e))?;
+    let (value, used) = decode_prefix::<T, LIMIT>(what, bytes)?;
     if used != bytes.len() {
         return Err(Error::corrupt(
             what,
@@ -58,6 +50,21 @@ pub fn decode<T: DeserializeOwned, const LIMIT: usize>(what: &str, bytes: &[u8])
         ));
     }
     Ok(value)
+}
+
+/// One `T` from the start of `bytes`, and how many bytes it took.
+fn decode_prefix<T: DeserializeOwned, const LIMIT: usize>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<(T, usize)> {
+    if bytes.len() > LIMIT {
+        return Err(Error::corrupt(
+            what,
+            format!("{} bytes exceed the {LIMIT}-byte limit", bytes.len()),
+        ));
+    }
+    bincode::serde::decode_from_slice(bytes, config().with_limit::<LIMIT>())
+        .map_err(|e| Error::corrupt(what, e))
 }
 
 pub const STORED: u8 = 0;
@@ -390,15 +397,7 @@ pub fn decode_padded<T: DeserializeOwned, const LIMIT: usize>(
     what: &str,
     body: &[u8],
 ) -> Result<T> {
-    if body.len() > LIMIT {
-        return Err(Error::corrupt(
-            what,
-            format!("{} bytes exceed the {LIMIT}-byte limit", body.len()),
-        ));
-    }
-    let (value, used): (T, usize) =
-        bincode::serde::decode_from_slice(body, config().with_limit::<LIMIT>())
-            .map_err(|e| Error::corrupt(what, e))?;
+    let (value, used) = decode_prefix::<T, LIMIT>(what, body)?;
     if body[used..].iter().any(|&b| b != 0) {
         return Err(Error::corrupt(what, "padding is not all zero"));
     }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Kind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::repo::Repository;
 
@@ -40,19 +40,7 @@ pub fn write(repo: &Repository, snapshots: &[Id]) -> Result<Id> {
 /// Every snapshot id that a record on storage says was removed.
 pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
     let mut out = std::collections::HashSet::new();
-    for o in repo.backend().list("forgotten/")? {
-        let Some(id) = o.name.rsplit('/').next().and_then(|n| Id::from_hex(n).ok()) else {
-            continue;
-        };
-        let bytes = repo
-            .backend()
-            .read(&o.name, codec::MAX_SMALL_OBJECT as u64)?;
-        if Id::of_bytes(&bytes) != id {
-            return Err(Error::corrupt(
-                format!("forget record {}", id.short()),
-                "content does not match its name",
-            ));
-        }
+    for (_, bytes) in repo.read_folder("forgotten", "forget record", codec::MAX_SMALL_OBJECT)? {
         let record = codec::open::<ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
             Kind::Forget,
             repo.sealer(),

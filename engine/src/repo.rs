@@ -302,11 +302,30 @@ impl Repository {
         Ok(bytes.to_vec())
     }
 
-    fn list_folder(&self, folder: &str) -> Result<Vec<Id>> {
-        let ids: Vec<Id> = list_ids(&*self.backend, &format!("{folder}/"))?
+    /// Every object of `folder` (named by its hash), read with the kind's
+    /// `limit` and verified against its name, in name order. Not cached:
+    /// trash and forget records are read by prune and backups' checks only.
+    pub fn read_folder(&self, folder: &str, what: &str, limit: usize) -> Result<Vec<(Id, Bytes)>> {
+        list_ids(&*self.backend, &format!("{folder}/"))?
+            .into_iter()
+            .map(|(id, _)| {
+                let bytes = self.backend.read(&format!("{folder}/{id}"), limit as u64)?;
+                verify_name(what, &id, &bytes)?;
+                Ok((id, bytes))
+            })
+            .collect()
+    }
+
+    /// Ids of the objects of `folder` (named by their hash), sorted.
+    pub fn folder_ids(&self, folder: &str) -> Result<Vec<Id>> {
+        Ok(list_ids(&*self.backend, &format!("{folder}/"))?
             .into_iter()
             .map(|(id, _)| id)
-            .collect();
+            .collect())
+    }
+
+    fn list_folder(&self, folder: &str) -> Result<Vec<Id>> {
+        let ids = self.folder_ids(folder)?;
         if let Some(c) = &self.cache {
             c.retain(folder, &ids.iter().copied().collect());
         }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Kind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::index::IndexPack;
 use crate::repo::Repository;
@@ -40,8 +40,6 @@ pub enum Waits {
 /// A record as found on storage.
 pub struct Trashed {
     pub id: Id,
-    /// When it was written, by the store's clock.
-    pub modified_ns: i64,
     pub packs: Vec<IndexPack>,
     pub waits: Waits,
 }
@@ -57,40 +55,17 @@ pub fn write(repo: &Repository, record: &TrashRecord) -> Result<Id> {
 /// Ids of the records on storage, sorted: a backup compares them at its
 /// start and end to learn whether a prune ran meanwhile.
 pub fn ids(repo: &Repository) -> Result<Vec<Id>> {
-    let mut out: Vec<Id> = repo
-        .backend()
-        .list("trash/")?
-        .into_iter()
-        .filter_map(|o| o.name.rsplit('/').next().and_then(|n| Id::from_hex(n).ok()))
-        .collect();
-    out.sort();
-    Ok(out)
+    repo.folder_ids("trash")
 }
 
 pub fn list(repo: &Repository) -> Result<Vec<Trashed>> {
-    let mut out = Vec::new();
-    for o in repo.backend().list("trash/")? {
-        let Some(id) = o.name.rsplit('/').next().and_then(|n| Id::from_hex(n).ok()) else {
-            continue;
-        };
-        let bytes = repo
-            .backend()
-            .read(&o.name, codec::MAX_INDEX_OBJECT as u64)?;
-        if Id::of_bytes(&bytes) != id {
-            return Err(Error::corrupt(
-                format!("trash record {}", id.short()),
-                "content does not match its name",
-            ));
-        }
-        let (packs, waits) = open(repo.sealer(), &bytes)?;
-        out.push(Trashed {
-            id,
-            modified_ns: o.modified_ns,
-            packs,
-            waits,
-        });
-    }
-    Ok(out)
+    repo.read_folder("trash", "trash record", codec::MAX_INDEX_OBJECT)?
+        .into_iter()
+        .map(|(id, bytes)| {
+            let (packs, waits) = open(repo.sealer(), &bytes)?;
+            Ok(Trashed { id, packs, waits })
+        })
+        .collect()
 }
 
 /// Opens a trash envelope of either format version.

@@ -708,8 +708,9 @@ pub fn create(
             &trash_seen,
         )
     {
-        repo.backend()
-            .delete(&crate::snapshot::snapshot_path(&snapshot_id))?;
+        // Removed as `forget` would, with a record: this device has
+        // already noted the snapshot as seen.
+        repo.remove_snapshots(&[snapshot_id])?;
         return Err(e);
     }
     drop(lock);
