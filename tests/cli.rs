@@ -119,10 +119,17 @@ fn unchanged_rerun_reads_nothing_and_adds_almost_nothing() {
     assert_eq!(second["files_new"], 0);
     assert_eq!(second["files_changed"], 0);
     assert_eq!(second["files_unmodified"], first["files_new"]);
+    // An ancestor's mtime (/tmp, which other tests touch) may change the
+    // trees above the source: at most the three of /, /tmp and the test's
+    // folder. They go in one last pack, padded to 64 KiB (format-spec.md
+    // section 6); without them the snapshot alone is written.
     let growth = env.repo_size() - size_before;
+    let trees = second["blobs_added"].as_u64().unwrap();
+    assert!(trees <= 3, "an unchanged rerun stored {trees} blobs");
+    let bound = if trees == 0 { 4096 } else { 80 * 1024 };
     assert!(
-        growth < 4096,
-        "an unchanged rerun grew the repository by {growth} bytes"
+        growth < bound,
+        "an unchanged rerun grew the repository by {growth} bytes ({trees} trees)"
     );
 }
 

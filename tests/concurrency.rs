@@ -462,3 +462,55 @@ fn a_backup_whose_lock_expired_across_a_prune_fails_cleanly() {
     assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
     env.snap().args(["check"]).assert().success();
 }
+
+/// A snapshot needs a pack that left the index and waits in the trash (a
+/// backup wrote the snapshot after a prune took the pack out). The next
+/// prune must keep that data, and keep it under a new pack id: another
+/// prune, paused after deciding to delete the old pack, may still do so.
+#[test]
+fn phase_two_copies_needed_blobs_out_of_trashed_packs() {
+    use snap_engine::index::IndexFile;
+    use snap_engine::trash::{self, TrashRecord};
+    let env = Env::new();
+    env.init();
+    let src = source(&env);
+    env.create(&[&src], &[]);
+    let repo = open(&env);
+    let files = repo.read_index_files().unwrap();
+    let packs: Vec<_> = files.iter().flat_map(|(_, f)| f.packs.clone()).collect();
+    let old_ids: Vec<_> = packs.iter().map(|p| p.id).collect();
+    // The packs leave the index, as phase 1 of a prune leaves them (the
+    // files that named them replaced, then deleted), and wait in a trash
+    // record that waits for no lock.
+    repo.write_index(&IndexFile {
+        supersedes: files.iter().map(|(id, _)| *id).collect(),
+        packs: vec![],
+        writer: None,
+    })
+    .unwrap();
+    for (id, _) in &files {
+        std::fs::remove_file(Path::new(&env.repo).join("index").join(id.to_hex())).unwrap();
+    }
+    trash::write(
+        &repo,
+        &TrashRecord {
+            packs,
+            waits_for: vec![],
+        },
+    )
+    .unwrap();
+    let v = env.json(&["prune"]);
+    assert!(v["packs_restored"].as_u64().unwrap() > 0, "{v}");
+    let now: std::collections::HashSet<_> = env
+        .pack_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for id in &old_ids {
+        assert!(
+            !now.contains(&id.to_hex()),
+            "pack {id:?} came back under its old id"
+        );
+    }
+    assert_backup_whole(&env, &[src]);
+}

@@ -45,6 +45,21 @@ struct IndexFileV1 {
     packs: Vec<IndexPack>,
 }
 
+/// The files that no other file supersedes: what readers use as the index.
+/// A file listed in another's `supersedes` is on its way out (a prune
+/// writes the replacement first, then deletes it), so a pack that only it
+/// names is not indexed.
+pub fn current(files: Vec<(Id, IndexFile)>) -> Vec<(Id, IndexFile)> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    files
+        .into_iter()
+        .filter(|(id, _)| !superseded.contains(id))
+        .collect()
+}
+
 impl IndexFile {
     /// Opens an index envelope of either format version.
     pub fn open(sealer: &codec::Sealer, bytes: &[u8]) -> crate::Result<IndexFile> {

@@ -190,7 +190,13 @@ impl Heartbeat {
     /// No write for long enough that the lock may have expired before the
     /// next one lands.
     fn may_have_expired(&self) -> bool {
-        wall_ns() - self.last_ok_ns.load(Ordering::Relaxed) > (EXPIRY - HEARTBEAT).as_nanos() as i64
+        self.gap_may_expire(wall_ns())
+    }
+
+    /// Whether, at `now`, the last successful write is old enough that the
+    /// lock may expire before the next one lands.
+    fn gap_may_expire(&self, now: i64) -> bool {
+        now - self.last_ok_ns.load(Ordering::Relaxed) > (EXPIRY - HEARTBEAT).as_nanos() as i64
     }
 }
 
@@ -226,12 +232,13 @@ impl LockGuard {
         let id = Id::random();
         let name = format!("locks/{id}");
         let backend = repo.backend().clone();
+        let started = wall_ns();
         backend.write(&name, bytes.clone())?;
         let bytes = Arc::new(Mutex::new(bytes));
         let beat = Arc::new(Heartbeat {
             stop: Mutex::new(false),
             wake: Condvar::new(),
-            last_ok_ns: AtomicI64::new(wall_ns()),
+            last_ok_ns: AtomicI64::new(started),
             lapsed: AtomicBool::new(false),
         });
         let thread = {
@@ -255,16 +262,19 @@ impl LockGuard {
                     if *stopped {
                         return;
                     }
-                    // A gap this long may have let the lock expire: say so
-                    // in the lock from now on, before anyone relies on it.
-                    if beat.may_have_expired() {
+                    // One reading of the clock serves both the lapse test
+                    // and the write's time: a pause between two readings
+                    // would hide the gap behind a fresh write. It is taken
+                    // before the write, since a slow write may land with
+                    // the store's time of its start.
+                    let started = wall_ns();
+                    if beat.gap_may_expire(started) {
+                        // Say so in the lock from now on, before anyone
+                        // relies on it.
                         beat.lapsed.store(true, Ordering::Relaxed);
                         *bytes.lock().unwrap() = lapsed_bytes.clone();
                     }
-                    // The time before the write: a slow write may land with
-                    // the store's time of its start.
                     let current = bytes.lock().unwrap().clone();
-                    let started = wall_ns();
                     if backend.write(&name, current).is_ok() {
                         beat.last_ok_ns.store(started, Ordering::Relaxed);
                     }

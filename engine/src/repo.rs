@@ -674,18 +674,12 @@ impl Repository {
 
     /// Loads every index file, skipping those another one supersedes.
     pub fn load_index(&mut self) -> Result<()> {
-        let files = self.read_index_files()?;
-        let superseded: HashSet<Id> = files
-            .iter()
-            .flat_map(|(_, f)| f.supersedes.iter().copied())
-            .collect();
+        let files = crate::index::current(self.read_index_files()?);
         let mut builder = IndexBuilder::default();
         // Each file is dropped once added, so the decoded files and the
         // table never both hold the whole index.
-        for (id, file) in files {
-            if !superseded.contains(&id) {
-                builder.add_file(&file);
-            }
+        for (_, file) in files {
+            builder.add_file(&file);
         }
         self.index = builder.build();
         Ok(())

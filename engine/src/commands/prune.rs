@@ -282,25 +282,7 @@ pub fn prune(
             opts.packer.clone(),
         );
         for (p, used_idx) in &repack {
-            let bytes = repo
-                .backend()
-                .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)?;
-            if Id::of_bytes(&bytes) != p.id {
-                return Err(Error::corrupt(
-                    format!("pack {}", p.id.short()),
-                    "content does not match its name; prune stopped, run `snap check --read-data`",
-                ));
-            }
-            for &i in used_idx {
-                let b = &p.blobs[i];
-                let stored = bytes
-                    .get(b.offset as usize..b.offset as usize + b.length as usize)
-                    .ok_or_else(|| {
-                        Error::corrupt(format!("pack {}", p.id.short()), "blob outside the pack")
-                    })?;
-                let plain = repo.codec().decode(b.ty, &b.id, stored, b.raw_length)?;
-                packer.add_with_id(b.ty, b.id, &plain)?;
-            }
+            copy_blobs(repo, &packer, p, used_idx)?;
             progress.item(std::path::Path::new(&p.id.short()));
         }
         let stats = packer.finish()?;
@@ -392,6 +374,31 @@ pub fn prune(
         c.retain("trees", &trees);
     }
     Ok(result)
+}
+
+/// Copies blobs `which` of pack `p` into `packer`, after verifying the
+/// pack against its name.
+fn copy_blobs(repo: &Repository, packer: &Packer, p: &IndexPack, which: &[usize]) -> Result<()> {
+    let bytes = repo
+        .backend()
+        .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)?;
+    if Id::of_bytes(&bytes) != p.id {
+        return Err(Error::corrupt(
+            format!("pack {}", p.id.short()),
+            "content does not match its name; prune stopped, run `snap check --read-data`",
+        ));
+    }
+    for &i in which {
+        let b = &p.blobs[i];
+        let stored = bytes
+            .get(b.offset as usize..b.offset as usize + b.length as usize)
+            .ok_or_else(|| {
+                Error::corrupt(format!("pack {}", p.id.short()), "blob outside the pack")
+            })?;
+        let plain = repo.codec().decode(b.ty, &b.id, stored, b.raw_length)?;
+        packer.add_with_id(b.ty, b.id, &plain)?;
+    }
+    Ok(())
 }
 
 /// The index files phase 1 replaces: those naming a pack that goes, those
@@ -517,14 +524,24 @@ fn empty_trash(
         .filter_map(|l| l.id)
         .collect();
     let block_all = locks.iter().any(|l| l.blocks_all_trash());
-    for id in repo.list_snapshot_ids()? {
+    let defer_all = |result: &mut PruneResult| {
+        result.packs_deferred += records.iter().map(|t| t.packs.len() as u64).sum::<u64>();
+    };
+    let listed = repo.list_snapshot_ids()?;
+    // Storage may hide a snapshot written since step 4 (by a backup on this
+    // device): its packs would look unused.
+    if !crate::forgotten::hidden_snapshots(repo, &listed)?.is_empty() {
+        defer_all(result);
+        return Ok(());
+    }
+    for id in listed {
         if !marked.contains(&id) {
             let s = repo.read_snapshot(&id)?;
             if mark(repo, &id, s.tree, used, seen).is_err() {
                 // A snapshot written during this prune may have its trees
                 // in packs this prune's index lacks. Decide nothing now:
                 // the next prune marks it with an index that has them.
-                result.packs_deferred += records.iter().map(|t| t.packs.len() as u64).sum::<u64>();
+                defer_all(result);
                 return Ok(());
             }
         }
@@ -532,7 +549,7 @@ fn empty_trash(
     // Everything indexed now, including index files that backups wrote to
     // put trashed packs back.
     let mut indexed = IndexBuilder::default();
-    for (_, file) in repo.read_index_files()? {
+    for (_, file) in crate::index::current(repo.read_index_files()?) {
         indexed.add_file(&file);
     }
     let indexed = indexed.build();
@@ -570,13 +587,26 @@ fn empty_trash(
         }
         emptied.push(t.id);
     }
+    // Needed blobs of trashed packs are copied into new packs, not put back
+    // under the old pack's name: another prune, paused after it decided to
+    // delete that pack, may still delete it. The old pack then goes too.
     if !restore.is_empty() {
         result.packs_restored = restore.len() as u64;
-        repo.write_index(&IndexFile {
-            supersedes: Vec::new(),
-            packs: restore,
-            writer: None,
-        })?;
+        let packer = Packer::new(
+            repo.backend().clone(),
+            repo.codec().clone(),
+            &indexed,
+            repo.cache().cloned(),
+            PackerOptions::default(),
+        );
+        for p in &restore {
+            let needed: Vec<usize> = (0..p.blobs.len())
+                .filter(|&i| used.contains(p.blobs[i].ty, &p.blobs[i].id))
+                .collect();
+            copy_blobs(repo, &packer, p, &needed)?;
+        }
+        packer.finish()?;
+        delete.extend(restore.iter().map(|p| p.id));
     }
     repo.backend()
         .delete_many(&delete.iter().map(pack_path).collect::<Vec<_>>())?;
