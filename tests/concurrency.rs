@@ -469,6 +469,18 @@ fn a_backup_whose_lock_expired_across_a_prune_fails_cleanly() {
 /// prune, paused after deciding to delete the old pack, may still do so.
 #[test]
 fn phase_two_copies_needed_blobs_out_of_trashed_packs() {
+    needed_data_in_the_trash_is_copied(true);
+}
+
+/// The same, after a prune that crashed between writing the replacement
+/// index files and deleting the old ones: the old files still name the
+/// trashed packs, and must not bring them back under their old ids.
+#[test]
+fn a_trashed_pack_named_only_by_a_superseded_file_is_not_revived() {
+    needed_data_in_the_trash_is_copied(false);
+}
+
+fn needed_data_in_the_trash_is_copied(old_files_deleted: bool) {
     use snap_engine::index::IndexFile;
     use snap_engine::trash::{self, TrashRecord};
     let env = Env::new();
@@ -488,7 +500,7 @@ fn phase_two_copies_needed_blobs_out_of_trashed_packs() {
         writer: None,
     })
     .unwrap();
-    for (id, _) in &files {
+    for (id, _) in files.iter().filter(|_| old_files_deleted) {
         std::fs::remove_file(Path::new(&env.repo).join("index").join(id.to_hex())).unwrap();
     }
     trash::write(

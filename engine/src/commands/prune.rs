@@ -187,13 +187,27 @@ pub fn prune(
     }
     // Trashed packs too, after the indexed ones: a backup that reused one
     // may have written its snapshot after the pack left the index, and its
-    // trees must still be readable to mark it (phase 2 puts the pack back).
-    for t in trash::list(repo)? {
+    // trees must still be readable to mark it (phase 2 copies what it needs).
+    let trashed_now = trash::list(repo)?;
+    for t in &trashed_now {
         for p in t.packs.iter().filter(|p| stored.contains_key(&p.id)) {
             builder.add_pack(p);
         }
     }
     repo.set_index(builder.build());
+    // Trashed packs that only superseded files still name (a prune crashed
+    // between replacing and deleting them) stay in the trash: naming them
+    // again under their old id would undo what another prune, paused, may
+    // still carry out. Phase 2 copies what of them is needed.
+    let current: HashSet<Id> = crate::index::current(files.clone())
+        .iter()
+        .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
+        .collect();
+    let lingering: HashSet<Id> = trashed_now
+        .iter()
+        .flat_map(|t| t.packs.iter().map(|p| p.id))
+        .filter(|id| !current.contains(id))
+        .collect();
     let index = repo.index();
 
     // 3. Mark: every blob a remaining snapshot reaches, one bit per blob.
@@ -217,7 +231,7 @@ pub fn prune(
     let mut repack: Vec<(&IndexPack, Vec<usize>)> = Vec::new();
     let mut removed: Vec<&IndexPack> = Vec::new();
     for p in files.iter().flat_map(|(_, f)| &f.packs) {
-        if !listed.insert(p.id) {
+        if !listed.insert(p.id) || lingering.contains(&p.id) {
             continue;
         }
         result.bytes_before += p.size;
@@ -315,6 +329,7 @@ pub fn prune(
                 stored.contains_key(&p.id)
                     && !gone.contains(&p.id)
                     && !staying.contains(&p.id)
+                    && !lingering.contains(&p.id)
                     && moved.insert(p.id)
             })
             .cloned()
