@@ -200,12 +200,15 @@ fn refuse_plain(
              written. Restore the original config from a copy, or ask whoever manages the storage"
         )))
     };
-    if let Some(known) = state.map(DeviceState::load).transpose()?.flatten()
+    if let Some(state) = state
+        && let Some(known) = state.load()?
         && known.encrypted
     {
         return removed(format!(
-            "this device opened it encrypted before (repository {})",
-            known.repository.short()
+            "this device opened it encrypted before (repository {}; if it was deliberately \
+             made again without encryption, delete {} to accept that)",
+            known.repository.short(),
+            state.path().display()
         ));
     }
     if opts.password_configured {

@@ -448,15 +448,16 @@ impl Archiver<'_> {
 /// - If the lock lapsed (the machine slept, the process was stopped, the
 ///   heartbeat failed), prunes may have treated this backup as dead. The
 ///   lock is marked lapsed, which stops every prune from emptying trash,
-///   then running prunes are waited for, and own packs are put back too.
+///   and running prunes are waited for. Then every needed pack must still
+///   be indexed: nothing is put back from the trash, since a prune that
+///   decided to delete a pack may itself be paused between deciding and
+///   deleting.
 /// - Storage may have lost packs, or replayed an old index file that names
 ///   deleted ones: every needed pack must be in the listing of `data/`.
 ///
-/// A pack that is gone fails the backup with no snapshot written. Once the
-/// lock has lapsed, a trashed pack is not put back but fails the backup
-/// too: a prune that decided to delete it may itself be paused between
-/// deciding and deleting. Returns the trash records seen, for the check
-/// after the snapshot (see [`create`]).
+/// A pack that is gone fails the backup with no snapshot written. Returns
+/// the trash records seen, for the check after the snapshot (see
+/// [`create`]).
 fn confirm_packs(
     repo: &Repository,
     own: &[Id],
