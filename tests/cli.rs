@@ -733,6 +733,15 @@ fn a_file_written_while_it_is_read_is_named_and_the_exit_code_is_3() {
         err.contains("growing.log") && err.contains("changed while it was read"),
         "{err}"
     );
+    // Said as what happened: read, changed, stored as read; not "could not
+    // be read", which is what the summary used to say of it.
+    assert!(!err.contains("could not be read"), "{err}");
+    assert!(
+        err.contains("1 file(s) changed while they were read"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["changed_while_read"], 1, "{v}");
     // The rest of the snapshot is there, and the next backup reads the file again.
     let restored = env.restore("latest", &src, "out");
     assert_eq!(

@@ -11,8 +11,9 @@ use snap_engine::commands::check;
     name = "snap",
     version,
     about = "Deduplicating, encrypted backups to S3-compatible buckets and local directories",
-    after_help = "Exit codes: 0 success, 1 error, 3 snapshot written but some files could not be read, \
-                  10 no repository, 12 wrong password."
+    after_help = "Exit codes: 0 success; 1 error; 3 snapshot written but some files could not be \
+                  read or changed while read, or a restore that skipped items; 10 no repository; \
+                  11 locked by another command (try again later); 12 wrong password."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -130,6 +131,55 @@ pub struct Global {
     /// Say what is happening, per file with -v
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The ids of the options given on the command line, not taken from
+    /// the environment: `snap config` saves only those, and S3 options
+    /// given beside a local repository are refused.
+    #[arg(skip)]
+    pub from_command_line: Vec<String>,
+}
+
+impl Global {
+    pub fn given_on_command_line(&self, id: &str) -> bool {
+        self.from_command_line.iter().any(|i| i == id)
+    }
+
+    /// The S3 options given on the command line, as their flags.
+    pub fn s3_flags_given(&self) -> Vec<&'static str> {
+        [
+            ("endpoint", "--endpoint"),
+            ("region", "--region"),
+            ("s3_addressing", "--s3-addressing"),
+            ("access_key_id", "--access-key-id"),
+            ("secret_access_key", "--secret-access-key"),
+            ("connections", "--connections"),
+            ("no_bulk_delete", "--no-bulk-delete"),
+        ]
+        .into_iter()
+        .filter(|(id, _)| self.given_on_command_line(id))
+        .map(|(_, flag)| flag)
+        .collect()
+    }
+}
+
+impl Cli {
+    /// Parses the command line, noting which options came from it rather
+    /// than from the environment.
+    pub fn parse_noting_sources() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let mut level = Some(&matches);
+        while let Some(m) = level {
+            for id in m.ids() {
+                if m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine) {
+                    cli.global.from_command_line.push(id.to_string());
+                }
+            }
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        cli
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -325,9 +375,19 @@ pub struct RestoreArgs {
 
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
-    /// Snapshot ids or unique id prefixes
+    /// Snapshot ids, unique id prefixes of at least 4 hex digits, or
+    /// `latest` (with --host)
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
+    /// Host whose newest snapshot `latest` names (required with `latest`)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Show what would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before removing more than one snapshot
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

@@ -99,8 +99,21 @@ impl ConfigFile {
 }
 
 /// The profile named on the command line or in SNAP_PROFILE, if any.
+/// The chosen profile's name; an empty one (`SNAP_PROFILE=`) is an error,
+/// not a profile called "".
+pub fn profile_name(global: &Global) -> Result<Option<&String>> {
+    match &global.profile {
+        Some(name) if name.trim().is_empty() => {
+            bail!(
+                "the profile name is empty (is SNAP_PROFILE set to \"\"?): name a profile or unset it"
+            )
+        }
+        other => Ok(other.as_ref()),
+    }
+}
+
 pub fn profile(global: &Global, warn: &dyn Fn(&str)) -> Result<Profile> {
-    let Some(name) = &global.profile else {
+    let Some(name) = profile_name(global)? else {
         return Ok(Profile::default());
     };
     let file = ConfigFile::load(warn)?;

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use clap::Parser;
 use serde_json::json;
 use snap_engine::backend::{Backend, StoreBackend};
 use snap_engine::commands::{self, check, create, inspect, prune, restore};
@@ -60,6 +59,21 @@ fn return_large_buffers_on_free() {}
 const KDF_RANGE: &str = "--kdf-memory must be 32 to 1048576 (KiB), --kdf-iterations 1 to 64, \
                          and memory × iterations at most 4194304 (4 GiB-passes)";
 
+/// Said when a repository is made: nothing else can open it.
+const LOST_PASSWORD: &str = "keep the password safe: without it nobody, you included, can read \
+                             these backups again. `snap key add` adds a second password";
+
+/// Asks a yes/no question on the terminal; only "y" or "yes" is yes.
+fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 /// A key weaker than the defaults costs an attacker less per guess.
 fn warn_weak_kdf(ui: &Ui, kdf: &snap_engine::crypto::KdfParams) {
     if kdf.weaker_than_default() {
@@ -74,8 +88,24 @@ fn warn_weak_kdf(ui: &Ui, kdf: &snap_engine::crypto::KdfParams) {
     }
 }
 
+/// `snap ls … | head` closes the pipe early; the default action of SIGPIPE
+/// ends the process quietly, as for other command-line tools, where Rust's
+/// ignored SIGPIPE made every later print panic (exit 101).
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal at start-up,
+    // before any thread exists; no Rust state is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    quiet_on_closed_pipe();
+    let cli = Cli::parse_noting_sources();
     let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
     match run(&cli, &ui) {
         Ok(code) => ExitCode::from(code),
@@ -139,6 +169,28 @@ impl Ctx<'_> {
         if let Some((scheme, _)) = location.split_once("://") {
             return Err(anyhow!(
                 "repository {location:?}: unknown scheme {scheme:?}; give a directory or s3://BUCKET[/PATH]"
+            ));
+        }
+        if let Some((scheme, _)) = location.split_once(':')
+            && scheme != "local"
+            && scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        {
+            return Err(anyhow!(
+                "repository {location:?} looks like a mistyped URL, not a folder: for a bucket \
+                 write s3://BUCKET[/PATH]; for a local folder of that name write ./{location}"
+            ));
+        }
+        let s3_flags = self.global.s3_flags_given();
+        if !s3_flags.is_empty() {
+            return Err(anyhow!(
+                "{} appl{} to S3 repositories only, and the repository {location:?} is a local \
+                 folder; for a bucket write --repo s3://BUCKET[/PATH]",
+                s3_flags.join(", "),
+                if s3_flags.len() == 1 { "ies" } else { "y" }
             ));
         }
         let path = location.strip_prefix("local:").unwrap_or(location);
@@ -268,7 +320,9 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     r.repository_id.short(),
                     r.location
                 ));
-                if !r.encrypted {
+                if r.encrypted {
+                    ui.say(LOST_PASSWORD);
+                } else {
                     ui.say("the repository is NOT encrypted: anyone who can read it can read your files");
                 }
             }
@@ -289,6 +343,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                         "created a new repository at {} (the default; use --repo for another)",
                         r.location
                     ));
+                    ui.say(LOST_PASSWORD);
                     repo
                 }
                 other => other?,
@@ -323,6 +378,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "blobs_added": s.blobs_added,
                     "duration_s": s.duration_ns as f64 / 1e9,
                     "warnings": r.warnings,
+                    "changed_while_read": r.changed_while_read,
                 }));
             } else {
                 ui.say(&format!(
@@ -337,10 +393,24 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 println!("{}", r.snapshot_id);
             }
             if !r.warnings.is_empty() {
+                let unread = r.warnings.len() as u64 - r.changed_while_read;
+                let mut parts = Vec::new();
+                if unread > 0 {
+                    parts.push(format!(
+                        "{unread} path(s) could not be read and are not in it"
+                    ));
+                }
+                if r.changed_while_read > 0 {
+                    parts.push(format!(
+                        "{} file(s) changed while they were read and are stored as read \
+                         (the next backup reads them again)",
+                        r.changed_while_read
+                    ));
+                }
                 ui.say(&format!(
-                    "snapshot {} was written, but {} path(s) could not be read",
+                    "snapshot {} was written, but {} (listed above)",
                     r.snapshot_id.short(),
-                    r.warnings.len()
+                    parts.join(", and ")
                 ));
                 return Ok(3);
             }
@@ -411,13 +481,43 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Forget(a) => {
             let repo = ctx.open()?;
-            let ids = commands::forget(&repo, &a.ids)?;
-            if ui.json {
-                output::json(&json!({ "removed": ids.iter().map(Id::to_hex).collect::<Vec<_>>() }));
+            let filter = SnapshotFilter {
+                hosts: a.host.iter().cloned().collect(),
+                ..Default::default()
+            };
+            let chosen = commands::resolve_for_removal(&repo, &a.ids, &filter)?;
+            let ids: Vec<Id> = chosen.iter().map(|(id, _)| *id).collect();
+            let verb = if a.dry_run {
+                "would remove"
             } else {
-                for id in &ids {
-                    ui.say(&format!("removed snapshot {}", id.short()));
-                }
+                "removing"
+            };
+            for (id, s) in &chosen {
+                ui.say(&format!(
+                    "{verb} snapshot {} of {} ({}, {})",
+                    id.short(),
+                    s.host,
+                    s.time()
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S"),
+                    s.paths_lossy().join(", ")
+                ));
+            }
+            if !a.dry_run
+                && ids.len() > 1
+                && !a.yes
+                && std::io::IsTerminal::is_terminal(&std::io::stdin())
+                && !confirm(&format!("remove these {} snapshots?", ids.len()))?
+            {
+                anyhow::bail!("nothing was removed");
+            }
+            if !a.dry_run {
+                commands::forget(&repo, &ids)?;
+            }
+            if ui.json {
+                let key = if a.dry_run { "would_remove" } else { "removed" };
+                output::json(&json!({ key: ids.iter().map(Id::to_hex).collect::<Vec<_>>() }));
+            } else if !a.dry_run {
                 ui.say("run `snap prune` to free the space their data used");
             }
             Ok(0)
@@ -761,7 +861,44 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
 /// then shows it without secrets.
 fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
     let mut file = config::ConfigFile::load(&|w| ui.say(w))?;
-    let Some(name) = &g.profile else {
+    const SETTINGS: [&str; 11] = [
+        "repo",
+        "endpoint",
+        "region",
+        "s3_addressing",
+        "access_key_id",
+        "secret_access_key",
+        "connections",
+        "password_file",
+        "password_command",
+        "cache_dir",
+        "no_bulk_delete",
+    ];
+    let given: Vec<&str> = SETTINGS
+        .into_iter()
+        .filter(|id| g.given_on_command_line(id))
+        .collect();
+    let profile = config::profile_name(g)?;
+    if profile.is_none()
+        && (!given.is_empty() || a.save_keys || a.secret_command.is_some() || a.remove)
+    {
+        return Err(anyhow!(
+            "settings are saved in a profile: add --profile NAME (given: {})",
+            given
+                .iter()
+                .map(|id| format!("--{}", id.replace('_', "-")))
+                .chain(a.save_keys.then(|| "--save-keys".to_string()))
+                .chain(
+                    a.secret_command
+                        .as_ref()
+                        .map(|_| "--secret-command".to_string())
+                )
+                .chain(a.remove.then(|| "--remove".to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let Some(name) = profile else {
         let names: Vec<&String> = file.profiles.keys().collect();
         if ui.json {
             output::json(&json!({ "path": config::path()?, "profiles": names }));
@@ -781,17 +918,8 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
         ui.say(&format!("removed profile {name}"));
         return Ok(0);
     }
-    let matches = <Cli as clap::CommandFactory>::command().get_matches();
-    let from_cli = |id: &str| {
-        fn find<'m>(m: &'m clap::ArgMatches, id: &str) -> Option<&'m clap::ArgMatches> {
-            if m.try_contains_id(id).unwrap_or(false) && m.value_source(id).is_some() {
-                return Some(m);
-            }
-            m.subcommand().and_then(|(_, sub)| find(sub, id))
-        }
-        find(&matches, id)
-            .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
-    };
+    let from_cli = |id: &str| g.given_on_command_line(id);
+    let existed = file.profiles.contains_key(name);
     let p = file.profiles.entry(name.clone()).or_default();
     let mut changed = false;
     macro_rules! take {
@@ -843,6 +971,14 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
         style
             .parse::<snap_engine::backend::Addressing>()
             .map_err(|e| anyhow!("--s3-addressing: {e}"))?;
+    }
+    if !changed && !existed {
+        file.profiles.remove(name);
+        return Err(anyhow!(
+            "no profile {name:?} in {} (create it by giving settings, e.g. `snap config --profile \
+             {name} --repo s3://BUCKET/PATH`)",
+            config::path()?.display()
+        ));
     }
     let shown = config::redacted(p);
     if changed {

@@ -14,6 +14,25 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// A password file others can read is a password others know: said as the
+/// config file's mode is.
+#[cfg(unix)]
+fn warn_if_others_can_read(file: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(file)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: the password file {} can be read by others (mode {:o}); run chmod 600 on it",
+            file.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_: &std::path::Path) {}
+
 /// Whether a non-interactive password source is set: the user then
 /// believes the repository is encrypted, and a plain config is refused.
 pub fn is_configured(global: &Global, profile: &Profile) -> bool {
@@ -38,6 +57,7 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
             std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the password file {}", file.display()))?,
         );
+        warn_if_others_can_read(file);
         return Ok(Some(first_line(&text)));
     }
     if let Some(cmd) = global

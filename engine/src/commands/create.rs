@@ -46,8 +46,13 @@ pub struct CreateResult {
     pub snapshot_id: Id,
     pub snapshot: Snapshot,
     /// Files and directories that could not be read and are not in the
-    /// snapshot; non-empty means exit code 3.
+    /// snapshot, and files that changed while they were read (stored as
+    /// read); non-empty means exit code 3.
     pub warnings: Vec<String>,
+    /// How many of `warnings` are files that changed while they were read:
+    /// they are in the snapshot, as read, and the next backup reads them
+    /// again.
+    pub changed_while_read: u64,
 }
 
 /// `--exclude` patterns. A pattern without `/` matches a name anywhere in
@@ -169,6 +174,7 @@ struct Archiver<'a> {
     force: bool,
     stats: Stats,
     warnings: Mutex<Vec<String>>,
+    changed_while_read: AtomicU64,
     progress: &'a dyn Progress,
 }
 
@@ -415,6 +421,7 @@ impl Archiver<'_> {
             || after.as_ref().map(|m| m.len()) != Some(size)
             || mtime_after != Some(node.mtime_ns)
         {
+            add(&self.changed_while_read, 1);
             self.warn(format!(
                 "{}: changed while it was read ({} bytes when opened, {size} read); what was read is stored",
                 path.display(),
@@ -628,6 +635,7 @@ pub fn create(
             bytes_read: AtomicU64::new(0),
         },
         warnings: Mutex::new(missing.clone()),
+        changed_while_read: AtomicU64::new(0),
         progress,
     };
     for m in &missing {
@@ -655,6 +663,7 @@ pub fn create(
         packer,
         stats,
         warnings,
+        changed_while_read,
         ..
     } = archiver;
     let stored = packer.finish()?;
@@ -719,6 +728,7 @@ pub fn create(
         snapshot_id,
         snapshot,
         warnings: warnings.into_inner().unwrap(),
+        changed_while_read: changed_while_read.into_inner(),
     })
 }
 

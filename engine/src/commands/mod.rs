@@ -42,14 +42,39 @@ pub fn snapshots(repo: &Repository, filter: &SnapshotFilter) -> Result<Vec<(Id, 
         .collect())
 }
 
-/// Removes the named snapshots (ids or unique prefixes). Their data stays
-/// until `prune` collects it.
-pub fn forget(repo: &Repository, specs: &[String]) -> Result<Vec<Id>> {
-    let mut ids = Vec::new();
+/// The snapshots that `specs` name for a destructive command: full ids,
+/// unique prefixes of at least 4 hex digits, or `latest` among those
+/// `filter` matches, which must then name a host. A one-digit prefix once
+/// deleted a snapshot, and `forget latest` the newest of any host.
+pub fn resolve_for_removal(
+    repo: &Repository,
+    specs: &[String],
+    filter: &SnapshotFilter,
+) -> Result<Vec<(Id, Snapshot)>> {
+    let mut out: Vec<(Id, Snapshot)> = Vec::new();
     for spec in specs {
-        let (id, _) = repo.find_snapshot(spec, &SnapshotFilter::default())?;
-        ids.push(id);
+        if spec == "latest" && filter.hosts.is_empty() {
+            return Err(crate::Error::InvalidArgument(
+                "`latest` with a command that removes snapshots needs --host, so that it \
+                 cannot name another device's newest snapshot"
+                    .into(),
+            ));
+        }
+        if spec != "latest" && spec.len() < 4 {
+            return Err(crate::Error::InvalidArgument(format!(
+                "{spec:?} is too short to remove snapshots by: give at least 4 hex digits"
+            )));
+        }
+        let found = repo.find_snapshot(spec, filter)?;
+        if !out.iter().any(|(id, _)| *id == found.0) {
+            out.push(found);
+        }
     }
-    repo.remove_snapshots(&ids)?;
-    Ok(ids)
+    Ok(out)
+}
+
+/// Removes snapshots, with a forget record first. Their data stays until
+/// `prune` collects it.
+pub fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
+    repo.remove_snapshots(ids)
 }

@@ -89,6 +89,28 @@ fn is_included(path: &[u8], includes: &[Vec<u8>]) -> bool {
         .any(|inc| under(inc, path) || under(path, inc))
 }
 
+/// Whether `path` (absolute, `/`-separated, as backed up) is in the tree
+/// whose root is `root`.
+fn path_in_tree(repo: &Repository, root: Id, path: &[u8]) -> Result<bool> {
+    let mut tree = root;
+    let mut parts = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    while let Some(part) = parts.next() {
+        let t = repo.load_tree(&tree)?;
+        let Some(node) = t.nodes.iter().find(|n| n.name == part) else {
+            return Ok(false);
+        };
+        match (node.subtree, parts.peek()) {
+            (_, None) => return Ok(true),
+            (Some(sub), Some(_)) => tree = sub,
+            (None, Some(_)) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
 pub fn restore(
     repo: &mut Repository,
     opts: &RestoreOptions,
@@ -114,6 +136,18 @@ pub fn restore(
             trimmed.to_vec()
         })
         .collect();
+    // An --include that names nothing in the snapshot once restored nothing
+    // and exited 0. Checked before anything is written.
+    for (inc, given) in includes.iter().zip(&opts.include) {
+        if !path_in_tree(repo, snapshot.tree, inc)? {
+            return Err(Error::InvalidArgument(format!(
+                "--include {} names nothing in snapshot {} (its paths: {})",
+                given.display(),
+                snapshot_id.short(),
+                snapshot.paths_lossy().join(", ")
+            )));
+        }
+    }
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let mut result = RestoreResult {
         snapshot_id,

@@ -1,0 +1,286 @@
+//! A newcomer's wrong turns (issue 13), each one that used to exit 0 or
+//! create something nobody asked for.
+
+mod common;
+
+use common::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_mistyped_bucket_url_is_refused_not_made_a_folder() {
+    let env = Env::new();
+    for repo in ["s3:bench", "s3:/bench/x", "http:host/x"] {
+        let out = env
+            .snap()
+            .current_dir(env.dir.path())
+            .args(["--repo", repo, "init"])
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{repo}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("mistyped URL") && err.contains("s3://BUCKET"),
+            "{err}"
+        );
+        assert!(!env.path(repo).exists(), "{repo} was created as a folder");
+    }
+    // A folder of that name is still reachable, spelt as a path.
+    env.snap()
+        .current_dir(env.dir.path())
+        .args([
+            "--repo",
+            "./s3:bench",
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn s3_flags_beside_a_local_repository_are_refused() {
+    let env = Env::new();
+    for flags in [
+        &["--endpoint", "http://127.0.0.1:9"][..],
+        &["--region", "eu-west-1"],
+    ] {
+        let out = env.snap().args(flags).arg("init").output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{flags:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(flags[0]) && err.contains("local folder"),
+            "{err}"
+        );
+    }
+    assert!(!std::path::Path::new(&env.repo).exists());
+    // The same setting from the environment, as users keep it for other
+    // tools, does not stop a local repository.
+    env.snap()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3000 {
+        std::fs::write(src.join(format!("f{i:04}")), b"x").unwrap();
+    }
+    env.create(&[&src], &[]);
+    for cmd in ["ls latest", "find 'f*'"] {
+        let out = env
+            .snap_via(&[
+                "bash",
+                "-c",
+                &format!("set -o pipefail; \"$0\" {cmd} | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2"),
+            ])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{cmd}: {err}"
+        );
+        assert!(!err.contains("status=101"), "{cmd}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    }
+}
+
+#[test]
+fn forget_needs_four_digits_and_a_host_for_latest() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let first = env.create(&[&src], &["--host", "laptop"]);
+    let id = first["snapshot_id"].as_str().unwrap().to_string();
+    let count = || env.json(&["snapshots"]).as_array().unwrap().len();
+
+    let out = env.snap().args(["forget", &id[..1]]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("at least 4 hex digits"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.snap().args(["forget", "latest"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("--host"), "{}", stderr(&out));
+    assert_eq!(count(), 1);
+
+    // --dry-run names the snapshot, with its host, and removes nothing.
+    let out = env
+        .snap()
+        .args(["forget", "--dry-run", &id[..4]])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("would remove snapshot {} of laptop", &id[..8])),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(), 1);
+
+    env.snap()
+        .args(["forget", "latest", "--host", "laptop"])
+        .assert()
+        .success();
+    assert_eq!(count(), 0);
+}
+
+#[test]
+fn help_lists_every_exit_code() {
+    let out = Env::new().snap().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for code in [
+        "0 success",
+        "1 error",
+        "3 snapshot written",
+        "10 no repository",
+        "11 locked",
+        "12 wrong password",
+    ] {
+        assert!(help.contains(code), "--help lacks {code:?}: {help}");
+    }
+}
+
+#[test]
+fn a_password_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.init();
+    let file = env.path("pw");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = env
+            .snap()
+            .env_remove("SNAP_PASSWORD")
+            .arg("--password-file")
+            .arg(&file)
+            .arg("snapshots")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stderr(&out).contains("can be read by others"),
+            warned,
+            "mode {mode:o}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn config_mistakes_are_errors() {
+    let env = Env::new();
+    // Settings without --profile were ignored, with exit 0.
+    let out = env
+        .snap()
+        .args(["config", "--endpoint", "https://s3.example.com"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("--profile NAME") && stderr(&out).contains("--endpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("config.toml").exists());
+    // A profile that does not exist printed an empty section.
+    let out = env
+        .snap()
+        .args(["config", "--profile", "nosuch"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("no profile \"nosuch\""),
+        "{}",
+        stderr(&out)
+    );
+    // An empty SNAP_PROFILE was a profile called "".
+    for args in [&["config"][..], &["snapshots"]] {
+        let out = env
+            .snap()
+            .env("SNAP_PROFILE", "")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            stderr(&out).contains("profile name is empty"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Giving settings creates the profile, and showing it then works.
+    env.snap()
+        .args(["config", "--profile", "b2", "--repo", "s3://bucket/x"])
+        .assert()
+        .success();
+    env.snap()
+        .args(["config", "--profile", "b2"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn an_include_that_names_nothing_is_an_error_and_touches_nothing() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/a.txt"), b"a").unwrap();
+    env.create(&[&src], &[]);
+    let target = env.path("out");
+    let wrong = format!("{}/nodocs", src.display());
+    let out = env
+        .snap()
+        .args(["restore", "latest", "--target"])
+        .arg(&target)
+        .args(["--include", &wrong])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&wrong) && stderr(&out).contains("names nothing"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists(), "the target was created");
+    // A right one restores just that.
+    let right = format!("{}/docs/a.txt", src.display());
+    env.snap()
+        .args(["restore", "latest", "--target"])
+        .arg(&target)
+        .args(["--include", &right])
+        .assert()
+        .success();
+    assert!(target.join(right.trim_start_matches('/')).exists());
+}
+
+#[test]
+fn a_new_repository_warns_that_a_lost_password_loses_the_backups() {
+    let env = Env::new();
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("snap key add"), "{}", stderr(&out));
+}
