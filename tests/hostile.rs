@@ -52,10 +52,6 @@ fn wrong_password(env: &Env) -> String {
     stderr(&out)
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Swaps an unencrypted repository's config in over an encrypted one's and
 /// moves keys, index and snapshots aside: the repository now "says" it is
 /// plain.

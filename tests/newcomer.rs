@@ -5,10 +5,6 @@ mod common;
 
 use common::*;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn a_mistyped_bucket_url_is_refused_not_made_a_folder() {
     let env = Env::new();

@@ -186,6 +186,11 @@ impl Env {
     }
 }
 
+/// A finished command's standard error, as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn dir_size(p: &Path) -> u64 {
     let mut files = Vec::new();
     collect_files(p, &mut files);
