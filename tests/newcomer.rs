@@ -137,6 +137,45 @@ fn forget_needs_four_digits_and_a_host_for_latest() {
     assert_eq!(count(), 0);
 }
 
+/// Global options apart from each command's own; every positional argument
+/// described; the profile's short flag is not restic's `-p` (a password
+/// file there).
+#[test]
+fn help_keeps_global_options_apart_and_describes_every_argument() {
+    let env = Env::new();
+    let help = |args: &[&str]| {
+        let out = env.snap().args(args).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let restore = help(&["restore"]);
+    let (own, global) = restore
+        .split_once("Global options:")
+        .expect("a global heading");
+    assert!(
+        own.contains("--target") && !own.contains("--repo"),
+        "{restore}"
+    );
+    assert!(
+        global.contains("--repo") && global.contains("-P, --profile"),
+        "{restore}"
+    );
+    for cmd in [
+        "init", "create", "restore", "forget", "ls", "diff", "find", "config",
+    ] {
+        let text = help(&[cmd]);
+        if let Some((_, args)) = text.split_once("Arguments:") {
+            let args = args.split("\n\n").next().unwrap();
+            for line in args.lines().filter(|l| l.trim_start().starts_with('<')) {
+                let described = line.trim_start().split_once('>').map(|x| x.1.trim());
+                assert!(
+                    described.is_some_and(|d| !d.is_empty() && d != "..."),
+                    "{cmd}: {line:?} has no description"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn help_lists_every_exit_code() {
     let out = Env::new().snap().arg("--help").output().unwrap();
@@ -279,4 +318,113 @@ fn a_new_repository_warns_that_a_lost_password_loses_the_backups() {
         .unwrap();
     assert!(out.status.success());
     assert!(stderr(&out).contains("snap key add"), "{}", stderr(&out));
+}
+
+/// `restore latest --host A` picked the newest snapshot of A, which was of
+/// another folder, and said nothing.
+#[test]
+fn latest_can_be_narrowed_to_a_folder_and_the_choice_is_shown() {
+    let env = Env::new();
+    env.init();
+    let (app, other) = (env.path("app"), env.path("other"));
+    for (d, name) in [(&app, "data.db"), (&other, "notes.txt")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join(name), name).unwrap();
+    }
+    let app_snap = env.create(&[&app], &["--host", "a"])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.create(&[&other], &["--host", "a"]);
+    let target = env.path("out");
+    let out = env
+        .snap()
+        .args(["restore", "latest", "--host", "a", "--path"])
+        .arg(&app)
+        .arg("--target")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("using snapshot {} of a", &app_snap[..8]))
+            && stderr(&out).contains(&app.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        target
+            .join(app.strip_prefix("/").unwrap())
+            .join("data.db")
+            .exists()
+    );
+    assert!(!target.join(other.strip_prefix("/").unwrap()).exists());
+    // ls and diff take the same narrowing, and say what they chose.
+    let out = env
+        .snap()
+        .args(["ls", "latest", "--path"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("notes.txt"));
+    assert!(stderr(&out).contains("using snapshot"), "{}", stderr(&out));
+    let out = env
+        .snap()
+        .args(["diff", &app_snap[..8], "latest"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("using snapshot").count(),
+        2,
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Retention was per host and paths while --help said only "Keep the N
+/// newest snapshots"; now the help says so, --group-by changes it, and the
+/// text output says what is kept and why.
+#[test]
+fn prune_retention_is_per_group_and_says_what_it_keeps() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    for host in ["a", "a", "b", "b"] {
+        env.create(&[&src], &["--host", host]);
+    }
+    let help = env.snap().args(["prune", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("of each group") && help.contains("--group-by"),
+        "{help}"
+    );
+
+    let out = env
+        .snap()
+        .args(["prune", "--keep-last", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches("keep snapshot").count(), 2, "{err}");
+    assert_eq!(err.matches("would remove snapshot").count(), 2, "{err}");
+    assert!(err.contains("(last"), "{err}");
+
+    let v = env.json(&["prune", "--keep-last", "1", "--group-by", ""]);
+    assert_eq!(v["snapshots_kept"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["snapshots_forgotten"].as_array().unwrap().len(), 3, "{v}");
+    let bad = env
+        .snap()
+        .args(["prune", "--group-by", "hosts"])
+        .output()
+        .unwrap();
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        stderr(&bad).contains("not host, paths or tags"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -23,6 +23,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository: a directory, or s3://BUCKET[/ROOT/PATH]. Default: a local
     /// repository in your data directory
@@ -62,7 +63,7 @@ pub struct Global {
 
     /// Use the named profile from the config file for settings not given otherwise
     #[arg(
-        short = 'p',
+        short = 'P',
         long,
         env = "SNAP_PROFILE",
         global = true,
@@ -232,17 +233,35 @@ pub struct LsArgs {
     /// Long format: kind, mode, owner, size and time
     #[arg(short, long)]
     pub long: bool,
-    /// With "latest": the latest snapshot of this host
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Which snapshots a command considers, and so which one "latest" is.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable); "latest" is the newest of them
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots whose backed-up paths include PATH (repeatable), so
+    /// that "latest" is the newest backup of this folder, not of another
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
+    /// The older snapshot: id, unique id prefix, or "latest"
     #[arg(value_name = "ID1")]
     pub first: String,
+    /// The newer snapshot: id, unique id prefix, or "latest"
     #[arg(value_name = "ID2")]
     pub second: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -250,12 +269,8 @@ pub struct FindArgs {
     /// Glob on names (`*.pdf`), or on whole paths if it contains '/'
     #[arg(value_name = "PATTERN")]
     pub pattern: String,
-    /// Only snapshots of this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    pub hosts: Vec<String>,
-    /// Only snapshots with this tag (repeatable)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -343,15 +358,8 @@ pub struct CreateArgs {
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
-    /// Only snapshots of this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    pub hosts: Vec<String>,
-    /// Only snapshots with this tag (repeatable: all must match)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only snapshots that include this path (repeatable)
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -362,12 +370,8 @@ pub struct RestoreArgs {
     /// Directory to restore into; backed-up absolute paths are recreated below it
     #[arg(short, long, value_name = "DIR")]
     pub target: PathBuf,
-    /// With "latest": the latest snapshot of this host
-    #[arg(long = "host", value_name = "HOST")]
-    pub hosts: Vec<String>,
-    /// With "latest": the latest snapshot with this tag
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Restore only this absolute path as backed up, and what is below it (repeatable)
     #[arg(short, long = "include", value_name = "PATH")]
     pub include: Vec<PathBuf>,
@@ -392,30 +396,35 @@ pub struct ForgetArgs {
 
 #[derive(Args, Debug)]
 pub struct PruneArgs {
-    /// Keep the N newest snapshots
+    /// Keep the N newest snapshots of each group (by default each host's
+    /// backups of each set of paths: see --group-by)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_last: u32,
-    /// Keep the newest snapshot of each of the last N hours that have one
+    /// Keep, in each group, the newest snapshot of each of the last N hours that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_hourly: u32,
-    /// Keep the newest snapshot of each of the last N days that have one
+    /// Keep, in each group, the newest snapshot of each of the last N days that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_daily: u32,
-    /// Keep the newest snapshot of each of the last N weeks that have one
+    /// Keep, in each group, the newest snapshot of each of the last N weeks that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_weekly: u32,
-    /// Keep the newest snapshot of each of the last N months that have one
+    /// Keep, in each group, the newest snapshot of each of the last N months that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_monthly: u32,
-    /// Keep the newest snapshot of each of the last N years that have one
+    /// Keep, in each group, the newest snapshot of each of the last N years that have one
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_yearly: u32,
-    /// Keep snapshots taken within DURATION of the newest (e.g. "30d", "1y 6months")
+    /// Keep snapshots taken within DURATION of their group's newest (e.g. "30d", "1y 6months")
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub keep_within: Option<std::time::Duration>,
     /// Keep snapshots with this tag (repeatable)
     #[arg(long, value_name = "TAG")]
     pub keep_tag: Vec<String>,
+    /// What makes a group: a comma-separated list of host, paths and tags
+    /// ("" for the whole repository as one group)
+    #[arg(long, value_name = "LIST", default_value = "host,paths")]
+    pub group_by: snap_engine::snapshot::GroupBy,
     /// Apply the policy only to snapshots of this host (repeatable)
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,

@@ -59,6 +59,48 @@ fn return_large_buffers_on_free() {}
 const KDF_RANGE: &str = "--kdf-memory must be 32 to 1048576 (KiB), --kdf-iterations 1 to 64, \
                          and memory × iterations at most 4194304 (4 GiB-passes)";
 
+/// The filter that `--host`, `--tag` and `--path` ask for.
+fn snapshot_filter(a: &args::FilterArgs) -> Result<SnapshotFilter> {
+    Ok(SnapshotFilter {
+        hosts: a.hosts.clone(),
+        tags: a.tags.clone(),
+        paths: a
+            .paths
+            .iter()
+            .map(|p| path_bytes(p))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// A snapshot as a person recognises it: short id, host, local time, paths.
+fn describe(id: &Id, s: &Snapshot) -> String {
+    format!(
+        "{} of {} ({}, {})",
+        id.short(),
+        s.host,
+        s.time()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S"),
+        s.paths_lossy().join(", ")
+    )
+}
+
+/// Resolves `latest` or an id prefix among the snapshots `filter` admits,
+/// and says which snapshot that is: `restore latest --host A` once picked
+/// the snapshot of another folder of A without a word.
+fn choose(
+    repo: &Repository,
+    ui: &Ui,
+    spec: &str,
+    filter: &SnapshotFilter,
+) -> Result<(Id, Snapshot)> {
+    let (id, s) = repo.find_snapshot(spec, filter)?;
+    if spec != id.to_hex() {
+        ui.say(&format!("using snapshot {}", describe(&id, &s)));
+    }
+    Ok((id, s))
+}
+
 /// Said when a repository is made: nothing else can open it.
 const LOST_PASSWORD: &str = "keep the password safe: without it nobody, you included, can read \
                              these backups again. `snap key add` adds a second password";
@@ -418,16 +460,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Snapshots(a) => {
             let repo = ctx.open()?;
-            let filter = SnapshotFilter {
-                hosts: a.hosts.clone(),
-                tags: a.tags.clone(),
-                paths: a
-                    .paths
-                    .iter()
-                    .map(|p| path_bytes(p))
-                    .collect::<Result<_>>()?,
-            };
-            let list = commands::snapshots(&repo, &filter)?;
+            let list = commands::snapshots(&repo, &snapshot_filter(&a.filter)?)?;
             if ui.json {
                 let arr: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
                 output::json(&serde_json::Value::Array(arr));
@@ -439,14 +472,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         Command::Restore(a) => {
             return_large_buffers_on_free();
             let mut repo = ctx.open()?;
+            let filter = snapshot_filter(&a.filter)?;
+            let (id, _) = choose(&repo, ui, &a.snapshot, &filter)?;
             let opts = restore::RestoreOptions {
-                snapshot: a.snapshot.clone(),
+                snapshot: id.to_hex(),
                 target: a.target.clone(),
-                filter: SnapshotFilter {
-                    hosts: a.hosts.clone(),
-                    tags: a.tags.clone(),
-                    paths: Vec::new(),
-                },
+                filter,
                 include: a.include.clone(),
             };
             let r = restore::restore(&mut repo, &opts, ui)?;
@@ -493,15 +524,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 "removing"
             };
             for (id, s) in &chosen {
-                ui.say(&format!(
-                    "{verb} snapshot {} of {} ({}, {})",
-                    id.short(),
-                    s.host,
-                    s.time()
-                        .with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S"),
-                    s.paths_lossy().join(", ")
-                ));
+                ui.say(&format!("{verb} snapshot {}", describe(id, s)));
             }
             if !a.dry_run
                 && ids.len() > 1
@@ -535,6 +558,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     within: a.keep_within,
                     tags: a.keep_tag.clone(),
                 },
+                group_by: a.group_by,
                 filter: SnapshotFilter {
                     hosts: a.hosts.clone(),
                     ..Default::default()
@@ -562,6 +586,13 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 }));
             } else {
                 let verb = if r.dry_run { "would remove" } else { "removed" };
+                for (id, why) in &r.snapshots_kept {
+                    ui.say(&format!(
+                        "keep snapshot {} ({})",
+                        id.short(),
+                        why.join(", ")
+                    ));
+                }
                 for id in &r.snapshots_forgotten {
                     ui.say(&format!("{verb} snapshot {}", id.short()));
                 }
@@ -588,12 +619,11 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Ls(a) => {
             let mut repo = ctx.open()?;
-            let filter = SnapshotFilter {
-                hosts: a.hosts.clone(),
-                ..Default::default()
-            };
+            let filter = snapshot_filter(&a.filter)?;
+            let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter)?;
             let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
-            let (id, _, entries) = inspect::ls(&mut repo, &a.snapshot, &filter, under.as_deref())?;
+            let (id, _, entries) =
+                inspect::ls(&mut repo, &chosen.to_hex(), &filter, under.as_deref())?;
             if ui.json {
                 let arr: Vec<_> = entries
                     .iter()
@@ -614,7 +644,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Diff(a) => {
             let mut repo = ctx.open()?;
-            let (ia, ib, changes) = inspect::diff(&mut repo, &a.first, &a.second)?;
+            let filter = snapshot_filter(&a.filter)?;
+            let (first, _) = choose(&repo, ui, &a.first, &filter)?;
+            let (second, _) = choose(&repo, ui, &a.second, &filter)?;
+            let (ia, ib, changes) = inspect::diff(&mut repo, &first.to_hex(), &second.to_hex())?;
             let mark = |k: inspect::ChangeKind| match k {
                 inspect::ChangeKind::Added => ("+", "added"),
                 inspect::ChangeKind::Removed => ("-", "removed"),
@@ -644,12 +677,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Find(a) => {
             let mut repo = ctx.open()?;
-            let filter = SnapshotFilter {
-                hosts: a.hosts.clone(),
-                tags: a.tags.clone(),
-                ..Default::default()
-            };
-            let hits = inspect::find(&mut repo, &a.pattern, &filter)?;
+            let hits = inspect::find(&mut repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
             if ui.json {
                 let arr: Vec<_> = hits
                     .iter()

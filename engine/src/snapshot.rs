@@ -54,11 +54,65 @@ impl Snapshot {
             .collect()
     }
 
-    /// Snapshots of the same host and paths form one history, within which
-    /// parents are found and retention is applied.
-    pub fn group_key(&self) -> (String, Vec<Vec<u8>>) {
-        (self.host.clone(), self.paths.clone())
+    /// The group this snapshot belongs to for retention: snapshots that
+    /// agree on what `by` names form one history.
+    pub fn group_key(&self, by: &GroupBy) -> GroupKey {
+        GroupKey {
+            host: by.host.then(|| self.host.clone()),
+            paths: by.paths.then(|| self.paths.clone()),
+            tags: by.tags.then(|| self.tags.clone()),
+        }
     }
+}
+
+/// What retention groups snapshots by (restic's `--group-by`). The default,
+/// host and paths, makes each device's backups of each folder a history of
+/// its own; none at all makes the whole repository one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupBy {
+    pub host: bool,
+    pub paths: bool,
+    pub tags: bool,
+}
+
+impl Default for GroupBy {
+    fn default() -> Self {
+        GroupBy {
+            host: true,
+            paths: true,
+            tags: false,
+        }
+    }
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+
+    /// A comma-separated list of `host`, `paths` and `tags`; "" for none.
+    fn from_str(s: &str) -> std::result::Result<GroupBy, String> {
+        let mut by = GroupBy {
+            host: false,
+            paths: false,
+            tags: false,
+        };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "host" => by.host = true,
+                "paths" | "path" => by.paths = true,
+                "tags" | "tag" => by.tags = true,
+                other => return Err(format!("{other:?} is not host, paths or tags")),
+            }
+        }
+        Ok(by)
+    }
+}
+
+/// A retention group: the values of what it is grouped by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub host: Option<String>,
+    pub paths: Option<Vec<Vec<u8>>>,
+    pub tags: Option<Vec<String>>,
 }
 
 /// Which snapshots a command looks at.
@@ -77,7 +131,7 @@ impl SnapshotFilter {
     }
 }
 
-/// `prune --keep-*`. Every rule is applied to each group of host and paths
+/// `prune --keep-*`. Every rule is applied to each group (see [`GroupBy`])
 /// separately; a snapshot kept by any rule is kept.
 #[derive(Clone, Debug, Default)]
 pub struct KeepPolicy {

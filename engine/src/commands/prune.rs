@@ -30,12 +30,14 @@ use crate::pack::pack_path;
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::{KeepPolicy, SnapshotFilter};
+use crate::snapshot::{GroupBy, KeepPolicy, SnapshotFilter};
 use crate::trash::{self, TrashRecord, Waits};
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
     pub policy: KeepPolicy,
+    /// What the policy's groups are made of.
+    pub group_by: GroupBy,
     /// The policy applies only to matching snapshots; others are kept.
     pub filter: SnapshotFilter,
     pub dry_run: bool,
@@ -50,6 +52,7 @@ impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
             policy: KeepPolicy::default(),
+            group_by: GroupBy::default(),
             filter: SnapshotFilter::default(),
             dry_run: false,
             max_unused: 0.5,
@@ -155,7 +158,7 @@ pub fn prune(
     for (id, s) in &all {
         if opts.filter.matches(s) {
             groups
-                .entry(s.group_key())
+                .entry(s.group_key(&opts.group_by))
                 .or_default()
                 .push((*id, s.clone()));
         }
