@@ -428,3 +428,42 @@ fn prune_retention_is_per_group_and_says_what_it_keeps() {
         stderr(&bad)
     );
 }
+
+/// Settings come from the command line, then the chosen profile, then the
+/// environment: AWS_ENDPOINT_URL, set for another tool, overrode a profile
+/// chosen with -P.
+#[test]
+fn a_chosen_profile_wins_over_the_environment_and_flags_win_over_both() {
+    let env = Env::new();
+    env.snap()
+        .args([
+            "config",
+            "--profile",
+            "work",
+            "--repo",
+            "s3://bucket/x",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ])
+        .assert()
+        .success();
+    let endpoint_used = |extra: &[&str]| {
+        let out = env
+            .snap()
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
+            .env("AWS_ACCESS_KEY_ID", "id")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env_remove("SNAP_REPOSITORY")
+            .args(["-P", "work"])
+            .args(extra)
+            .arg("snapshots")
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        stderr(&out)
+    };
+    let err = endpoint_used(&[]);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    let err = endpoint_used(&["--endpoint", "http://127.0.0.1:3"]);
+    assert!(err.contains("127.0.0.1:3"), "{err}");
+}

@@ -142,42 +142,59 @@ fn run_secret_command(cmd: &str) -> Result<String> {
 }
 
 /// Settings for an s3:// repository.
+/// A setting by precedence: given on the command line, then the chosen
+/// profile, then the environment (which clap fills into the same field),
+/// then nothing. The environment once overrode a profile chosen explicitly:
+/// `AWS_ENDPOINT_URL` set for another tool sent `-P work` elsewhere.
+pub fn pick<T: Clone>(
+    global: &Global,
+    id: &str,
+    flag: &Option<T>,
+    profile: &Option<T>,
+) -> Option<T> {
+    if global.given_on_command_line(id) {
+        return flag.clone();
+    }
+    profile.clone().or_else(|| flag.clone())
+}
+
+/// Settings for an s3:// repository.
 pub fn s3_options(location: &str, global: &Global, p: &Profile) -> Result<S3Options> {
     let (bucket, root) = S3Options::parse_location(location)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let region = global
-        .region
-        .clone()
+    let region = pick(global, "region", &global.region, &p.region)
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| p.region.clone())
         .unwrap_or_default();
-    let addressing: Addressing = global
-        .s3_addressing
-        .clone()
-        .or_else(|| p.addressing.clone())
-        .unwrap_or_else(|| "auto".into())
-        .parse()
-        .map_err(|e: String| anyhow!("--s3-addressing: {e}"))?;
-    let secret = match (
-        &global.secret_access_key,
-        &p.secret_access_key,
-        &p.secret_access_key_command,
-    ) {
-        (Some(s), _, _) => Some(s.clone()),
-        (None, Some(s), _) => Some(s.clone()),
-        (None, None, Some(cmd)) => Some(run_secret_command(cmd)?),
-        _ => None,
+    let addressing: Addressing = pick(
+        global,
+        "s3_addressing",
+        &global.s3_addressing,
+        &p.addressing,
+    )
+    .unwrap_or_else(|| "auto".into())
+    .parse()
+    .map_err(|e: String| anyhow!("--s3-addressing: {e}"))?;
+    let secret = if global.given_on_command_line("secret_access_key") {
+        global.secret_access_key.clone()
+    } else if let Some(s) = &p.secret_access_key {
+        Some(s.clone())
+    } else if let Some(cmd) = &p.secret_access_key_command {
+        Some(run_secret_command(cmd)?)
+    } else {
+        global.secret_access_key.clone()
     };
     let mut o = S3Options {
         bucket,
         root,
-        endpoint: global.endpoint.clone().or_else(|| p.endpoint.clone()),
+        endpoint: pick(global, "endpoint", &global.endpoint, &p.endpoint),
         region,
-        access_key_id: global
-            .access_key_id
-            .clone()
-            .or_else(|| p.access_key_id.clone()),
+        access_key_id: pick(
+            global,
+            "access_key_id",
+            &global.access_key_id,
+            &p.access_key_id,
+        ),
         secret_access_key: secret,
         session_token: env("AWS_SESSION_TOKEN"),
         addressing,

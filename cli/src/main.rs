@@ -183,12 +183,12 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Where the repository is, and whether it is the built-in default.
     fn location(&self) -> Result<(String, bool)> {
-        if let Some(r) = self
-            .global
-            .repo
-            .as_ref()
-            .or(self.profile.repository.as_ref())
-        {
+        if let Some(r) = &config::pick(
+            self.global,
+            "repo",
+            &self.global.repo,
+            &self.profile.repository,
+        ) {
             if r.trim().is_empty() {
                 return Err(anyhow!("the repository location is empty"));
             }
@@ -245,13 +245,13 @@ impl Ctx<'_> {
         if self.global.no_cache || !location.starts_with("s3://") {
             return Ok(None);
         }
-        let base = match self
-            .global
-            .cache_dir
-            .as_ref()
-            .or(self.profile.cache_dir.as_ref())
-        {
-            Some(d) => d.clone(),
+        let base = match config::pick(
+            self.global,
+            "cache_dir",
+            &self.global.cache_dir,
+            &self.profile.cache_dir,
+        ) {
+            Some(d) => d,
             None => dirs::cache_dir()
                 .ok_or_else(|| anyhow!("no cache directory; use --cache-dir or --no-cache"))?
                 .join("snap"),

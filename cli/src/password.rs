@@ -48,11 +48,12 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
     if let Ok(pw) = std::env::var("SNAP_PASSWORD") {
         return Ok(Some(pw));
     }
-    if let Some(file) = global
-        .password_file
-        .as_ref()
-        .or(profile.password_file.as_ref())
-    {
+    if let Some(file) = &crate::config::pick(
+        global,
+        "password_file",
+        &global.password_file,
+        &profile.password_file,
+    ) {
         let text = Zeroizing::new(
             std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the password file {}", file.display()))?,
@@ -60,11 +61,12 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
         warn_if_others_can_read(file);
         return Ok(Some(first_line(&text)));
     }
-    if let Some(cmd) = global
-        .password_command
-        .as_ref()
-        .or(profile.password_command.as_ref())
-    {
+    if let Some(cmd) = &crate::config::pick(
+        global,
+        "password_command",
+        &global.password_command,
+        &profile.password_command,
+    ) {
         let out = Command::new("sh")
             .arg("-c")
             .arg(cmd)
