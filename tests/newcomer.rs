@@ -467,3 +467,74 @@ fn a_chosen_profile_wins_over_the_environment_and_flags_win_over_both() {
     let err = endpoint_used(&["--endpoint", "http://127.0.0.1:3"]);
     assert!(err.contains("127.0.0.1:3"), "{err}");
 }
+
+/// Found by a newcomer's run of the README: a profile's password file lost
+/// to a SNAP_PASSWORD kept for something else; `init --no-encryption` with
+/// a password configured made every later command cry "encryption
+/// removed"; `--path dir/` found nothing; a missing source was reported
+/// twice; `-q create` printed the snapshot id.
+#[test]
+fn newcomer_review_findings() {
+    let env = Env::new();
+    env.init();
+    let pass = env.path("pass");
+    std::fs::write(&pass, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.snap()
+        .args([
+            "config",
+            "--profile",
+            "home",
+            "--repo",
+            &env.repo,
+            "--password-file",
+        ])
+        .arg(&pass)
+        .assert()
+        .success();
+    let out = env
+        .snap()
+        .env("SNAP_PASSWORD", "kept for another repository")
+        .env_remove("SNAP_REPOSITORY")
+        .args(["-P", "home", "snapshots"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let plain = Env::new();
+    let out = plain
+        .snap()
+        .args(["init", "--no-encryption"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("unset it"), "{}", stderr(&out));
+
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let gone = env.path("gone");
+    let out = env
+        .snap()
+        .args(["-q", "create"])
+        .arg(&gone)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "-q printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stderr(&out).matches(&gone.display().to_string()).count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+
+    let with_slash = format!("{}/", src.display());
+    let list = env.json(&["snapshots", "--path", &with_slash]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use serde_json::json;
 use snap_engine::backend::{Backend, StoreBackend};
 use snap_engine::commands::{self, check, create, inspect, prune, restore};
@@ -306,6 +306,14 @@ impl Ctx<'_> {
 
     fn init_options(&self, no_encryption: bool) -> Result<InitOptions> {
         let password = if no_encryption {
+            // Every later command would take this repository, with a
+            // password configured, for one whose encryption was removed.
+            if password::is_configured(self.global, &self.profile) {
+                return Err(anyhow!(
+                    "--no-encryption, but a password is configured (SNAP_PASSWORD, a password \
+                     file or command, or the profile's): unset it, or leave out --no-encryption"
+                ));
+            }
             None
         } else {
             Some(password::new(self.global, &self.profile)?)
@@ -432,7 +440,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     output::bytes(s.bytes_added),
                     s.duration_ns as f64 / 1e9
                 ));
-                println!("{}", r.snapshot_id);
+                // The id for scripts; -q means errors only (use --json).
+                if ui.level != output::Level::Quiet {
+                    println!("{}", r.snapshot_id);
+                }
             }
             if !r.warnings.is_empty() {
                 let unread = r.warnings.len() as u64 - r.changed_while_read;
@@ -1021,10 +1032,12 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
     Ok(0)
 }
 
+/// A path as snapshots record it: absolute and lexically cleaned, as
+/// `create` cleans its sources, so `--path ~/Documents/` finds them.
 fn path_bytes(p: &std::path::Path) -> Result<Vec<u8>> {
     use std::os::unix::ffi::OsStrExt;
-    let abs = std::path::absolute(p).with_context(|| format!("{}", p.display()))?;
-    Ok(abs.as_os_str().as_bytes().to_vec())
+    let clean = create::clean_path(p)?;
+    Ok(clean.as_os_str().as_bytes().to_vec())
 }
 
 fn kind_name(k: snap_engine::tree::NodeKind) -> &'static str {

@@ -43,42 +43,61 @@ pub fn is_configured(global: &Global, profile: &Profile) -> bool {
         || profile.password_command.is_some()
 }
 
-/// A password from a non-interactive source, if one is configured.
+/// A password from a non-interactive source, if one is configured, in the
+/// order every setting follows: the command line, then the chosen profile,
+/// then the environment (`SNAP_PASSWORD` first, then `SNAP_PASSWORD_FILE`
+/// and `SNAP_PASSWORD_COMMAND`). A `SNAP_PASSWORD` kept for another
+/// repository used to win over the profile's password file.
 fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
+    let line = |id: &str| global.given_on_command_line(id);
+    if line("password_file")
+        && let Some(f) = &global.password_file
+    {
+        return read_file(f).map(Some);
+    }
+    if line("password_command")
+        && let Some(c) = &global.password_command
+    {
+        return run_command(c).map(Some);
+    }
+    if let Some(f) = &profile.password_file {
+        return read_file(f).map(Some);
+    }
+    if let Some(c) = &profile.password_command {
+        return run_command(c).map(Some);
+    }
     if let Ok(pw) = std::env::var("SNAP_PASSWORD") {
         return Ok(Some(pw));
     }
-    if let Some(file) = &crate::config::pick(
-        global,
-        "password_file",
-        &global.password_file,
-        &profile.password_file,
-    ) {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the password file {}", file.display()))?,
-        );
-        warn_if_others_can_read(file);
-        return Ok(Some(first_line(&text)));
+    if let Some(f) = &global.password_file {
+        return read_file(f).map(Some);
     }
-    if let Some(cmd) = &crate::config::pick(
-        global,
-        "password_command",
-        &global.password_command,
-        &profile.password_command,
-    ) {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .with_context(|| format!("cannot run the password command {cmd:?}"))?;
-        if !out.status.success() {
-            bail!("the password command {cmd:?} failed ({})", out.status);
-        }
-        let stdout = Zeroizing::new(out.stdout);
-        return Ok(Some(first_line(&String::from_utf8_lossy(&stdout))));
+    if let Some(c) = &global.password_command {
+        return run_command(c).map(Some);
     }
     Ok(None)
+}
+
+fn read_file(file: &std::path::Path) -> Result<String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the password file {}", file.display()))?,
+    );
+    warn_if_others_can_read(file);
+    Ok(first_line(&text))
+}
+
+fn run_command(cmd: &str) -> Result<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .with_context(|| format!("cannot run the password command {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("the password command {cmd:?} failed ({})", out.status);
+    }
+    let stdout = Zeroizing::new(out.stdout);
+    Ok(first_line(&String::from_utf8_lossy(&stdout)))
 }
 
 const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_PASSWORD, \

@@ -523,24 +523,31 @@ fn confirm_packs(
     Ok(trash_now)
 }
 
-/// Absolute, lexically cleaned source paths; symlinks are not resolved, so
-/// a snapshot records the path the user gave.
-fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-        let mut clean = PathBuf::from("/");
-        for c in abs.components() {
-            match c {
-                Component::Normal(s) => clean.push(s),
-                Component::ParentDir => {
-                    clean.pop();
-                }
-                _ => {}
+/// A path as snapshots record it: absolute and lexically cleaned (no `.`,
+/// `..` or trailing `/`); symlinks are not resolved, so a snapshot records
+/// the path the user gave. Commands that look for a snapshot by path clean
+/// theirs the same way.
+pub fn clean_path(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    let mut clean = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(s) => clean.push(s),
+            Component::ParentDir => {
+                clean.pop();
             }
+            _ => {}
         }
-        out.push(clean);
     }
+    Ok(clean)
+}
+
+/// [`clean_path`] of each source, sorted, without repeats.
+fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = paths
+        .iter()
+        .map(|p| clean_path(p))
+        .collect::<Result<Vec<_>>>()?;
     out.sort();
     out.dedup();
     Ok(out)
@@ -558,9 +565,11 @@ pub fn create(
     }
     let paths = clean_paths(&opts.paths)?;
     let mut missing = Vec::new();
+    let mut present = Vec::new();
     for p in &paths {
-        if let Err(e) = std::fs::symlink_metadata(p) {
-            missing.push(format!("{}: {e}", p.display()));
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => present.push(p.clone()),
+            Err(e) => missing.push(format!("{}: {e}", p.display())),
         }
     }
     if missing.len() == paths.len() {
@@ -647,7 +656,8 @@ pub fn create(
         .stack_size(64 << 20)
         .build()
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
-    let (above, whole_root) = Above::build(&paths)?;
+    // Missing sources were warned about above; the walk would again.
+    let (above, whole_root) = Above::build(&present)?;
     let root_id = pool.install(|| -> Result<Id> {
         match whole_root {
             Some(root) => archiver
