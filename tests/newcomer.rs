@@ -130,11 +130,19 @@ fn forget_needs_four_digits_and_a_host_for_latest() {
     );
     assert_eq!(count(), 1);
 
+    // --path narrows `latest` to one folder's backups: the newest of the
+    // host is another folder's here, and stays.
+    let other = env.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    env.create(&[&other], &["--host", "laptop"]);
     env.snap()
-        .args(["forget", "latest", "--host", "laptop"])
+        .args(["forget", "latest", "--host", "laptop", "--path"])
+        .arg(&src)
         .assert()
         .success();
-    assert_eq!(count(), 0);
+    let left = env.json(&["snapshots"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_ne!(left[0]["id"].as_str().unwrap(), id, "{left}");
 }
 
 /// Global options apart from each command's own; every positional argument

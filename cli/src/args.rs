@@ -383,9 +383,9 @@ pub struct ForgetArgs {
     /// `latest` (with --host)
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
-    /// Host whose newest snapshot `latest` names (required with `latest`)
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
+    /// `latest` needs --host; --path narrows it to one folder's backups
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Show what would be removed, and remove nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -523,11 +523,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         Command::Forget(a) => {
             let repo = ctx.open()?;
-            let filter = SnapshotFilter {
-                hosts: a.host.iter().cloned().collect(),
-                ..Default::default()
-            };
-            let chosen = commands::resolve_for_removal(&repo, &a.ids, &filter)?;
+            let chosen =
+                commands::resolve_for_removal(&repo, &a.ids, &snapshot_filter(&a.filter)?)?;
             let ids: Vec<Id> = chosen.iter().map(|(id, _)| *id).collect();
             let verb = if a.dry_run {
                 "would remove"
