@@ -47,14 +47,27 @@ fn a_short_outage_during_a_backup_is_ridden_out() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Go down once the first pack is on its way, so that later uploads
+    // write their bodies into connections closed under them: a closed
+    // socket raises SIGPIPE, whose default action killed the backup
+    // silently instead of letting it retry.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !proxy
+        .take_log()
+        .iter()
+        .any(|l| l.starts_with("PUT") && l.contains("/data/"))
+    {
+        assert!(Instant::now() < deadline, "no pack was uploaded");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     proxy.set_down(true);
     std::thread::sleep(Duration::from_millis(1500));
     proxy.set_down(false);
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{:?}: {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     env.snap().args(["check", "--read-data"]).assert().success();

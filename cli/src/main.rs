@@ -19,7 +19,7 @@ use snap_engine::{Error, Id, InitOptions, Repository};
 
 use args::{Cli, Command, Global};
 use config::Profile;
-use output::Ui;
+use output::{Ui, out, outln};
 
 /// A failure that already told the user what went wrong and only needs an
 /// exit code (a check that found errors, a restore that skipped files).
@@ -130,29 +130,16 @@ fn warn_weak_kdf(ui: &Ui, kdf: &snap_engine::crypto::KdfParams) {
     }
 }
 
-/// `snap ls … | head` closes the pipe early; the default action of SIGPIPE
-/// ends the process quietly, as for other command-line tools, where Rust's
-/// ignored SIGPIPE made every later print panic (exit 101).
-#[cfg(unix)]
-fn quiet_on_closed_pipe() {
-    // SAFETY: restores the default disposition of one signal at start-up,
-    // before any thread exists; no Rust state is involved.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-#[cfg(not(unix))]
-fn quiet_on_closed_pipe() {}
-
 fn main() -> ExitCode {
-    quiet_on_closed_pipe();
     let cli = Cli::parse_noting_sources();
     let ui = Ui::new(cli.global.quiet, cli.global.verbose, cli.global.json);
     match run(&cli, &ui) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             ui.finish_progress();
+            if e.downcast_ref::<output::ClosedOutput>().is_some() {
+                return ExitCode::SUCCESS;
+            }
             if let Some(Reported(code)) = e.downcast_ref::<Reported>() {
                 return ExitCode::from(*code as u8);
             }
@@ -328,12 +315,15 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         Command::Config(a) => return configure(g, a, ui),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "snap", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "snap", &mut script);
+            output::write_all(&script)?;
             return Ok(0);
         }
         Command::Man => {
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            output::write_all(&page)?;
             return Ok(0);
         }
         _ => {}
@@ -363,7 +353,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "repository_id": r.repository_id.to_hex(),
                     "encrypted": r.encrypted,
                     "key_id": r.key_id.map(|k| k.to_hex()),
-                }));
+                }))?;
             } else {
                 ui.say(&format!(
                     "created repository {} at {}",
@@ -429,7 +419,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "duration_s": s.duration_ns as f64 / 1e9,
                     "warnings": r.warnings,
                     "changed_while_read": r.changed_while_read,
-                }));
+                }))?;
             } else {
                 ui.say(&format!(
                     "files: {} new, {} changed, {} unmodified; {} read, {} added to the repository in {:.1}s",
@@ -442,7 +432,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 ));
                 // The id for scripts; -q means errors only (use --json).
                 if ui.level != output::Level::Quiet {
-                    println!("{}", r.snapshot_id);
+                    outln!("{}", r.snapshot_id)?;
                 }
             }
             if !r.warnings.is_empty() {
@@ -474,9 +464,9 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             let list = commands::snapshots(&repo, &snapshot_filter(&a.filter)?)?;
             if ui.json {
                 let arr: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-                output::json(&serde_json::Value::Array(arr));
+                output::json(&serde_json::Value::Array(arr))?;
             } else {
-                print_snapshot_table(&list);
+                print_snapshot_table(&list)?;
             }
             Ok(0)
         }
@@ -501,7 +491,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "files_kept": r.files_kept,
                     "bytes_downloaded": r.bytes_downloaded,
                     "errors": r.errors,
-                }));
+                }))?;
             } else {
                 ui.say(&format!(
                     "restored snapshot {}: {} files, {} directories, {} to {}",
@@ -547,7 +537,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             }
             if ui.json {
                 let key = if a.dry_run { "would_remove" } else { "removed" };
-                output::json(&json!({ key: ids.iter().map(Id::to_hex).collect::<Vec<_>>() }));
+                output::json(&json!({ key: ids.iter().map(Id::to_hex).collect::<Vec<_>>() }))?;
             } else if !a.dry_run {
                 ui.say("run `snap prune` to free the space their data used");
             }
@@ -591,7 +581,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "index_files_kept": r.index_files_kept,
                     "index_files_written": r.index_files_written,
                     "bytes_after": r.bytes_after,
-                }));
+                }))?;
             } else {
                 let verb = if r.dry_run { "would remove" } else { "removed" };
                 for (id, why) in &r.snapshots_kept {
@@ -637,14 +627,14 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     .iter()
                     .map(|e| entry_json(&e.path, &e.node))
                     .collect();
-                output::json(&json!({ "snapshot_id": id.to_hex(), "entries": arr }));
+                output::json(&json!({ "snapshot_id": id.to_hex(), "entries": arr }))?;
             } else {
                 for e in &entries {
                     let path = String::from_utf8_lossy(&e.path);
                     if a.long {
-                        println!("{}", long_line(&e.node, &path));
+                        outln!("{}", long_line(&e.node, &path))?;
                     } else {
-                        println!("{path}");
+                        outln!("{path}")?;
                     }
                 }
             }
@@ -667,10 +657,10 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     .iter()
                     .map(|c| json!({ "change": mark(c.kind).1, "path": String::from_utf8_lossy(&c.path) }))
                     .collect();
-                output::json(&json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": arr }));
+                output::json(&json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": arr }))?;
             } else {
                 for c in &changes {
-                    println!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path));
+                    outln!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path))?;
                 }
                 let count = |k| changes.iter().filter(|c| c.kind == k).count();
                 ui.say(&format!(
@@ -696,14 +686,14 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                         v
                     })
                     .collect();
-                output::json(&serde_json::Value::Array(arr));
+                output::json(&serde_json::Value::Array(arr))?;
             } else {
                 for (id, _, e) in &hits {
-                    println!(
+                    outln!(
                         "{}  {}",
                         id.short(),
                         long_line(&e.node, &String::from_utf8_lossy(&e.path))
-                    );
+                    )?;
                 }
                 ui.say(&format!("{} match(es)", hits.len()));
             }
@@ -724,27 +714,27 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "dedup_ratio": st.dedup_ratio(),
                     "compression_ratio": st.compression_ratio(),
                     "per_snapshot": st.per_snapshot.iter().map(|(id, b)| json!({"id": id.to_hex(), "restore_bytes": b})).collect::<Vec<_>>(),
-                }));
+                }))?;
             } else {
-                println!("snapshots:          {}", st.snapshots);
-                println!(
+                outln!("snapshots:          {}", st.snapshots)?;
+                outln!(
                     "stored:             {} in {} packs",
                     output::bytes(st.stored_bytes),
                     st.packs
-                );
-                println!(
+                )?;
+                outln!(
                     "restore size:       {} (all snapshots)",
                     output::bytes(st.restore_bytes)
-                );
-                println!(
+                )?;
+                outln!(
                     "unique data:        {} in {} chunks",
                     output::bytes(st.unique_bytes),
                     st.data_blobs
-                );
-                println!("deduplication:      {:.2}x", st.dedup_ratio());
-                println!("compression:        {:.2}x", st.compression_ratio());
+                )?;
+                outln!("deduplication:      {:.2}x", st.dedup_ratio())?;
+                outln!("compression:        {:.2}x", st.compression_ratio())?;
                 for (id, b) in &st.per_snapshot {
-                    println!("  {}  {}", id.short(), output::bytes(*b));
+                    outln!("  {}  {}", id.short(), output::bytes(*b))?;
                 }
             }
             Ok(0)
@@ -771,7 +761,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "warnings": r.warnings,
                     "damaged_packs": r.damaged_packs.iter().map(Id::to_hex).collect::<Vec<_>>(),
                     "affected": r.affected,
-                }));
+                }))?;
             } else {
                 for w in &r.warnings {
                     ui.say(&format!("warning: {w}"));
@@ -841,20 +831,20 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
                         })
                     })
                     .collect();
-                output::json(&serde_json::Value::Array(arr));
+                output::json(&serde_json::Value::Array(arr))?;
             } else {
-                println!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host");
+                outln!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host")?;
                 for (id, k) in &keys {
                     let mark = if Some(*id) == current { "*" } else { " " };
                     let created = chrono::DateTime::from_timestamp_nanos(k.created_ns)
                         .with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M:%S");
-                    println!(
+                    outln!(
                         "{mark} {:<8}  {created}  {:<16}  {}",
                         id.short(),
                         k.host,
                         k.username
-                    );
+                    )?;
                 }
             }
         }
@@ -864,7 +854,7 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
             warn_weak_kdf(ui, &kdf);
             let id = repo.add_key(&pw, kdf)?;
             if ui.json {
-                output::json(&json!({ "added": id.to_hex() }));
+                output::json(&json!({ "added": id.to_hex() }))?;
             } else {
                 ui.say(&format!("added key {}", id.short()));
             }
@@ -872,7 +862,7 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(id)?;
             if ui.json {
-                output::json(&json!({ "removed": removed.to_hex() }));
+                output::json(&json!({ "removed": removed.to_hex() }))?;
             } else {
                 ui.say(&format!("removed key {}", removed.short()));
             }
@@ -883,7 +873,7 @@ fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
             warn_weak_kdf(ui, &kdf);
             let id = repo.change_password(&pw, kdf)?;
             if ui.json {
-                output::json(&json!({ "key": id.to_hex() }));
+                output::json(&json!({ "key": id.to_hex() }))?;
             } else {
                 ui.say(&format!("password changed; the key is now {}", id.short()));
             }
@@ -937,11 +927,11 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
     let Some(name) = profile else {
         let names: Vec<&String> = file.profiles.keys().collect();
         if ui.json {
-            output::json(&json!({ "path": config::path()?, "profiles": names }));
+            output::json(&json!({ "path": config::path()?, "profiles": names }))?;
         } else {
-            println!("config file: {}", config::path()?.display());
+            outln!("config file: {}", config::path()?.display())?;
             for n in names {
-                println!("profile {n}");
+                outln!("profile {n}")?;
             }
         }
         return Ok(0);
@@ -1022,9 +1012,9 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
         ui.say(&format!("saved profile {name} in {}", path.display()));
     }
     if ui.json {
-        output::json(&serde_json::to_value(&shown)?);
+        output::json(&serde_json::to_value(&shown)?)?;
     } else {
-        print!("[profiles.{name}]\n{}", toml::to_string_pretty(&shown)?);
+        out!("[profiles.{name}]\n{}", toml::to_string_pretty(&shown)?)?;
     }
     Ok(0)
 }
@@ -1131,7 +1121,7 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     })
 }
 
-fn print_snapshot_table(list: &[(Id, Snapshot)]) {
+fn print_snapshot_table(list: &[(Id, Snapshot)]) -> Result<()> {
     let rows: Vec<[String; 6]> = list
         .iter()
         .map(|(id, s)| {
@@ -1166,10 +1156,10 @@ fn print_snapshot_table(list: &[(Id, Snapshot)]) {
         }
         s.trim_end().to_string()
     };
-    println!("{}", line(head));
-    println!("{}", "-".repeat(width.iter().sum::<usize>() + 10));
+    outln!("{}", line(head))?;
+    outln!("{}", "-".repeat(width.iter().sum::<usize>() + 10))?;
     for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        outln!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]))?;
     }
-    println!("{} snapshot(s)", rows.len());
+    outln!("{} snapshot(s)", rows.len())
 }

@@ -1,7 +1,7 @@
 //! Everything the user sees: progress bars on a terminal, warnings on
 //! stderr, results on stdout as text or JSON.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -133,6 +133,55 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Prints `value` as one line of JSON on stdout.
-pub fn json(value: &serde_json::Value) {
-    println!("{value}");
+pub fn json(value: &serde_json::Value) -> anyhow::Result<()> {
+    outln!("{value}")
 }
+
+/// The reader of stdout went away (`snap ls | head`): the command stops
+/// there and `main` exits 0 without a word, as `cat` would.
+///
+/// SIGPIPE stays ignored, as Rust sets it up, rather than restored to its
+/// default: the default action also killed a backup, silently, when an S3
+/// connection closed in the middle of an upload (hyper writes request bodies
+/// with writev, which raises the signal), where an error lets it retry.
+#[derive(Debug)]
+pub struct ClosedOutput;
+
+impl std::fmt::Display for ClosedOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the output was closed")
+    }
+}
+
+impl std::error::Error for ClosedOutput {}
+
+/// Writes to stdout, telling a closed pipe from other write errors.
+pub fn write_fmt(args: std::fmt::Arguments) -> anyhow::Result<()> {
+    write_all(args.to_string().as_bytes())
+}
+
+/// Writes bytes to stdout, telling a closed pipe from other write errors.
+pub fn write_all(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedOutput.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `print!` that returns an error instead of panicking on a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_fmt(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns an error instead of panicking on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};

@@ -20,7 +20,7 @@ pub struct FaultProxy {
     pub endpoint: String,
     /// Every how many requests a fault is injected (0: none).
     every: Arc<AtomicU64>,
-    /// While set, every connection is closed at once: a server that is gone.
+    /// While set, every request is cut off after its head: a server that is gone.
     down: Arc<AtomicBool>,
     pub requests: Arc<AtomicU64>,
     pub faults: Arc<AtomicU64>,
@@ -60,7 +60,7 @@ impl FaultProxy {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 if down.load(Ordering::SeqCst) {
-                    drop(conn);
+                    std::thread::spawn(move || hang_up(conn));
                     continue;
                 }
                 let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -90,6 +90,15 @@ impl FaultProxy {
     pub fn take_log(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().unwrap())
     }
+}
+
+/// What a server that is going away does to a request: it takes the head,
+/// then closes with the body unread, so the client's next write fails
+/// (EPIPE) in the middle of its upload.
+fn hang_up(conn: TcpStream) {
+    let mut reader = BufReader::new(conn);
+    let _ = read_head(&mut reader);
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// Reads an HTTP/1.1 head up to the blank line.
