@@ -417,9 +417,24 @@ fn prune_retention_is_per_group_and_says_what_it_keeps() {
         .unwrap();
     assert!(out.status.success());
     let err = stderr(&out);
-    assert_eq!(err.matches("keep snapshot").count(), 2, "{err}");
-    assert_eq!(err.matches("would remove snapshot").count(), 2, "{err}");
+    assert_eq!(err.matches("  keep ").count(), 2, "{err}");
+    assert_eq!(err.matches("  would remove ").count(), 2, "{err}");
     assert!(err.contains("(last"), "{err}");
+    // Each group is named, above what is kept and removed in it.
+    let paths = src.display().to_string();
+    for host in ["a", "b"] {
+        assert!(
+            err.contains(&format!("host {host}, paths {paths}:")),
+            "{err}"
+        );
+    }
+    assert!(
+        err.contains("2 snapshot(s) kept, 2 would be removed"),
+        "{err}"
+    );
+    // All four snapshots share their data: nothing is freed, and prune
+    // says so rather than "would remove 0 blobs".
+    assert!(err.contains("no unused data"), "{err}");
 
     let v = env.json(&["prune", "--keep-last", "1", "--group-by", ""]);
     assert_eq!(v["snapshots_kept"].as_array().unwrap().len(), 1, "{v}");
@@ -545,4 +560,228 @@ fn newcomer_review_findings() {
     let with_slash = format!("{}/", src.display());
     let list = env.json(&["snapshots", "--path", &with_slash]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+/// Profiles exist, but none was chosen: `snap create DIR` made the local
+/// default repository. A default profile, and where every setting in
+/// effect comes from.
+#[test]
+fn a_default_profile_and_the_source_of_each_setting() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    env.snap()
+        .args(["config", "--profile", "work", "--repo", &env.repo])
+        .assert()
+        .success();
+    env.snap()
+        .env_remove("SNAP_REPOSITORY")
+        .args([
+            "-P",
+            "work",
+            "init",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+    let bare = || {
+        let mut c = env.snap();
+        c.env_remove("SNAP_REPOSITORY");
+        c
+    };
+    let local_default = env.path("data/snap/repository");
+    let out = bare().arg("create").arg(&src).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not creating the local default repository")
+            && err.contains("work")
+            && err.contains("snap config --default NAME"),
+        "{err}"
+    );
+    assert!(!local_default.exists());
+    let out = bare().arg("snapshots").output().unwrap();
+    assert!(
+        stderr(&out).contains("no profile is in use"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = bare()
+        .args(["config", "--default", "nosuch"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("no profile \"nosuch\""),
+        "{}",
+        stderr(&out)
+    );
+    bare()
+        .args(["config", "--default", "work"])
+        .assert()
+        .success();
+    let out = bare().arg("config").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("profile work (default)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    bare().arg("create").arg(&src).assert().success();
+    assert!(!local_default.exists());
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+
+    // Where each setting comes from.
+    bare()
+        .args(["config", "--profile", "work", "--region", "eu-west-1"])
+        .assert()
+        .success();
+    let shown = |extra: &[&str]| {
+        let out = bare()
+            .env("AWS_ACCESS_KEY_ID", "GKfromtheenvironment")
+            .env("AWS_REGION", "us-west-2")
+            .args(extra)
+            .args(["config", "--profile", "work"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = shown(&[]);
+    let line = |text: &str, setting: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  {setting} ")))
+            .unwrap_or_else(|| panic!("no {setting} in {text}"))
+            .to_string()
+    };
+    assert!(line(&text, "region").contains("eu-west-1"), "{text}");
+    assert!(
+        line(&text, "region").ends_with("from profile work"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "repository").ends_with("from profile work"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "access_key_id").ends_with("from environment AWS_ACCESS_KEY_ID"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "password").ends_with("from environment SNAP_PASSWORD"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+    let text = shown(&["--region", "ap-east-1"]);
+    assert!(line(&text, "region").contains("ap-east-1"), "{text}");
+    assert!(
+        line(&text, "region").ends_with("from command line"),
+        "{text}"
+    );
+    // A region in a profile whose repository is a local folder is unused.
+    let out = bare().arg("snapshots").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("profile work sets region"),
+        "{}",
+        stderr(&out)
+    );
+
+    bare().args(["config", "--no-default"]).assert().success();
+    let out = bare().arg("create").arg(&src).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!local_default.exists());
+}
+
+/// Smaller findings of a newcomer's session.
+#[test]
+fn small_wrong_turns() {
+    let env = Env::new();
+    // "run `snap init`" sent a user who had typed --repo to the default.
+    let out = env
+        .snap()
+        .env_remove("SNAP_REPOSITORY")
+        .args(["--repo", &env.repo, "snapshots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    assert!(
+        stderr(&out).contains(&format!("snap --repo {} init", env.repo)),
+        "{}",
+        stderr(&out)
+    );
+    env.init();
+
+    // An empty password file read as the wrong password.
+    let empty = env.path("empty-password");
+    std::fs::write(&empty, b"").unwrap();
+    std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = env
+        .snap()
+        .env_remove("SNAP_PASSWORD")
+        .arg("--password-file")
+        .arg(&empty)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("wrong password"), "{}", stderr(&out));
+
+    // With the AWS variables set, clap's usage line listed the key options
+    // as if they were required.
+    let out = env
+        .snap()
+        .env("AWS_ACCESS_KEY_ID", "id")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .arg("restore")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Usage: snap restore"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("--access-key-id"),
+        "{}",
+        stderr(&out)
+    );
+
+    // `ls ID /mistyped` listed nothing, exit 0; `ls -l` hid set-id bits.
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let tool = src.join("tool");
+    std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    env.create(&[&src], &[]);
+    let out = env
+        .snap()
+        .args(["ls", "latest"])
+        .arg(src.join("nosuch"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("is not in snapshot"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .snap()
+        .args(["ls", "-l", "latest"])
+        .arg(&tool)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("-rwsr-xr-x"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

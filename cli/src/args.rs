@@ -25,28 +25,22 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Repository: a directory, or s3://BUCKET[/ROOT/PATH]. Default: a local
-    /// repository in your data directory
-    #[arg(
-        short = 'r',
-        long,
-        env = "SNAP_REPOSITORY",
-        global = true,
-        value_name = "REPO"
-    )]
+    /// Repository: a directory, or s3://BUCKET[/ROOT/PATH] [env: SNAP_REPOSITORY].
+    /// Default: the default profile's, else a local repository in your data directory
+    #[arg(short = 'r', long, global = true, value_name = "REPO")]
     pub repo: Option<String>,
 
-    /// Read the password from the first line of FILE (the SNAP_PASSWORD
-    /// variable is used first when set)
-    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true, value_name = "FILE")]
+    /// Read the password from the first line of FILE [env: SNAP_PASSWORD_FILE]
+    #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
     /// Run CMD with the shell and use the first line it prints as the password
-    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    /// [env: SNAP_PASSWORD_COMMAND]
+    #[arg(long, global = true, value_name = "CMD")]
     pub password_command: Option<String>,
 
-    /// Directory for local caches
-    #[arg(long, env = "SNAP_CACHE_DIR", global = true, value_name = "DIR")]
+    /// Directory for local caches [env: SNAP_CACHE_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// Do not use or fill the local cache
@@ -61,28 +55,19 @@ pub struct Global {
     #[arg(long, global = true)]
     pub insecure_no_encryption: bool,
 
-    /// Use the named profile from the config file for settings not given otherwise
-    #[arg(
-        short = 'P',
-        long,
-        env = "SNAP_PROFILE",
-        global = true,
-        value_name = "NAME"
-    )]
+    /// Use the named profile from the config file for settings not given
+    /// otherwise [env: SNAP_PROFILE]. Default: the profile set with
+    /// `snap config --default NAME`
+    #[arg(short = 'P', long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// S3 endpoint URL (https unless http:// is written); none means AWS
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL",
-        global = true,
-        value_name = "URL",
-        help_heading = "S3"
-    )]
+    /// S3 endpoint URL, such as https://s3.example.com or http://127.0.0.1:3900;
+    /// none means AWS [env: AWS_ENDPOINT_URL]
+    #[arg(long, global = true, value_name = "URL", help_heading = "S3")]
     pub endpoint: Option<String>,
 
-    /// S3 region ("auto" for Cloudflare R2); default AWS_REGION,
-    /// AWS_DEFAULT_REGION, else us-east-1
+    /// S3 region ("auto" for Cloudflare R2) [env: AWS_REGION, AWS_DEFAULT_REGION].
+    /// Default: us-east-1
     #[arg(long, global = true, value_name = "REGION", help_heading = "S3")]
     pub region: Option<String>,
 
@@ -90,27 +75,13 @@ pub struct Global {
     #[arg(long, global = true, value_name = "STYLE", help_heading = "S3")]
     pub s3_addressing: Option<String>,
 
-    /// Access key id (default AWS_ACCESS_KEY_ID)
-    #[arg(
-        long,
-        env = "AWS_ACCESS_KEY_ID",
-        global = true,
-        value_name = "ID",
-        help_heading = "S3",
-        hide_env_values = true
-    )]
+    /// Access key id [env: AWS_ACCESS_KEY_ID]
+    #[arg(long, global = true, value_name = "ID", help_heading = "S3")]
     pub access_key_id: Option<String>,
 
-    /// Secret access key (default AWS_SECRET_ACCESS_KEY). Discouraged on the
+    /// Secret access key [env: AWS_SECRET_ACCESS_KEY]. Discouraged on the
     /// command line, where other users can see it: use the variable or a profile
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        global = true,
-        value_name = "SECRET",
-        help_heading = "S3",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, value_name = "SECRET", help_heading = "S3")]
     pub secret_access_key: Option<String>,
 
     /// Parallel transfers to the bucket
@@ -138,11 +109,80 @@ pub struct Global {
     /// given beside a local repository are refused.
     #[arg(skip)]
     pub from_command_line: Vec<String>,
+
+    /// The options read from the environment, with their variables.
+    #[arg(skip)]
+    pub from_environment: Vec<(String, &'static str)>,
+}
+
+/// Where a setting came from, as `snap config` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    CommandLine,
+    Profile(String),
+    Environment(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::CommandLine => f.write_str("command line"),
+            Source::Profile(name) => write!(f, "profile {name}"),
+            Source::Environment(var) => write!(f, "environment {var}"),
+        }
+    }
 }
 
 impl Global {
     pub fn given_on_command_line(&self, id: &str) -> bool {
         self.from_command_line.iter().any(|i| i == id)
+    }
+
+    /// Where the option's own value came from: the command line, an
+    /// environment variable, or nowhere (None).
+    pub fn source(&self, id: &str) -> Option<Source> {
+        if self.given_on_command_line(id) {
+            return Some(Source::CommandLine);
+        }
+        self.from_environment
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, var)| Source::Environment(var))
+    }
+
+    /// Fills the options not given on the command line from their
+    /// variables. Done here rather than by clap's `env`, which listed
+    /// `--access-key-id <ID> --secret-access-key <SECRET>` in the usage
+    /// line of every mistake as if they were required, once the AWS
+    /// variables were set. Empty AWS variables count as unset (other tools
+    /// leave them so); an empty SNAP_* one is kept, to be refused by name.
+    fn read_environment(&mut self) {
+        let var = |name: &'static str, keep_empty: bool| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| keep_empty || !v.is_empty())
+                .map(|v| (v, name))
+        };
+        let mut noted = Vec::new();
+        macro_rules! fill {
+            ($field:ident, $var:literal, $keep_empty:expr) => {
+                if self.$field.is_none()
+                    && let Some((v, name)) = var($var, $keep_empty)
+                {
+                    self.$field = Some(v.into());
+                    noted.push((stringify!($field).to_string(), name));
+                }
+            };
+        }
+        fill!(repo, "SNAP_REPOSITORY", true);
+        fill!(password_file, "SNAP_PASSWORD_FILE", true);
+        fill!(password_command, "SNAP_PASSWORD_COMMAND", true);
+        fill!(cache_dir, "SNAP_CACHE_DIR", true);
+        fill!(profile, "SNAP_PROFILE", true);
+        fill!(endpoint, "AWS_ENDPOINT_URL", false);
+        fill!(access_key_id, "AWS_ACCESS_KEY_ID", false);
+        fill!(secret_access_key, "AWS_SECRET_ACCESS_KEY", false);
+        self.from_environment = noted;
     }
 
     /// The S3 options given on the command line, as their flags.
@@ -179,6 +219,7 @@ impl Cli {
             }
             level = m.subcommand().map(|(_, sub)| sub);
         }
+        cli.global.read_environment();
         cli
     }
 }
@@ -313,6 +354,17 @@ pub struct ConfigArgs {
     /// Remove the profile
     #[arg(long)]
     pub remove: bool,
+    /// Use profile NAME whenever no profile is named with -P or SNAP_PROFILE
+    #[arg(long, value_name = "NAME", conflicts_with = "no_default")]
+    pub default: Option<String>,
+    /// Use no profile unless one is named
+    #[arg(long)]
+    pub no_default: bool,
+    /// Test the settings in effect (with --profile NAME, that profile's): reach
+    /// the endpoint, list the bucket, open the repository with the password.
+    /// Names the setting at fault
+    #[arg(long, conflicts_with_all = ["save_keys", "secret_command", "remove", "default", "no_default"])]
+    pub check: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,12 +10,15 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use snap_engine::backend::{Addressing, S3Options};
 
-use crate::args::Global;
+use crate::args::{Global, Source};
 
 /// One profile: everything needed to reach a repository.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The profile's name in the file (not stored inside the profile).
+    #[serde(skip)]
+    pub name: String,
     pub repository: Option<String>,
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -34,6 +37,11 @@ pub struct Profile {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// The profile used when none is named: `snap config --default NAME`.
+    /// Without one, a newcomer's `snap create DIR` backed up into the local
+    /// default repository while their profile pointed at a bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -112,17 +120,43 @@ pub fn profile_name(global: &Global) -> Result<Option<&String>> {
     }
 }
 
-pub fn profile(global: &Global, warn: &dyn Fn(&str)) -> Result<Profile> {
-    let Some(name) = profile_name(global)? else {
-        return Ok(Profile::default());
-    };
+/// The profile in use and how it came to be chosen.
+#[derive(Debug, Default)]
+pub struct Chosen {
+    /// Empty (`Profile::default()`) when no profile is in use.
+    pub profile: Profile,
+    /// Every profile in the file, to name them when none is in use.
+    pub all: Vec<String>,
+}
+
+/// The profile named with -P or SNAP_PROFILE, else the file's default.
+pub fn choose(global: &Global, warn: &dyn Fn(&str)) -> Result<Chosen> {
+    let named = profile_name(global)?;
     let file = ConfigFile::load(warn)?;
-    file.profiles.get(name).cloned().ok_or_else(|| {
-        anyhow!(
-            "no profile {name:?} in {} (create it with `snap config --profile {name} ...`)",
-            path().map(|p| p.display().to_string()).unwrap_or_default()
-        )
-    })
+    let all = file.profiles.keys().cloned().collect();
+    let (name, by_default) = match (named, &file.default) {
+        (Some(n), _) => (n.clone(), false),
+        (None, Some(d)) => (d.clone(), true),
+        (None, None) => {
+            return Ok(Chosen {
+                all,
+                ..Chosen::default()
+            });
+        }
+    };
+    let Some(p) = file.profiles.get(&name) else {
+        let path = path().map(|p| p.display().to_string()).unwrap_or_default();
+        if by_default {
+            bail!(
+                "the default profile {name:?} is not in {path}: choose another with `snap config \
+                 --default NAME`, or create it with `snap config --profile {name} ...`"
+            );
+        }
+        bail!("no profile {name:?} in {path} (create it with `snap config --profile {name} ...`)");
+    };
+    let mut profile = p.clone();
+    profile.name = name;
+    Ok(Chosen { profile, all })
 }
 
 fn run_secret_command(cmd: &str) -> Result<String> {
@@ -158,14 +192,127 @@ pub fn pick<T: Clone>(
     profile.clone().or_else(|| flag.clone())
 }
 
+/// Where `pick` takes the setting from.
+pub fn source<T>(
+    global: &Global,
+    id: &str,
+    flag: &Option<T>,
+    p: &Profile,
+    field: &Option<T>,
+) -> Option<Source> {
+    if global.given_on_command_line(id) {
+        return flag.as_ref().map(|_| Source::CommandLine);
+    }
+    if field.is_some() {
+        return Some(Source::Profile(p.name.clone()));
+    }
+    flag.as_ref().and(global.source(id))
+}
+
+/// The region, with where it comes from: beside the command line and the
+/// profile, AWS_REGION and AWS_DEFAULT_REGION.
+fn region(global: &Global, p: &Profile) -> Option<(String, Source)> {
+    if let Some(r) = pick(global, "region", &global.region, &p.region) {
+        let from = source(global, "region", &global.region, p, &p.region)?;
+        return Some((r, from));
+    }
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|var| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| (v, Source::Environment(var)))
+        })
+}
+
+/// One setting as `snap config --profile NAME` shows it: the value in
+/// effect for a command run now with that profile, and where it came from.
+pub struct Effective {
+    pub setting: &'static str,
+    pub value: String,
+    pub source: Source,
+}
+
+/// Every setting in effect with the profile `p`, and its source: a
+/// newcomer could not tell why a region or endpoint set in the profile was
+/// not the one used.
+pub fn effective(global: &Global, p: &Profile) -> Vec<Effective> {
+    let mut rows = Vec::new();
+    let mut row = |setting: &'static str, v: Option<(String, Source)>| {
+        if let Some((value, source)) = v {
+            rows.push(Effective {
+                setting,
+                value,
+                source,
+            });
+        }
+    };
+    macro_rules! plain {
+        ($setting:literal, $id:literal, $flag:expr, $field:expr, $show:expr) => {
+            row(
+                $setting,
+                pick(global, $id, &$flag, &$field)
+                    .and_then(|v| source(global, $id, &$flag, p, &$field).map(|s| ($show(v), s))),
+            )
+        };
+    }
+    let text = |v: String| v;
+    let shown_path = |v: PathBuf| v.display().to_string();
+    plain!("repository", "repo", global.repo, p.repository, text);
+    plain!("endpoint", "endpoint", global.endpoint, p.endpoint, text);
+    row("region", region(global, p));
+    plain!(
+        "addressing",
+        "s3_addressing",
+        global.s3_addressing,
+        p.addressing,
+        text
+    );
+    plain!(
+        "access_key_id",
+        "access_key_id",
+        global.access_key_id,
+        p.access_key_id,
+        text
+    );
+    let hidden = |_: String| "(set, hidden)".to_string();
+    if p.secret_access_key.is_none()
+        && !global.given_on_command_line("secret_access_key")
+        && let Some(cmd) = &p.secret_access_key_command
+    {
+        row(
+            "secret_access_key",
+            Some((
+                format!("printed by {cmd:?}"),
+                Source::Profile(p.name.clone()),
+            )),
+        );
+    } else {
+        plain!(
+            "secret_access_key",
+            "secret_access_key",
+            global.secret_access_key,
+            p.secret_access_key,
+            hidden
+        );
+    }
+    row("password", crate::password::source(global, p));
+    plain!(
+        "cache_dir",
+        "cache_dir",
+        global.cache_dir,
+        p.cache_dir,
+        shown_path
+    );
+    rows
+}
+
 /// Settings for an s3:// repository.
 pub fn s3_options(location: &str, global: &Global, p: &Profile) -> Result<S3Options> {
     let (bucket, root) = S3Options::parse_location(location)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let region = pick(global, "region", &global.region, &p.region)
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_default();
+    let region = region(global, p).map(|(r, _)| r).unwrap_or_default();
     let addressing: Addressing = pick(
         global,
         "s3_addressing",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use snap_engine::backend::{Backend, StoreBackend};
 use snap_engine::commands::{self, check, create, inspect, prune, restore};
@@ -20,6 +20,24 @@ use snap_engine::{Error, Id, InitOptions, Repository};
 use args::{Cli, Command, Global};
 use config::Profile;
 use output::{Ui, out, outln};
+
+/// An engine error with advice that depends on how snap was invoked.
+#[derive(Debug)]
+struct Hinted(Error, String);
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0, self.1)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// The engine's error behind `e`, hinted or not.
+fn engine_error(e: &anyhow::Error) -> Option<&Error> {
+    e.downcast_ref::<Error>()
+        .or_else(|| e.downcast_ref::<Hinted>().map(|h| &h.0))
+}
 
 /// A failure that already told the user what went wrong and only needs an
 /// exit code (a check that found errors, a restore that skipped files).
@@ -70,6 +88,30 @@ fn snapshot_filter(a: &args::FilterArgs) -> Result<SnapshotFilter> {
             .map(|p| path_bytes(p))
             .collect::<Result<_>>()?,
     })
+}
+
+/// A retention group as a person reads it: "host laptop, paths /a, /b".
+fn group_name(k: &snap_engine::snapshot::GroupKey) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &k.host {
+        parts.push(format!("host {h}"));
+    }
+    if let Some(p) = &k.paths {
+        let shown: Vec<_> = p.iter().map(|p| String::from_utf8_lossy(p)).collect();
+        parts.push(format!("paths {}", shown.join(", ")));
+    }
+    if let Some(t) = &k.tags {
+        parts.push(if t.is_empty() {
+            "no tags".to_string()
+        } else {
+            format!("tags {}", t.join(", "))
+        });
+    }
+    if parts.is_empty() {
+        "all snapshots".to_string()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// A snapshot as a person recognises it: short id, host, local time, paths.
@@ -143,7 +185,7 @@ fn main() -> ExitCode {
             if let Some(Reported(code)) = e.downcast_ref::<Reported>() {
                 return ExitCode::from(*code as u8);
             }
-            let code = e.downcast_ref::<Error>().map(Error::exit_code).unwrap_or(1);
+            let code = engine_error(&e).map(Error::exit_code).unwrap_or(1);
             let mut msg = format!("error: {e}");
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!(": {cause}"));
@@ -165,6 +207,9 @@ impl Ui {
 struct Ctx<'a> {
     global: &'a Global,
     profile: Profile,
+    /// Every profile in the config file, named when none is in use.
+    profiles: Vec<String>,
+    ui: &'a Ui,
 }
 
 impl Ctx<'_> {
@@ -222,8 +267,33 @@ impl Ctx<'_> {
                 if s3_flags.len() == 1 { "ies" } else { "y" }
             ));
         }
+        let p = &self.profile;
+        let unused: Vec<&str> = [
+            ("endpoint", p.endpoint.is_some()),
+            ("region", p.region.is_some()),
+            ("addressing", p.addressing.is_some()),
+            ("access_key_id", p.access_key_id.is_some()),
+            ("secret_access_key", p.secret_access_key.is_some()),
+            (
+                "secret_access_key_command",
+                p.secret_access_key_command.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !unused.is_empty() {
+            self.ui.say(&format!(
+                "warning: profile {} sets {}, but the repository {location:?} is a local folder, \
+                 so they are not used; for a bucket write s3://BUCKET[/PATH]",
+                p.name,
+                unused.join(", ")
+            ));
+        }
         let path = location.strip_prefix("local:").unwrap_or(location);
-        Ok(Arc::new(StoreBackend::local(&PathBuf::from(path), create)?))
+        let backend = StoreBackend::local(&PathBuf::from(path), create)
+            .map_err(|e| self.hint(e, location))?;
+        Ok(Arc::new(backend))
     }
 
     /// Remote repositories get a local cache of index, snapshots and trees
@@ -250,10 +320,27 @@ impl Ctx<'_> {
         self.open_with(true)
     }
 
+    /// The built-in default repository while profiles exist but none is in
+    /// use: most likely the user forgot -P, as a newcomer's `snap create`
+    /// that went to a local folder instead of their bucket showed.
+    fn forgotten_profile(&self) -> Option<String> {
+        (self.profile.name.is_empty() && !self.profiles.is_empty()).then(|| {
+            format!(
+                "no profile is in use, and the config file has {}: choose one with -P NAME, or \
+                 make one the default with `snap config --default NAME`",
+                self.profiles.join(", ")
+            )
+        })
+    }
+
     /// `cache: false` reads everything from storage, for a check of what
     /// the bucket holds rather than what this device remembers.
     fn open_with(&self, cache: bool) -> Result<Repository> {
-        let (loc, _) = self.location()?;
+        let (loc, is_default) = self.location()?;
+        if is_default && let Some(hint) = self.forgotten_profile() {
+            self.ui
+                .say(&format!("using the local default repository {loc}; {hint}"));
+        }
         let backend = self.backend(&loc, false)?;
         let pw = || {
             password::existing(self.global, &self.profile)
@@ -265,7 +352,30 @@ impl Ctx<'_> {
             allow_unencrypted: self.global.insecure_no_encryption,
             password_configured: password::is_configured(self.global, &self.profile),
         };
-        Ok(Repository::open_with(backend, &pw, &opts)?)
+        Repository::open_with(backend, &pw, &opts).map_err(|e| self.hint(e, &loc))
+    }
+
+    /// Advice for an engine error that depends on how snap was invoked.
+    fn hint(&self, e: Error, location: &str) -> anyhow::Error {
+        match e {
+            Error::RepositoryNotFound(_) => {
+                let hint = format!("create one with `{}`", self.init_command(location));
+                anyhow::Error::new(Hinted(e, hint))
+            }
+            e => e.into(),
+        }
+    }
+
+    /// The init command for this location, as the user reaches it: a
+    /// newcomer told "run `snap init`" made the local default instead.
+    fn init_command(&self, location: &str) -> String {
+        if self.global.given_on_command_line("repo") {
+            format!("snap --repo {location} init")
+        } else if !self.profile.name.is_empty() {
+            format!("snap -P {} init", self.profile.name)
+        } else {
+            "snap init".to_string()
+        }
     }
 
     /// Where this device remembers each repository it opened (its id,
@@ -312,7 +422,7 @@ impl Ctx<'_> {
 fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
     let g = &cli.global;
     match &cli.command {
-        Command::Config(a) => return configure(g, a, ui),
+        Command::Config(a) if !a.check => return configure(g, a, ui),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -328,9 +438,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         }
         _ => {}
     }
+    let chosen = config::choose(g, &|w| ui.say(w))?;
     let ctx = Ctx {
         global: g,
-        profile: config::profile(g, &|w| ui.say(w))?,
+        profile: chosen.profile,
+        profiles: chosen.all,
+        ui,
     };
     match &cli.command {
         Command::Init(a) => {
@@ -373,11 +486,14 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             let mut repo = match ctx.open() {
                 Err(e)
                     if is_default
-                        && matches!(
-                            e.downcast_ref::<Error>(),
-                            Some(Error::RepositoryNotFound(_))
-                        ) =>
+                        && matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) =>
                 {
+                    if let Some(hint) = ctx.forgotten_profile() {
+                        return Err(anyhow!(
+                            "not creating the local default repository {loc}: {hint}; or give \
+                             --repo DIR for a local repository"
+                        ));
+                    }
                     let (repo, r) = ctx.init(&loc, ctx.init_options(false)?)?;
                     ui.say(&format!(
                         "created a new repository at {} (the default; use --repo for another)",
@@ -583,26 +699,56 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "bytes_after": r.bytes_after,
                 }))?;
             } else {
-                let verb = if r.dry_run { "would remove" } else { "removed" };
-                for (id, why) in &r.snapshots_kept {
+                let verb = if r.dry_run { "would remove" } else { "remove" };
+                for g in &r.groups {
+                    ui.say(&format!("{}:", group_name(&g.key)));
+                    for (id, s, why) in &g.snapshots {
+                        let time = s
+                            .time()
+                            .with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M");
+                        if why.is_empty() {
+                            ui.say(&format!("  {verb:<12} {}  {time}", id.short()));
+                        } else {
+                            ui.say(&format!(
+                                "  {:<12} {}  {time}  ({})",
+                                "keep",
+                                id.short(),
+                                why.join(", ")
+                            ));
+                        }
+                    }
+                }
+                let removed = r.snapshots_forgotten.len();
+                let kept = r.snapshots_kept.len();
+                let freed = r.bytes_before.saturating_sub(r.bytes_after);
+                ui.say(&format!(
+                    "{kept} snapshot(s) kept, {removed} {}",
+                    if r.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                ));
+                if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
                     ui.say(&format!(
-                        "keep snapshot {} ({})",
-                        id.short(),
-                        why.join(", ")
+                        "no unused data: the repository stays at {}",
+                        output::bytes(r.bytes_before)
+                    ));
+                } else {
+                    ui.say(&format!(
+                        "{} {} of unused data ({} blob(s)): {} pack(s) deleted, {} repacked, {} \
+                         left as they were; {} -> {}",
+                        if r.dry_run { "would free" } else { "freed" },
+                        output::bytes(freed),
+                        r.blobs_removed,
+                        r.packs_deleted,
+                        r.packs_repacked,
+                        r.packs_kept,
+                        output::bytes(r.bytes_before),
+                        output::bytes(r.bytes_after)
                     ));
                 }
-                for id in &r.snapshots_forgotten {
-                    ui.say(&format!("{verb} snapshot {}", id.short()));
-                }
-                ui.say(&format!(
-                    "{verb} {} unused blob(s): {} pack(s) deleted, {} repacked, {} kept; {} -> {}",
-                    r.blobs_removed,
-                    r.packs_deleted,
-                    r.packs_repacked,
-                    r.packs_kept,
-                    output::bytes(r.bytes_before),
-                    output::bytes(r.bytes_after)
-                ));
                 if r.packs_deferred > 0 {
                     ui.say(&format!(
                         "{} pack(s) wait for backups running on other devices to finish; a later prune deletes them",
@@ -612,7 +758,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Config(_) | Command::Completions { .. } | Command::Man => {
+        Command::Config(_) => check_connection(&ctx),
+        Command::Completions { .. } | Command::Man => {
             unreachable!("handled above")
         }
         Command::Ls(a) => {
@@ -905,6 +1052,27 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
         .filter(|id| g.given_on_command_line(id))
         .collect();
     let profile = config::profile_name(g)?;
+    if let Some(name) = &a.default {
+        if !file.profiles.contains_key(name) {
+            return Err(anyhow!(
+                "no profile {name:?} to make the default (create it with `snap config --profile \
+                 {name} --repo ...`)"
+            ));
+        }
+        file.default = Some(name.clone());
+        let path = file.save()?;
+        ui.say(&format!(
+            "profile {name} is now the default (in {})",
+            path.display()
+        ));
+        return Ok(0);
+    }
+    if a.no_default {
+        file.default = None;
+        file.save()?;
+        ui.say("no profile is the default now");
+        return Ok(0);
+    }
     if profile.is_none()
         && (!given.is_empty() || a.save_keys || a.secret_command.is_some() || a.remove)
     {
@@ -927,11 +1095,20 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
     let Some(name) = profile else {
         let names: Vec<&String> = file.profiles.keys().collect();
         if ui.json {
-            output::json(&json!({ "path": config::path()?, "profiles": names }))?;
+            output::json(&json!({
+                "path": config::path()?,
+                "profiles": names,
+                "default": file.default,
+            }))?;
         } else {
             outln!("config file: {}", config::path()?.display())?;
             for n in names {
-                outln!("profile {n}")?;
+                let mark = if file.default.as_ref() == Some(n) {
+                    " (default)"
+                } else {
+                    ""
+                };
+                outln!("profile {n}{mark}")?;
             }
         }
         return Ok(0);
@@ -939,6 +1116,9 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
     if a.remove {
         if file.profiles.remove(name).is_none() {
             return Err(anyhow!("no profile {name:?}"));
+        }
+        if file.default.as_ref() == Some(name) {
+            file.default = None;
         }
         file.save()?;
         ui.say(&format!("removed profile {name}"));
@@ -1006,15 +1186,75 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
             config::path()?.display()
         ));
     }
-    let shown = config::redacted(p);
+    let mut shown = config::redacted(p);
+    shown.name = name.clone();
+    let is_default = file.default.as_ref() == Some(name);
     if changed {
         let path = file.save()?;
         ui.say(&format!("saved profile {name} in {}", path.display()));
     }
+    let effective = config::effective(g, &shown);
     if ui.json {
-        output::json(&serde_json::to_value(&shown)?)?;
+        let rows: Vec<_> = effective
+            .iter()
+            .map(|e| json!({ "setting": e.setting, "value": e.value, "source": e.source.to_string() }))
+            .collect();
+        output::json(&json!({
+            "name": name,
+            "default": is_default,
+            "settings": serde_json::to_value(&shown)?,
+            "in_effect": rows,
+        }))?;
     } else {
         out!("[profiles.{name}]\n{}", toml::to_string_pretty(&shown)?)?;
+        outln!(
+            "\nin effect with this profile{} (the command line, then the profile, then the \
+             environment):",
+            if is_default { ", the default" } else { "" }
+        )?;
+        for e in &effective {
+            outln!("  {:<18} {:<40} from {}", e.setting, e.value, e.source)?;
+        }
+    }
+    Ok(0)
+}
+
+/// `snap config --check`: each step of reaching the repository in turn,
+/// stopping at the first that fails with the setting it points at, as the
+/// "Check connection" button of backup apps does.
+fn check_connection(ctx: &Ctx) -> Result<u8> {
+    let ui = ctx.ui;
+    let (loc, is_default) = ctx.location()?;
+    if is_default && let Some(hint) = ctx.forgotten_profile() {
+        ui.say(&format!("note: {hint}"));
+    }
+    let backend = ctx
+        .backend(&loc, false)
+        .context("the settings are not usable")?;
+    ui.say(&format!("settings: ok ({})", backend.location()));
+    let keys = backend
+        .list("keys/")
+        .context("cannot list the repository's keys")?;
+    ui.say(&format!(
+        "storage: ok (reached and listed; {} key file(s))",
+        keys.len()
+    ));
+    let repo = ctx.open_with(false)?;
+    let what = if repo.is_encrypted() {
+        "encrypted, and the password opens it"
+    } else {
+        "NOT encrypted"
+    };
+    ui.say(&format!(
+        "repository: ok ({}, {what})",
+        repo.config().id.short()
+    ));
+    if ui.json {
+        output::json(&json!({
+            "location": backend.location(),
+            "repository_id": repo.config().id.to_hex(),
+            "encrypted": repo.is_encrypted(),
+        }))?;
     }
     Ok(0)
 }
@@ -1055,6 +1295,26 @@ fn entry_json(path: &[u8], n: &snap_engine::tree::Node) -> serde_json::Value {
 }
 
 /// `ls -l`-like: type and mode, owner, size, time, path.
+/// `rwsr-xr-t`, as `ls -l` writes the mode: set-id and sticky bits show
+/// in the execute places (they were dropped, hiding a set-uid file).
+fn permissions(mode: u32) -> String {
+    let mut perms: Vec<char> = "rwxrwxrwx"
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if mode & (0o400 >> i) != 0 { c } else { '-' })
+        .collect();
+    for (bit, place, set) in [(0o4000, 2, 's'), (0o2000, 5, 's'), (0o1000, 8, 't')] {
+        if mode & bit != 0 {
+            perms[place] = if perms[place] == 'x' {
+                set
+            } else {
+                set.to_ascii_uppercase()
+            };
+        }
+    }
+    perms.into_iter().collect()
+}
+
 fn long_line(n: &snap_engine::tree::Node, path: &str) -> String {
     use snap_engine::tree::NodeKind::*;
     let t = match n.kind {
@@ -1065,10 +1325,7 @@ fn long_line(n: &snap_engine::tree::Node, path: &str) -> String {
         CharDevice => 'c',
         BlockDevice => 'b',
     };
-    let mut perms = String::new();
-    for (i, c) in "rwxrwxrwx".chars().enumerate() {
-        perms.push(if n.mode & (0o400 >> i) != 0 { c } else { '-' });
-    }
+    let perms = permissions(n.mode);
     let owner = if n.user.is_empty() {
         n.uid.to_string()
     } else {
@@ -1162,4 +1419,16 @@ fn print_snapshot_table(list: &[(Id, Snapshot)]) -> Result<()> {
         outln!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]))?;
     }
     outln!("{} snapshot(s)", rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permissions_show_set_id_and_sticky_bits_as_ls_does() {
+        assert_eq!(super::permissions(0o755), "rwxr-xr-x");
+        assert_eq!(super::permissions(0o4755), "rwsr-xr-x");
+        assert_eq!(super::permissions(0o2750), "rwxr-s---");
+        assert_eq!(super::permissions(0o1777), "rwxrwxrwt");
+        assert_eq!(super::permissions(0o7644), "rwSr-Sr-T");
+    }
 }

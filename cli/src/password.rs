@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use zeroize::Zeroizing;
 
-use crate::args::Global;
+use crate::args::{Global, Source};
 use crate::config::Profile;
 
 fn first_line(s: &str) -> String {
@@ -78,13 +78,58 @@ fn configured(global: &Global, profile: &Profile) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// Where `configured` takes the password from, as `snap config` shows it.
+pub fn source(global: &Global, profile: &Profile) -> Option<(String, Source)> {
+    let line = |id: &str| global.given_on_command_line(id);
+    let file = |f: &std::path::Path| format!("file {}", f.display());
+    let command = |c: &str| format!("command {c:?}");
+    if line("password_file") {
+        return global
+            .password_file
+            .as_deref()
+            .map(|f| (file(f), Source::CommandLine));
+    }
+    if line("password_command") {
+        return global
+            .password_command
+            .as_deref()
+            .map(|c| (command(c), Source::CommandLine));
+    }
+    let from_profile = Source::Profile(profile.name.clone());
+    if let Some(f) = &profile.password_file {
+        return Some((file(f), from_profile));
+    }
+    if let Some(c) = &profile.password_command {
+        return Some((command(c), from_profile));
+    }
+    if std::env::var_os("SNAP_PASSWORD").is_some() {
+        return Some(("(set, hidden)".into(), Source::Environment("SNAP_PASSWORD")));
+    }
+    if let Some(f) = &global.password_file {
+        return Some((file(f), Source::Environment("SNAP_PASSWORD_FILE")));
+    }
+    if let Some(c) = &global.password_command {
+        return Some((command(c), Source::Environment("SNAP_PASSWORD_COMMAND")));
+    }
+    None
+}
+
 fn read_file(file: &std::path::Path) -> Result<String> {
     let text = Zeroizing::new(
         std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the password file {}", file.display()))?,
     );
     warn_if_others_can_read(file);
-    Ok(first_line(&text))
+    let pw = first_line(&text);
+    // An empty file read as an empty password, which then failed as the
+    // wrong password, sending the user after the wrong problem.
+    if pw.is_empty() {
+        bail!(
+            "the password file {} is empty: its first line is the password",
+            file.display()
+        );
+    }
+    Ok(pw)
 }
 
 fn run_command(cmd: &str) -> Result<String> {

@@ -9,8 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No repository at the location: exit code 10.
-    #[error("no repository at {0} (run `snap init` to create one)")]
+    /// No repository at the location: exit code 10. The caller says how to
+    /// make one: the command differs between a profile, a flag and the UI.
+    #[error("no repository at {0}")]
     RepositoryNotFound(String),
 
     #[error("a repository already exists at {0}")]

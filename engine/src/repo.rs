@@ -229,8 +229,13 @@ impl Repository {
     /// config always has a key that opens it.
     pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<Repository> {
         opts.chunker.validate()?;
-        if backend.exists("config")? {
-            return Err(Error::RepositoryExists(backend.location().to_string()));
+        // A read rather than `exists`: S3 answers a HEAD without a body, so
+        // a wrong region or key was only "400 Bad Request"; a GET's error
+        // names the fault (and the right region).
+        match backend.read("config", codec::MAX_SMALL_OBJECT as u64) {
+            Ok(_) => return Err(Error::RepositoryExists(backend.location().to_string())),
+            Err(Error::Missing { .. }) => {}
+            Err(e) => return Err(e),
         }
         let config = Config {
             version: CONFIG_VERSION,

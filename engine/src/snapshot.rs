@@ -108,7 +108,7 @@ impl std::str::FromStr for GroupBy {
 }
 
 /// A retention group: the values of what it is grouped by.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
     pub host: Option<String>,
     pub paths: Option<Vec<Vec<u8>>>,

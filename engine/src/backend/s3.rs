@@ -137,6 +137,18 @@ impl S3Options {
                 "endpoint {e:?} must be an http(s) URL with a host"
             )));
         }
+        // `http://host:port/bucket` once put the repository at
+        // bucket/bucket/…: the requests carry the bucket themselves.
+        if !url.path().trim_matches('/').is_empty() || url.query().is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "endpoint {e:?} has a path ({:?}): the endpoint is the server alone, such as \
+                 {}://{}; the bucket and any folder in it belong in the repository, \
+                 s3://BUCKET/FOLDER",
+                url.path(),
+                url.scheme(),
+                &url[url::Position::BeforeHost..url::Position::AfterPort],
+            )));
+        }
         Ok(Some(url))
     }
 
@@ -259,7 +271,19 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     {
         return None;
     }
-    let has = |s: &str| text.contains(s);
+    // Words are looked for in the error, not in names the user chose: a
+    // root path called "connect-test" once read as a connection failure.
+    let mut scan: String = text
+        .split_whitespace()
+        .filter(|w| !w.contains("://"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for name in [&o.bucket, &o.root] {
+        if !name.is_empty() {
+            scan = scan.replace(name.as_str(), "");
+        }
+    }
+    let has = |s: &str| scan.contains(s);
     let endpoint = o.endpoint.as_deref().unwrap_or("AWS S3");
     let msg = if has("NoSuchBucket") || (has("404") && has("bucket")) {
         format!(
@@ -284,8 +308,22 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         || has("PermanentRedirect")
         || has("region")
     {
+        match reported_region(&text).filter(|r| r != o.region()) {
+            Some(right) => format!(
+                "region {:?} is wrong for this bucket at {endpoint}: the server says it is \
+                 {right:?} (use --region {right})",
+                o.region()
+            ),
+            None => format!(
+                "region {:?} is wrong for this bucket at {endpoint} (check --region)",
+                o.region()
+            ),
+        }
+    } else if has("400 Bad Request") && !has("<Code>") {
+        // A HEAD request's error has no body to name the fault.
         format!(
-            "region {:?} is wrong for this bucket at {endpoint} (check --region)",
+            "the server at {endpoint} rejected the request as malformed (400), most often \
+             because region {:?} is not the bucket's (check --region)",
             o.region()
         )
     } else if has("AccessDenied") || has("status code: 403") {
@@ -301,7 +339,19 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         || has("InvalidContentType")
         || has("peer")
     {
-        format!("TLS failure talking to {endpoint}: {}", last_cause(&text))
+        // `host:port` of a plain-HTTP server gave only "InvalidContentType".
+        let hint = if o.endpoint.as_deref().is_some_and(|e| !e.contains("://")) {
+            format!(
+                " (the endpoint has no scheme, so https:// was used; if the server speaks plain \
+                 HTTP, write http://{endpoint})"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "TLS failure talking to {endpoint}: {}{hint}",
+            last_cause(&text)
+        )
     } else if has("error sending request")
         || has("Connection refused")
         || has("dns error")
@@ -316,6 +366,21 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         return None;
     };
     Some(msg)
+}
+
+/// The region an S3 error body names (`<Region>eu-west-3</Region>`, as
+/// AWS and Garage send with AuthorizationHeaderMalformed), if it looks
+/// like one.
+fn reported_region(text: &str) -> Option<String> {
+    let start = text.find("<Region>")? + "<Region>".len();
+    let len = text[start..].find("</Region>")?;
+    let region = &text[start..start + len];
+    (!region.is_empty()
+        && region.len() <= 64
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    .then(|| region.to_string())
 }
 
 fn last_cause(text: &str) -> &str {
@@ -399,6 +464,20 @@ mod tests {
                 .scheme(),
             "https"
         );
+        for with_path in [
+            "http://127.0.0.1:3900/bucket",
+            "https://s3.example.com/b/x",
+            "http://h/?x=1",
+        ] {
+            let err = with(with_path).endpoint_url().unwrap_err().to_string();
+            assert!(err.contains("has a path"), "{with_path}: {err}");
+        }
+        assert!(with("http://127.0.0.1:3900/").endpoint_url().is_ok());
+        let body = "400 Bad Request: <Error><Code>AuthorizationHeaderMalformed</Code>\
+                    <Region>eu-west-3</Region></Error>";
+        assert_eq!(reported_region(body).as_deref(), Some("eu-west-3"));
+        assert_eq!(reported_region("<Region><script></Region>"), None);
+        assert_eq!(reported_region("<Region>"), None);
     }
 
     #[test]
@@ -420,5 +499,25 @@ mod tests {
             source: "Server returned non-2xx status code: 403 Forbidden: ".into(),
         };
         assert!(explain(&o, &denied).unwrap().starts_with("access denied"));
+    }
+
+    #[test]
+    fn names_the_user_chose_are_not_read_as_errors() {
+        // The root path "connect-test" once made a 400 read as "cannot
+        // reach the endpoint".
+        let mut o = with("http://127.0.0.1:3900");
+        o.bucket = "timed-out".into();
+        o.root = "connect-test".into();
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing HEAD http://127.0.0.1:3900/timed-out/connect-test/config \
+                     in 1ms - Server returned non-2xx status code: 400 Bad Request: "
+                .into(),
+        };
+        let msg = explain(&o, &e).unwrap();
+        assert!(
+            msg.contains("rejected the request") && msg.contains("region"),
+            "{msg}"
+        );
     }
 }

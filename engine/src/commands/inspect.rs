@@ -46,10 +46,22 @@ pub fn ls(
         None | Some(b"/") => true,
         Some(u) => path == u || (path.starts_with(u) && path.get(u.len()) == Some(&b'/')),
     };
-    let out = walk_sorted(repo, snapshot.tree)?
+    let out: Vec<Entry> = walk_sorted(repo, snapshot.tree)?
         .into_iter()
         .filter(|e| inside(&e.path))
         .collect();
+    // `ls ID /mistyped` listed nothing and exited 0.
+    if let Some(u) = under
+        && out.is_empty()
+        && u != b"/"
+    {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{} is not in snapshot {} (its paths: {})",
+            String::from_utf8_lossy(u),
+            id.short(),
+            snapshot.paths_lossy().join(", ")
+        )));
+    }
     Ok((id, snapshot, out))
 }
 

@@ -30,7 +30,7 @@ use crate::pack::pack_path;
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::snapshot::{GroupBy, KeepPolicy, SnapshotFilter};
+use crate::snapshot::{GroupBy, KeepPolicy, Snapshot, SnapshotFilter};
 use crate::trash::{self, TrashRecord, Waits};
 
 #[derive(Clone, Debug)]
@@ -67,6 +67,10 @@ pub struct PruneResult {
     pub dry_run: bool,
     pub snapshots_kept: Vec<(Id, Vec<String>)>,
     pub snapshots_forgotten: Vec<Id>,
+    /// The same decisions per retention group, in group order, for people
+    /// to read: retention applies within each group, which a flat list of
+    /// ids hid.
+    pub groups: Vec<RetentionGroup>,
     /// Packs deleted from storage by this run.
     pub packs_deleted: u64,
     /// Packs taken out of the index whose deletion waits for running
@@ -88,6 +92,15 @@ pub struct PruneResult {
     /// the others.
     pub index_files_kept: u64,
     pub index_files_written: u64,
+}
+
+/// One retention group and what the policy decided for its snapshots,
+/// newest first.
+#[derive(Clone, Debug)]
+pub struct RetentionGroup {
+    pub key: crate::snapshot::GroupKey,
+    /// Each snapshot, and why it is kept (empty: removed).
+    pub snapshots: Vec<(Id, Snapshot, Vec<String>)>,
 }
 
 /// Packs per index file that prune writes: keeps each file well below the
@@ -164,14 +177,26 @@ pub fn prune(
         }
     }
     let mut forget: HashSet<Id> = HashSet::new();
-    for group in groups.values() {
-        for (id, reasons) in opts.policy.apply(group) {
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, group) in groups {
+        let snapshot = |id: &Id| group.iter().find(|(i, _)| i == id).map(|(_, s)| s.clone());
+        let mut decided = Vec::new();
+        for (id, reasons) in opts.policy.apply(&group) {
             if reasons.is_empty() {
                 forget.insert(id);
             } else {
-                result.snapshots_kept.push((id, reasons));
+                result.snapshots_kept.push((id, reasons.clone()));
+            }
+            if let Some(s) = snapshot(&id) {
+                decided.push((id, s, reasons));
             }
         }
+        decided.sort_by(|a, b| b.1.time_ns.cmp(&a.1.time_ns).then(a.0.cmp(&b.0)));
+        result.groups.push(RetentionGroup {
+            key,
+            snapshots: decided,
+        });
     }
     result.snapshots_forgotten = all
         .iter()
