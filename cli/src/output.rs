@@ -71,15 +71,19 @@ impl Progress for Ui {
         if !self.bars {
             return;
         }
-        let bar = match total_bytes {
-            Some(total) => ProgressBar::new(total).with_style(
-                ProgressStyle::with_template(
-                    "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                )
-                .expect("static template")
-                .progress_chars("=> "),
+        // The old bar goes first: drawn while it was still on screen, the
+        // new one was appended to its line, and on a narrow terminal the
+        // old phase's spinner stayed behind (check's "checking snapshots").
+        if let Some(old) = self.bar.lock().unwrap().take() {
+            old.finish_and_clear();
+        }
+        let bar = match (total_bytes, total_items) {
+            (Some(total), _) => ProgressBar::new(total).with_style(bytes_bar()),
+            (None, Some(_)) => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg:>12} {elapsed}")
+                    .expect("static template"),
             ),
-            None => ProgressBar::new_spinner().with_style(
+            (None, None) => ProgressBar::new_spinner().with_style(
                 ProgressStyle::with_template(
                     "{spinner} {msg:>12} {bytes} {binary_bytes_per_sec} {elapsed}",
                 )
@@ -91,9 +95,19 @@ impl Progress for Ui {
         self.items.store(0, std::sync::atomic::Ordering::Relaxed);
         *self.phase.lock().unwrap() = (phase.to_string(), total_items);
         bar.enable_steady_tick(Duration::from_millis(200));
-        if let Some(old) = self.bar.lock().unwrap().replace(bar) {
-            old.finish_and_clear();
+        *self.bar.lock().unwrap() = Some(bar);
+    }
+
+    fn wants_totals(&self) -> bool {
+        self.bars
+    }
+
+    fn total(&self, bytes: u64, items: u64) {
+        if let Some(bar) = &*self.bar.lock().unwrap() {
+            bar.set_length(bytes);
+            bar.set_style(bytes_bar());
         }
+        self.phase.lock().unwrap().1 = Some(items);
     }
 
     fn bytes(&self, n: u64) {
@@ -126,6 +140,15 @@ impl Progress for Ui {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A bar over bytes, with percent and time left.
+fn bytes_bar() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg:>12} [{wide_bar}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .expect("static template")
+    .progress_chars("=> ")
 }
 
 pub fn bytes(n: u64) -> String {

@@ -23,6 +23,7 @@ pub mod pack;
 pub mod packer;
 pub mod progress;
 pub mod repo;
+pub mod scan;
 pub mod snapshot;
 pub mod sys;
 pub mod trash;

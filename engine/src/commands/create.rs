@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -390,6 +390,8 @@ impl Archiver<'_> {
             node.content = p.content.clone();
             add(&self.stats.files_unmodified, 1);
             add(&self.stats.bytes_total, node.size);
+            // Counted as done, so the bar reaches the scanner's total.
+            self.progress.bytes(node.size);
             return Ok(true);
         }
         let file = match std::fs::File::open(path) {
@@ -658,16 +660,29 @@ pub fn create(
         .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
     // Missing sources were warned about above; the walk would again.
     let (above, whole_root) = Above::build(&present)?;
-    let root_id = pool.install(|| -> Result<Id> {
-        match whole_root {
-            Some(root) => archiver
-                .save_dir(&root, parent_root)?
-                .ok_or_else(|| Error::Other(format!("{} cannot be read", root.display()))),
-            None => {
-                let tree = archiver.save_above(&above, Path::new("/"), parent_root.as_ref())?;
-                archiver.store_tree(tree)
-            }
+    let done = AtomicBool::new(false);
+    let root_id = std::thread::scope(|s| {
+        if progress.wants_totals() {
+            s.spawn(|| {
+                let excluded = |p: &Path| archiver.excludes.excluded(p);
+                if let Some(t) = crate::scan::scan(&present, &excluded, &done) {
+                    progress.total(t.bytes, t.items);
+                }
+            });
         }
+        let root = pool.install(|| -> Result<Id> {
+            match whole_root {
+                Some(root) => archiver
+                    .save_dir(&root, parent_root)?
+                    .ok_or_else(|| Error::Other(format!("{} cannot be read", root.display()))),
+                None => {
+                    let tree = archiver.save_above(&above, Path::new("/"), parent_root.as_ref())?;
+                    archiver.store_tree(tree)
+                }
+            }
+        });
+        done.store(true, Ordering::Relaxed);
+        root
     })?;
     let Archiver {
         packer,
