@@ -188,15 +188,20 @@ fn help_keeps_global_options_apart_and_describes_every_argument() {
 fn help_lists_every_exit_code() {
     let out = Env::new().snap().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for code in [
-        "0 success",
-        "1 error",
-        "3 snapshot written",
-        "10 no repository",
-        "11 locked",
-        "12 wrong password",
+    for (code, what) in [
+        ("0", "success"),
+        ("1", "error"),
+        ("2", "the command line cannot be parsed"),
+        ("3", "snapshot written"),
+        ("10", "no repository"),
+        ("11", "locked"),
+        ("12", "wrong password"),
     ] {
-        assert!(help.contains(code), "--help lacks {code:?}: {help}");
+        assert!(
+            help.lines()
+                .any(|l| l.split_whitespace().next() == Some(code) && l.contains(what)),
+            "--help lacks {code} {what:?}: {help}"
+        );
     }
 }
 
@@ -635,9 +640,17 @@ fn a_default_profile_and_the_source_of_each_setting() {
     assert!(!local_default.exists());
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 
-    // Where each setting comes from.
+    // Where each setting comes from, for a profile of a bucket.
     bare()
-        .args(["config", "--profile", "work", "--region", "eu-west-1"])
+        .args([
+            "config",
+            "--profile",
+            "cloud",
+            "--repo",
+            "s3://bucket/x",
+            "--region",
+            "eu-west-1",
+        ])
         .assert()
         .success();
     let shown = |extra: &[&str]| {
@@ -645,7 +658,7 @@ fn a_default_profile_and_the_source_of_each_setting() {
             .env("AWS_ACCESS_KEY_ID", "GKfromtheenvironment")
             .env("AWS_REGION", "us-west-2")
             .args(extra)
-            .args(["config", "--profile", "work"])
+            .args(["config", "--profile", "cloud"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
@@ -658,35 +671,77 @@ fn a_default_profile_and_the_source_of_each_setting() {
             .unwrap_or_else(|| panic!("no {setting} in {text}"))
             .to_string()
     };
-    assert!(line(&text, "region").contains("eu-west-1"), "{text}");
-    assert!(
-        line(&text, "region").ends_with("from profile work"),
-        "{text}"
+    let says = |text: &str, setting: &str, from: &str, value: &str| {
+        let l = line(text, setting);
+        assert!(
+            l.contains(&format!("from {from}")) && l.trim_end().ends_with(value),
+            "{setting}: {text}"
+        );
+    };
+    says(&text, "region", "profile cloud", "eu-west-1");
+    says(&text, "repository", "profile cloud", "s3://bucket/x");
+    says(
+        &text,
+        "access_key_id",
+        "environment AWS_ACCESS_KEY_ID",
+        "GKfromtheenvironment",
     );
-    assert!(
-        line(&text, "repository").ends_with("from profile work"),
-        "{text}"
-    );
-    assert!(
-        line(&text, "access_key_id").ends_with("from environment AWS_ACCESS_KEY_ID"),
-        "{text}"
-    );
-    assert!(
-        line(&text, "password").ends_with("from environment SNAP_PASSWORD"),
-        "{text}"
+    says(
+        &text,
+        "password",
+        "environment SNAP_PASSWORD",
+        "(set, hidden)",
     );
     assert!(!text.contains(PASSWORD), "{text}");
     let text = shown(&["--region", "ap-east-1"]);
-    assert!(line(&text, "region").contains("ap-east-1"), "{text}");
+    says(&text, "region", "command line", "ap-east-1");
+
+    // Settings that can never work are refused when saved, not at the
+    // first backup: S3 settings for a local folder, a mistyped URL, an
+    // endpoint with a path, an empty region.
+    for (args, says) in [
+        (
+            &["--profile", "work", "--region", "eu-west-1"][..],
+            "local folder",
+        ),
+        (&["--profile", "t2", "--repo", "s3:bucket"], "mistyped URL"),
+        (
+            &[
+                "--profile",
+                "t3",
+                "--repo",
+                "s3://b",
+                "--endpoint",
+                "http://127.0.0.1:9/b",
+            ],
+            "has a path",
+        ),
+        (
+            &["--profile", "t4", "--repo", "s3://b", "--region", ""],
+            "region is empty",
+        ),
+    ] {
+        let out = bare().arg("config").args(args).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let listed = bare().arg("config").output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(
-        line(&text, "region").ends_with("from command line"),
-        "{text}"
+        !listed.contains("t2") && !listed.contains("t3") && !listed.contains("t4"),
+        "{listed}"
     );
-    // A region in a profile whose repository is a local folder is unused.
-    let out = bare().arg("snapshots").output().unwrap();
-    assert!(out.status.success());
+
+    // SNAP_REPOSITORY names the repository: the default profile steps aside.
+    let other = env.path("other-repo");
+    let out = bare()
+        .env("SNAP_REPOSITORY", &other)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("profile work sets region"),
+        stderr(&out).contains(&other.display().to_string()),
         "{}",
         stderr(&out)
     );
@@ -784,4 +839,105 @@ fn small_wrong_turns() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Found by a second newcomer's run: an id with a --host of another device
+/// was forgotten anyway; a mistyped --host made prune keep everything in
+/// silence; `--tag a,b` was one tag; an exclude that matched nothing said
+/// nothing; a wrong password did not say where it came from; `init` made
+/// the local default repository while profiles existed.
+#[test]
+fn second_newcomer_review_findings() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), b"f").unwrap();
+    let laptop = env.create(&[&src], &["--host", "laptop", "--tag", "a,b"]);
+    let id = laptop["snapshot_id"].as_str().unwrap().to_string();
+    env.create(&[&src], &["--host", "desktop"]);
+
+    let out = env
+        .snap()
+        .args(["forget", &id[..8], "--host", "desktop", "--yes"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("of host laptop") && stderr(&out).contains("--host desktop"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+
+    let out = env
+        .snap()
+        .args(["prune", "--keep-last", "1", "--host", "lapt0p"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("no snapshot matches --host lapt0p")
+            && stderr(&out).contains("desktop, laptop"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_eq!(
+        env.json(&["snapshots", "--tag", "a"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let out = env
+        .snap()
+        .args(["create", "--exclude", "~/src/sub", "--exclude", "sub/"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--exclude \"~/src/sub\" matched nothing") && err.contains("$HOME"),
+        "{err}"
+    );
+    assert!(!err.contains("\"sub/\" matched nothing"), "{err}");
+
+    let pass = env.path("wrong.pass");
+    std::fs::write(&pass, b"not the password\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = env
+        .snap()
+        .env_remove("SNAP_PASSWORD")
+        .arg("--password-file")
+        .arg(&pass)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12));
+    assert!(
+        stderr(&out).contains(&format!("from command line: file {}", pass.display())),
+        "{}",
+        stderr(&out)
+    );
+
+    env.snap()
+        .args(["config", "--profile", "nas", "--repo", &env.repo])
+        .assert()
+        .success();
+    let out = env
+        .snap()
+        .env_remove("SNAP_REPOSITORY")
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("not creating the local default repository"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("data/snap/repository").exists());
 }

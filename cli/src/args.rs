@@ -11,9 +11,14 @@ use snap_engine::commands::check;
     name = "snap",
     version,
     about = "Deduplicating, encrypted backups to S3-compatible buckets and local directories",
-    after_help = "Exit codes: 0 success; 1 error; 3 snapshot written but some files could not be \
-                  read or changed while read, or a restore that skipped items; 10 no repository; \
-                  11 locked by another command (try again later); 12 wrong password."
+    after_help = "Exit codes:\n  \
+                  0  success\n  \
+                  1  error\n  \
+                  2  the command line cannot be parsed (an unknown option, a missing argument)\n  \
+                  3  snapshot written, but some files could not be read or changed while read\n  \
+                  10 no repository\n  \
+                  11 locked by another command (try again later)\n  \
+                  12 wrong password"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -233,8 +238,10 @@ pub enum Command {
     Create(CreateArgs),
     /// List snapshots
     Snapshots(SnapshotsArgs),
-    /// Restore a snapshot
+    /// Restore a snapshot, or make a folder match one (--delete), with a preview (--dry-run) and undo
     Restore(RestoreArgs),
+    /// Write a file of a snapshot, or a directory as a tar stream, to standard output
+    Dump(DumpArgs),
     /// Remove snapshots (their data is freed by prune)
     Forget(ForgetArgs),
     /// Remove snapshots by a retention policy and delete unused data
@@ -416,17 +423,52 @@ pub struct SnapshotsArgs {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Snapshot id, unique id prefix, or "latest"
-    #[arg(value_name = "ID")]
+    /// Snapshot id, unique id prefix, or "latest". ID:PATH restores the
+    /// contents of PATH (as backed up) straight into the target; without
+    /// it, backed-up absolute paths are recreated below the target
+    #[arg(value_name = "ID[:PATH]")]
     pub snapshot: String,
-    /// Directory to restore into; backed-up absolute paths are recreated below it
+    /// Directory to restore into
     #[arg(short, long, value_name = "DIR")]
     pub target: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Restore only this absolute path as backed up, and what is below it (repeatable)
-    #[arg(short, long = "include", value_name = "PATH")]
-    pub include: Vec<PathBuf>,
+    /// Restore only what matches PATTERN, and what is below it (as --exclude
+    /// of create: a name anywhere, or a path pattern if it has a '/'; repeatable)
+    #[arg(short, long = "include", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Neither restore nor delete what matches PATTERN (repeatable)
+    #[arg(short, long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Delete what the snapshot lacks, inside what the restore covers, once
+    /// every file is restored: the folder then matches the snapshot
+    #[arg(long)]
+    pub delete: bool,
+    /// When to rewrite an existing file: always, if-changed (unless size,
+    /// time and contents match), if-newer (unless the file is newer), never
+    #[arg(long, value_name = "WHEN", default_value = "if-changed")]
+    pub overwrite: String,
+    /// List what would be created, replaced, updated and deleted, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take no undo snapshot before replacing or deleting what exists
+    #[arg(long)]
+    pub no_undo: bool,
+    /// Do not ask before deleting more than half of the target's files
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// Snapshot id, unique id prefix, or "latest"
+    #[arg(value_name = "ID")]
+    pub snapshot: String,
+    /// Absolute path as backed up: a file's contents, or a directory as a tar stream
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]

@@ -136,6 +136,9 @@ pub fn choose(global: &Global, warn: &dyn Fn(&str)) -> Result<Chosen> {
     let all = file.profiles.keys().cloned().collect();
     let (name, by_default) = match (named, &file.default) {
         (Some(n), _) => (n.clone(), false),
+        // A repository named for this command (--repo, SNAP_REPOSITORY)
+        // is not overruled by a default profile nobody asked for.
+        (None, Some(_)) if global.repo.is_some() => return Ok(Chosen::default()),
         (None, Some(d)) => (d.clone(), true),
         (None, None) => {
             return Ok(Chosen {

@@ -6,6 +6,7 @@ mod config;
 mod output;
 mod password;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,13 +82,299 @@ const KDF_RANGE: &str = "--kdf-memory must be 32 to 1048576 (KiB), --kdf-iterati
 fn snapshot_filter(a: &args::FilterArgs) -> Result<SnapshotFilter> {
     Ok(SnapshotFilter {
         hosts: a.hosts.clone(),
-        tags: a.tags.clone(),
+        tags: split_tags(&a.tags)?,
         paths: a
             .paths
             .iter()
             .map(|p| path_bytes(p))
             .collect::<Result<_>>()?,
     })
+}
+
+/// Refuses a repository location that is neither a folder nor s3://: a
+/// mistyped `s3:bucket` once made a folder of that name.
+fn check_location(location: &str) -> Result<()> {
+    if location.starts_with("s3://") {
+        snap_engine::backend::S3Options::parse_location(location)?;
+        return Ok(());
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(anyhow!(
+            "repository {location:?}: unknown scheme {scheme:?}; give a directory or s3://BUCKET[/PATH]"
+        ));
+    }
+    if let Some((scheme, _)) = location.split_once(':')
+        && scheme != "local"
+        && scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return Err(anyhow!(
+            "repository {location:?} looks like a mistyped URL, not a folder: for a bucket \
+             write s3://BUCKET[/PATH]; for a local folder of that name write ./{location}"
+        ));
+    }
+    Ok(())
+}
+
+/// A profile's settings checked as a command would check them, when they
+/// are saved: `snap config` once saved a mistyped `s3:bucket` or an
+/// endpoint with a path, found wrong only by the first backup cron ran.
+fn check_profile(name: &str, p: &Profile) -> Result<()> {
+    if let Some(r) = &p.repository {
+        if r.trim().is_empty() {
+            return Err(anyhow!("profile {name}: the repository location is empty"));
+        }
+        check_location(r)?;
+    }
+    if let Some(e) = &p.endpoint {
+        snap_engine::backend::S3Options::check_endpoint(e)?;
+    }
+    if p.region.as_ref().is_some_and(|r| r.trim().is_empty()) {
+        return Err(anyhow!(
+            "profile {name}: the region is empty (leave --region out for the default)"
+        ));
+    }
+    let local = p
+        .repository
+        .as_ref()
+        .is_some_and(|r| !r.starts_with("s3://"));
+    let s3: Vec<&str> = [
+        ("--endpoint", p.endpoint.is_some()),
+        ("--region", p.region.is_some()),
+        ("--s3-addressing", p.addressing.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, set)| set.then_some(f))
+    .collect();
+    if local && !s3.is_empty() {
+        return Err(anyhow!(
+            "profile {name}: {} appl{} to S3 repositories only, and its repository {:?} is a \
+             local folder; for a bucket write --repo s3://BUCKET[/PATH]",
+            s3.join(", "),
+            if s3.len() == 1 { "ies" } else { "y" },
+            p.repository.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// `--tag a,b` is two tags, as in restic (it was once one tag "a,b" that
+/// `--tag a` never found); an empty tag is a mistake.
+fn split_tags(given: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in given.iter().flat_map(|t| t.split(',')) {
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(anyhow!("--tag {given:?} has an empty tag"));
+        }
+        out.push(t.to_string());
+    }
+    Ok(out)
+}
+
+/// Why an exclude pattern may have matched nothing, for the patterns
+/// newcomers write.
+fn exclude_advice(p: &str) -> &'static str {
+    if p.starts_with('~') {
+        ": the shell expands ~ only outside quotes; write \"$HOME/...\""
+    } else if p.starts_with("./") || p.starts_with("../") {
+        ": patterns are not relative to the current folder; write an absolute path, or \
+         a name alone to match it anywhere"
+    } else {
+        ""
+    }
+}
+
+/// `ID:PATH` into the snapshot and the path in it (`latest:/a`).
+fn split_snapshot_path(spec: &str) -> (&str, Option<PathBuf>) {
+    match spec.split_once(':') {
+        Some((id, path)) if !path.is_empty() => {
+            let path = if path.starts_with('/') {
+                PathBuf::from(path)
+            } else {
+                PathBuf::from(format!("/{path}"))
+            };
+            (id, Some(path))
+        }
+        Some((id, _)) => (id, None),
+        None => (spec, None),
+    }
+}
+
+/// The command that puts the target back from the undo snapshot.
+fn undo_command(u: &restore::Undo) -> String {
+    let quote = |p: &std::path::Path| {
+        let s = p.display().to_string();
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
+        {
+            s
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    match u.paths.as_slice() {
+        [one] => format!(
+            "snap restore {}:{} --target {} --delete",
+            u.snapshot_id.short(),
+            quote(one),
+            quote(one)
+        ),
+        _ => format!("snap restore {} --target / --delete", u.snapshot_id.short()),
+    }
+}
+
+/// `--dry-run`: every change but the files kept, then the totals.
+fn print_restore_plan(ui: &Ui, plan: &restore::Plan) -> Result<u8> {
+    use restore::Change;
+    let tally = plan.tally();
+    let order = [
+        Change::Create,
+        Change::Replace,
+        Change::Update,
+        Change::Delete,
+        Change::Skip,
+        Change::Keep,
+    ];
+    let mut changes: Vec<(Change, String, &str, u64)> = plan
+        .entries()
+        .filter(|e| e.change != Change::Keep)
+        .map(|e| {
+            (
+                e.change,
+                e.path.display().to_string(),
+                kind_name(e.node.kind),
+                e.node.size,
+            )
+        })
+        .collect();
+    changes.extend(plan.extras.iter().map(|x| {
+        (
+            Change::Delete,
+            x.path.display().to_string(),
+            if x.dir { "dir" } else { "file" },
+            x.bytes,
+        )
+    }));
+    changes.sort_by(|a, b| a.1.cmp(&b.1));
+    if ui.json {
+        let totals: serde_json::Map<String, serde_json::Value> = order
+            .iter()
+            .map(|c| {
+                let t = tally.get(c).copied().unwrap_or_default();
+                (
+                    c.name().to_string(),
+                    json!({ "entries": t.entries, "bytes": t.bytes }),
+                )
+            })
+            .collect();
+        let list: Vec<_> = changes
+            .iter()
+            .map(|(c, p, k, b)| json!({ "change": c.name(), "path": p, "kind": k, "bytes": b }))
+            .collect();
+        output::json(&json!({
+            "dry_run": true,
+            "snapshot_id": plan.snapshot_id.to_hex(),
+            "target": plan.target,
+            "changes": list,
+            "totals": totals,
+            "existing_files": plan.existing_files,
+            "files_deleted": plan.files_deleted,
+            "errors": plan.errors,
+        }))?;
+    } else {
+        for (c, p, _, _) in &changes {
+            let mark = match c {
+                Change::Create => "+",
+                Change::Replace => "R",
+                Change::Update => "U",
+                Change::Delete => "-",
+                _ => "=",
+            };
+            outln!("{mark} {p}")?;
+        }
+        let said: Vec<String> = order
+            .iter()
+            .map(|c| {
+                let t = tally.get(c).copied().unwrap_or_default();
+                format!("{} {} ({})", c.name(), t.entries, output::bytes(t.bytes))
+            })
+            .collect();
+        ui.say(&format!(
+            "dry run of snapshot {} into {}, nothing changed: {}",
+            plan.snapshot_id.short(),
+            plan.target.display(),
+            said.join(", ")
+        ));
+        for e in &plan.errors {
+            ui.say(&format!("would fail: {e}"));
+        }
+    }
+    Ok(if plan.errors.is_empty() { 0 } else { 1 })
+}
+
+/// A restore that deletes more than half of what the target holds is most
+/// likely aimed at the wrong folder: it asks on a terminal, and stops
+/// without one unless --yes was given.
+fn confirm_deletions(plan: &restore::Plan, yes: bool) -> Result<()> {
+    let (deleted, existing) = (plan.files_deleted, plan.existing_files);
+    if yes || deleted == 0 || deleted * 2 <= existing {
+        return Ok(());
+    }
+    let what = format!(
+        "this restore deletes {deleted} of the {existing} files in {}",
+        plan.target.display()
+    );
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        if confirm(&format!("{what}. Go on?"))? {
+            return Ok(());
+        }
+        return Err(anyhow!("nothing was changed"));
+    }
+    Err(anyhow!(
+        "{what}, more than half: check --target (--dry-run lists them), then add --yes"
+    ))
+}
+
+/// `snap dump`: to stdout, which must not be a terminal for a tar stream.
+fn dump_to_stdout(
+    repo: &mut Repository,
+    id: &Id,
+    filter: &SnapshotFilter,
+    path: &[u8],
+) -> Result<()> {
+    /// Notes whether the reader went away, to exit quietly as `ls | head` does.
+    struct Watch<W> {
+        inner: W,
+        closed: bool,
+    }
+    impl<W: std::io::Write> std::io::Write for Watch<W> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.inner.write(b).inspect_err(|e| {
+                self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+            })
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush().inspect_err(|e| {
+                self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+            })
+        }
+    }
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let mut out = Watch {
+        inner: std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
+        closed: false,
+    };
+    // A file is fine on a terminal; a directory's tar stream is not.
+    match commands::dump::dump(repo, &id.to_hex(), filter, path, !terminal, &mut out) {
+        Ok(_) => Ok(()),
+        Err(_) if out.closed => Err(output::ClosedOutput.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A retention group as a person reads it: "host laptop, paths /a, /b".
@@ -240,24 +527,7 @@ impl Ctx<'_> {
             let opts = config::s3_options(location, self.global, &self.profile)?;
             return Ok(Arc::new(StoreBackend::s3(&opts)?));
         }
-        if let Some((scheme, _)) = location.split_once("://") {
-            return Err(anyhow!(
-                "repository {location:?}: unknown scheme {scheme:?}; give a directory or s3://BUCKET[/PATH]"
-            ));
-        }
-        if let Some((scheme, _)) = location.split_once(':')
-            && scheme != "local"
-            && scheme.len() > 1
-            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-        {
-            return Err(anyhow!(
-                "repository {location:?} looks like a mistyped URL, not a folder: for a bucket \
-                 write s3://BUCKET[/PATH]; for a local folder of that name write ./{location}"
-            ));
-        }
+        check_location(location)?;
         let s3_flags = self.global.s3_flags_given();
         if !s3_flags.is_empty() {
             return Err(anyhow!(
@@ -337,10 +607,6 @@ impl Ctx<'_> {
     /// the bucket holds rather than what this device remembers.
     fn open_with(&self, cache: bool) -> Result<Repository> {
         let (loc, is_default) = self.location()?;
-        if is_default && let Some(hint) = self.forgotten_profile() {
-            self.ui
-                .say(&format!("using the local default repository {loc}; {hint}"));
-        }
         let backend = self.backend(&loc, false)?;
         let pw = || {
             password::existing(self.global, &self.profile)
@@ -352,16 +618,37 @@ impl Ctx<'_> {
             allow_unencrypted: self.global.insecure_no_encryption,
             password_configured: password::is_configured(self.global, &self.profile),
         };
-        Repository::open_with(backend, &pw, &opts).map_err(|e| self.hint(e, &loc))
+        let repo = Repository::open_with(backend, &pw, &opts).map_err(|e| self.hint(e, &loc))?;
+        if is_default && let Some(hint) = self.forgotten_profile() {
+            self.ui.say(&format!(
+                "note: using the local default repository {loc}; {hint}"
+            ));
+        }
+        Ok(repo)
     }
 
     /// Advice for an engine error that depends on how snap was invoked.
     fn hint(&self, e: Error, location: &str) -> anyhow::Error {
         match e {
             Error::RepositoryNotFound(_) => {
-                let hint = format!("create one with `{}`", self.init_command(location));
+                let hint = match self.forgotten_profile() {
+                    Some(h) if self.location().is_ok_and(|(_, default)| default) => h,
+                    _ => format!("create one with `{}`", self.init_command(location)),
+                };
                 anyhow::Error::new(Hinted(e, hint))
             }
+            // With several sources, which one won is the question.
+            Error::WrongPassword => match password::source(self.global, &self.profile) {
+                Some((what, from)) => {
+                    let hint = if what.starts_with('(') {
+                        format!("the password tried came from {from}")
+                    } else {
+                        format!("the password tried came from {from}: {what}")
+                    };
+                    anyhow::Error::new(Hinted(e, hint))
+                }
+                None => e.into(),
+            },
             e => e.into(),
         }
     }
@@ -447,7 +734,13 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
     };
     match &cli.command {
         Command::Init(a) => {
-            let (loc, _) = ctx.location()?;
+            let (loc, is_default) = ctx.location()?;
+            if is_default && let Some(hint) = ctx.forgotten_profile() {
+                return Err(anyhow!(
+                    "not creating the local default repository {loc}: {hint}; or give --repo \
+                     DIR for a local repository"
+                ));
+            }
             let mut opts = ctx.init_options(a.no_encryption)?;
             if let Some(m) = a.kdf_memory {
                 opts.kdf.memory_kib = m;
@@ -509,8 +802,15 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             }
             let opts = create::CreateOptions {
                 paths: a.paths.clone(),
-                tags: a.tags.clone(),
-                host: a.host.clone(),
+                tags: split_tags(&a.tags)?,
+                host: match &a.host {
+                    Some(h) if h.trim().is_empty() => {
+                        return Err(anyhow!(
+                            "--host is empty: leave it out for this machine's name"
+                        ));
+                    }
+                    h => h.clone(),
+                },
                 excludes: a.excludes.clone(),
                 parent: a.parent.clone(),
                 force: a.force,
@@ -535,6 +835,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "duration_s": s.duration_ns as f64 / 1e9,
                     "warnings": r.warnings,
                     "changed_while_read": r.changed_while_read,
+                    "unused_excludes": r.unused_excludes,
                 }))?;
             } else {
                 ui.say(&format!(
@@ -550,6 +851,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 if ui.level != output::Level::Quiet {
                     outln!("{}", r.snapshot_id)?;
                 }
+            }
+            for p in &r.unused_excludes {
+                ui.say(&format!(
+                    "note: --exclude {p:?} matched nothing{}",
+                    exclude_advice(p)
+                ));
             }
             if !r.warnings.is_empty() {
                 let unread = r.warnings.len() as u64 - r.changed_while_read;
@@ -590,33 +897,75 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             return_large_buffers_on_free();
             let mut repo = ctx.open()?;
             let filter = snapshot_filter(&a.filter)?;
-            let (id, _) = choose(&repo, ui, &a.snapshot, &filter)?;
+            let (spec, path) = split_snapshot_path(&a.snapshot);
+            let (id, _) = choose(&repo, ui, spec, &filter)?;
             let opts = restore::RestoreOptions {
                 snapshot: id.to_hex(),
+                path,
                 target: a.target.clone(),
                 filter,
                 include: a.include.clone(),
+                exclude: a.exclude.clone(),
+                delete: a.delete,
+                overwrite: a
+                    .overwrite
+                    .parse()
+                    .map_err(|e: String| anyhow!("--overwrite: {e}"))?,
+                no_undo: a.no_undo,
             };
-            let r = restore::restore(&mut repo, &opts, ui)?;
+            let plan = restore::plan(&mut repo, &opts)?;
+            if a.dry_run {
+                return print_restore_plan(ui, &plan);
+            }
+            confirm_deletions(&plan, a.yes)?;
+            let r = restore::apply(&mut repo, &plan, &opts, ui)?;
+            let undo_command = r.undo.as_ref().map(undo_command);
             if ui.json {
                 output::json(&json!({
                     "snapshot_id": r.snapshot_id.to_hex(),
                     "files": r.files,
                     "dirs": r.dirs,
                     "bytes": r.bytes,
+                    "files_written": r.files_written,
                     "files_kept": r.files_kept,
+                    "files_updated": r.files_updated,
+                    "skipped": r.skipped,
+                    "deleted": r.deleted,
+                    "files_deleted": r.files_deleted,
                     "bytes_downloaded": r.bytes_downloaded,
+                    "undo_snapshot_id": r.undo.as_ref().map(|u| u.snapshot_id.to_hex()),
+                    "undo_command": undo_command,
                     "errors": r.errors,
                 }))?;
             } else {
+                let mut parts = vec![format!("{} files written", r.files_written)];
+                if r.files_kept > 0 {
+                    parts.push(format!("{} already right", r.files_kept));
+                }
+                if r.files_updated > 0 {
+                    parts.push(format!("{} with metadata updated", r.files_updated));
+                }
+                if r.skipped > 0 {
+                    parts.push(format!("{} left by --overwrite", r.skipped));
+                }
+                if a.delete {
+                    parts.push(format!("{} deleted ({} files)", r.deleted, r.files_deleted));
+                }
                 ui.say(&format!(
-                    "restored snapshot {}: {} files, {} directories, {} to {}",
+                    "restored snapshot {} into {}: {}; {} in {} files and {} directories",
                     r.snapshot_id.short(),
-                    r.files,
-                    r.dirs,
+                    a.target.display(),
+                    parts.join(", "),
                     output::bytes(r.bytes),
-                    a.target.display()
+                    r.files,
+                    r.dirs
                 ));
+                if let (Some(u), Some(cmd)) = (&r.undo, &undo_command) {
+                    ui.say(&format!(
+                        "what was there before is in snapshot {}; to put it back: {cmd}",
+                        u.snapshot_id.short()
+                    ));
+                }
             }
             if !r.errors.is_empty() {
                 eprintln!(
@@ -625,6 +974,14 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 );
                 return Err(Reported(1).into());
             }
+            Ok(0)
+        }
+        Command::Dump(a) => {
+            let mut repo = ctx.open()?;
+            let filter = snapshot_filter(&a.filter)?;
+            let (id, _) = choose(&repo, ui, &a.snapshot, &filter)?;
+            let path = path_bytes(&a.path)?;
+            dump_to_stdout(&mut repo, &id, &filter, &path)?;
             Ok(0)
         }
         Command::Forget(a) => {
@@ -643,7 +1000,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             if !a.dry_run
                 && ids.len() > 1
                 && !a.yes
-                && std::io::IsTerminal::is_terminal(&std::io::stdin())
+                && std::io::stdin().is_terminal()
                 && !confirm(&format!("remove these {} snapshots?", ids.len()))?
             {
                 anyhow::bail!("nothing was removed");
@@ -733,6 +1090,13 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                 if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
                     ui.say(&format!(
                         "no unused data: the repository stays at {}",
+                        output::bytes(r.bytes_before)
+                    ));
+                } else if freed == 0 {
+                    ui.say(&format!(
+                        "{} unused blob(s) stay, in packs still mostly in use (repacking them \
+                         would cost more than it frees); the repository stays at {}",
+                        r.blobs_removed,
                         output::bytes(r.bytes_before)
                     ));
                 } else {
@@ -1178,6 +1542,9 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
             .parse::<snap_engine::backend::Addressing>()
             .map_err(|e| anyhow!("--s3-addressing: {e}"))?;
     }
+    if changed {
+        check_profile(name, p)?;
+    }
     if !changed && !existed {
         file.profiles.remove(name);
         return Err(anyhow!(
@@ -1213,7 +1580,12 @@ fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8> {
             if is_default { ", the default" } else { "" }
         )?;
         for e in &effective {
-            outln!("  {:<18} {:<40} from {}", e.setting, e.value, e.source)?;
+            outln!(
+                "  {:<18} {:<34} {}",
+                e.setting,
+                format!("from {}", e.source),
+                e.value
+            )?;
         }
     }
     Ok(0)
@@ -1228,9 +1600,15 @@ fn check_connection(ctx: &Ctx) -> Result<u8> {
     if is_default && let Some(hint) = ctx.forgotten_profile() {
         ui.say(&format!("note: {hint}"));
     }
-    let backend = ctx
-        .backend(&loc, false)
-        .context("the settings are not usable")?;
+    let backend = match ctx.backend(&loc, false) {
+        Ok(b) => b,
+        // A local folder without a repository yet: the settings are fine.
+        Err(e) if matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
+            ui.say("settings: ok");
+            return Err(e);
+        }
+        Err(e) => return Err(e.context("the settings are not usable")),
+    };
     ui.say(&format!("settings: ok ({})", backend.location()));
     let keys = backend
         .list("keys/")

@@ -145,7 +145,7 @@ impl Progress for Ui {
 /// A bar over bytes, with percent and time left.
 fn bytes_bar() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{msg:>12} [{wide_bar}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        "{msg:>12} [{wide_bar}] {percent:>3}% {bytes}/{total_bytes} eta {eta}",
     )
     .expect("static template")
     .progress_chars("=> ")

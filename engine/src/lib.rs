@@ -21,6 +21,7 @@ pub mod known;
 pub mod lock;
 pub mod pack;
 pub mod packer;
+pub mod pattern;
 pub mod progress;
 pub mod repo;
 pub mod scan;

@@ -212,7 +212,15 @@ fn refuse_plain(
         ));
     }
     if opts.password_configured {
-        return removed("a password is configured for it".into());
+        // Also what a user sees who made it with --no-encryption while a
+        // password variable stayed set: say both readings.
+        return Err(Error::EncryptionRemoved(format!(
+            "the repository at {location} says it is not encrypted, but a password is \
+             configured for it (SNAP_PASSWORD, a password file or command, or the profile's). If \
+             you made it with `init --no-encryption`, unset the password and pass \
+             --insecure-no-encryption. Otherwise its encryption was removed, most likely by \
+             whoever controls the storage. Nothing was read or written"
+        )));
     }
     let keys = list_ids(backend, "keys/")?;
     if !keys.is_empty() {
@@ -920,12 +928,22 @@ impl Repository {
     /// Resolves `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
-            return self
-                .snapshots()?
+            let all = self.snapshots()?;
+            if all.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "the repository has no snapshots yet".into(),
+                ));
+            }
+            return all
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::SnapshotNotFound(spec.to_string()));
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "no snapshot matches \"latest\" with {}",
+                        filter.describe()
+                    ))
+                });
         }
         let lower = spec.to_ascii_lowercase();
         if lower.is_empty() || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -938,11 +956,22 @@ impl Repository {
             .into_iter()
             .filter(|id| id.to_hex().starts_with(&lower))
             .collect();
-        match matches.as_slice() {
-            [] => Err(Error::SnapshotNotFound(spec.to_string())),
-            [id] => Ok((*id, self.read_snapshot(id)?)),
-            _ => Err(Error::AmbiguousSnapshot(spec.to_string())),
+        let (id, s) = match matches.as_slice() {
+            [] => return Err(Error::SnapshotNotFound(spec.to_string())),
+            [id] => (*id, self.read_snapshot(id)?),
+            _ => return Err(Error::AmbiguousSnapshot(spec.to_string())),
+        };
+        // `forget ID --host desktop` once removed a snapshot of another host.
+        if !filter.matches(&s) {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {} (of host {}, paths {}) does not match {}",
+                id.short(),
+                s.host,
+                s.paths_lossy().join(", "),
+                filter.describe()
+            )));
         }
+        Ok((id, s))
     }
 }
 

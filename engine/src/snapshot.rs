@@ -129,6 +129,23 @@ impl SnapshotFilter {
             && self.tags.iter().all(|t| s.tags.contains(t))
             && self.paths.iter().all(|p| s.paths.contains(p))
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
+    /// The filter as the options that give it: `--host a --tag t`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(self.hosts.iter().map(|h| format!("--host {h}")));
+        parts.extend(self.tags.iter().map(|t| format!("--tag {t}")));
+        parts.extend(
+            self.paths
+                .iter()
+                .map(|p| format!("--path {}", String::from_utf8_lossy(p))),
+        );
+        parts.join(" ")
+    }
 }
 
 /// `prune --keep-*`. Every rule is applied to each group (see [`GroupBy`])

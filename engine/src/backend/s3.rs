@@ -115,6 +115,17 @@ impl S3Options {
         }
     }
 
+    /// Checks an endpoint as `--endpoint` takes it, before it is saved in a
+    /// profile that would otherwise fail only at its first use.
+    pub fn check_endpoint(endpoint: &str) -> Result<()> {
+        S3Options {
+            endpoint: Some(endpoint.to_string()),
+            ..S3Options::default()
+        }
+        .endpoint_url()
+        .map(|_| ())
+    }
+
     /// The endpoint as a URL: https unless http:// is written out.
     fn endpoint_url(&self) -> Result<Option<url::Url>> {
         let Some(e) = self
@@ -268,21 +279,13 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         e,
         object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
     ) && !text.contains("NoSuchBucket")
+        && !text.contains("<!DOCTYPE")
+        && !text.contains("<html")
+        && !text.contains("<HTML")
     {
         return None;
     }
-    // Words are looked for in the error, not in names the user chose: a
-    // root path called "connect-test" once read as a connection failure.
-    let mut scan: String = text
-        .split_whitespace()
-        .filter(|w| !w.contains("://"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    for name in [&o.bucket, &o.root] {
-        if !name.is_empty() {
-            scan = scan.replace(name.as_str(), "");
-        }
-    }
+    let scan = error_words(&text);
     let has = |s: &str| scan.contains(s);
     let endpoint = o.endpoint.as_deref().unwrap_or("AWS S3");
     let msg = if has("NoSuchBucket") || (has("404") && has("bucket")) {
@@ -319,6 +322,11 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
                 o.region()
             ),
         }
+    } else if has("<!DOCTYPE") || has("<html") || has("<HTML") {
+        format!(
+            "the endpoint {endpoint} answered with a web page, not as an S3 server would \
+             (check --endpoint: it is the S3 API's address, not the provider's website)"
+        )
     } else if has("400 Bad Request") && !has("<Code>") {
         // A HEAD request's error has no body to name the fault.
         format!(
@@ -366,6 +374,37 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         return None;
     };
     Some(msg)
+}
+
+/// The words of an error without the names the user chose: a root path
+/// called "connect-test" once read as a connection failure, and a bucket
+/// called "b", taken out letter by letter, hid "InvalidContentType". Names
+/// appear in URLs and paths (tokens with a `/`) and in the XML elements
+/// that echo the request; error codes and messages are kept.
+fn error_words(text: &str) -> String {
+    let mut t = text.to_string();
+    for tag in [
+        "Resource",
+        "Key",
+        "BucketName",
+        "RequestId",
+        "HostId",
+        "Endpoint",
+    ] {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        while let Some(a) = t.find(&open) {
+            match t[a..].find(&close) {
+                Some(b) => t.replace_range(a..a + b + close.len(), " "),
+                None => break,
+            }
+        }
+    }
+    // Tags apart from their text, so that `<Code>X</Code>` stays whole.
+    let t = t.replace('<', " <").replace('>', "> ");
+    t.split_whitespace()
+        .filter(|w| !w.contains("://") && (!w.contains('/') || w.starts_with('<')))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The region an S3 error body names (`<Region>eu-west-3</Region>`, as
@@ -499,6 +538,26 @@ mod tests {
             source: "Server returned non-2xx status code: 403 Forbidden: ".into(),
         };
         assert!(explain(&o, &denied).unwrap().starts_with("access denied"));
+    }
+
+    #[test]
+    fn a_one_letter_bucket_hides_no_error_word() {
+        let mut o = with("127.0.0.1:18120");
+        o.bucket = "b".into();
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request for url (https://127.0.0.1:18120/b/config): client \
+                     error (Connect): received corrupt message of type InvalidContentType"
+                .into(),
+        };
+        let msg = explain(&o, &e).unwrap();
+        assert!(msg.contains("no scheme"), "{msg}");
+        let page = object_store::Error::Generic {
+            store: "S3",
+            source: "Server returned non-2xx status code: 404 Not Found: <!DOCTYPE HTML><html>"
+                .into(),
+        };
+        assert!(explain(&o, &page).unwrap().contains("web page"));
     }
 
     #[test]

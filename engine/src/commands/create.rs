@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use std::collections::HashSet;
@@ -20,6 +19,7 @@ use crate::id::Id;
 use crate::index::IndexFile;
 use crate::lock::{LockGuard, LockKind};
 use crate::packer::{Packer, PackerOptions};
+use crate::pattern::Patterns;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter, Summary};
@@ -53,51 +53,10 @@ pub struct CreateResult {
     /// they are in the snapshot, as read, and the next backup reads them
     /// again.
     pub changed_while_read: u64,
-}
-
-/// `--exclude` patterns. A pattern without `/` matches a name anywhere in
-/// the tree; one with `/` matches the whole absolute path (`**` crosses
-/// directories, `*` does not).
-struct Excludes {
-    names: GlobSet,
-    paths: GlobSet,
-}
-
-impl Excludes {
-    fn new(patterns: &[String]) -> Result<Excludes> {
-        let mut names = GlobSetBuilder::new();
-        let mut paths = GlobSetBuilder::new();
-        for p in patterns {
-            let (builder, pat) = if p.contains('/') {
-                let full = if p.starts_with('/') {
-                    p.clone()
-                } else {
-                    format!("**/{p}")
-                };
-                (&mut paths, full)
-            } else {
-                (&mut names, p.clone())
-            };
-            let glob = GlobBuilder::new(&pat)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::InvalidArgument(format!("exclude pattern {p:?}: {e}")))?;
-            builder.add(glob);
-        }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::InvalidArgument(format!("exclude patterns: {e}")))
-        };
-        Ok(Excludes {
-            names: build(names)?,
-            paths: build(paths)?,
-        })
-    }
-
-    fn excluded(&self, path: &Path) -> bool {
-        path.file_name().is_some_and(|n| self.names.is_match(n)) || self.paths.is_match(path)
-    }
+    /// `--exclude` patterns that matched nothing: most often a pattern that
+    /// does not mean what its writer thought (`~` not expanded, a relative
+    /// path).
+    pub unused_excludes: Vec<String>,
 }
 
 /// The directories above the sources: backing up `/home/a/x` stores
@@ -169,7 +128,9 @@ struct Stats {
 struct Archiver<'a> {
     repo: &'a Repository,
     packer: Packer<'a>,
-    excludes: Excludes,
+    excludes: Patterns,
+    /// Which exclude patterns matched something.
+    exclude_used: Vec<AtomicBool>,
     names: NameCache,
     force: bool,
     stats: Stats,
@@ -234,7 +195,11 @@ impl Archiver<'_> {
 
     /// One directory entry; `Ok(None)` when it is skipped with a warning.
     fn save_path(&self, path: &Path, name: &OsStr, parent: Option<&Node>) -> Result<Option<Node>> {
-        if self.excludes.excluded(path) {
+        let hits = self.excludes.matching(path);
+        if !hits.is_empty() {
+            for i in hits {
+                self.exclude_used[i].store(true, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         let meta = match std::fs::symlink_metadata(path) {
@@ -619,7 +584,7 @@ pub fn create(
         None => None,
     };
 
-    let excludes = Excludes::new(&opts.excludes)?;
+    let excludes = Patterns::new(&opts.excludes, "exclude")?;
     let repo_ref: &Repository = repo;
     let archiver = Archiver {
         repo: repo_ref,
@@ -634,6 +599,11 @@ pub fn create(
             },
         ),
         excludes,
+        exclude_used: opts
+            .excludes
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
         names: NameCache::default(),
         force: opts.force,
         stats: Stats {
@@ -664,7 +634,7 @@ pub fn create(
     let root_id = std::thread::scope(|s| {
         if progress.wants_totals() {
             s.spawn(|| {
-                let excluded = |p: &Path| archiver.excludes.excluded(p);
+                let excluded = |p: &Path| archiver.excludes.matches(p);
                 if let Some(t) = crate::scan::scan(&present, &excluded, &done) {
                     progress.total(t.bytes, t.items);
                 }
@@ -689,8 +659,16 @@ pub fn create(
         stats,
         warnings,
         changed_while_read,
+        exclude_used,
         ..
     } = archiver;
+    let unused_excludes = opts
+        .excludes
+        .iter()
+        .zip(&exclude_used)
+        .filter(|(_, used)| !used.load(Ordering::Relaxed))
+        .map(|(p, _)| p.clone())
+        .collect();
     let stored = packer.finish()?;
     progress.finish();
     let trash_seen = confirm_packs(
@@ -754,6 +732,7 @@ pub fn create(
         snapshot,
         warnings: warnings.into_inner().unwrap(),
         changed_while_read: changed_while_read.into_inner(),
+        unused_excludes,
     })
 }
 
@@ -763,14 +742,17 @@ mod tests {
 
     #[test]
     fn excludes_match_names_and_paths() {
-        let e =
-            Excludes::new(&["*.log".into(), "/home/*/cache".into(), "build/out".into()]).unwrap();
-        assert!(e.excluded(Path::new("/a/b/x.log")));
-        assert!(!e.excluded(Path::new("/a/b/x.log.txt")));
-        assert!(e.excluded(Path::new("/home/u/cache")));
-        assert!(!e.excluded(Path::new("/home/u/v/cache")));
-        assert!(e.excluded(Path::new("/src/p/build/out")));
-        assert!(Excludes::new(&["[".into()]).is_err());
+        let e = Patterns::new(
+            &["*.log".into(), "/home/*/cache".into(), "build/out".into()],
+            "exclude",
+        )
+        .unwrap();
+        assert!(e.matches(Path::new("/a/b/x.log")));
+        assert!(!e.matches(Path::new("/a/b/x.log.txt")));
+        assert!(e.matches(Path::new("/home/u/cache")));
+        assert!(!e.matches(Path::new("/home/u/v/cache")));
+        assert!(e.matches(Path::new("/src/p/build/out")));
+        assert!(Patterns::new(&["[".into()], "exclude").is_err());
     }
 
     #[test]

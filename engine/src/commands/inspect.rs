@@ -2,10 +2,8 @@
 //! `stats`. Trees are content-addressed, so identical subtrees are skipped
 //! by id, which keeps `diff` proportional to what changed.
 
-use globset::{GlobBuilder, GlobMatcher};
-
 use crate::blob::BlobType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter};
@@ -69,7 +67,7 @@ pub fn ls(
 /// directory, in name order. Trees are loaded breadth first in batches
 /// (see `Repository::load_trees`) and put in order after; the first tree
 /// that cannot be loaded is the error.
-fn walk_sorted(repo: &Repository, tree: Id) -> Result<Vec<Entry>> {
+pub(crate) fn walk_sorted(repo: &Repository, tree: Id) -> Result<Vec<Entry>> {
     let mut all = Vec::new();
     let mut failure = None;
     crate::walk::walk(
@@ -227,32 +225,6 @@ fn diff_trees(
     Ok(())
 }
 
-/// A pattern without `/` matches names; with `/`, whole absolute paths.
-pub struct Pattern {
-    glob: GlobMatcher,
-    whole_path: bool,
-}
-
-impl Pattern {
-    pub fn new(pattern: &str) -> Result<Pattern> {
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("pattern {pattern:?}: {e}")))?
-            .compile_matcher();
-        Ok(Pattern {
-            glob,
-            whole_path: pattern.contains('/'),
-        })
-    }
-
-    pub fn matches(&self, path: &[u8], name: &[u8]) -> bool {
-        let subject = if self.whole_path { path } else { name };
-        self.glob
-            .is_match(String::from_utf8_lossy(subject).as_ref())
-    }
-}
-
 /// Entries matching `pattern` in every snapshot that `filter` selects, as
 /// (snapshot id, snapshot, entry), oldest snapshot first.
 pub fn find(
@@ -260,7 +232,9 @@ pub fn find(
     pattern: &str,
     filter: &SnapshotFilter,
 ) -> Result<Vec<(Id, Snapshot, Entry)>> {
-    let pattern = Pattern::new(pattern)?;
+    // The syntax of --exclude, so that a pattern found here excludes the
+    // same files from a backup.
+    let pattern = crate::pattern::Patterns::new(&[pattern.to_string()], "find")?;
     repo.load_index()?;
     let mut out = Vec::new();
     for (id, s) in repo
@@ -268,9 +242,10 @@ pub fn find(
         .into_iter()
         .filter(|(_, s)| filter.matches(s))
     {
-        let hits = walk_sorted(repo, s.tree)?
-            .into_iter()
-            .filter(|e| pattern.matches(&e.path, &e.node.name));
+        let hits = walk_sorted(repo, s.tree)?.into_iter().filter(|e| {
+            use std::os::unix::ffi::OsStrExt;
+            pattern.matches(std::path::Path::new(std::ffi::OsStr::from_bytes(&e.path)))
+        });
         out.extend(hits.into_iter().map(|e| (id, s.clone(), e)));
     }
     Ok(out)

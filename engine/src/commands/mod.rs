@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod create;
+pub mod dump;
 pub mod inspect;
 pub mod prune;
 pub mod restore;

@@ -176,6 +176,17 @@ pub fn prune(
                 .push((*id, s.clone()));
         }
     }
+    // `--host` mistyped in a cron job once made every prune keep all.
+    if groups.is_empty() && !opts.filter.is_empty() && !all.is_empty() {
+        let mut hosts: Vec<&str> = all.iter().map(|(_, s)| s.host.as_str()).collect();
+        hosts.sort();
+        hosts.dedup();
+        return Err(Error::InvalidArgument(format!(
+            "no snapshot matches {} (the repository has snapshots of {})",
+            opts.filter.describe(),
+            hosts.join(", ")
+        )));
+    }
     let mut forget: HashSet<Id> = HashSet::new();
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,0 +1,372 @@
+//! `snap restore`: make a folder match a snapshot, in stages.
+//!
+//! 1. [`plan`] reads the snapshot's trees and the target and decides, for
+//!    every path, what happens (create, replace, update, keep, skip,
+//!    delete). It touches nothing; `--dry-run` stops here.
+//! 2. The undo snapshot: before anything that exists is replaced or
+//!    deleted, the folders the restore covers are backed up as they are,
+//!    incrementally, as this device, tagged `pre-restore`.
+//! 3. [`write`] fetches each pack once and writes files under partial
+//!    names, renamed into place when complete.
+//! 4. With `--delete`, what the snapshot lacks is deleted, only after
+//!    every file is complete, and never when any failed.
+//! 5. Metadata: links and special files, then directories deepest first.
+
+pub mod plan;
+pub mod write;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshot::SnapshotFilter;
+use crate::sys;
+use crate::tree::NodeKind;
+
+pub use plan::{Change, Entry, Extra, Plan, Tally, plan};
+
+/// When an existing file is rewritten.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Every file.
+    Always,
+    /// Unless its size, time and contents are the snapshot's.
+    #[default]
+    IfChanged,
+    /// Unless it is newer than the snapshot's (else as if-changed).
+    IfNewer,
+    /// Never: only missing files are created.
+    Never,
+}
+
+impl std::str::FromStr for Overwrite {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Overwrite, String> {
+        match s {
+            "always" => Ok(Overwrite::Always),
+            "if-changed" => Ok(Overwrite::IfChanged),
+            "if-newer" => Ok(Overwrite::IfNewer),
+            "never" => Ok(Overwrite::Never),
+            _ => Err(format!(
+                "{s:?} is not always, if-changed, if-newer or never"
+            )),
+        }
+    }
+}
+
+/// The tag of an undo snapshot.
+pub const UNDO_TAG: &str = "pre-restore";
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// `latest`, an id or an id prefix.
+    pub snapshot: String,
+    /// Restore the contents of this path of the snapshot straight into the
+    /// target (`ID:PATH`); `None` recreates absolute paths below it.
+    pub path: Option<PathBuf>,
+    pub target: PathBuf,
+    pub filter: SnapshotFilter,
+    /// Patterns (as `--exclude` takes them) of what to restore, with what
+    /// is below; empty: everything.
+    pub include: Vec<String>,
+    /// Patterns of what neither to restore nor to delete.
+    pub exclude: Vec<String>,
+    /// Delete what the snapshot lacks, inside what the restore covers.
+    pub delete: bool,
+    pub overwrite: Overwrite,
+    /// Take no undo snapshot.
+    pub no_undo: bool,
+}
+
+/// The snapshot that can put the target back as it was.
+#[derive(Clone, Debug)]
+pub struct Undo {
+    pub snapshot_id: Id,
+    /// What it holds: the folders the restore covered.
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreResult {
+    pub snapshot_id: Id,
+    /// Files complete under their final name (written, kept or updated).
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub files_written: u64,
+    /// Files found already restored and verified, so not downloaded again.
+    pub files_kept: u64,
+    pub files_updated: u64,
+    pub skipped: u64,
+    /// Entries deleted (`--delete`), with the files they held.
+    pub deleted: u64,
+    pub files_deleted: u64,
+    /// Bytes of packs fetched from storage.
+    pub bytes_downloaded: u64,
+    pub undo: Option<Undo>,
+    /// Entries that could not be restored; non-empty means a non-zero exit.
+    pub errors: Vec<String>,
+}
+
+/// Plans and carries out a restore.
+pub fn restore(
+    repo: &mut Repository,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    let plan = plan(repo, opts)?;
+    apply(repo, &plan, opts, progress)
+}
+
+/// Carries out `plan` (from [`plan`] with the same options).
+pub fn apply(
+    repo: &mut Repository,
+    plan: &Plan,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreResult> {
+    let trust = if repo.is_encrypted() {
+        sys::Trust::Authenticated
+    } else {
+        sys::Trust::Unauthenticated
+    };
+    let mut result = RestoreResult {
+        snapshot_id: plan.snapshot_id,
+        ..Default::default()
+    };
+    if !opts.no_undo && plan.touches_existing() {
+        result.undo = Some(take_undo(repo, plan, progress)?);
+    }
+    let errors = Mutex::new(Vec::new());
+    let fail = |msg: String| {
+        progress.warn(&msg);
+        errors.lock().unwrap().push(msg);
+    };
+    for e in &plan.errors {
+        fail(e.clone());
+    }
+    std::fs::create_dir_all(&plan.target).map_err(|e| Error::io(&plan.target, e))?;
+
+    // Directories, parents first; what is in their way goes first.
+    for d in &plan.dirs {
+        let r = match d.change {
+            Change::Create => std::fs::create_dir(&d.path),
+            Change::Replace => {
+                std::fs::remove_file(&d.path).and_then(|_| std::fs::create_dir(&d.path))
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            fail(format!("{}: {e}", d.path.display()));
+        }
+    }
+    // A directory in the way of a file, link or special file (only with
+    // --delete, which covers it).
+    for e in plan.files.iter().chain(&plan.others) {
+        if e.dir_in_way
+            && let Err(err) = std::fs::remove_dir_all(&e.path)
+        {
+            fail(format!("{}: {err}", e.path.display()));
+        }
+    }
+    for o in &plan.others {
+        if !matches!(o.change, Change::Create | Change::Replace) {
+            continue;
+        }
+        let r = remove_existing(&o.path).and_then(|_| match o.node.kind {
+            NodeKind::Symlink => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(&o.node.link_target), &o.path)
+            }
+            _ => sys::make_special(&o.path, &o.node, trust),
+        });
+        if let Err(e) = r {
+            fail(format!(
+                "{}: cannot create {:?}: {e}",
+                o.path.display(),
+                o.node.kind
+            ));
+        }
+    }
+
+    // Hardlinks: the first path of each (device, inode) gets the content,
+    // the others are linked to it once it is complete.
+    let mut first_of: std::collections::HashMap<(u64, u64), usize> = Default::default();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    let mut jobs: Vec<write::FileJob> = Vec::new();
+    let mut job_of: Vec<Option<usize>> = vec![None; plan.files.len()];
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.change == Change::Skip {
+            continue;
+        }
+        if f.node.links > 1 {
+            if let Some(&first) = first_of.get(&(f.node.device, f.node.inode)) {
+                links.push((first, i));
+                continue;
+            }
+            first_of.insert((f.node.device, f.node.inode), i);
+        }
+        if matches!(f.change, Change::Create | Change::Replace) {
+            job_of[i] = Some(jobs.len());
+            jobs.push(write::FileJob {
+                path: &f.path,
+                node: &f.node,
+            });
+        }
+    }
+    let written = write::write_files(repo, &jobs, trust, progress, &fail)?;
+    result.bytes_downloaded = written.bytes_downloaded;
+    let complete = |i: usize| job_of[i].is_none_or(|j| written.complete[j]);
+
+    for (first, other) in &links {
+        let (src, dst) = (&plan.files[*first].path, &plan.files[*other].path);
+        if !complete(*first) || same_inode(src, dst) {
+            continue;
+        }
+        let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
+        if let Err(e) = r {
+            fail(format!(
+                "{}: cannot link to {}: {e}",
+                dst.display(),
+                src.display()
+            ));
+        }
+    }
+    // Metadata of files whose content was already right.
+    plan.files.par_iter().enumerate().for_each(|(i, f)| {
+        if f.change == Change::Update
+            && job_of[i].is_none()
+            && let Err(e) = sys::restore_metadata(&f.path, &f.node, trust)
+        {
+            fail(format!("{}: metadata: {e}", f.path.display()));
+        }
+        progress.item(&f.path);
+    });
+    for (i, f) in plan.files.iter().enumerate() {
+        match f.change {
+            Change::Skip => result.skipped += 1,
+            _ if !complete(i) => {}
+            change => {
+                result.files += 1;
+                result.bytes += f.node.size;
+                match change {
+                    Change::Keep => result.files_kept += 1,
+                    Change::Update => result.files_updated += 1,
+                    _ => result.files_written += 1,
+                }
+            }
+        }
+    }
+    for o in &plan.others {
+        if matches!(o.change, Change::Create | Change::Replace | Change::Update)
+            && let Err(e) = sys::restore_metadata(&o.path, &o.node, trust)
+        {
+            fail(format!("{}: metadata: {e}", o.path.display()));
+        }
+    }
+
+    // Deletions come after every file is complete, and not at all when
+    // something failed: a target half restored keeps what it had.
+    if !plan.extras.is_empty() {
+        if errors.lock().unwrap().is_empty() {
+            for x in &plan.extras {
+                let r = if x.dir {
+                    std::fs::remove_dir_all(&x.path)
+                } else {
+                    std::fs::remove_file(&x.path)
+                };
+                match r {
+                    Ok(()) => {
+                        result.deleted += 1;
+                        result.files_deleted += x.files;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => fail(format!("{}: cannot delete: {e}", x.path.display())),
+                }
+            }
+        } else {
+            fail(format!(
+                "{} entries the snapshot lacks were not deleted, because not everything was \
+                 restored",
+                plan.extras.len()
+            ));
+        }
+    }
+
+    // Deepest directories first, so setting a child's times does not touch
+    // its parent's after the parent was set.
+    let mut dirs: Vec<&Entry> = plan.dirs.iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in dirs {
+        if let Err(e) = sys::restore_metadata(&d.path, &d.node, trust) {
+            fail(format!("{}: metadata: {e}", d.path.display()));
+        }
+    }
+    if let Some(root) = &plan.root
+        && let Err(e) = sys::restore_metadata(&plan.target, root, trust)
+    {
+        fail(format!("{}: metadata: {e}", plan.target.display()));
+    }
+    result.dirs = plan.dirs.len() as u64;
+    progress.finish();
+    result.errors = errors.into_inner().unwrap();
+    Ok(result)
+}
+
+/// Backs up what the restore covers, as it is now: the undo snapshot.
+fn take_undo(repo: &mut Repository, plan: &Plan, progress: &dyn Progress) -> Result<Undo> {
+    let paths: Vec<PathBuf> = plan
+        .covered
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .cloned()
+        .collect();
+    let opts = crate::commands::create::CreateOptions {
+        paths: paths.clone(),
+        tags: vec![
+            UNDO_TAG.to_string(),
+            format!("restoring:{}", plan.snapshot_id.to_hex()),
+        ],
+        ..Default::default()
+    };
+    let r = crate::commands::create::create(repo, &opts, progress).map_err(|e| {
+        Error::Other(format!(
+            "the undo snapshot could not be taken, so nothing was restored: {e} (--no-undo \
+             restores without one)"
+        ))
+    })?;
+    let paths = r
+        .snapshot
+        .paths
+        .iter()
+        .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+        .collect();
+    Ok(Undo {
+        snapshot_id: r.snapshot_id,
+        paths,
+    })
+}
+
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Makes room for a new entry: an existing file or link is replaced, an
+/// existing directory is an error (its contents are not ours to delete).
+fn remove_existing(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(std::io::Error::other("a directory is in the way")),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,727 @@
+//! What a restore will do to the target, decided before anything is
+//! touched. Each entry of the snapshot is created, replaced, updated
+//! (metadata only), kept, or skipped by the `--overwrite` policy; with
+//! `--delete`, each entry of the target that the snapshot lacks, inside
+//! what the restore covers, is deleted. `--dry-run` shows this plan, the
+//! undo snapshot saves what it would change, and the writer carries it out.
+//!
+//! The target is read without following symbolic links: a link in the
+//! target is an entry like any other, replaced or deleted itself, never
+//! the place it points to.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs::{FileType, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pattern::Patterns;
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{Node, NodeKind};
+
+use super::{Overwrite, RestoreOptions};
+
+/// What happens to one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Nothing is there: created.
+    Create,
+    /// Something else is there: rewritten, or removed to make room.
+    Replace,
+    /// The content is the snapshot's; permissions or time are set again.
+    Update,
+    /// Already exactly the snapshot's.
+    Keep,
+    /// Left as it is, by the `--overwrite` policy.
+    Skip,
+    /// In the target but not in the snapshot: deleted (`--delete`).
+    Delete,
+}
+
+impl Change {
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Replace => "replace",
+            Change::Update => "update",
+            Change::Keep => "keep",
+            Change::Skip => "skip",
+            Change::Delete => "delete",
+        }
+    }
+}
+
+/// One entry of the snapshot and its fate.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Where it goes in the target.
+    pub path: PathBuf,
+    /// Its path in the snapshot, absolute as backed up.
+    pub logical: Vec<u8>,
+    pub node: Node,
+    pub change: Change,
+    /// A directory of the target is in its way: removed first (only with
+    /// `--delete`, which covers it).
+    pub dir_in_way: bool,
+}
+
+/// An entry of the target that the snapshot lacks.
+#[derive(Clone, Debug)]
+pub struct Extra {
+    pub path: PathBuf,
+    pub dir: bool,
+    /// Files (all but directories) it holds, itself included, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Entries and bytes of one kind of change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub snapshot_id: Id,
+    pub snapshot: Snapshot,
+    pub target: PathBuf,
+    /// The folders (or single file) of the target that the restore covers:
+    /// all that `--delete` may clean and the undo snapshot saves.
+    pub covered: Vec<PathBuf>,
+    /// Directories, parents before children.
+    pub dirs: Vec<Entry>,
+    pub files: Vec<Entry>,
+    /// Symbolic links, fifos and devices.
+    pub others: Vec<Entry>,
+    /// With `ID:PATH` of a directory: that directory, whose metadata the
+    /// target takes once everything below is in place.
+    pub root: Option<Node>,
+    /// Deleted after every file is restored (`--delete`).
+    pub extras: Vec<Extra>,
+    /// Files in the covered part of the target before the restore.
+    pub existing_files: u64,
+    /// Of those, files the restore deletes, in extras or in directories
+    /// that a snapshot entry replaces.
+    pub files_deleted: u64,
+    /// What cannot be restored as asked; nothing has been touched.
+    pub errors: Vec<String>,
+}
+
+impl Plan {
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.dirs.iter().chain(&self.files).chain(&self.others)
+    }
+
+    /// Entries and bytes per change (bytes are file sizes).
+    pub fn tally(&self) -> HashMap<Change, Tally> {
+        let mut t: HashMap<Change, Tally> = HashMap::new();
+        for e in self.entries() {
+            let x = t.entry(e.change).or_default();
+            x.entries += 1;
+            if e.node.kind == NodeKind::File {
+                x.bytes += e.node.size;
+            }
+        }
+        for e in &self.extras {
+            let x = t.entry(Change::Delete).or_default();
+            x.entries += 1;
+            x.bytes += e.bytes;
+        }
+        t
+    }
+
+    /// Whether anything that exists is changed or deleted: only then is an
+    /// undo snapshot worth taking.
+    pub fn touches_existing(&self) -> bool {
+        !self.extras.is_empty()
+            || self
+                .entries()
+                .any(|e| matches!(e.change, Change::Replace | Change::Update))
+    }
+}
+
+/// A directory of the snapshot to plan, with its place in the target.
+struct Pending {
+    /// None: an empty directory (a tree without a subtree id).
+    tree: Option<Id>,
+    path: PathBuf,
+    logical: Vec<u8>,
+    /// The target has a real directory here (not a link to one).
+    exists: bool,
+    /// Inside what the restore covers (`--delete` cleans only there).
+    covered: bool,
+    /// An include pattern matched it or a directory above it.
+    included: bool,
+}
+
+/// The node at `path` (absolute, as backed up) in the tree `root`.
+pub(crate) fn node_at(repo: &Repository, root: Id, path: &[u8]) -> Result<Option<Node>> {
+    let mut tree = root;
+    let mut parts = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    let mut found = None;
+    while let Some(part) = parts.next() {
+        let t = repo.load_tree(&tree)?;
+        let Some(node) = t.nodes.into_iter().find(|n| n.name == part) else {
+            return Ok(None);
+        };
+        match (node.subtree, parts.peek()) {
+            (_, None) => found = Some(node),
+            (Some(sub), Some(_)) => tree = sub,
+            (None, Some(_)) => return Ok(None),
+        }
+    }
+    Ok(found)
+}
+
+/// `/` then `a`: `/a`; a root given as empty.
+fn join(logical: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(logical.len() + 1 + name.len());
+    out.extend_from_slice(logical.strip_suffix(b"/").unwrap_or(logical));
+    out.push(b'/');
+    out.extend_from_slice(name);
+    out
+}
+
+fn at_or_below(path: &[u8], root: &[u8]) -> bool {
+    root == b"/" || path == root || (path.starts_with(root) && path.get(root.len()) == Some(&b'/'))
+}
+
+fn as_path(logical: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(logical))
+}
+
+/// Files and bytes below `path` (itself included), links not followed.
+fn count_files(path: &Path, is_dir: bool) -> (u64, u64) {
+    if !is_dir {
+        let bytes = std::fs::symlink_metadata(path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        return (1, bytes);
+    }
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => {
+                    files += 1;
+                    bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+                Err(_) => files += 1,
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// The entries of a directory of the target, links not followed.
+fn read_target_dir(path: &Path) -> std::io::Result<HashMap<OsString, FileType>> {
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir(path)? {
+        let e = e?;
+        out.insert(e.file_name(), e.file_type()?);
+    }
+    Ok(out)
+}
+
+fn mtime_ns(m: &Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+/// Decides, reading the snapshot's trees and the target, what the restore
+/// will do. Touches nothing.
+pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
+    repo.load_index()?;
+    let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
+    let includes = Patterns::new(&opts.include, "include")?;
+    let excludes = Patterns::new(&opts.exclude, "exclude")?;
+    let target = opts.target.clone();
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if m.file_type().is_symlink() && opts.delete => {
+            let to = std::fs::read_link(&target).unwrap_or_default();
+            return Err(Error::InvalidArgument(format!(
+                "the target {} is a symbolic link (to {}): with --delete, give the folder \
+                 itself, so that what is deleted is plain to see",
+                target.display(),
+                to.display()
+            )));
+        }
+        Ok(_) if !target.is_dir() => {
+            return Err(Error::InvalidArgument(format!(
+                "the target {} exists and is not a directory",
+                target.display()
+            )));
+        }
+        _ => {}
+    }
+    let mut plan = Plan {
+        snapshot_id,
+        snapshot: snapshot.clone(),
+        target: target.clone(),
+        covered: Vec::new(),
+        dirs: Vec::new(),
+        files: Vec::new(),
+        others: Vec::new(),
+        root: None,
+        extras: Vec::new(),
+        existing_files: 0,
+        files_deleted: 0,
+        errors: Vec::new(),
+    };
+    let target_exists = target.is_dir();
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    // Snapshot paths under which the target is covered, in absolute mode.
+    let mut roots: Vec<Vec<u8>> = Vec::new();
+    let mut hits = vec![false; opts.include.len()];
+    let mut included_dirs = std::collections::HashSet::new();
+    let mut planner = Planner {
+        opts,
+        includes: &includes,
+        plan: &mut plan,
+        hits: &mut hits,
+        included_dirs: &mut included_dirs,
+    };
+    match &opts.path {
+        Some(p) => {
+            let logical = p.as_os_str().as_bytes();
+            let logical = if logical.len() > 1 {
+                logical.strip_suffix(b"/").unwrap_or(logical)
+            } else {
+                logical
+            };
+            let node = if logical == b"/" {
+                None
+            } else {
+                node_at(repo, snapshot.tree, logical)?
+            };
+            match node {
+                None if logical == b"/" => {
+                    planner.plan.covered.push(target.clone());
+                    queue.push_back(Pending {
+                        tree: Some(snapshot.tree),
+                        path: target.clone(),
+                        logical: b"/".to_vec(),
+                        exists: target_exists,
+                        covered: true,
+                        included: includes.is_empty(),
+                    });
+                }
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is not in snapshot {} (its paths: {})",
+                        p.display(),
+                        snapshot_id.short(),
+                        snapshot.paths_lossy().join(", ")
+                    )));
+                }
+                Some(node) if node.kind == NodeKind::Dir => {
+                    planner.plan.covered.push(target.clone());
+                    planner.plan.root = Some(node.clone());
+                    queue.push_back(Pending {
+                        tree: node.subtree,
+                        path: target.clone(),
+                        logical: logical.to_vec(),
+                        exists: target_exists,
+                        covered: true,
+                        included: includes.is_empty() || planner.include_hit(logical),
+                    });
+                }
+                Some(node) => {
+                    // A single file: into the target, under its own name.
+                    let path = target.join(OsStr::from_bytes(&node.name));
+                    planner.plan.covered.push(path.clone());
+                    let existing = if target_exists {
+                        read_target_dir(&target)
+                            .map_err(|e| Error::io(&target, e))?
+                            .remove(OsStr::from_bytes(&node.name))
+                    } else {
+                        None
+                    };
+                    let included = includes.is_empty() || planner.include_hit(logical);
+                    if included {
+                        planner.entry(path, logical.to_vec(), node, existing, false);
+                    }
+                }
+            }
+        }
+        None => {
+            roots = snapshot.paths.clone();
+            for r in &roots {
+                let rel = r.strip_prefix(b"/").unwrap_or(r);
+                planner
+                    .plan
+                    .covered
+                    .push(target.join(OsStr::from_bytes(rel)));
+            }
+            queue.push_back(Pending {
+                tree: Some(snapshot.tree),
+                path: target.clone(),
+                logical: b"/".to_vec(),
+                exists: target_exists,
+                covered: roots.iter().any(|r| r.as_slice() == b"/"),
+                included: includes.is_empty(),
+            });
+        }
+    }
+
+    // Level by level, a batch of directories at a time, so that a device
+    // with an empty cache fetches trees a few requests per level.
+    while !queue.is_empty() {
+        let take = queue.len().min(crate::walk::TREE_BATCH);
+        let batch: Vec<Pending> = queue.drain(..take).collect();
+        let ids: Vec<Id> = batch.iter().filter_map(|b| b.tree).collect();
+        let mut loaded = repo.load_trees(&ids)?.into_iter();
+        for dir in batch {
+            let tree = match dir.tree.map(|_| loaded.next()) {
+                None => Ok(crate::tree::Tree::default()),
+                Some(Some(t)) => t,
+                Some(None) => Err(Error::Other("tree batch came back short".into())),
+            };
+            let tree = match tree {
+                Ok(t) => t,
+                Err(e) => {
+                    planner.plan.errors.push(format!(
+                        "{}: directory cannot be read from the repository: {e}",
+                        dir.path.display()
+                    ));
+                    continue;
+                }
+            };
+            let mut existing = if dir.exists {
+                match read_target_dir(&dir.path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        planner
+                            .plan
+                            .errors
+                            .push(format!("{}: cannot be listed: {e}", dir.path.display()));
+                        continue;
+                    }
+                }
+            } else {
+                HashMap::new()
+            };
+            for node in tree.nodes {
+                let name = OsStr::from_bytes(&node.name).to_os_string();
+                let logical = join(&dir.logical, &node.name);
+                let path = dir.path.join(&name);
+                let in_the_way = existing.remove(&name);
+                if excludes.matches(as_path(&logical)) {
+                    continue;
+                }
+                let covered = dir.covered || roots.iter().any(|r| at_or_below(&logical, r));
+                let included = dir.included || planner.include_hit(&logical);
+                if node.kind == NodeKind::Dir {
+                    if let Some(p) =
+                        planner.dir_entry(path, logical, node, in_the_way, covered, included)
+                    {
+                        queue.push_back(p);
+                    }
+                } else if included {
+                    planner.entry(path, logical, node, in_the_way, covered);
+                } else if in_the_way.is_some() && covered {
+                    planner.plan.existing_files += 1;
+                }
+            }
+            // What is left is in the target only.
+            if dir.covered && dir.exists {
+                for (name, kind) in existing {
+                    let logical = join(&dir.logical, name.as_bytes());
+                    if excludes.matches(as_path(&logical)) {
+                        continue;
+                    }
+                    let path = dir.path.join(&name);
+                    let (files, bytes) = count_files(&path, kind.is_dir());
+                    planner.plan.existing_files += files;
+                    if opts.delete && (dir.included || planner.include_hit(&logical)) {
+                        planner.plan.files_deleted += files;
+                        planner.plan.extras.push(Extra {
+                            path,
+                            dir: kind.is_dir(),
+                            files,
+                            bytes,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    for (i, hit) in hits.iter().enumerate() {
+        if !hit {
+            return Err(Error::InvalidArgument(format!(
+                "--include {} names nothing in snapshot {} (its paths: {})",
+                opts.include[i],
+                snapshot_id.short(),
+                snapshot.paths_lossy().join(", ")
+            )));
+        }
+    }
+    if !includes.is_empty() {
+        keep_needed_dirs(&mut plan, &included_dirs);
+    }
+    compare_contents(repo, &mut plan);
+    plan.extras.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(plan)
+}
+
+/// The state of one planning walk.
+struct Planner<'a> {
+    opts: &'a RestoreOptions,
+    includes: &'a Patterns,
+    plan: &'a mut Plan,
+    hits: &'a mut Vec<bool>,
+    /// Directories an include pattern matched (or one above them).
+    included_dirs: &'a mut std::collections::HashSet<Vec<u8>>,
+}
+
+impl Planner<'_> {
+    /// Whether an include pattern matches `logical`; notes which did.
+    fn include_hit(&mut self, logical: &[u8]) -> bool {
+        let m = self.includes.matching(as_path(logical));
+        for &i in &m {
+            self.hits[i] = true;
+        }
+        !m.is_empty()
+    }
+
+    /// A directory of the snapshot; what to descend into, if anything.
+    fn dir_entry(
+        &mut self,
+        path: PathBuf,
+        logical: Vec<u8>,
+        node: Node,
+        in_the_way: Option<FileType>,
+        covered: bool,
+        included: bool,
+    ) -> Option<Pending> {
+        if included {
+            self.included_dirs.insert(logical.clone());
+        }
+        let change = match in_the_way {
+            None => Change::Create,
+            Some(t) if t.is_dir() => Change::Keep,
+            Some(_) if self.opts.overwrite == Overwrite::Never => {
+                if covered {
+                    self.plan.existing_files += 1;
+                }
+                return None;
+            }
+            Some(_) => {
+                if covered {
+                    self.plan.existing_files += 1;
+                    self.plan.files_deleted += 1;
+                }
+                Change::Replace
+            }
+        };
+        let pending = Pending {
+            tree: node.subtree,
+            path: path.clone(),
+            logical: logical.clone(),
+            exists: change == Change::Keep,
+            covered,
+            included,
+        };
+        self.plan.dirs.push(Entry {
+            path,
+            logical,
+            node,
+            change,
+            dir_in_way: false,
+        });
+        Some(pending)
+    }
+
+    /// A file, link or special file of the snapshot.
+    fn entry(
+        &mut self,
+        path: PathBuf,
+        logical: Vec<u8>,
+        node: Node,
+        in_the_way: Option<FileType>,
+        covered: bool,
+    ) {
+        let mut dir_in_way = false;
+        let change = match in_the_way {
+            None => Change::Create,
+            Some(t) => {
+                let inside = if t.is_dir() {
+                    count_files(&path, true).0
+                } else {
+                    1
+                };
+                if covered {
+                    self.plan.existing_files += inside;
+                }
+                if self.opts.overwrite == Overwrite::Never {
+                    Change::Skip
+                } else if t.is_dir() {
+                    if !self.opts.delete {
+                        self.plan.errors.push(format!(
+                            "{}: a directory is in the way (--delete replaces it)",
+                            path.display()
+                        ));
+                        return;
+                    }
+                    dir_in_way = true;
+                    if covered {
+                        self.plan.files_deleted += inside;
+                    }
+                    Change::Replace
+                } else {
+                    let meta = std::fs::symlink_metadata(&path).ok();
+                    self.existing_change(&path, &node, meta.as_ref())
+                }
+            }
+        };
+        let entry = Entry {
+            path,
+            logical,
+            node,
+            change,
+            dir_in_way,
+        };
+        if entry.node.kind == NodeKind::File {
+            self.plan.files.push(entry);
+        } else {
+            self.plan.others.push(entry);
+        }
+    }
+
+    /// The change for a non-directory in the place of `node`, before any
+    /// contents are compared (files of the right size are marked Keep here
+    /// and verified by [`compare_contents`]).
+    fn existing_change(&self, path: &Path, node: &Node, meta: Option<&Metadata>) -> Change {
+        let Some(m) = meta else {
+            return Change::Create;
+        };
+        let t = m.file_type();
+        match node.kind {
+            NodeKind::File if t.is_file() => {
+                if self.opts.overwrite == Overwrite::IfNewer && mtime_ns(m) > node.mtime_ns {
+                    Change::Skip
+                } else if self.opts.overwrite == Overwrite::Always || m.len() != node.size {
+                    Change::Replace
+                } else {
+                    Change::Keep
+                }
+            }
+            NodeKind::Symlink if t.is_symlink() => match std::fs::read_link(path) {
+                Ok(to) if to.as_os_str().as_bytes() == node.link_target.as_slice() => {
+                    if mtime_ns(m) == node.mtime_ns {
+                        Change::Keep
+                    } else {
+                        Change::Update
+                    }
+                }
+                _ => Change::Replace,
+            },
+            NodeKind::Fifo if t.is_fifo() => Change::Keep,
+            NodeKind::CharDevice | NodeKind::BlockDevice
+                if (t.is_char_device() || t.is_block_device()) && m.rdev() == node.rdev =>
+            {
+                Change::Keep
+            }
+            _ => Change::Replace,
+        }
+    }
+}
+
+/// With include patterns, a directory is restored if it was included
+/// itself, or lies on the way to something included.
+fn keep_needed_dirs(plan: &mut Plan, included_dirs: &std::collections::HashSet<Vec<u8>>) {
+    let mut needed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut note = |logical: &[u8]| {
+        let mut p = logical;
+        while let Some(i) = p.iter().rposition(|&b| b == b'/') {
+            p = &p[..i];
+            if !needed.insert(p.to_vec()) {
+                break;
+            }
+        }
+    };
+    for e in plan.files.iter().chain(&plan.others) {
+        note(&e.logical);
+    }
+    for d in included_dirs {
+        note(d);
+    }
+    plan.dirs
+        .retain(|d| needed.contains(&d.logical) || included_dirs.contains(&d.logical));
+}
+
+/// Files of the right size whose contents are the snapshot's are kept (or
+/// only their metadata updated); others are replaced. Read in parallel and
+/// hashed chunk by chunk against the snapshot's ids: nothing is downloaded.
+fn compare_contents(repo: &Repository, plan: &mut Plan) {
+    let index = repo.index();
+    let as_root = crate::sys::is_root();
+    plan.files.par_iter_mut().for_each(|e| {
+        if e.change != Change::Keep {
+            return;
+        }
+        let lengths: Option<Vec<(u32, Id)>> = e
+            .node
+            .content
+            .iter()
+            .map(|id| index.get(BlobType::Data, id).map(|l| (l.raw_length, *id)))
+            .collect();
+        let same = lengths.is_some_and(|blobs| same_content(repo, &e.path, &blobs, e.node.size));
+        e.change = if !same {
+            Change::Replace
+        } else {
+            match std::fs::symlink_metadata(&e.path) {
+                Ok(m)
+                    if mtime_ns(&m) == e.node.mtime_ns
+                        && m.mode() & 0o7777 == e.node.mode & 0o7777
+                        && (!as_root || (m.uid() == e.node.uid && m.gid() == e.node.gid)) =>
+                {
+                    Change::Keep
+                }
+                _ => Change::Update,
+            }
+        };
+    });
+}
+
+/// Whether `path` holds exactly the snapshot's content: same size, and
+/// every chunk hashes to its id.
+pub(super) fn same_content(repo: &Repository, path: &Path, blobs: &[(u32, Id)], size: u64) -> bool {
+    use std::io::Read;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != size {
+        return false;
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    for (len, id) in blobs {
+        buf.resize(*len as usize, 0);
+        if file.read_exact(&mut buf).is_err() || repo.codec().id(&buf) != *id {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,349 @@
+//! The writing stage of a restore: packs → blob decoder → files. Each pack
+//! is fetched once, in runs of the blobs needed; each blob goes straight to
+//! its offsets in every file that needs it; all-zero chunks stay holes.
+//!
+//! Every file is written under a hidden partial name beside its final one
+//! and renamed into place once its last blob has landed, with its metadata
+//! set through the open file: a restore killed at any moment leaves no
+//! half-written file under a final name, and a rerun's plan keeps what is
+//! complete and writes the rest.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::blob::BlobType;
+use crate::error::Result;
+use crate::id::Id;
+use crate::index::BlobLocation;
+use crate::pack::{self, pack_path};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::sys;
+use crate::tree::Node;
+
+/// Where a file's blob goes.
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+/// One blob of a pack and every place it goes.
+struct BlobPlan {
+    length: u32,
+    raw_length: u32,
+    targets: Vec<Target>,
+}
+
+/// A file to write: its number, size, and each blob with its offset in
+/// the file.
+type FilePlan = (usize, u64, Vec<(BlobLocation, Id, u64)>);
+
+/// Blobs needed from one pack, by offset in the pack.
+type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
+
+/// A file to write: where, and what the snapshot says it is.
+pub struct FileJob<'a> {
+    pub path: &'a Path,
+    pub node: &'a Node,
+}
+
+/// What writing gave: which files are complete under their final name,
+/// and the bytes fetched.
+pub struct Written {
+    pub complete: Vec<bool>,
+    pub bytes_downloaded: u64,
+}
+
+/// Writes `files`; `fail` hears of each file that could not be.
+pub fn write_files(
+    repo: &Repository,
+    files: &[FileJob],
+    trust: sys::Trust,
+    progress: &dyn Progress,
+    fail: &(dyn Fn(String) + Sync),
+) -> Result<Written> {
+    let index = repo.index();
+    let finished: Vec<AtomicBool> = (0..files.len()).map(|_| AtomicBool::new(false)).collect();
+    let remaining: Vec<AtomicUsize> = (0..files.len()).map(|_| AtomicUsize::new(0)).collect();
+    let mut usable = vec![true; files.len()];
+    let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
+    let mut plans: Vec<FilePlan> = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let mut offset = 0u64;
+        let mut planned = Vec::new();
+        for id in &f.node.content {
+            match index.get(BlobType::Data, id) {
+                Some(loc) => {
+                    planned.push((loc, *id, offset));
+                    offset += loc.raw_length as u64;
+                }
+                None => {
+                    fail(format!(
+                        "{}: data blob {} is missing from the repository",
+                        f.path.display(),
+                        id.short()
+                    ));
+                    usable[i] = false;
+                    break;
+                }
+            }
+        }
+        if !usable[i] {
+            continue;
+        }
+        if offset != f.node.size {
+            fail(format!(
+                "{}: content adds up to {offset} bytes, the snapshot says {}",
+                f.path.display(),
+                f.node.size
+            ));
+        }
+        plans.push((i, offset, planned));
+    }
+
+    // In parallel, create each file at full size under its partial name
+    // (regions never written stay holes). Empty files finish here; a file
+    // of one blob is created by the thread that writes the blob.
+    let single: Vec<bool> = {
+        let mut s = vec![false; files.len()];
+        for (i, _, planned) in &plans {
+            s[*i] = planned.len() == 1;
+        }
+        s
+    };
+    let created: Vec<std::result::Result<(), String>> = plans
+        .par_iter()
+        .map(|(i, size, planned)| {
+            let f = &files[*i];
+            if planned.len() == 1 {
+                return Ok(());
+            }
+            let partial = partial_path(f.path);
+            std::fs::File::create(&partial)
+                .and_then(|file| {
+                    file.set_len(*size)?;
+                    if planned.is_empty() {
+                        sys::restore_file_metadata(&file, f.node, trust)?;
+                        drop(file);
+                        place(&partial, f.path)?;
+                        finished[*i].store(true, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| format!("{}: {e}", f.path.display()))
+        })
+        .collect();
+    let mut total_bytes = 0u64;
+    for ((i, size, planned), outcome) in plans.into_iter().zip(created) {
+        if let Err(msg) = outcome {
+            fail(msg);
+            usable[i] = false;
+            continue;
+        }
+        total_bytes += size;
+        remaining[i].store(planned.len(), Ordering::Relaxed);
+        for (loc, id, off) in planned {
+            by_pack
+                .entry(loc.pack)
+                .or_default()
+                .entry((loc.offset, id))
+                .or_insert(BlobPlan {
+                    length: loc.length,
+                    raw_length: loc.raw_length,
+                    targets: Vec::new(),
+                })
+                .targets
+                .push(Target {
+                    file: i,
+                    offset: off,
+                });
+        }
+    }
+
+    progress.start("restore", Some(total_bytes), Some(files.len() as u64));
+    let broken = Mutex::new(vec![false; files.len()]);
+    let downloaded = AtomicU64::new(0);
+    let packs: Vec<_> = by_pack.into_iter().collect();
+    // Downloads wait on the network more than on the CPU: decode as they arrive.
+    let pool = repo.transfer_pool()?;
+    let mark_broken = |targets: &[Target], why: &str| {
+        let mut b = broken.lock().unwrap();
+        for t in targets {
+            if !b[t.file] {
+                b[t.file] = true;
+                fail(format!("{}: {why}", files[t.file].path.display()));
+            }
+        }
+    };
+    // One placement of a blob is done. The thread that completes a file
+    // sets its metadata through the open file and moves it into place.
+    let done = |t: &Target, handle: Option<std::fs::File>| {
+        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) != 1 || broken.lock().unwrap()[t.file] {
+            return;
+        }
+        let f = &files[t.file];
+        let partial = partial_path(f.path);
+        let r = (|| {
+            let file = match handle {
+                Some(h) => h,
+                None => std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(single[t.file])
+                    .truncate(single[t.file])
+                    .open(&partial)?,
+            };
+            if single[t.file] {
+                // Its only blob may have been all zeros: a hole to the end.
+                file.set_len(f.node.size)?;
+            }
+            sys::restore_file_metadata(&file, f.node, trust)?;
+            drop(file);
+            place(&partial, f.path)
+        })();
+        match r {
+            Ok(()) => finished[t.file].store(true, Ordering::Relaxed),
+            Err(e) => {
+                broken.lock().unwrap()[t.file] = true;
+                fail(format!("{}: {e}", f.path.display()));
+            }
+        }
+    };
+    pool.install(|| {
+        // Each worker reuses its two blob buffers for every blob it decodes.
+        let buffers = || (Vec::new(), Vec::new());
+        packs
+            .par_iter()
+            .for_each_init(buffers, |(plain, scratch), (pack, blobs)| {
+                let pack_id = index.pack_id(*pack);
+                let span = |b: &(&(u32, Id), &BlobPlan)| (b.0.0 as u64, b.1.length as u64);
+                for run in pack::runs(blobs.iter(), span) {
+                    let range = pack::run_range(&run, span);
+                    let start = range.start;
+                    let bytes = match repo
+                        .backend()
+                        .read_range(&pack_path(&pack_id), range.clone())
+                    {
+                        Ok(b) => b,
+                        Err(e) => {
+                            for (_, plan) in &run {
+                                mark_broken(
+                                    &plan.targets,
+                                    &format!("pack {} cannot be read: {e}", pack_id.short()),
+                                );
+                            }
+                            continue;
+                        }
+                    };
+                    downloaded.fetch_add(range.end - start, Ordering::Relaxed);
+                    for ((offset, id), plan) in run {
+                        let targets = &plan.targets;
+                        let s = (*offset as u64 - start) as usize;
+                        let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
+                        let decoded = repo.codec().decode_into(
+                            BlobType::Data,
+                            id,
+                            stored,
+                            plan.raw_length,
+                            plain,
+                            scratch,
+                        );
+                        if let Err(e) = decoded {
+                            mark_broken(
+                                targets,
+                                &format!("damaged data in pack {}: {e}", pack_id.short()),
+                            );
+                            continue;
+                        }
+                        let zero = plain.iter().all(|&b| b == 0);
+                        for t in targets {
+                            let mut handle = None;
+                            if !zero {
+                                let partial = partial_path(files[t.file].path);
+                                // A single-blob file is created here, in the same open.
+                                let r = std::fs::OpenOptions::new()
+                                    .write(true)
+                                    .create(single[t.file])
+                                    .truncate(single[t.file])
+                                    .open(&partial)
+                                    .and_then(|f| {
+                                        write_sparse(&f, plain, t.offset)?;
+                                        Ok(f)
+                                    });
+                                match r {
+                                    Ok(f) => handle = Some(f),
+                                    Err(e) => mark_broken(std::slice::from_ref(t), &e.to_string()),
+                                }
+                            }
+                            done(t, handle);
+                        }
+                        progress.bytes(plain.len() as u64 * targets.len() as u64);
+                    }
+                }
+            })
+    });
+    let broken = broken.into_inner().unwrap();
+    // What could not be completed leaves nothing that looks complete.
+    for (i, f) in files.iter().enumerate() {
+        if broken[i] || !usable[i] {
+            let _ = std::fs::remove_file(partial_path(f.path));
+        }
+    }
+    Ok(Written {
+        complete: (0..files.len())
+            .map(|i| usable[i] && !broken[i] && finished[i].load(Ordering::Relaxed))
+            .collect(),
+        bytes_downloaded: downloaded.load(Ordering::Relaxed),
+    })
+}
+
+/// Where a file's content is assembled before it gets its name: hidden,
+/// beside the target (so the rename stays on one file system), and named by
+/// a hash so that long names stay within the file system's limit.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let tag = &blake3::hash(name).to_hex()[..16];
+    path.with_file_name(format!(".snap-{tag}.partial"))
+}
+
+/// Gives a complete file its name. rename(2) replaces a file or link in
+/// the way and refuses a directory, which is what restore wants.
+fn place(partial: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(partial, path).map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::EISDIR) | Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {
+            std::io::Error::other("a directory is in the way")
+        }
+        _ => e,
+    })
+}
+
+/// Writes `data` at `offset`, skipping file-system blocks that are all
+/// zero: the file was created at full size, so they stay holes.
+fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    const BLOCK: u64 = 4096;
+    let mut pos = 0usize;
+    let mut run_start: Option<usize> = None;
+    while pos < data.len() {
+        let abs = offset + pos as u64;
+        let end = (pos + (BLOCK - abs % BLOCK) as usize).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(pos),
+            (true, Some(start)) => {
+                file.write_all_at(&data[start..pos], offset + start as u64)?;
+                run_start = None;
+            }
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = run_start {
+        file.write_all_at(&data[start..], offset + start as u64)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,561 @@
+//! Device B becomes device A: `restore ID:PATH --target DIR --delete` makes
+//! a folder match a snapshot, previews with --dry-run, and can be undone;
+//! `--overwrite` modes; `dump`; the safety nets. Against a local
+//! repository and against Garage.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::*;
+
+/// Every entry below `root`, with what a restore could change: kind, mode,
+/// size, mtime, content or link target.
+fn listing(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = p.symlink_metadata().unwrap();
+            let what = if m.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_file() {
+                format!("{}", blake3::hash(&std::fs::read(&p).unwrap()))
+            } else {
+                "special".to_string()
+            };
+            out.push((
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                format!(
+                    "{what} {:o} {} {}.{}",
+                    m.mode(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// B's folder: A's tree, then changed as a second device's copy drifts:
+/// an extra file and directory, a changed file, a missing one, a directory
+/// where A has a file, a link pointing elsewhere.
+fn drifted_copy(b: &Path) {
+    make_tree(b);
+    let _ = std::fs::remove_file(b.join("socket"));
+    std::fs::write(b.join("only-on-b.txt"), b"B's own file").unwrap();
+    std::fs::create_dir_all(b.join("b-cache/sub")).unwrap();
+    std::fs::write(b.join("b-cache/sub/blob"), random_bytes(50, 10_000)).unwrap();
+    std::fs::set_permissions(
+        b.join("dir/text.md"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::write(b.join("dir/text.md"), "# other notes\n".repeat(10)).unwrap();
+    std::fs::remove_file(b.join("dir/nested/deeper/small")).unwrap();
+    std::fs::remove_file(b.join("empty")).unwrap();
+    std::fs::create_dir_all(b.join("empty/was-a-file")).unwrap();
+    std::fs::write(b.join("empty/was-a-file/x"), b"x").unwrap();
+    std::fs::remove_file(b.join("link-to-hello")).unwrap();
+    std::os::unix::fs::symlink("somewhere-else", b.join("link-to-hello")).unwrap();
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+fn b_becomes_a(env: &Env) {
+    env.init();
+    let a = env.path("home/alice/App");
+    make_tree(&a);
+    let id = env.create(&[&a], &["--host", "A"])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = env.path("home/bob/App");
+    drifted_copy(&b);
+    let before = listing(&b);
+    let spec = format!("{id}:{}", a.display());
+
+    // The preview changes nothing and lists the extra file as a deletion.
+    let preview = env.json(&[
+        "restore",
+        &spec,
+        "--target",
+        b.to_str().unwrap(),
+        "--delete",
+        "--dry-run",
+    ]);
+    assert_eq!(listing(&b), before, "--dry-run changed the target");
+    let changes = preview["changes"].as_array().unwrap();
+    let has = |change: &str, path: &Path| {
+        changes
+            .iter()
+            .any(|c| c["change"] == change && c["path"].as_str() == Some(path.to_str().unwrap()))
+    };
+    assert!(has("delete", &b.join("only-on-b.txt")), "{preview}");
+    assert!(has("delete", &b.join("b-cache")), "{preview}");
+    assert!(has("replace", &b.join("dir/text.md")), "{preview}");
+    assert!(
+        has("create", &b.join("dir/nested/deeper/small")),
+        "{preview}"
+    );
+    assert!(has("replace", &b.join("empty")), "{preview}");
+    assert!(has("replace", &b.join("link-to-hello")), "{preview}");
+    assert!(!has("replace", &b.join("hello.txt")), "{preview}");
+    assert_eq!(preview["totals"]["delete"]["entries"], 2, "{preview}");
+
+    // The restore: B's folder becomes A's, byte for byte and in metadata.
+    let r = env.json(&[
+        "restore",
+        &spec,
+        "--target",
+        b.to_str().unwrap(),
+        "--delete",
+    ]);
+    assert_same_tree(&a, &b);
+    assert!(r["files_kept"].as_u64().unwrap() > 0, "{r}");
+    let undo = r["undo_snapshot_id"]
+        .as_str()
+        .expect("no undo snapshot")
+        .to_string();
+    assert!(
+        r["undo_command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--target {} --delete", b.display())),
+        "{r}"
+    );
+    let undo_snapshot = env
+        .json(&["snapshots", "--tag", "pre-restore"])
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(undo_snapshot.len(), 1);
+    assert!(
+        undo_snapshot[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str() == Some(&format!("restoring:{id}"))),
+        "{undo_snapshot:?}"
+    );
+
+    // A second run finds nothing to do.
+    let again = env.json(&[
+        "restore",
+        &spec,
+        "--target",
+        b.to_str().unwrap(),
+        "--delete",
+    ]);
+    assert_eq!(again["files_written"], 0, "{again}");
+    assert_eq!(again["deleted"], 0, "{again}");
+    assert!(again["undo_snapshot_id"].is_null(), "{again}");
+
+    // Undo brings B's folder back exactly.
+    env.snap()
+        .args(["restore", &format!("{undo}:{}", b.display()), "--target"])
+        .arg(&b)
+        .args(["--delete", "--no-undo"])
+        .assert()
+        .success();
+    assert_eq!(listing(&b), before, "undo did not bring B's folder back");
+}
+
+#[test]
+fn device_b_becomes_device_a_and_back_locally() {
+    b_becomes_a(&Env::new());
+}
+
+#[test]
+fn device_b_becomes_device_a_and_back_on_s3() {
+    b_becomes_a(&Env::s3("sync"));
+}
+
+#[test]
+fn each_overwrite_mode() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for name in ["same", "older", "newer"] {
+        std::fs::write(src.join(name), format!("snapshot's {name}")).unwrap();
+        filetime::set_file_mtime(
+            src.join(name),
+            filetime::FileTime::from_unix_time(1_700_000_000, 0),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("missing"), b"snapshot's missing").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = format!("{id}:{}", src.display());
+    let setup = |t: &Path| {
+        let _ = std::fs::remove_dir_all(t);
+        std::fs::create_dir_all(t).unwrap();
+        std::fs::copy(src.join("same"), t.join("same")).unwrap();
+        filetime::set_file_mtime(
+            t.join("same"),
+            filetime::FileTime::from_unix_time(1_700_000_000, 0),
+        )
+        .unwrap();
+        std::fs::write(t.join("older"), b"target's older, longer").unwrap();
+        filetime::set_file_mtime(
+            t.join("older"),
+            filetime::FileTime::from_unix_time(1_600_000_000, 0),
+        )
+        .unwrap();
+        std::fs::write(t.join("newer"), b"target's newer, longer").unwrap();
+        filetime::set_file_mtime(
+            t.join("newer"),
+            filetime::FileTime::from_unix_time(1_800_000_000, 0),
+        )
+        .unwrap();
+    };
+    let t = env.path("t");
+    let read = |n: &str| std::fs::read_to_string(t.join(n)).unwrap();
+    let ino = |n: &str| std::fs::metadata(t.join(n)).unwrap().ino();
+    for (mode, same_rewritten, older, newer) in [
+        ("if-changed", false, "snapshot's older", "snapshot's newer"),
+        ("always", true, "snapshot's older", "snapshot's newer"),
+        (
+            "if-newer",
+            false,
+            "snapshot's older",
+            "target's newer, longer",
+        ),
+        (
+            "never",
+            false,
+            "target's older, longer",
+            "target's newer, longer",
+        ),
+    ] {
+        setup(&t);
+        let same_ino = ino("same");
+        env.snap()
+            .args(["restore", &spec, "--target"])
+            .arg(&t)
+            .args(["--overwrite", mode, "--no-undo"])
+            .assert()
+            .success();
+        assert_eq!(read("missing"), "snapshot's missing", "{mode}");
+        assert_eq!(read("same"), "snapshot's same", "{mode}");
+        assert_eq!(
+            ino("same") != same_ino,
+            same_rewritten,
+            "{mode}: same file rewritten?"
+        );
+        assert_eq!(read("older"), older, "{mode}");
+        assert_eq!(read("newer"), newer, "{mode}");
+    }
+    let out = env
+        .snap()
+        .args(["restore", &spec, "--target"])
+        .arg(&t)
+        .args(["--overwrite", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--overwrite"), "{}", stderr(&out));
+}
+
+#[test]
+fn delete_never_reaches_outside_what_the_restore_covers() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/keep"), b"k").unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = format!("{id}:{}", src.display());
+    let outside = env.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    for i in 0..5 {
+        std::fs::write(outside.join(format!("precious{i}")), b"not yours").unwrap();
+    }
+    let t = env.path("t");
+    std::fs::create_dir_all(&t).unwrap();
+    // A link the snapshot lacks, pointing out: the link goes, not what it points to.
+    std::os::unix::fs::symlink(&outside, t.join("escape")).unwrap();
+    // A link where the snapshot has a directory: replaced by a real one.
+    std::os::unix::fs::symlink(&outside, t.join("sub")).unwrap();
+    env.snap()
+        .args(["restore", &spec, "--target"])
+        .arg(&t)
+        .args(["--delete", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 5);
+    assert!(t.join("escape").symlink_metadata().is_err());
+    assert!(t.join("sub").symlink_metadata().unwrap().is_dir());
+    assert_same_tree(&src, &t);
+
+    // A target that is itself a link, with --delete: refused, nothing touched.
+    let via = env.path("via-link");
+    std::os::unix::fs::symlink(&outside, &via).unwrap();
+    let out = env
+        .snap()
+        .args(["restore", &spec, "--target"])
+        .arg(&via)
+        .args(["--delete", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 5);
+
+    // An absolute-path restore covers the backed-up folder only: a sibling
+    // of it in the target is not deleted.
+    let t2 = env.path("t2");
+    let sibling = t2.join(env.path("sibling").strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(sibling.join("f"), b"sibling").unwrap();
+    env.snap()
+        .args(["restore", &id, "--target"])
+        .arg(&t2)
+        .args(["--delete", "--yes"])
+        .assert()
+        .success();
+    assert!(sibling.join("f").exists());
+}
+
+#[test]
+fn deleting_most_of_a_folder_needs_yes_and_bad_paths_touch_nothing() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("one"), b"1").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = env.path("home");
+    std::fs::create_dir_all(&t).unwrap();
+    for i in 0..10 {
+        std::fs::write(t.join(format!("doc{i}")), b"mine").unwrap();
+    }
+    let before = listing(&t);
+    let out = env
+        .snap()
+        .args(["restore", &format!("{id}:{}", src.display()), "--target"])
+        .arg(&t)
+        .arg("--delete")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("deletes 10 of the 10 files") && stderr(&out).contains("--yes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(listing(&t), before);
+    for bad in [format!("{id}:/no/such/path"), "0000beef".to_string()] {
+        let out = env
+            .snap()
+            .args(["restore", &bad, "--target"])
+            .arg(&t)
+            .args(["--delete", "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
+        assert_eq!(listing(&t), before, "{bad}");
+    }
+    env.snap()
+        .args(["restore", &format!("{id}:{}", src.display()), "--target"])
+        .arg(&t)
+        .args(["--delete", "--yes"])
+        .assert()
+        .success();
+    assert_same_tree(&src, &t);
+}
+
+#[test]
+fn a_killed_restore_leaves_no_torn_file_and_a_rerun_finishes() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(src.join(format!("f{i:02}")), random_bytes(900 + i, 6 << 20)).unwrap();
+    }
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = format!("{id}:{}", src.display());
+    let t = env.path("t");
+    let mut child = env
+        .device_std("x")
+        .args(["restore", &spec, "--target"])
+        .arg(&t)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once something is being written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let started = std::fs::read_dir(&t)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if started || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for e in std::fs::read_dir(&t).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with(".snap-") {
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(src.join(&name)).unwrap(),
+                "{name} is under its final name but not complete"
+            );
+        }
+    }
+    env.snap()
+        .args(["restore", &spec, "--target"])
+        .arg(&t)
+        .args(["--delete", "--yes"])
+        .assert()
+        .success();
+    assert_same_tree(&src, &t);
+}
+
+#[test]
+fn includes_and_excludes_select_what_is_restored_and_deleted() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::create_dir_all(src.join("cache")).unwrap();
+    std::fs::write(src.join("docs/a.txt"), b"a").unwrap();
+    std::fs::write(src.join("docs/b.pdf"), b"b").unwrap();
+    std::fs::write(src.join("cache/c"), b"c").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = format!("{id}:{}", src.display());
+    let t = env.path("t");
+    std::fs::create_dir_all(t.join("cache")).unwrap();
+    std::fs::create_dir_all(t.join("docs")).unwrap();
+    std::fs::write(t.join("cache/local-only"), b"keep me").unwrap();
+    std::fs::write(t.join("docs/old.txt"), b"extra").unwrap();
+    env.snap()
+        .args(["restore", &spec, "--target"])
+        .arg(&t)
+        .args([
+            "--include",
+            "*.txt",
+            "--exclude",
+            "cache",
+            "--delete",
+            "--yes",
+        ])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(t.join("docs/a.txt")).unwrap(), b"a");
+    assert!(!t.join("docs/b.pdf").exists(), "not included");
+    assert!(
+        !t.join("docs/old.txt").exists(),
+        "an included extra is deleted"
+    );
+    assert_eq!(
+        std::fs::read(t.join("cache/local-only")).unwrap(),
+        b"keep me"
+    );
+    assert!(!t.join("cache/c").exists());
+}
+
+#[test]
+fn dump_writes_a_file_or_a_directory_as_tar() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    let file = src.join("dir/nested/multi-chunk.bin");
+    let out = env
+        .snap()
+        .args(["dump", "latest"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == std::fs::read(&file).unwrap());
+
+    let out = env
+        .snap()
+        .args(["dump", "latest"])
+        .arg(src.join("dir"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tarball = env.path("dir.tar");
+    std::fs::write(&tarball, &out.stdout).unwrap();
+    let x = env.path("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let untar = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let mut stack = vec![PathBuf::from("dir")];
+    let mut seen = 0;
+    while let Some(rel) = stack.pop() {
+        let (a, b) = (src.join(&rel), x.join(&rel));
+        let (ma, mb) = (a.symlink_metadata().unwrap(), b.symlink_metadata().unwrap());
+        assert_eq!(ma.file_type(), mb.file_type(), "{}", rel.display());
+        assert_eq!(ma.mtime(), mb.mtime(), "{}", rel.display());
+        if ma.is_dir() {
+            for e in std::fs::read_dir(&a).unwrap() {
+                stack.push(rel.join(e.unwrap().file_name()));
+            }
+        } else if ma.is_file() {
+            assert_eq!(ma.mode() & 0o7777, mb.mode() & 0o7777, "{}", rel.display());
+            assert!(
+                std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+                "{}",
+                rel.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 8, "{seen}");
+    let out = env
+        .snap()
+        .args(["dump", "latest"])
+        .arg(src.join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not in snapshot"),
+        "{}",
+        stderr(&out)
+    );
+}
