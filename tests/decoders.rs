@@ -129,6 +129,50 @@ fn hostile_tree_names_are_rejected() {
 }
 
 #[test]
+fn hostile_extended_attributes_are_rejected() {
+    use snap_engine::tree::Xattr;
+    let with = |xattrs: Vec<(&[u8], Vec<u8>)>| {
+        let mut n = Node::new(b"f".to_vec(), NodeKind::File);
+        n.xattrs = xattrs
+            .into_iter()
+            .map(|(name, value)| Xattr {
+                name: name.to_vec(),
+                value,
+            })
+            .collect();
+        Tree { nodes: vec![n] }.encode()
+    };
+    let good = with(vec![(b"user.a", b"1".to_vec())]);
+    assert_eq!(Tree::decode(&good).unwrap().nodes[0].xattrs.len(), 1);
+    let long_name = [b"user.".to_vec(), vec![b'x'; 251]].concat();
+    for (what, bytes) in [
+        ("no namespace", with(vec![(b"comment", vec![])])),
+        ("bare namespace", with(vec![(b"user.", vec![])])),
+        ("unknown namespace", with(vec![(b"evil.x", vec![])])),
+        ("NUL in name", with(vec![(b"user.a\0b", vec![])])),
+        ("name over 255 bytes", with(vec![(&long_name, vec![])])),
+        ("value over 64 KiB", with(vec![(b"user.a", vec![0; 65537])])),
+        (
+            "unsorted",
+            with(vec![(b"user.b", vec![]), (b"user.a", vec![])]),
+        ),
+        (
+            "repeated",
+            with(vec![(b"user.a", vec![]), (b"user.a", vec![])]),
+        ),
+    ] {
+        assert!(Tree::decode(&bytes).is_err(), "{what} accepted");
+    }
+    // An unknown tree version, and a version-2 mark with a huge count.
+    let mut v3 = good.clone();
+    v3[8] = 3;
+    assert!(Tree::decode(&v3).is_err());
+    let mut huge = good;
+    huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(Tree::decode(&huge).is_err());
+}
+
+#[test]
 fn a_key_file_with_hostile_argon2_parameters_is_refused_before_deriving() {
     let mut key = KeyFile::wrap(
         &master(),

@@ -9,7 +9,7 @@ use snap_engine::codec::{self, Kind};
 use snap_engine::crypto::{self, IdKey, KdfParams};
 use snap_engine::id::Id;
 use snap_engine::index::{IndexBlob, IndexFile, IndexPack};
-use snap_engine::tree::{Node, NodeKind, Tree};
+use snap_engine::tree::{Node, NodeKind, Tree, Xattr};
 
 fn key32() -> [u8; 32] {
     std::array::from_fn(|i| i as u8)
@@ -122,7 +122,23 @@ fn vectors() -> Vec<(&'static str, String)> {
             "chunk lengths of the xorshift32 test input, config version 2 (id key 00..1f)",
             lengths(Chunker::keyed(&chunker, &key32())),
         ),
+        (
+            "the one-node tree with attribute user.k = \"v\" (tree version 2)",
+            hex(&Tree {
+                nodes: vec![node_with_xattr()],
+            }
+            .encode()),
+        ),
     ]
+}
+
+fn node_with_xattr() -> Node {
+    let mut n = sample_node();
+    n.xattrs = vec![Xattr {
+        name: b"user.k".to_vec(),
+        value: b"v".to_vec(),
+    }];
+    n
 }
 
 fn hex(b: &[u8]) -> String {
@@ -142,6 +158,7 @@ const EXPECTED: &[&str] = &[
     "36a3bb02583b8387046dd9130566b0669012ca0823fb80839edd850bd04bf9b6",
     "5020,4881,3282,4572,8211,2993,10756,1428,5438,1136,4850,4335,5718,2916",
     "4131,6196,6324,1699,3636,5121,7206,6062,5871,4672,5077,2480,6885,176",
+    "ffffffffffffffff02000000000000000100000000000000090000000000000068656c6c6f2e74787400a4010000e8030000640000000500000000000000616c6963650500000000000000757365727315cd853dfe9c971700cac471fe9c97172a00000000000000010800000000000001000000000000000d00000000000000000000000000000000000000000000000100000000000000abababababababababababababababababababababababababababababababab0001000000000000000600000000000000757365722e6b010000000000000076",
 ];
 
 /// The index body of format version 1 (section 14): no writer field.
@@ -189,6 +206,8 @@ fn decoding_the_vectors_gives_the_values_back() {
     // The same body in a version 2 envelope is refused: it lacks a field.
     v1[5] = 2;
     assert!(IndexFile::open(&None, &v1).is_err());
+    let v2 = Tree::decode(&hex_decode(EXPECTED[11])).unwrap();
+    assert_eq!(v2.nodes, vec![node_with_xattr()]);
     let opened = crypto::open_with(&key32(), b"snap", &hex_decode(EXPECTED[5])).unwrap();
     assert_eq!(opened, b"hello");
 }

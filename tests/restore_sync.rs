@@ -30,10 +30,15 @@ fn listing(root: &Path) -> Vec<(PathBuf, String)> {
             } else {
                 "special".to_string()
             };
+            let xattrs = if m.file_type().is_symlink() {
+                Vec::new()
+            } else {
+                xattrs_of(&p)
+            };
             out.push((
                 p.strip_prefix(root).unwrap().to_path_buf(),
                 format!(
-                    "{what} {:o} {} {}.{}",
+                    "{what} {:o} {} {}.{} {xattrs:?}",
                     m.mode(),
                     m.len(),
                     m.mtime(),
@@ -51,7 +56,11 @@ fn listing(root: &Path) -> Vec<(PathBuf, String)> {
 /// where A has a file, a link pointing elsewhere.
 fn drifted_copy(b: &Path) {
     make_tree(b);
+    add_xattrs(b);
     let _ = std::fs::remove_file(b.join("socket"));
+    xattr::remove(b.join("hello.txt"), "user.comment").unwrap();
+    xattr::set(b.join("dir/text.md"), "user.only-on-b", b"B").unwrap();
+    xattr::set(b.join("dir"), "user.origin", b"device B").unwrap();
     std::fs::write(b.join("only-on-b.txt"), b"B's own file").unwrap();
     std::fs::create_dir_all(b.join("b-cache/sub")).unwrap();
     std::fs::write(b.join("b-cache/sub/blob"), random_bytes(50, 10_000)).unwrap();
@@ -75,6 +84,7 @@ fn b_becomes_a(env: &Env) {
     env.init();
     let a = env.path("home/alice/App");
     make_tree(&a);
+    add_xattrs(&a);
     let id = env.create(&[&a], &["--host", "A"])["snapshot_id"]
         .as_str()
         .unwrap()
@@ -557,5 +567,77 @@ fn dump_writes_a_file_or_a_directory_as_tar() {
         stderr(&out).contains("is not in snapshot"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// A target whose file system refuses extended attributes (ramfs) gets
+/// the files, a warning naming each attribute, and exit code 3.
+#[test]
+fn refused_extended_attributes_are_warnings_with_exit_code_3() {
+    if !is_root() {
+        eprintln!("skipped: mounting ramfs needs root");
+        return;
+    }
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("tagged"), b"content").unwrap();
+    xattr::set(src.join("tagged"), "user.tag", b"v").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mnt = env.path("ramfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "ramfs", "ramfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let out = env
+        .snap()
+        .args(["restore", &format!("{id}:{}", src.display()), "--target"])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tagged: extended attribute user.tag not restored"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(mnt.join("tagged")).unwrap(), b"content");
+}
+
+/// An attribute set on an unchanged file is in the next backup: the
+/// backup reuses the parent's attributes only while the ctime is the same.
+#[test]
+fn a_changed_attribute_alone_is_backed_up() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"same content").unwrap();
+    env.create(&[&src], &[]);
+    xattr::set(src.join("f"), "user.added", b"later").unwrap();
+    env.create(&[&src], &[]);
+    let t = env.path("t");
+    env.snap()
+        .args(["restore", &format!("latest:{}", src.display()), "--target"])
+        .arg(&t)
+        .assert()
+        .success();
+    assert_eq!(
+        xattr::get(t.join("f"), "user.added").unwrap().as_deref(),
+        Some(&b"later"[..])
     );
 }

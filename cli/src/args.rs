@@ -15,7 +15,8 @@ use snap_engine::commands::check;
                   0  success\n  \
                   1  error\n  \
                   2  the command line cannot be parsed (an unknown option, a missing argument)\n  \
-                  3  snapshot written, but some files could not be read or changed while read\n  \
+                  3  snapshot written, but some files could not be read or changed while read;\n     \
+                  or restored, but the target refused some extended attributes\n  \
                   10 no repository\n  \
                   11 locked by another command (try again later)\n  \
                   12 wrong password"

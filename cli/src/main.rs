@@ -936,6 +936,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     "undo_snapshot_id": r.undo.as_ref().map(|u| u.snapshot_id.to_hex()),
                     "undo_command": undo_command,
                     "errors": r.errors,
+                    "warnings": r.warnings,
                 }))?;
             } else {
                 let mut parts = vec![format!("{} files written", r.files_written)];
@@ -973,6 +974,14 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                     r.errors.len()
                 );
                 return Err(Reported(1).into());
+            }
+            if !r.warnings.is_empty() {
+                ui.say(&format!(
+                    "restored, but {} extended attribute(s) were refused by the target (listed \
+                     above)",
+                    r.warnings.len()
+                ));
+                return Ok(3);
             }
             Ok(0)
         }

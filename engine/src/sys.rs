@@ -157,6 +157,92 @@ pub fn node_from_metadata(
     n
 }
 
+/// A path's extended attributes, sorted by name, without following a
+/// symbolic link: `user.*` always, the others (`security.*` with file
+/// capabilities and SELinux labels, `system.*` with POSIX ACLs,
+/// `trusted.*`) only as root, who alone may restore them. Links get none:
+/// Linux refuses `user.*` on them. A file system without attributes gives
+/// none; an attribute that vanishes meanwhile is skipped.
+pub fn read_xattrs(path: &Path, kind: NodeKind) -> std::io::Result<Vec<crate::tree::Xattr>> {
+    use crate::tree::{MAX_XATTR_NAME, MAX_XATTR_VALUE, Xattr};
+    if kind == NodeKind::Symlink || !xattr::SUPPORTED_PLATFORM {
+        return Ok(Vec::new());
+    }
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let root = is_root();
+    let mut out = Vec::new();
+    for name in names {
+        let n = name.as_bytes();
+        if !(n.starts_with(b"user.") || root) || n.len() > MAX_XATTR_NAME {
+            continue;
+        }
+        match xattr::get(path, &name)? {
+            Some(value) if value.len() <= MAX_XATTR_VALUE => out.push(Xattr {
+                name: n.to_vec(),
+                value,
+            }),
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Sets a node's extended attributes on `path` (links not followed), and
+/// removes `user.*` ones the node lacks. `security.*`, `system.*` and
+/// `trusted.*` need root, and an authenticated tree: a file capability is
+/// a privilege, like a set-uid bit. Returns a message per attribute the
+/// file system refused, for the restore's warnings.
+pub fn restore_xattrs(path: &Path, node: &Node, trust: Trust) -> Vec<String> {
+    let mut refused = Vec::new();
+    if node.kind == NodeKind::Symlink || !xattr::SUPPORTED_PLATFORM {
+        return refused;
+    }
+    let privileged = trust == Trust::Authenticated && is_root();
+    for x in &node.xattrs {
+        if !x.name.starts_with(b"user.") && !privileged {
+            continue;
+        }
+        let name = OsStr::from_bytes(&x.name);
+        if xattr::get(path, name).ok().flatten().as_deref() == Some(&x.value[..]) {
+            continue;
+        }
+        if let Err(e) = xattr::set(path, name, &x.value) {
+            refused.push(format!(
+                "{}: extended attribute {} not restored: {e}",
+                path.display(),
+                String::from_utf8_lossy(&x.name)
+            ));
+        }
+    }
+    if let Ok(present) = xattr::list(path) {
+        for name in present {
+            let n = name.as_bytes();
+            if n.starts_with(b"user.") && !node.xattrs.iter().any(|x| x.name == n) {
+                let _ = xattr::remove(path, &name);
+            }
+        }
+    }
+    refused
+}
+
+/// Whether `path` already has the node's attributes, as far as
+/// [`restore_xattrs`] would set them.
+pub fn xattrs_match(path: &Path, node: &Node, trust: Trust) -> bool {
+    let privileged = trust == Trust::Authenticated && is_root();
+    let wanted = |name: &[u8]| privileged || name.starts_with(b"user.");
+    let Ok(present) = read_xattrs(path, node.kind) else {
+        return false;
+    };
+    let a = present.iter().filter(|x| wanted(&x.name));
+    let b = node.xattrs.iter().filter(|x| wanted(&x.name));
+    a.eq(b)
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

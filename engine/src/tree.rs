@@ -68,6 +68,45 @@ pub struct Node {
     pub link_target: Vec<u8>,
     pub content: Vec<Id>,
     pub subtree: Option<Id>,
+    /// Extended attributes, sorted by name. Not part of a version-1 node:
+    /// a tree with any is written as version 2 (see [`Tree::encode`]).
+    #[serde(skip)]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute: `user.*`, or `security.*`, `system.*` (POSIX
+/// ACLs) and `trusted.*`, which only root reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    #[serde(with = "serde_bytes_compat")]
+    pub name: Vec<u8>,
+    #[serde(with = "serde_bytes_compat")]
+    pub value: Vec<u8>,
+}
+
+/// Linux's limits: XATTR_NAME_MAX and XATTR_SIZE_MAX.
+pub const MAX_XATTR_NAME: usize = 255;
+pub const MAX_XATTR_VALUE: usize = 64 * 1024;
+
+/// The first field of a version-2 tree, where a version-1 tree has its node
+/// count: no count can be this large, so a version-1 reader rejects the
+/// tree instead of misreading it, and a tree without attributes keeps its
+/// version-1 bytes and id.
+const TREE_V2_MARK: u64 = u64::MAX;
+
+/// A tree whose nodes carry extended attributes.
+#[derive(Serialize, Deserialize)]
+struct TreeV2 {
+    mark: u64,
+    version: u64,
+    nodes: Vec<NodeV2>,
+}
+
+/// A node's version-1 fields, then its attributes.
+#[derive(Serialize, Deserialize)]
+struct NodeV2 {
+    node: Node,
+    xattrs: Vec<Xattr>,
 }
 
 /// Byte strings as one length and the raw bytes. bincode writes a `Vec<u8>`
@@ -128,6 +167,7 @@ impl Node {
             link_target: Vec::new(),
             content: Vec::new(),
             subtree: None,
+            xattrs: Vec::new(),
         }
     }
 }
@@ -144,13 +184,44 @@ impl Tree {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
+        if self.nodes.iter().all(|n| n.xattrs.is_empty()) {
+            return codec::encode(self);
+        }
+        codec::encode(&TreeV2 {
+            mark: TREE_V2_MARK,
+            version: 2,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeV2 {
+                    node: n.clone(),
+                    xattrs: n.xattrs.clone(),
+                })
+                .collect(),
+        })
     }
 
     /// Decodes and validates a tree. Names are checked because they become
     /// paths on restore: a hostile tree must not write outside the target.
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
-        let tree: Tree = codec::decode::<Tree, { codec::MAX_BLOB }>("tree", bytes)?;
+        let tree: Tree = if bytes.get(..8) == Some(&TREE_V2_MARK.to_le_bytes()[..]) {
+            let v2: TreeV2 = codec::decode::<TreeV2, { codec::MAX_BLOB }>("tree", bytes)?;
+            if v2.version != 2 {
+                return Err(Error::corrupt(
+                    "tree",
+                    format!("unknown tree version {}", v2.version),
+                ));
+            }
+            let mut nodes = Vec::with_capacity(v2.nodes.len());
+            for NodeV2 { mut node, xattrs } in v2.nodes {
+                check_xattrs(&node.name, &xattrs)?;
+                node.xattrs = xattrs;
+                nodes.push(node);
+            }
+            Tree { nodes }
+        } else {
+            codec::decode::<Tree, { codec::MAX_BLOB }>("tree", bytes)?
+        };
         let mut prev: Option<&[u8]> = None;
         for n in &tree.nodes {
             let name = &n.name[..];
@@ -178,4 +249,36 @@ impl Tree {
         }
         Ok(tree)
     }
+}
+
+/// Attribute names as the kernel takes them (a namespace, a dot, a name; no
+/// NUL; at most 255 bytes), values within its size limit, sorted and
+/// unique, so that a tree has one encoding.
+fn check_xattrs(node: &[u8], xattrs: &[Xattr]) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::corrupt(
+            "tree",
+            format!(
+                "{}: extended attribute {why}",
+                String::from_utf8_lossy(node)
+            ),
+        ))
+    };
+    let mut prev: Option<&[u8]> = None;
+    for x in xattrs {
+        let known = [&b"user."[..], b"security.", b"system.", b"trusted."]
+            .iter()
+            .any(|ns| x.name.starts_with(ns) && x.name.len() > ns.len());
+        if !known || x.name.len() > MAX_XATTR_NAME || x.name.contains(&0) {
+            return bad("with an invalid name");
+        }
+        if x.value.len() > MAX_XATTR_VALUE {
+            return bad("larger than 64 KiB");
+        }
+        if prev.is_some_and(|p| p >= x.name.as_slice()) {
+            return bad("names not sorted or not unique");
+        }
+        prev = Some(&x.name);
+    }
+    Ok(())
 }

@@ -297,6 +297,57 @@ pub fn make_tree(root: &Path) {
     set_mtime(root, 1_500_000_000, 987_654_321);
 }
 
+/// Extended attributes on a tree made by [`make_tree`]: `user.*` ones, and
+/// as root a file capability and a POSIX ACL.
+pub fn add_xattrs(root: &Path) {
+    xattr::set(root.join("hello.txt"), "user.comment", b"greeting").unwrap();
+    xattr::set(root.join("dir"), "user.origin", b"device A").unwrap();
+    xattr::set(root.join("dir/text.md"), "user.empty", b"").unwrap();
+    xattr::set(
+        root.join("dir/nested/multi-chunk.bin"),
+        "user.big",
+        &random_bytes(7, 4000),
+    )
+    .unwrap();
+    if is_root() {
+        // CAP_NET_BIND_SERVICE, permitted and effective (vfs_cap_data v2).
+        let mut cap = Vec::new();
+        for w in [0x0200_0001u32, 1 << 10, 0, 0, 0] {
+            cap.extend_from_slice(&w.to_le_bytes());
+        }
+        xattr::set(root.join("sparse.img"), "security.capability", &cap).unwrap();
+        // user::rw-, user:1234:r--, group::r--, mask::r--, other::---
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (0x01u16, 6u16, u32::MAX),
+            (0x02, 4, 1234),
+            (0x04, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        xattr::set(root.join("empty"), "system.posix_acl_access", &acl).unwrap();
+    }
+}
+
+/// A path's extended attributes that a restore brings back: `user.*`, and
+/// all of them as root.
+pub fn xattrs_of(p: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut out: Vec<_> = xattr::list(p)
+        .unwrap()
+        .filter(|n| is_root() || n.as_bytes().starts_with(b"user."))
+        .map(|n| {
+            let v = xattr::get(p, &n).unwrap().unwrap_or_default();
+            (n, v)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn walk(p: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
@@ -354,6 +405,13 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
         );
         if is_root() {
             assert_eq!((ma.uid(), ma.gid()), (mb.uid(), mb.gid()), "{what}: owner");
+        }
+        if !ma.file_type().is_symlink() {
+            assert_eq!(
+                xattrs_of(&pa),
+                xattrs_of(&pb),
+                "{what}: extended attributes"
+            );
         }
         if ma.file_type().is_symlink() {
             assert_eq!(

@@ -218,6 +218,23 @@ impl Archiver<'_> {
         };
         let mut node = sys::node_from_metadata(name, kind, &meta, &self.names);
         let parent = parent.filter(|p| p.kind == kind);
+        // Setting an attribute changes the ctime: with the same inode and
+        // ctime, the parent's attributes are still the file's. Listing them
+        // anew cost an unchanged rerun over 50,000 files 0.168 s against
+        // 0.142 s without attributes; reusing them, 0.110 s against 0.110 s
+        // (release build, mean of 5 each).
+        match parent {
+            Some(p) if !self.force && p.ctime_ns == node.ctime_ns && p.inode == node.inode => {
+                node.xattrs = p.xattrs.clone();
+            }
+            _ => match sys::read_xattrs(path, kind) {
+                Ok(x) => node.xattrs = x,
+                Err(e) => self.warn(format!(
+                    "{}: extended attributes cannot be read: {e}",
+                    path.display()
+                )),
+            },
+        }
         match kind {
             NodeKind::File => {
                 if !self.save_file(path, &mut node, parent)? {

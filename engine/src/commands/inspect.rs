@@ -116,7 +116,11 @@ fn same_content(a: &Node, b: &Node) -> bool {
 }
 
 fn same_metadata(a: &Node, b: &Node) -> bool {
-    a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime_ns == b.mtime_ns
+    a.mode == b.mode
+        && a.uid == b.uid
+        && a.gid == b.gid
+        && a.mtime_ns == b.mtime_ns
+        && a.xattrs == b.xattrs
 }
 
 /// What changed from snapshot `a` to snapshot `b`.

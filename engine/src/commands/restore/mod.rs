@@ -113,6 +113,9 @@ pub struct RestoreResult {
     pub undo: Option<Undo>,
     /// Entries that could not be restored; non-empty means a non-zero exit.
     pub errors: Vec<String>,
+    /// Restored, but not entirely: extended attributes the target's file
+    /// system refused (exit code 3).
+    pub warnings: Vec<String>,
 }
 
 /// Plans and carries out a restore.
@@ -132,11 +135,7 @@ pub fn apply(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
-    let trust = if repo.is_encrypted() {
-        sys::Trust::Authenticated
-    } else {
-        sys::Trust::Unauthenticated
-    };
+    let trust = trust(repo);
     let mut result = RestoreResult {
         snapshot_id: plan.snapshot_id,
         ..Default::default()
@@ -313,10 +312,39 @@ pub fn apply(
     {
         fail(format!("{}: metadata: {e}", plan.target.display()));
     }
+    // Extended attributes last: chown clears file capabilities, and
+    // setting them changes no time that was set above.
+    let targets = plan
+        .entries()
+        .filter(|e| match e.change {
+            Change::Skip => false,
+            Change::Keep => e.node.kind == NodeKind::Dir,
+            _ => true,
+        })
+        .map(|e| (&e.path, &e.node))
+        .chain(plan.root.as_ref().map(|r| (&plan.target, r)));
+    let refused: Vec<String> = targets
+        .collect::<Vec<_>>()
+        .par_iter()
+        .flat_map_iter(|(path, node)| sys::restore_xattrs(path, node, trust))
+        .collect();
+    for w in &refused {
+        progress.warn(w);
+    }
+    result.warnings = refused;
     result.dirs = plan.dirs.len() as u64;
     progress.finish();
     result.errors = errors.into_inner().unwrap();
     Ok(result)
+}
+
+/// How far the repository's trees are believed: see [`sys::Trust`].
+fn trust(repo: &Repository) -> sys::Trust {
+    if repo.is_encrypted() {
+        sys::Trust::Authenticated
+    } else {
+        sys::Trust::Unauthenticated
+    }
 }
 
 /// Backs up what the restore covers, as it is now: the undo snapshot.

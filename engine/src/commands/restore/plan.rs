@@ -675,6 +675,7 @@ fn keep_needed_dirs(plan: &mut Plan, included_dirs: &std::collections::HashSet<V
 fn compare_contents(repo: &Repository, plan: &mut Plan) {
     let index = repo.index();
     let as_root = crate::sys::is_root();
+    let trust = super::trust(repo);
     plan.files.par_iter_mut().for_each(|e| {
         if e.change != Change::Keep {
             return;
@@ -693,7 +694,8 @@ fn compare_contents(repo: &Repository, plan: &mut Plan) {
                 Ok(m)
                     if mtime_ns(&m) == e.node.mtime_ns
                         && m.mode() & 0o7777 == e.node.mode & 0o7777
-                        && (!as_root || (m.uid() == e.node.uid && m.gid() == e.node.gid)) =>
+                        && (!as_root || (m.uid() == e.node.uid && m.gid() == e.node.gid))
+                        && crate::sys::xattrs_match(&e.path, &e.node, trust) =>
                 {
                     Change::Keep
                 }
