@@ -397,7 +397,15 @@ fn deleting_most_of_a_folder_needs_yes_and_bad_paths_touch_nothing() {
 
 #[test]
 fn a_killed_restore_leaves_no_torn_file_and_a_rerun_finishes() {
-    let env = Env::new();
+    killed_restore(&Env::new());
+}
+
+#[test]
+fn a_killed_restore_from_s3_leaves_no_torn_file_and_a_rerun_finishes() {
+    killed_restore(&Env::s3("killed-restore"));
+}
+
+fn killed_restore(env: &Env) {
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -500,7 +508,15 @@ fn includes_and_excludes_select_what_is_restored_and_deleted() {
 
 #[test]
 fn dump_writes_a_file_or_a_directory_as_tar() {
-    let env = Env::new();
+    dump_file_and_dir(&Env::new());
+}
+
+#[test]
+fn dump_from_s3_writes_a_file_or_a_directory_as_tar() {
+    dump_file_and_dir(&Env::s3("dump"));
+}
+
+fn dump_file_and_dir(env: &Env) {
     env.init();
     let src = env.path("src");
     make_tree(&src);
