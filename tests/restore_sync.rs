@@ -657,3 +657,252 @@ fn a_changed_attribute_alone_is_backed_up() {
         Some(&b"later"[..])
     );
 }
+
+/// Found by attacking the restore: what the target holds must not lead
+/// a restore to write, change or delete anything elsewhere.
+mod attacks {
+    use super::*;
+
+    fn snapshot_of(env: &Env, files: &[(&str, &[u8])]) -> (PathBuf, String) {
+        env.init();
+        let src = env.path("src");
+        for (name, content) in files {
+            let p = src.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+        }
+        let id = env.create(&[&src], &[])["snapshot_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let spec = format!("{id}:{}", src.display());
+        (src, spec)
+    }
+
+    fn restore(env: &Env, spec: &str, target: &Path, extra: &[&str]) -> std::process::Output {
+        env.snap()
+            .args(["restore", spec, "--target"])
+            .arg(target)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_planted_partial_name_does_not_lead_the_write_elsewhere() {
+        let env = Env::new();
+        let (_, spec) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let victim = env.path("outside/victim");
+        std::fs::create_dir_all(victim.parent().unwrap()).unwrap();
+        std::fs::write(&victim, b"PRECIOUS").unwrap();
+        let t = env.path("t");
+        std::fs::create_dir_all(&t).unwrap();
+        let tag = &blake3::hash(b"a.txt").to_hex()[..16];
+        let partial = t.join(format!(".snap-{tag}.partial"));
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let out = restore(&env, &spec, &t, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"PRECIOUS");
+        assert!(t.join("a.txt").symlink_metadata().unwrap().is_file());
+        assert_eq!(std::fs::read(t.join("a.txt")).unwrap(), b"hello");
+        // A hard link planted there neither.
+        std::fs::remove_file(t.join("a.txt")).unwrap();
+        std::fs::hard_link(&victim, &partial).unwrap();
+        assert!(restore(&env, &spec, &t, &[]).status.success());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"PRECIOUS");
+    }
+
+    #[test]
+    fn a_hard_link_to_a_file_outside_keeps_that_file_as_it_was() {
+        let env = Env::new();
+        let (src, spec) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let victim = env.path("outside/victim");
+        std::fs::create_dir_all(victim.parent().unwrap()).unwrap();
+        std::fs::write(&victim, b"hello").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        filetime::set_file_mtime(&victim, filetime::FileTime::from_unix_time(946_684_800, 0))
+            .unwrap();
+        let t = env.path("t");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::hard_link(&victim, t.join("a.txt")).unwrap();
+        let before = std::fs::metadata(&victim).unwrap();
+        let out = restore(&env, &spec, &t, &["--no-undo"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let after = std::fs::metadata(&victim).unwrap();
+        assert_eq!(after.mode(), before.mode());
+        assert_eq!(after.mtime(), before.mtime());
+        assert_same_tree(&src, &t);
+    }
+
+    #[test]
+    fn a_link_as_target_is_saved_by_what_it_points_to() {
+        let env = Env::new();
+        let (src, spec) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let real = env.path("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("a.txt"), b"mine, and different").unwrap();
+        let link = env.path("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // With --delete, `link/` is a link all the same.
+        let out = restore(&env, &spec, &env.path("link/"), &["--delete", "--yes"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+        let r = env.json(&["restore", &spec, "--target", link.to_str().unwrap()]);
+        let undo = r["undo_command"].as_str().unwrap();
+        assert!(
+            undo.contains(&format!("--target {}", real.display())),
+            "{undo}"
+        );
+        assert_same_tree(&src, &real);
+        let undo_id = r["undo_snapshot_id"].as_str().unwrap();
+        env.snap()
+            .args([
+                "restore",
+                &format!("{undo_id}:{}", real.display()),
+                "--target",
+            ])
+            .arg(&real)
+            .args(["--delete", "--no-undo"])
+            .assert()
+            .success();
+        assert_eq!(
+            std::fs::read(real.join("a.txt")).unwrap(),
+            b"mine, and different"
+        );
+    }
+
+    #[test]
+    fn a_directory_in_the_way_survives_a_failed_restore() {
+        let env = Env::new();
+        let (_, spec) = snapshot_of(&env, &[("d", b""), ("f", &random_bytes(3, 100_000))]);
+        // Damage every pack: f cannot be restored.
+        for p in env.pack_files() {
+            let mut bytes = std::fs::read(&p).unwrap();
+            let n = bytes.len();
+            for b in &mut bytes[n / 3..n / 3 + 64] {
+                *b ^= 0xff;
+            }
+            std::fs::write(&p, bytes).unwrap();
+        }
+        let t = env.path("t");
+        std::fs::create_dir_all(t.join("d/precious")).unwrap();
+        std::fs::write(t.join("d/precious/file"), b"keep").unwrap();
+        let out = restore(&env, &spec, &t, &["--delete", "--yes", "--no-undo"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(std::fs::read(t.join("d/precious/file")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_file_above_what_is_restored_is_not_replaced() {
+        let env = Env::new();
+        let (src, _) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let t = env.path("t");
+        // Where the snapshot has the directory above src, a file.
+        let above = t.join(src.parent().unwrap().strip_prefix("/").unwrap());
+        std::fs::create_dir_all(above.parent().unwrap()).unwrap();
+        std::fs::write(&above, b"not a directory, and not yours").unwrap();
+        let out = restore(&env, "latest", &t, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("move it away"), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&above).unwrap(),
+            b"not a directory, and not yours"
+        );
+    }
+
+    #[test]
+    fn two_restores_into_one_target_do_not_run_at_once() {
+        let env = Env::new();
+        let (_, spec) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let t = env.path("t");
+        std::fs::create_dir_all(&t).unwrap();
+        let held = nix::fcntl::Flock::lock(
+            std::fs::File::open(&t).unwrap(),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        let out = restore(&env, &spec, &t, &[]);
+        assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+        assert!(stderr(&out).contains("another restore"), "{}", stderr(&out));
+        assert!(!t.join("a.txt").exists());
+        drop(held);
+        assert!(restore(&env, &spec, &t, &[]).status.success());
+    }
+
+    #[test]
+    fn the_undo_of_a_single_file_restore_works() {
+        let env = Env::new();
+        let (src, _) = snapshot_of(&env, &[("a.txt", b"hello")]);
+        let t = env.path("t");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("a.txt"), b"before").unwrap();
+        let spec = format!("latest:{}", src.join("a.txt").display());
+        let r = env.json(&["restore", &spec, "--target", t.to_str().unwrap()]);
+        assert_eq!(std::fs::read(t.join("a.txt")).unwrap(), b"hello");
+        let cmd = r["undo_command"].as_str().unwrap().to_string();
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        env.snap().args(&args).arg("--no-undo").assert().success();
+        assert_eq!(std::fs::read(t.join("a.txt")).unwrap(), b"before");
+        // `latest:PATH` passed over that undo snapshot, and does again.
+        let again = env.json(&["restore", &spec, "--target", t.to_str().unwrap()]);
+        assert_ne!(again["snapshot_id"], r["undo_snapshot_id"]);
+    }
+}
+
+/// The target changing while the undo snapshot is taken (a directory
+/// swapped for a link to elsewhere) stops the restore before it writes.
+#[test]
+fn a_target_that_changes_during_the_undo_snapshot_is_left_alone() {
+    use snap_engine::commands::restore::{self, RestoreOptions};
+    use snap_engine::progress::Progress;
+    use std::sync::Arc;
+
+    struct SwapOnFinish {
+        dir: PathBuf,
+        elsewhere: PathBuf,
+        done: std::sync::atomic::AtomicBool,
+    }
+    impl Progress for SwapOnFinish {
+        fn finish(&self) {
+            if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::fs::rename(&self.dir, self.dir.with_extension("real")).unwrap();
+                std::os::unix::fs::symlink(&self.elsewhere, &self.dir).unwrap();
+            }
+        }
+    }
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/b.txt"), b"b").unwrap();
+    env.create(&[&src], &[]);
+    let t = env.path("t");
+    std::fs::create_dir_all(t.join("sub")).unwrap();
+    std::fs::write(t.join("sub/junk"), b"junk").unwrap();
+    let elsewhere = env.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("junk"), b"not yours").unwrap();
+    let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
+    let mut repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
+    let opts = RestoreOptions {
+        snapshot: "latest".into(),
+        path: Some(src.clone()),
+        target: t.clone(),
+        delete: true,
+        ..Default::default()
+    };
+    let p = SwapOnFinish {
+        dir: t.join("sub"),
+        elsewhere: elsewhere.clone(),
+        done: Default::default(),
+    };
+    let err = restore::restore(&mut repo, &opts, &p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("changed while its undo snapshot"), "{err}");
+    assert_eq!(std::fs::read(elsewhere.join("junk")).unwrap(), b"not yours");
+    assert!(!elsewhere.join("b.txt").exists());
+}
+
+use snap_engine::Repository;
+use snap_engine::backend::StoreBackend;

@@ -88,6 +88,7 @@ fn snapshot_filter(a: &args::FilterArgs) -> Result<SnapshotFilter> {
             .iter()
             .map(|p| path_bytes(p))
             .collect::<Result<_>>()?,
+        containing: Vec::new(),
     })
 }
 
@@ -217,6 +218,12 @@ fn undo_command(u: &restore::Undo) -> String {
         }
     };
     match u.paths.as_slice() {
+        [one] if u.file => format!(
+            "snap restore {}:{} --target {}",
+            u.snapshot_id.short(),
+            quote(one),
+            quote(one.parent().unwrap_or(std::path::Path::new("/")))
+        ),
         [one] => format!(
             "snap restore {}:{} --target {} --delete",
             u.snapshot_id.short(),
@@ -896,8 +903,12 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         Command::Restore(a) => {
             return_large_buffers_on_free();
             let mut repo = ctx.open()?;
-            let filter = snapshot_filter(&a.filter)?;
+            let mut filter = snapshot_filter(&a.filter)?;
             let (spec, path) = split_snapshot_path(&a.snapshot);
+            // `latest:PATH` is the newest snapshot that has PATH.
+            if let Some(p) = &path {
+                filter.containing.push(path_bytes(p)?);
+            }
             let (id, _) = choose(&repo, ui, spec, &filter)?;
             let opts = restore::RestoreOptions {
                 snapshot: id.to_hex(),
@@ -966,6 +977,13 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
                         "what was there before is in snapshot {}; to put it back: {cmd}",
                         u.snapshot_id.short()
                     ));
+                    if let Some(first) = u.earlier.last() {
+                        ui.say(&format!(
+                            "an earlier restore of this snapshot here took undo snapshot {}: \
+                             if it was interrupted, what was there before it is in that one",
+                            first.short()
+                        ));
+                    }
                 }
             }
             if !r.errors.is_empty() {

@@ -868,7 +868,13 @@ impl Repository {
 
     pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.read_verified("snapshots", "snapshot", id, codec::MAX_SMALL_OBJECT)?;
-        codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, self.sealer(), &bytes)
+        let s = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(
+            Kind::Snapshot,
+            self.sealer(),
+            &bytes,
+        )?;
+        s.check_paths()?;
+        Ok(s)
     }
 
     /// Writes a snapshot; the caller has stored everything it refers to.
@@ -934,9 +940,14 @@ impl Repository {
                     "the repository has no snapshots yet".into(),
                 ));
             }
+            // An undo snapshot is what a folder held before a restore, not
+            // a backup: `latest` passes over them unless asked for by tag.
+            let undo = crate::commands::restore::UNDO_TAG;
+            let undo_wanted = filter.tags.iter().any(|t| t == undo);
             return all
                 .into_iter()
                 .rev()
+                .filter(|(_, s)| undo_wanted || !s.tags.iter().any(|t| t == undo))
                 .find(|(_, s)| filter.matches(s))
                 .ok_or_else(|| {
                     Error::InvalidArgument(format!(

@@ -47,6 +47,30 @@ impl Snapshot {
     }
 
     /// Paths as text for display; not-UTF-8 bytes are shown replaced.
+    /// Paths as create writes them: absolute, clean (no empty, `.` or `..`
+    /// component, no NUL). A snapshot of an unencrypted repository whose
+    /// paths said `//etc` once made a restore's undo snapshot back up
+    /// `/etc` (joined to the target, an absolute path replaces it).
+    pub fn check_paths(&self) -> crate::error::Result<()> {
+        for p in &self.paths {
+            let clean = p.as_slice() == b"/"
+                || (p.starts_with(b"/")
+                    && p[1..]
+                        .split(|&b| b == b'/')
+                        .all(|c| !c.is_empty() && c != b"." && c != b".." && !c.contains(&0)));
+            if !clean {
+                return Err(crate::error::Error::corrupt(
+                    "snapshot",
+                    format!(
+                        "path {:?} is not a clean absolute path",
+                        String::from_utf8_lossy(p)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn paths_lossy(&self) -> Vec<String> {
         self.paths
             .iter()
@@ -121,17 +145,31 @@ pub struct SnapshotFilter {
     pub hosts: Vec<String>,
     pub tags: Vec<String>,
     pub paths: Vec<Vec<u8>>,
+    /// Paths each of which must be at or below one of the snapshot's
+    /// (`restore latest:PATH` takes the newest snapshot that has PATH).
+    pub containing: Vec<Vec<u8>>,
 }
 
 impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
+        let has = |want: &[u8]| {
+            s.paths.iter().any(|p| {
+                p.as_slice() == b"/"
+                    || want == p.as_slice()
+                    || (want.starts_with(p) && want.get(p.len()) == Some(&b'/'))
+            })
+        };
         (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && self.paths.iter().all(|p| s.paths.contains(p))
+            && self.containing.iter().all(|c| has(c))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+        self.hosts.is_empty()
+            && self.tags.is_empty()
+            && self.paths.is_empty()
+            && self.containing.is_empty()
     }
 
     /// The filter as the options that give it: `--host a --tag t`.
@@ -143,6 +181,11 @@ impl SnapshotFilter {
             self.paths
                 .iter()
                 .map(|p| format!("--path {}", String::from_utf8_lossy(p))),
+        );
+        parts.extend(
+            self.containing
+                .iter()
+                .map(|p| format!("a snapshot containing {}", String::from_utf8_lossy(p))),
         );
         parts.join(" ")
     }
@@ -275,6 +318,29 @@ mod tests {
                 summary: Summary::default(),
             },
         )
+    }
+
+    #[test]
+    fn only_clean_absolute_paths_pass() {
+        let (_, mut s) = snap(0, "");
+        for good in [&b"/"[..], b"/x", b"/home/a b/c"] {
+            s.paths = vec![good.to_vec()];
+            assert!(s.check_paths().is_ok(), "{good:?}");
+        }
+        for bad in [&b""[..], b"x", b"//etc", b"/a//b", b"/a/../b", b"/a/.", b"/a/", b"/a\0"] {
+            s.paths = vec![bad.to_vec()];
+            assert!(s.check_paths().is_err(), "{bad:?}");
+        }
+        // `latest:PATH` wants a snapshot with PATH at or below its paths.
+        s.paths = vec![b"/home/a".to_vec()];
+        let f = |p: &[u8]| SnapshotFilter {
+            containing: vec![p.to_vec()],
+            ..Default::default()
+        };
+        assert!(f(b"/home/a").matches(&s));
+        assert!(f(b"/home/a/x").matches(&s));
+        assert!(!f(b"/home/ab").matches(&s));
+        assert!(!f(b"/home").matches(&s));
     }
 
     #[test]

@@ -91,6 +91,13 @@ pub struct Undo {
     pub snapshot_id: Id,
     /// What it holds: the folders the restore covered.
     pub paths: Vec<PathBuf>,
+    /// It holds one file (a restore of `ID:FILE`), not folders.
+    pub file: bool,
+    /// Earlier undo snapshots of a restore of the same snapshot into the
+    /// same place, newest first: if one was interrupted, the oldest of
+    /// these holds what was there before it.
+    pub earlier: Vec<Id>,
+    taken: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -140,9 +147,30 @@ pub fn apply(
         snapshot_id: plan.snapshot_id,
         ..Default::default()
     };
-    if !opts.no_undo && plan.touches_existing() {
-        result.undo = Some(take_undo(repo, plan, progress)?);
-    }
+    // One restore at a time into a target: two once shared partial names
+    // and corrupted each other's files.
+    std::fs::create_dir_all(&plan.target).map_err(|e| Error::io(&plan.target, e))?;
+    let _target_lock = lock_target(&plan.target)?;
+    let replanned;
+    let plan = if !opts.no_undo && plan.touches_existing() {
+        let undo = take_undo(repo, plan, progress)?;
+        // The undo snapshot may take long; what it saved must still be what
+        // the plan changes (a directory swapped for a link meanwhile would
+        // send writes and deletions elsewhere).
+        replanned = self::plan(repo, opts)?;
+        if summary(&replanned) != summary(plan) {
+            return Err(Error::Other(format!(
+                "{} changed while its undo snapshot {} was taken; nothing was restored. Run the \
+                 restore again",
+                plan.target.display(),
+                undo.snapshot_id.short()
+            )));
+        }
+        result.undo = undo.taken.then_some(undo);
+        &replanned
+    } else {
+        plan
+    };
     let errors = Mutex::new(Vec::new());
     let fail = |msg: String| {
         progress.warn(&msg);
@@ -151,7 +179,6 @@ pub fn apply(
     for e in &plan.errors {
         fail(e.clone());
     }
-    std::fs::create_dir_all(&plan.target).map_err(|e| Error::io(&plan.target, e))?;
 
     // Directories, parents first; what is in their way goes first.
     for d in &plan.dirs {
@@ -166,17 +193,10 @@ pub fn apply(
             fail(format!("{}: {e}", d.path.display()));
         }
     }
-    // A directory in the way of a file, link or special file (only with
-    // --delete, which covers it).
-    for e in plan.files.iter().chain(&plan.others) {
-        if e.dir_in_way
-            && let Err(err) = std::fs::remove_dir_all(&e.path)
-        {
-            fail(format!("{}: {err}", e.path.display()));
-        }
-    }
+    // Links and special files; those with a directory in their way wait
+    // until deleting is known to be safe, below.
     for o in &plan.others {
-        if !matches!(o.change, Change::Create | Change::Replace) {
+        if !matches!(o.change, Change::Create | Change::Replace) || o.dir_in_way {
             continue;
         }
         let r = remove_existing(&o.path).and_then(|_| match o.node.kind {
@@ -216,6 +236,7 @@ pub fn apply(
             jobs.push(write::FileJob {
                 path: &f.path,
                 node: &f.node,
+                defer: f.dir_in_way,
             });
         }
     }
@@ -271,15 +292,49 @@ pub fn apply(
     }
 
     // Deletions come after every file is complete, and not at all when
-    // something failed: a target half restored keeps what it had.
+    // something failed: a target half restored keeps what it had. That
+    // includes directories in the way of a file, which waits for them
+    // under its partial name.
+    let safe = errors.lock().unwrap().is_empty();
+    let in_the_way: Vec<&Entry> = plan
+        .files
+        .iter()
+        .chain(&plan.others)
+        .filter(|e| e.dir_in_way)
+        .collect();
+    for e in in_the_way {
+        let partial = write::partial_path(&e.path);
+        if !safe {
+            let _ = std::fs::remove_file(&partial);
+            continue;
+        }
+        let r = inside(&plan.target, &e.path)
+            .and_then(|_| std::fs::remove_dir_all(&e.path))
+            .and_then(|_| match e.node.kind {
+                NodeKind::File => std::fs::rename(&partial, &e.path),
+                NodeKind::Symlink => {
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&e.node.link_target), &e.path)
+                }
+                _ => sys::make_special(&e.path, &e.node, trust),
+            })
+            .and_then(|_| match e.node.kind {
+                NodeKind::File => Ok(()),
+                _ => sys::restore_metadata(&e.path, &e.node, trust),
+            });
+        if let Err(err) = r {
+            fail(format!("{}: {err}", e.path.display()));
+        }
+    }
     if !plan.extras.is_empty() {
-        if errors.lock().unwrap().is_empty() {
+        if safe {
             for x in &plan.extras {
-                let r = if x.dir {
-                    std::fs::remove_dir_all(&x.path)
-                } else {
-                    std::fs::remove_file(&x.path)
-                };
+                let r = inside(&plan.target, &x.path).and_then(|_| {
+                    if x.dir {
+                        std::fs::remove_dir_all(&x.path)
+                    } else {
+                        std::fs::remove_file(&x.path)
+                    }
+                });
                 match r {
                     Ok(()) => {
                         result.deleted += 1;
@@ -338,6 +393,54 @@ pub fn apply(
     Ok(result)
 }
 
+/// What a plan does, to tell whether the target changed between two plans.
+fn summary(plan: &Plan) -> Vec<(PathBuf, Change)> {
+    let mut out: Vec<(PathBuf, Change)> = plan
+        .entries()
+        .map(|e| (e.path.clone(), e.change))
+        .chain(plan.extras.iter().map(|x| (x.path.clone(), Change::Delete)))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Checks that no directory between `target` and `path` is a link, right
+/// before deleting: a directory swapped for a link to elsewhere after the
+/// plan must not lead a deletion out of the target.
+fn inside(target: &Path, path: &Path) -> std::io::Result<()> {
+    let rel = path
+        .strip_prefix(target)
+        .map_err(|_| std::io::Error::other("outside the target"))?;
+    let mut at = target.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        at.push(part);
+        if !std::fs::symlink_metadata(&at)?.is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is no longer a directory; not deleting below it",
+                at.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Holds an exclusive lock on the target directory for the restore's
+/// length; a second restore into it stops at once.
+fn lock_target(target: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = std::fs::File::open(target).map_err(|e| Error::io(target, e))?;
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            Error::Locked(format!(
+                "another restore into {} is running; try again when it is done",
+                target.display()
+            ))
+        } else {
+            Error::io(target, std::io::Error::from(e))
+        }
+    })
+}
+
 /// How far the repository's trees are believed: see [`sys::Trust`].
 fn trust(repo: &Repository) -> sys::Trust {
     if repo.is_encrypted() {
@@ -355,6 +458,33 @@ fn take_undo(repo: &mut Repository, plan: &Plan, progress: &dyn Progress) -> Res
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .cloned()
         .collect();
+    let file = paths.len() == 1 && !paths[0].is_dir();
+    if paths.is_empty() {
+        // Nothing covered exists yet: nothing to put back.
+        return Ok(Undo {
+            snapshot_id: Id::default(),
+            paths,
+            file,
+            earlier: Vec::new(),
+            taken: false,
+        });
+    }
+    let restoring = format!("restoring:{}", plan.snapshot_id.to_hex());
+    let wanted: Vec<Vec<u8>> = {
+        let mut v: Vec<Vec<u8>> = paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .collect();
+        v.sort();
+        v
+    };
+    let earlier: Vec<Id> = repo
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .filter(|(_, s)| s.tags.contains(&restoring) && s.paths == wanted)
+        .map(|(id, _)| id)
+        .collect();
     let opts = crate::commands::create::CreateOptions {
         paths: paths.clone(),
         tags: vec![
@@ -369,6 +499,16 @@ fn take_undo(repo: &mut Repository, plan: &Plan, progress: &dyn Progress) -> Res
              restores without one)"
         ))
     })?;
+    // What the undo snapshot could not read, the restore could replace or
+    // delete beyond recovery.
+    if !r.warnings.is_empty() {
+        repo.remove_snapshots(&[r.snapshot_id])?;
+        return Err(Error::Other(format!(
+            "the undo snapshot could not save {} path(s) (listed above), so nothing was \
+             restored: make them readable, or pass --no-undo to restore without an undo",
+            r.warnings.len()
+        )));
+    }
     let paths = r
         .snapshot
         .paths
@@ -378,6 +518,9 @@ fn take_undo(repo: &mut Repository, plan: &Plan, progress: &dyn Progress) -> Res
     Ok(Undo {
         snapshot_id: r.snapshot_id,
         paths,
+        file,
+        earlier,
+        taken: true,
     })
 }
 

@@ -203,31 +203,28 @@ fn as_path(logical: &[u8]) -> &Path {
 }
 
 /// Files and bytes below `path` (itself included), links not followed.
-fn count_files(path: &Path, is_dir: bool) -> (u64, u64) {
+/// A directory that cannot be listed to the end is an error: what cannot
+/// be counted cannot be weighed before deleting, nor saved by the undo
+/// snapshot.
+fn count_files(path: &Path, is_dir: bool) -> std::io::Result<(u64, u64)> {
     if !is_dir {
-        let bytes = std::fs::symlink_metadata(path)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        return (1, bytes);
+        let bytes = std::fs::symlink_metadata(path)?.len();
+        return Ok((1, bytes));
     }
     let (mut files, mut bytes) = (0, 0);
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(_) => {
-                    files += 1;
-                    bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-                }
-                Err(_) => files += 1,
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                bytes += e.metadata()?.len();
             }
         }
     }
-    (files, bytes)
+    Ok((files, bytes))
 }
 
 /// The entries of a directory of the target, links not followed.
@@ -253,7 +250,8 @@ pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
     let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
     let includes = Patterns::new(&opts.include, "include")?;
     let excludes = Patterns::new(&opts.exclude, "exclude")?;
-    let target = opts.target.clone();
+    // `dir/` names what `dir` links to: cleaned, a link is seen as one.
+    let target: PathBuf = opts.target.components().collect();
     match std::fs::symlink_metadata(&target) {
         Ok(m) if m.file_type().is_symlink() && opts.delete => {
             let to = std::fs::read_link(&target).unwrap_or_default();
@@ -272,6 +270,12 @@ pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
         }
         _ => {}
     }
+    // The directory the kernel will write into: what the undo snapshot
+    // saves and its command names (`link/../t` once saved another folder).
+    let target = match std::fs::canonicalize(&target) {
+        Ok(real) => real,
+        Err(_) => std::path::absolute(&target).map_err(|e| Error::io(&target, e))?,
+    };
     let mut plan = Plan {
         snapshot_id,
         snapshot: snapshot.clone(),
@@ -424,7 +428,8 @@ pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
                 let logical = join(&dir.logical, &node.name);
                 let path = dir.path.join(&name);
                 let in_the_way = existing.remove(&name);
-                if excludes.matches(as_path(&logical)) {
+                // A pattern may name the path in the snapshot or in the target.
+                if excludes.matches(as_path(&logical)) || excludes.matches(&path) {
                     continue;
                 }
                 let covered = dir.covered || roots.iter().any(|r| at_or_below(&logical, r));
@@ -445,11 +450,20 @@ pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
             if dir.covered && dir.exists {
                 for (name, kind) in existing {
                     let logical = join(&dir.logical, name.as_bytes());
-                    if excludes.matches(as_path(&logical)) {
+                    let path = dir.path.join(&name);
+                    if excludes.matches(as_path(&logical)) || excludes.matches(&path) {
                         continue;
                     }
-                    let path = dir.path.join(&name);
-                    let (files, bytes) = count_files(&path, kind.is_dir());
+                    let (files, bytes) = match count_files(&path, kind.is_dir()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            planner.plan.errors.push(format!(
+                                "{}: cannot be read to the end ({e}), so it is not deleted",
+                                path.display()
+                            ));
+                            continue;
+                        }
+                    };
                     planner.plan.existing_files += files;
                     if opts.delete && (dir.included || planner.include_hit(&logical)) {
                         planner.plan.files_deleted += files;
@@ -525,11 +539,19 @@ impl Planner<'_> {
                 }
                 return None;
             }
+            // Above what the restore covers, nothing is replaced: it is in
+            // no undo snapshot.
+            Some(_) if !covered => {
+                self.plan.errors.push(format!(
+                    "{}: not a directory, where the snapshot has one on the way to what it \
+                     restores; move it away first",
+                    path.display()
+                ));
+                return None;
+            }
             Some(_) => {
-                if covered {
-                    self.plan.existing_files += 1;
-                    self.plan.files_deleted += 1;
-                }
+                self.plan.existing_files += 1;
+                self.plan.files_deleted += 1;
                 Change::Replace
             }
         };
@@ -565,7 +587,17 @@ impl Planner<'_> {
             None => Change::Create,
             Some(t) => {
                 let inside = if t.is_dir() {
-                    count_files(&path, true).0
+                    match count_files(&path, true) {
+                        Ok((n, _)) => n,
+                        Err(e) => {
+                            self.plan.errors.push(format!(
+                                "{}: a directory in the way that cannot be read to the end \
+                                 ({e})",
+                                path.display()
+                            ));
+                            return;
+                        }
+                    }
                 } else {
                     1
                 };
@@ -691,6 +723,10 @@ fn compare_contents(repo: &Repository, plan: &mut Plan) {
             Change::Replace
         } else {
             match std::fs::symlink_metadata(&e.path) {
+                // Another name may be outside the target: setting this
+                // inode's metadata would change that file too. Written anew,
+                // the link is broken instead.
+                Ok(m) if m.nlink() > 1 && e.node.links <= 1 => Change::Replace,
                 Ok(m)
                     if mtime_ns(&m) == e.node.mtime_ns
                         && m.mode() & 0o7777 == e.node.mode & 0o7777

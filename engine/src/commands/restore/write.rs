@@ -51,6 +51,9 @@ type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
 pub struct FileJob<'a> {
     pub path: &'a Path,
     pub node: &'a Node,
+    /// A directory is in the way: the file is completed under its partial
+    /// name and placed by the caller, once deleting is known to be safe.
+    pub defer: bool,
 }
 
 /// What writing gave: which files are complete under their final name,
@@ -70,6 +73,8 @@ pub fn write_files(
 ) -> Result<Written> {
     let index = repo.index();
     let finished: Vec<AtomicBool> = (0..files.len()).map(|_| AtomicBool::new(false)).collect();
+    // The inode each partial file was created as (see `open_partial`).
+    let inodes: Vec<AtomicU64> = (0..files.len()).map(|_| AtomicU64::new(0)).collect();
     let remaining: Vec<AtomicUsize> = (0..files.len()).map(|_| AtomicUsize::new(0)).collect();
     let mut usable = vec![true; files.len()];
     let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
@@ -125,13 +130,15 @@ pub fn write_files(
                 return Ok(());
             }
             let partial = partial_path(f.path);
-            std::fs::File::create(&partial)
+            open_partial(&partial, true, &inodes[*i])
                 .and_then(|file| {
                     file.set_len(*size)?;
                     if planned.is_empty() {
                         sys::restore_file_metadata(&file, f.node, trust)?;
                         drop(file);
-                        place(&partial, f.path)?;
+                        if !f.defer {
+                            place(&partial, f.path)?;
+                        }
                         finished[*i].store(true, Ordering::Relaxed);
                     }
                     Ok(())
@@ -192,11 +199,7 @@ pub fn write_files(
         let r = (|| {
             let file = match handle {
                 Some(h) => h,
-                None => std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(single[t.file])
-                    .truncate(single[t.file])
-                    .open(&partial)?,
+                None => open_partial(&partial, single[t.file], &inodes[t.file])?,
             };
             if single[t.file] {
                 // Its only blob may have been all zeros: a hole to the end.
@@ -204,6 +207,9 @@ pub fn write_files(
             }
             sys::restore_file_metadata(&file, f.node, trust)?;
             drop(file);
+            if f.defer {
+                return Ok(());
+            }
             place(&partial, f.path)
         })();
         match r {
@@ -266,11 +272,7 @@ pub fn write_files(
                             if !zero {
                                 let partial = partial_path(files[t.file].path);
                                 // A single-blob file is created here, in the same open.
-                                let r = std::fs::OpenOptions::new()
-                                    .write(true)
-                                    .create(single[t.file])
-                                    .truncate(single[t.file])
-                                    .open(&partial)
+                                let r = open_partial(&partial, single[t.file], &inodes[t.file])
                                     .and_then(|f| {
                                         write_sparse(&f, plain, t.offset)?;
                                         Ok(f)
@@ -309,6 +311,35 @@ pub fn partial_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     let tag = &blake3::hash(name).to_hex()[..16];
     path.with_file_name(format!(".snap-{tag}.partial"))
+}
+
+/// Opens a file's partial name for writing, never through a link and never
+/// into another file's inode: a partial name planted beforehand as a link
+/// to a file elsewhere once received the restored content and metadata.
+/// `create` makes it afresh (whatever had the name is removed, then the
+/// file is created exclusively, readable by its owner only until its
+/// metadata is set); later opens must find the inode created.
+fn open_partial(partial: &Path, create: bool, inode: &AtomicU64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).custom_flags(nix::libc::O_NOFOLLOW);
+    if create {
+        match std::fs::remove_file(partial) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        o.create_new(true).mode(0o600);
+    }
+    let file = o.open(partial)?;
+    let meta = file.metadata()?;
+    if create {
+        inode.store(meta.ino(), Ordering::Relaxed);
+    } else if meta.ino() != inode.load(Ordering::Relaxed) || meta.nlink() != 1 {
+        return Err(std::io::Error::other(
+            "its partial file was replaced by something else while it was written",
+        ));
+    }
+    Ok(file)
 }
 
 /// Gives a complete file its name. rename(2) replaces a file or link in
