@@ -7,8 +7,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Id(pub [u8; 32]);
+
+/// On storage (bincode, not human-readable) the 32 bytes, as a newtype,
+/// exactly as a derived impl writes them (the test vectors hold that);
+/// in reports (JSON) the 64 hex digits people and scripts use.
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            s.serialize_newtype_struct("Id", &self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Id, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            return Id::from_hex(&s).map_err(serde::de::Error::custom);
+        }
+        #[derive(Deserialize)]
+        #[serde(rename = "Id")]
+        struct Raw([u8; 32]);
+        Raw::deserialize(d).map(|r| Id(r.0))
+    }
+}
 
 impl Id {
     /// Id of stored bytes: lets anyone verify an object against its name

@@ -327,7 +327,16 @@ mod tests {
             s.paths = vec![good.to_vec()];
             assert!(s.check_paths().is_ok(), "{good:?}");
         }
-        for bad in [&b""[..], b"x", b"//etc", b"/a//b", b"/a/../b", b"/a/.", b"/a/", b"/a\0"] {
+        for bad in [
+            &b""[..],
+            b"x",
+            b"//etc",
+            b"/a//b",
+            b"/a/../b",
+            b"/a/.",
+            b"/a/",
+            b"/a\0",
+        ] {
             s.paths = vec![bad.to_vec()];
             assert!(s.check_paths().is_err(), "{bad:?}");
         }

@@ -1,0 +1,67 @@
+//! `snap check`.
+
+use anyhow::Result;
+use serde_json::json;
+use snap_engine::Id;
+use snap_engine::commands::check;
+
+use crate::args;
+use crate::ctx::*;
+use crate::output;
+
+/// `snap check`.
+pub(crate) fn check(ctx: &Ctx, a: &args::CheckArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open_with(a.with_cache)?;
+    let r = check::check(
+        &mut repo,
+        &check::CheckOptions {
+            read_data: a.read_data,
+            subset: a.read_data_subset,
+        },
+        ui,
+    )?;
+    if ui.json {
+        output::json(&json!({
+            "ok": r.ok(),
+            "snapshots": r.snapshots,
+            "trees": r.trees,
+            "packs": r.packs,
+            "packs_read": r.packs_read,
+            "errors": r.errors,
+            "warnings": r.warnings,
+            "damaged_packs": r.damaged_packs.iter().map(Id::to_hex).collect::<Vec<_>>(),
+            "affected": r.affected,
+        }))?;
+    } else {
+        for w in &r.warnings {
+            ui.say(&format!("warning: {w}"));
+        }
+        for e in &r.errors {
+            eprintln!("error: {e}");
+        }
+        for a in &r.affected {
+            eprintln!("affected: {a}");
+        }
+        if r.ok() {
+            ui.say(&format!(
+                "no errors: {} snapshot(s), {} tree(s), {} pack(s){}",
+                r.snapshots,
+                r.trees,
+                r.packs,
+                if r.packs_read > 0 {
+                    format!(", {} read and verified", r.packs_read)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    if !r.ok() {
+        if !ui.json {
+            eprintln!("{}", check::failed(&r));
+        }
+        return Err(Reported(1).into());
+    }
+    Ok(0)
+}

@@ -1,0 +1,131 @@
+//! `snap create`.
+
+use anyhow::{Result, anyhow};
+use serde_json::json;
+use snap_engine::Error;
+use snap_engine::commands::create;
+
+use crate::args;
+use crate::ctx::*;
+use crate::output::{self, outln};
+
+/// `snap create`.
+pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let (loc, is_default) = ctx.location()?;
+    let mut repo = match ctx.open() {
+        Err(e) if is_default && matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
+            if let Some(hint) = ctx.forgotten_profile() {
+                return Err(anyhow!(
+                    "not creating the local default repository {loc}: {hint}; or give \
+                     --repo DIR for a local repository"
+                ));
+            }
+            let (repo, r) = ctx.init(&loc, ctx.init_options(false)?)?;
+            ui.say(&format!(
+                "created a new repository at {} (the default; use --repo for another)",
+                r.location
+            ));
+            ui.say(LOST_PASSWORD);
+            repo
+        }
+        other => other?,
+    };
+    if !repo.is_encrypted() {
+        ui.say("note: this repository is not encrypted");
+    }
+    let opts = create::CreateOptions {
+        paths: a.paths.clone(),
+        tags: split_tags(&a.tags)?,
+        host: match &a.host {
+            Some(h) if h.trim().is_empty() => {
+                return Err(anyhow!(
+                    "--host is empty: leave it out for this machine's name"
+                ));
+            }
+            h => h.clone(),
+        },
+        excludes: a.excludes.clone(),
+        parent: a.parent.clone(),
+        force: a.force,
+        ..Default::default()
+    };
+    let r = create::create(&mut repo, &opts, ui)?;
+    let s = &r.snapshot.summary;
+    if ui.json {
+        output::json(&json!({
+            "snapshot_id": r.snapshot_id.to_hex(),
+            "short_id": r.snapshot_id.short(),
+            "parent": r.snapshot.parent.map(|p| p.to_hex()),
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified,
+            "dirs": s.dirs,
+            "files": s.files,
+            "bytes_total": s.bytes_total,
+            "bytes_read": s.bytes_read,
+            "bytes_added": s.bytes_added,
+            "blobs_added": s.blobs_added,
+            "duration_s": s.duration_ns as f64 / 1e9,
+            "warnings": r.warnings,
+            "changed_while_read": r.changed_while_read,
+            "unused_excludes": r.unused_excludes,
+        }))?;
+    } else {
+        ui.say(&format!(
+            "files: {} new, {} changed, {} unmodified; {} read, {} added to the repository in {:.1}s",
+            s.files_new,
+            s.files_changed,
+            s.files_unmodified,
+            output::bytes(s.bytes_read),
+            output::bytes(s.bytes_added),
+            s.duration_ns as f64 / 1e9
+        ));
+        // The id for scripts; -q means errors only (use --json).
+        if ui.level != output::Level::Quiet {
+            outln!("{}", r.snapshot_id)?;
+        }
+    }
+    for p in &r.unused_excludes {
+        ui.say(&format!(
+            "note: --exclude {p:?} matched nothing{}",
+            exclude_advice(p)
+        ));
+    }
+    if !r.warnings.is_empty() {
+        let unread = r.warnings.len() as u64 - r.changed_while_read;
+        let mut parts = Vec::new();
+        if unread > 0 {
+            parts.push(format!(
+                "{unread} path(s) could not be read and are not in it"
+            ));
+        }
+        if r.changed_while_read > 0 {
+            parts.push(format!(
+                "{} file(s) changed while they were read and are stored as read \
+                 (the next backup reads them again)",
+                r.changed_while_read
+            ));
+        }
+        ui.say(&format!(
+            "snapshot {} was written, but {} (listed above)",
+            r.snapshot_id.short(),
+            parts.join(", and ")
+        ));
+        return Ok(3);
+    }
+    Ok(0)
+}
+
+/// Why an exclude pattern may have matched nothing, for the patterns
+/// newcomers write.
+pub(crate) fn exclude_advice(p: &str) -> &'static str {
+    if p.starts_with('~') {
+        ": the shell expands ~ only outside quotes; write \"$HOME/...\""
+    } else if p.starts_with("./") || p.starts_with("../") {
+        ": patterns are not relative to the current folder; write an absolute path, or \
+         a name alone to match it anywhere"
+    } else {
+        ""
+    }
+}

@@ -1,0 +1,239 @@
+//! `snap ls`, `diff`, `find` and `stats`.
+
+use anyhow::Result;
+use serde_json::json;
+use snap_engine::commands::inspect;
+
+use crate::args;
+use crate::ctx::*;
+use crate::output::{self, outln};
+
+/// `snap ls`.
+pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open()?;
+    let filter = snapshot_filter(&a.filter)?;
+    let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter)?;
+    let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
+    let (id, _, entries) = inspect::ls(&mut repo, &chosen.to_hex(), &filter, under.as_deref())?;
+    if ui.json {
+        let arr: Vec<_> = entries
+            .iter()
+            .map(|e| entry_json(&e.path, &e.node))
+            .collect();
+        output::json(&json!({ "snapshot_id": id.to_hex(), "entries": arr }))?;
+    } else {
+        for e in &entries {
+            let path = String::from_utf8_lossy(&e.path);
+            if a.long {
+                outln!("{}", long_line(&e.node, &path))?;
+            } else {
+                outln!("{path}")?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `snap diff`.
+pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open()?;
+    let filter = snapshot_filter(&a.filter)?;
+    let (first, _) = choose(&repo, ui, &a.first, &filter)?;
+    let (second, _) = choose(&repo, ui, &a.second, &filter)?;
+    let (ia, ib, changes) = inspect::diff(&mut repo, &first.to_hex(), &second.to_hex())?;
+    let mark = |k: inspect::ChangeKind| match k {
+        inspect::ChangeKind::Added => ("+", "added"),
+        inspect::ChangeKind::Removed => ("-", "removed"),
+        inspect::ChangeKind::Modified => ("M", "modified"),
+        inspect::ChangeKind::Metadata => ("U", "metadata"),
+    };
+    if ui.json {
+        let arr: Vec<_> = changes
+            .iter()
+            .map(|c| json!({ "change": mark(c.kind).1, "path": String::from_utf8_lossy(&c.path) }))
+            .collect();
+        output::json(&json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": arr }))?;
+    } else {
+        for c in &changes {
+            outln!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path))?;
+        }
+        let count = |k| changes.iter().filter(|c| c.kind == k).count();
+        ui.say(&format!(
+            "{} added, {} removed, {} modified, {} metadata only",
+            count(inspect::ChangeKind::Added),
+            count(inspect::ChangeKind::Removed),
+            count(inspect::ChangeKind::Modified),
+            count(inspect::ChangeKind::Metadata)
+        ));
+    }
+    Ok(0)
+}
+
+/// `snap find`.
+pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open()?;
+    let hits = inspect::find(&mut repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
+    if ui.json {
+        let arr: Vec<_> = hits
+            .iter()
+            .map(|(id, s, e)| {
+                let mut v = entry_json(&e.path, &e.node);
+                v["snapshot_id"] = json!(id.to_hex());
+                v["snapshot_time"] = json!(s.time().to_rfc3339());
+                v
+            })
+            .collect();
+        output::json(&serde_json::Value::Array(arr))?;
+    } else {
+        for (id, _, e) in &hits {
+            outln!(
+                "{}  {}",
+                id.short(),
+                long_line(&e.node, &String::from_utf8_lossy(&e.path))
+            )?;
+        }
+        ui.say(&format!("{} match(es)", hits.len()));
+    }
+    Ok(0)
+}
+
+/// `snap stats`.
+pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open()?;
+    let st = inspect::stats(&mut repo)?;
+    if ui.json {
+        output::json(&json!({
+            "snapshots": st.snapshots,
+            "packs": st.packs,
+            "stored_bytes": st.stored_bytes,
+            "data_blobs": st.data_blobs,
+            "tree_blobs": st.tree_blobs,
+            "unique_bytes": st.unique_bytes,
+            "restore_bytes": st.restore_bytes,
+            "dedup_ratio": st.dedup_ratio(),
+            "compression_ratio": st.compression_ratio(),
+            "per_snapshot": st.per_snapshot.iter().map(|(id, b)| json!({"id": id.to_hex(), "restore_bytes": b})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        outln!("snapshots:          {}", st.snapshots)?;
+        outln!(
+            "stored:             {} in {} packs",
+            output::bytes(st.stored_bytes),
+            st.packs
+        )?;
+        outln!(
+            "restore size:       {} (all snapshots)",
+            output::bytes(st.restore_bytes)
+        )?;
+        outln!(
+            "unique data:        {} in {} chunks",
+            output::bytes(st.unique_bytes),
+            st.data_blobs
+        )?;
+        outln!("deduplication:      {:.2}x", st.dedup_ratio())?;
+        outln!("compression:        {:.2}x", st.compression_ratio())?;
+        for (id, b) in &st.per_snapshot {
+            outln!("  {}  {}", id.short(), output::bytes(*b))?;
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) fn kind_name(k: snap_engine::tree::NodeKind) -> &'static str {
+    use snap_engine::tree::NodeKind::*;
+    match k {
+        File => "file",
+        Dir => "dir",
+        Symlink => "symlink",
+        Fifo => "fifo",
+        CharDevice => "chardev",
+        BlockDevice => "blockdev",
+    }
+}
+
+pub(crate) fn entry_json(path: &[u8], n: &snap_engine::tree::Node) -> serde_json::Value {
+    json!({
+        "path": String::from_utf8_lossy(path),
+        "type": kind_name(n.kind),
+        "mode": n.mode,
+        "uid": n.uid,
+        "gid": n.gid,
+        "user": n.user,
+        "group": n.group,
+        "size": n.size,
+        "mtime": chrono::DateTime::from_timestamp_nanos(n.mtime_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "link_target": (!n.link_target.is_empty()).then(|| String::from_utf8_lossy(&n.link_target).into_owned()),
+    })
+}
+
+/// `ls -l`-like: type and mode, owner, size, time, path.
+/// `rwsr-xr-t`, as `ls -l` writes the mode: set-id and sticky bits show
+/// in the execute places (they were dropped, hiding a set-uid file).
+pub(crate) fn permissions(mode: u32) -> String {
+    let mut perms: Vec<char> = "rwxrwxrwx"
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if mode & (0o400 >> i) != 0 { c } else { '-' })
+        .collect();
+    for (bit, place, set) in [(0o4000, 2, 's'), (0o2000, 5, 's'), (0o1000, 8, 't')] {
+        if mode & bit != 0 {
+            perms[place] = if perms[place] == 'x' {
+                set
+            } else {
+                set.to_ascii_uppercase()
+            };
+        }
+    }
+    perms.into_iter().collect()
+}
+
+pub(crate) fn long_line(n: &snap_engine::tree::Node, path: &str) -> String {
+    use snap_engine::tree::NodeKind::*;
+    let t = match n.kind {
+        File => '-',
+        Dir => 'd',
+        Symlink => 'l',
+        Fifo => 'p',
+        CharDevice => 'c',
+        BlockDevice => 'b',
+    };
+    let perms = permissions(n.mode);
+    let owner = if n.user.is_empty() {
+        n.uid.to_string()
+    } else {
+        n.user.clone()
+    };
+    let group = if n.group.is_empty() {
+        n.gid.to_string()
+    } else {
+        n.group.clone()
+    };
+    let time = chrono::DateTime::from_timestamp_nanos(n.mtime_ns)
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S");
+    let target = if n.kind == Symlink {
+        format!(" -> {}", String::from_utf8_lossy(&n.link_target))
+    } else {
+        String::new()
+    };
+    format!(
+        "{t}{perms} {owner:>8} {group:>8} {:>12} {time} {path}{target}",
+        n.size
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn permissions_show_set_id_and_sticky_bits_as_ls_does() {
+        assert_eq!(super::permissions(0o755), "rwxr-xr-x");
+        assert_eq!(super::permissions(0o4755), "rwsr-xr-x");
+        assert_eq!(super::permissions(0o2750), "rwxr-s---");
+        assert_eq!(super::permissions(0o1777), "rwxrwxrwt");
+        assert_eq!(super::permissions(0o7644), "rwSr-Sr-T");
+    }
+}

@@ -1,0 +1,112 @@
+//! `snap key` and the key-derivation settings of new passwords.
+
+use anyhow::{Result, anyhow};
+use serde_json::json;
+
+use crate::args;
+use crate::ctx::*;
+use crate::output::{self, Ui, outln};
+use crate::password;
+
+/// What `KdfParams::validate` accepts for a new key's knobs, in the words of the flags.
+pub(crate) const KDF_RANGE: &str = "--kdf-memory must be 32 to 1048576 (KiB), --kdf-iterations 1 to 64, \
+                         and memory × iterations at most 4194304 (4 GiB-passes)";
+
+/// A key weaker than the defaults costs an attacker less per guess.
+pub(crate) fn warn_weak_kdf(ui: &Ui, kdf: &snap_engine::crypto::KdfParams) {
+    if kdf.weaker_than_default() {
+        snap_engine::progress::Progress::warn(
+            ui,
+            &format!(
+                "the key derivation ({} KiB, {} passes) is weaker than the default (65536 KiB, \
+             14 passes): each password guess costs an attacker less",
+                kdf.memory_kib, kdf.iterations
+            ),
+        );
+    }
+}
+
+pub(crate) fn new_kdf(a: &args::NewPasswordArgs) -> Result<snap_engine::crypto::KdfParams> {
+    let mut kdf = snap_engine::crypto::KdfParams::new_default();
+    if let Some(m) = a.kdf_memory {
+        kdf.memory_kib = m;
+    }
+    if let Some(t) = a.kdf_iterations {
+        kdf.iterations = t;
+    }
+    kdf.validate().map_err(|_| anyhow!(KDF_RANGE))?;
+    Ok(kdf)
+}
+
+pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
+    use args::KeyCommand;
+    let mut repo = ctx.open()?;
+    match cmd {
+        KeyCommand::List => {
+            let keys = repo.keys()?;
+            let current = repo.key_id();
+            if ui.json {
+                let arr: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        json!({
+                            "id": id.to_hex(),
+                            "current": Some(*id) == current,
+                            "created": chrono::DateTime::from_timestamp_nanos(k.created_ns).to_rfc3339(),
+                            "host": k.host,
+                            "username": k.username,
+                            "kdf_memory_kib": k.kdf.memory_kib,
+                            "kdf_iterations": k.kdf.iterations,
+                        })
+                    })
+                    .collect();
+                output::json(&serde_json::Value::Array(arr))?;
+            } else {
+                outln!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host")?;
+                for (id, k) in &keys {
+                    let mark = if Some(*id) == current { "*" } else { " " };
+                    let created = chrono::DateTime::from_timestamp_nanos(k.created_ns)
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S");
+                    outln!(
+                        "{mark} {:<8}  {created}  {:<16}  {}",
+                        id.short(),
+                        k.host,
+                        k.username
+                    )?;
+                }
+            }
+        }
+        KeyCommand::Add(a) => {
+            let pw = password::new_key(a.new_password_file.as_deref())?;
+            let kdf = new_kdf(a)?;
+            warn_weak_kdf(ui, &kdf);
+            let id = repo.add_key(&pw, kdf)?;
+            if ui.json {
+                output::json(&json!({ "added": id.to_hex() }))?;
+            } else {
+                ui.say(&format!("added key {}", id.short()));
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let removed = repo.remove_key(id)?;
+            if ui.json {
+                output::json(&json!({ "removed": removed.to_hex() }))?;
+            } else {
+                ui.say(&format!("removed key {}", removed.short()));
+            }
+        }
+        KeyCommand::Passwd(a) => {
+            let pw = password::new_key(a.new_password_file.as_deref())?;
+            let kdf = new_kdf(a)?;
+            warn_weak_kdf(ui, &kdf);
+            let id = repo.change_password(&pw, kdf)?;
+            if ui.json {
+                output::json(&json!({ "key": id.to_hex() }))?;
+            } else {
+                ui.say(&format!("password changed; the key is now {}", id.short()));
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,144 @@
+//! `snap prune`.
+
+use anyhow::Result;
+use serde_json::json;
+use snap_engine::Id;
+use snap_engine::commands::prune;
+use snap_engine::snapshot::{KeepPolicy, SnapshotFilter};
+
+use crate::args;
+use crate::ctx::*;
+use crate::output;
+
+/// `snap prune`.
+pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
+    let ui = ctx.ui;
+    let mut repo = ctx.open()?;
+    let opts = prune::PruneOptions {
+        policy: KeepPolicy {
+            last: a.keep_last,
+            hourly: a.keep_hourly,
+            daily: a.keep_daily,
+            weekly: a.keep_weekly,
+            monthly: a.keep_monthly,
+            yearly: a.keep_yearly,
+            within: a.keep_within,
+            tags: a.keep_tag.clone(),
+        },
+        group_by: a.group_by,
+        filter: SnapshotFilter {
+            hosts: a.hosts.clone(),
+            ..Default::default()
+        },
+        dry_run: a.dry_run,
+        ..Default::default()
+    };
+    let r = prune::prune(&mut repo, &opts, ui)?;
+    if ui.json {
+        output::json(&json!({
+            "dry_run": r.dry_run,
+            "snapshots_forgotten": r.snapshots_forgotten.iter().map(Id::to_hex).collect::<Vec<_>>(),
+            "snapshots_kept": r.snapshots_kept.iter().map(|(id, why)| json!({"id": id.to_hex(), "reasons": why})).collect::<Vec<_>>(),
+            "packs_deleted": r.packs_deleted,
+            "packs_deferred": r.packs_deferred,
+            "packs_restored": r.packs_restored,
+            "packs_repacked": r.packs_repacked,
+            "packs_kept": r.packs_kept,
+            "blobs_removed": r.blobs_removed,
+            "bytes_before": r.bytes_before,
+            "trees_read": r.trees_read,
+            "index_files_kept": r.index_files_kept,
+            "index_files_written": r.index_files_written,
+            "bytes_after": r.bytes_after,
+        }))?;
+    } else {
+        let verb = if r.dry_run { "would remove" } else { "remove" };
+        for g in &r.groups {
+            ui.say(&format!("{}:", group_name(&g.key)));
+            for (id, s, why) in &g.snapshots {
+                let time = s
+                    .time()
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M");
+                if why.is_empty() {
+                    ui.say(&format!("  {verb:<12} {}  {time}", id.short()));
+                } else {
+                    ui.say(&format!(
+                        "  {:<12} {}  {time}  ({})",
+                        "keep",
+                        id.short(),
+                        why.join(", ")
+                    ));
+                }
+            }
+        }
+        let removed = r.snapshots_forgotten.len();
+        let kept = r.snapshots_kept.len();
+        let freed = r.bytes_before.saturating_sub(r.bytes_after);
+        ui.say(&format!(
+            "{kept} snapshot(s) kept, {removed} {}",
+            if r.dry_run {
+                "would be removed"
+            } else {
+                "removed"
+            }
+        ));
+        if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
+            ui.say(&format!(
+                "no unused data: the repository stays at {}",
+                output::bytes(r.bytes_before)
+            ));
+        } else if freed == 0 {
+            ui.say(&format!(
+                "{} unused blob(s) stay, in packs still mostly in use (repacking them \
+                 would cost more than it frees); the repository stays at {}",
+                r.blobs_removed,
+                output::bytes(r.bytes_before)
+            ));
+        } else {
+            ui.say(&format!(
+                "{} {} of unused data ({} blob(s)): {} pack(s) deleted, {} repacked, {} \
+                 left as they were; {} -> {}",
+                if r.dry_run { "would free" } else { "freed" },
+                output::bytes(freed),
+                r.blobs_removed,
+                r.packs_deleted,
+                r.packs_repacked,
+                r.packs_kept,
+                output::bytes(r.bytes_before),
+                output::bytes(r.bytes_after)
+            ));
+        }
+        if r.packs_deferred > 0 {
+            ui.say(&format!(
+                "{} pack(s) wait for backups running on other devices to finish; a later prune deletes them",
+                r.packs_deferred
+            ));
+        }
+    }
+    Ok(0)
+}
+
+/// A retention group as a person reads it: "host laptop, paths /a, /b".
+pub(crate) fn group_name(k: &snap_engine::snapshot::GroupKey) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &k.host {
+        parts.push(format!("host {h}"));
+    }
+    if let Some(p) = &k.paths {
+        let shown: Vec<_> = p.iter().map(|p| String::from_utf8_lossy(p)).collect();
+        parts.push(format!("paths {}", shown.join(", ")));
+    }
+    if let Some(t) = &k.tags {
+        parts.push(if t.is_empty() {
+            "no tags".to_string()
+        } else {
+            format!("tags {}", t.join(", "))
+        });
+    }
+    if parts.is_empty() {
+        "all snapshots".to_string()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,378 @@
+//! What every command needs: the settings resolved into a repository
+//! location, backend and open repository (`Ctx`), the errors that carry an
+//! exit code or advice, and the small helpers that turn arguments into
+//! engine values.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use snap_engine::commands::{self, create};
+use snap_engine::snapshot::{Snapshot, SnapshotFilter};
+use snap_engine::{Error, Id, Repository};
+
+use crate::args;
+use crate::output::Ui;
+use std::sync::Arc;
+
+use snap_engine::InitOptions;
+use snap_engine::backend::{Backend, StoreBackend};
+
+use crate::args::Global;
+use crate::config::{self, Profile};
+use crate::password;
+
+/// An engine error with advice that depends on how snap was invoked.
+#[derive(Debug)]
+pub(crate) struct Hinted(pub(crate) Error, pub(crate) String);
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0, self.1)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// The engine's error behind `e`, hinted or not.
+pub(crate) fn engine_error(e: &anyhow::Error) -> Option<&Error> {
+    e.downcast_ref::<Error>()
+        .or_else(|| e.downcast_ref::<Hinted>().map(|h| &h.0))
+}
+
+/// A failure that already told the user what went wrong and only needs an
+/// exit code (a check that found errors, a restore that skipped files).
+#[derive(Debug)]
+pub(crate) struct Reported(pub(crate) i32);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// The filter that `--host`, `--tag` and `--path` ask for.
+pub(crate) fn snapshot_filter(a: &args::FilterArgs) -> Result<SnapshotFilter> {
+    Ok(SnapshotFilter {
+        hosts: a.hosts.clone(),
+        tags: split_tags(&a.tags)?,
+        paths: a
+            .paths
+            .iter()
+            .map(|p| path_bytes(p))
+            .collect::<Result<_>>()?,
+        containing: Vec::new(),
+    })
+}
+
+/// Refuses a repository location that is neither a folder nor s3://: a
+/// mistyped `s3:bucket` once made a folder of that name.
+pub(crate) fn check_location(location: &str) -> Result<()> {
+    if location.starts_with("s3://") {
+        snap_engine::backend::S3Options::parse_location(location)?;
+        return Ok(());
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(anyhow!(
+            "repository {location:?}: unknown scheme {scheme:?}; give a directory or s3://BUCKET[/PATH]"
+        ));
+    }
+    if let Some((scheme, _)) = location.split_once(':')
+        && scheme != "local"
+        && scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return Err(anyhow!(
+            "repository {location:?} looks like a mistyped URL, not a folder: for a bucket \
+             write s3://BUCKET[/PATH]; for a local folder of that name write ./{location}"
+        ));
+    }
+    Ok(())
+}
+
+/// `--tag a,b` is two tags, as in restic (it was once one tag "a,b" that
+/// `--tag a` never found); an empty tag is a mistake.
+pub(crate) fn split_tags(given: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in given.iter().flat_map(|t| t.split(',')) {
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(anyhow!("--tag {given:?} has an empty tag"));
+        }
+        out.push(t.to_string());
+    }
+    Ok(out)
+}
+
+/// A path as snapshots record it: absolute and lexically cleaned, as
+/// `create` cleans its sources, so `--path ~/Documents/` finds them.
+pub(crate) fn path_bytes(p: &std::path::Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let clean = create::clean_path(p)?;
+    Ok(clean.as_os_str().as_bytes().to_vec())
+}
+
+/// A snapshot as a person recognises it: short id, host, local time, paths.
+pub(crate) fn describe(id: &Id, s: &Snapshot) -> String {
+    format!(
+        "{} of {} ({}, {})",
+        id.short(),
+        s.host,
+        s.time()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S"),
+        s.paths_lossy().join(", ")
+    )
+}
+
+/// Resolves `latest` or an id prefix among the snapshots `filter` admits,
+/// and says which snapshot that is: `restore latest --host A` once picked
+/// the snapshot of another folder of A without a word.
+pub(crate) fn choose(
+    repo: &Repository,
+    ui: &Ui,
+    spec: &str,
+    filter: &SnapshotFilter,
+) -> Result<(Id, Snapshot)> {
+    let (id, s) = repo.find_snapshot(spec, filter)?;
+    if spec != id.to_hex() {
+        ui.say(&format!("using snapshot {}", describe(&id, &s)));
+    }
+    Ok((id, s))
+}
+
+/// Said when a repository is made: nothing else can open it.
+pub(crate) const LOST_PASSWORD: &str = "keep the password safe: without it nobody, you included, can read \
+                             these backups again. `snap key add` adds a second password";
+
+/// Asks a yes/no question on the terminal; only "y" or "yes" is yes.
+pub(crate) fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// Settings resolved from the command line, the environment and the
+/// profile, in that order.
+pub(crate) struct Ctx<'a> {
+    pub(crate) global: &'a Global,
+    pub(crate) profile: Profile,
+    /// Every profile in the config file, named when none is in use.
+    pub(crate) profiles: Vec<String>,
+    pub(crate) ui: &'a Ui,
+}
+
+impl Ctx<'_> {
+    /// Where the repository is, and whether it is the built-in default.
+    pub(crate) fn location(&self) -> Result<(String, bool)> {
+        if let Some(r) = &config::pick(
+            self.global,
+            "repo",
+            &self.global.repo,
+            &self.profile.repository,
+        ) {
+            if r.trim().is_empty() {
+                return Err(anyhow!("the repository location is empty"));
+            }
+            return Ok((r.clone(), false));
+        }
+        let dir = dirs::data_dir()
+            .ok_or_else(|| {
+                anyhow!("no --repo given and no data directory to put a default repository in")
+            })?
+            .join("snap")
+            .join("repository");
+        Ok((dir.display().to_string(), true))
+    }
+
+    pub(crate) fn backend(&self, location: &str, create: bool) -> Result<Arc<dyn Backend>> {
+        if location.starts_with("s3://") {
+            let opts = config::s3_options(location, self.global, &self.profile)?;
+            return Ok(Arc::new(StoreBackend::s3(&opts)?));
+        }
+        check_location(location)?;
+        let s3_flags = self.global.s3_flags_given();
+        if !s3_flags.is_empty() {
+            return Err(anyhow!(
+                "{} appl{} to S3 repositories only, and the repository {location:?} is a local \
+                 folder; for a bucket write --repo s3://BUCKET[/PATH]",
+                s3_flags.join(", "),
+                if s3_flags.len() == 1 { "ies" } else { "y" }
+            ));
+        }
+        let p = &self.profile;
+        let unused: Vec<&str> = [
+            ("endpoint", p.endpoint.is_some()),
+            ("region", p.region.is_some()),
+            ("addressing", p.addressing.is_some()),
+            ("access_key_id", p.access_key_id.is_some()),
+            ("secret_access_key", p.secret_access_key.is_some()),
+            (
+                "secret_access_key_command",
+                p.secret_access_key_command.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !unused.is_empty() {
+            self.ui.say(&format!(
+                "warning: profile {} sets {}, but the repository {location:?} is a local folder, \
+                 so they are not used; for a bucket write s3://BUCKET[/PATH]",
+                p.name,
+                unused.join(", ")
+            ));
+        }
+        let path = location.strip_prefix("local:").unwrap_or(location);
+        let backend = StoreBackend::local(&PathBuf::from(path), create)
+            .map_err(|e| self.hint(e, location))?;
+        Ok(Arc::new(backend))
+    }
+
+    /// Remote repositories get a local cache of index, snapshots and trees
+    /// (and of the config and key file that unlock them).
+    pub(crate) fn cache_base(&self, location: &str) -> Result<Option<PathBuf>> {
+        if self.global.no_cache || !location.starts_with("s3://") {
+            return Ok(None);
+        }
+        let base = match config::pick(
+            self.global,
+            "cache_dir",
+            &self.global.cache_dir,
+            &self.profile.cache_dir,
+        ) {
+            Some(d) => d,
+            None => dirs::cache_dir()
+                .ok_or_else(|| anyhow!("no cache directory; use --cache-dir or --no-cache"))?
+                .join("snap"),
+        };
+        Ok(Some(base))
+    }
+
+    pub(crate) fn open(&self) -> Result<Repository> {
+        self.open_with(true)
+    }
+
+    /// The built-in default repository while profiles exist but none is in
+    /// use: most likely the user forgot -P, as a newcomer's `snap create`
+    /// that went to a local folder instead of their bucket showed.
+    pub(crate) fn forgotten_profile(&self) -> Option<String> {
+        (self.profile.name.is_empty() && !self.profiles.is_empty()).then(|| {
+            format!(
+                "no profile is in use, and the config file has {}: choose one with -P NAME, or \
+                 make one the default with `snap config --default NAME`",
+                self.profiles.join(", ")
+            )
+        })
+    }
+
+    /// `cache: false` reads everything from storage, for a check of what
+    /// the bucket holds rather than what this device remembers.
+    pub(crate) fn open_with(&self, cache: bool) -> Result<Repository> {
+        let (loc, is_default) = self.location()?;
+        let backend = self.backend(&loc, false)?;
+        let pw = || {
+            password::existing(self.global, &self.profile)
+                .map_err(|e| Error::Other(format!("{e:#}")))
+        };
+        let opts = snap_engine::OpenOptions {
+            cache: if cache { self.cache_base(&loc)? } else { None },
+            state: Some(self.state_base()?),
+            allow_unencrypted: self.global.insecure_no_encryption,
+            password_configured: password::is_configured(self.global, &self.profile),
+        };
+        let repo = Repository::open_with(backend, &pw, &opts).map_err(|e| self.hint(e, &loc))?;
+        if is_default && let Some(hint) = self.forgotten_profile() {
+            self.ui.say(&format!(
+                "note: using the local default repository {loc}; {hint}"
+            ));
+        }
+        Ok(repo)
+    }
+
+    /// Advice for an engine error that depends on how snap was invoked.
+    pub(crate) fn hint(&self, e: Error, location: &str) -> anyhow::Error {
+        match e {
+            Error::RepositoryNotFound(_) => {
+                let hint = match self.forgotten_profile() {
+                    Some(h) if self.location().is_ok_and(|(_, default)| default) => h,
+                    _ => format!("create one with `{}`", self.init_command(location)),
+                };
+                anyhow::Error::new(Hinted(e, hint))
+            }
+            // With several sources, which one won is the question.
+            Error::WrongPassword => match password::source(self.global, &self.profile) {
+                Some((what, from)) => {
+                    let hint = if what.starts_with('(') {
+                        format!("the password tried came from {from}")
+                    } else {
+                        format!("the password tried came from {from}: {what}")
+                    };
+                    anyhow::Error::new(Hinted(e, hint))
+                }
+                None => e.into(),
+            },
+            e => e.into(),
+        }
+    }
+
+    /// The init command for this location, as the user reaches it: a
+    /// newcomer told "run `snap init`" made the local default instead.
+    pub(crate) fn init_command(&self, location: &str) -> String {
+        if self.global.given_on_command_line("repo") {
+            format!("snap --repo {location} init")
+        } else if !self.profile.name.is_empty() {
+            format!("snap -P {} init", self.profile.name)
+        } else {
+            "snap init".to_string()
+        }
+    }
+
+    /// Where this device remembers each repository it opened (its id,
+    /// whether it is encrypted, the snapshots seen): not in the cache,
+    /// which may be wiped.
+    pub(crate) fn state_base(&self) -> Result<PathBuf> {
+        Ok(dirs::data_dir()
+            .ok_or_else(|| {
+                anyhow!("no data directory to keep what this device knows of repositories")
+            })?
+            .join("snap")
+            .join("state"))
+    }
+
+    /// A new repository, remembered on this device from the start.
+    pub(crate) fn init(
+        &self,
+        location: &str,
+        opts: InitOptions,
+    ) -> Result<(Repository, commands::InitResult)> {
+        let (mut repo, r) = commands::init(self.backend(location, true)?, opts)?;
+        repo.use_state(&self.state_base()?)?;
+        Ok((repo, r))
+    }
+
+    pub(crate) fn init_options(&self, no_encryption: bool) -> Result<InitOptions> {
+        let password = if no_encryption {
+            // Every later command would take this repository, with a
+            // password configured, for one whose encryption was removed.
+            if password::is_configured(self.global, &self.profile) {
+                return Err(anyhow!(
+                    "--no-encryption, but a password is configured (SNAP_PASSWORD, a password \
+                     file or command, or the profile's): unset it, or leave out --no-encryption"
+                ));
+            }
+            None
+        } else {
+            Some(password::new(self.global, &self.profile)?)
+        };
+        Ok(InitOptions::new(password))
+    }
+}
