@@ -155,9 +155,10 @@ pub fn bytes(n: u64) -> String {
     HumanBytes(n).to_string()
 }
 
-/// Prints `value` as one line of JSON on stdout.
-pub fn json(value: &serde_json::Value) -> anyhow::Result<()> {
-    outln!("{value}")
+/// Prints a report as one line of JSON on stdout: every `--json` output
+/// is a serialized report type, never a hand-built value.
+pub fn report<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string(value)?)
 }
 
 /// The reader of stdout went away (`snap ls | head`): the command stops

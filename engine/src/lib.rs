@@ -3,8 +3,13 @@
 //! Data flows one way: source files → [`chunker`] → [`blob`] encoder →
 //! [`packer`] → [`backend`], and back on restore. [`repo::Repository`] ties
 //! storage, keys and the [`index`] together; [`commands`] holds one plain
-//! function per CLI command, each with a typed result. The on-storage
-//! format is specified in `format-spec.md` at the repository root.
+//! function per CLI command, each with a typed result, and [`report`] the
+//! serializable reports that `--json` prints and the UI reads. The
+//! on-storage format is specified in `format-spec.md` at the repository
+//! root. No unsafe code: what needs the C library (mallopt) lives in the
+//! CLI.
+
+#![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod blob;
@@ -24,6 +29,7 @@ pub mod packer;
 pub mod pattern;
 pub mod progress;
 pub mod repo;
+pub mod report;
 pub mod scan;
 pub mod snapshot;
 pub mod sys;

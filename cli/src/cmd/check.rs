@@ -1,8 +1,6 @@
 //! `snap check`.
 
 use anyhow::Result;
-use serde_json::json;
-use snap_engine::Id;
 use snap_engine::commands::check;
 
 use crate::args;
@@ -22,17 +20,7 @@ pub(crate) fn check(ctx: &Ctx, a: &args::CheckArgs) -> Result<u8> {
         ui,
     )?;
     if ui.json {
-        output::json(&json!({
-            "ok": r.ok(),
-            "snapshots": r.snapshots,
-            "trees": r.trees,
-            "packs": r.packs,
-            "packs_read": r.packs_read,
-            "errors": r.errors,
-            "warnings": r.warnings,
-            "damaged_packs": r.damaged_packs.iter().map(Id::to_hex).collect::<Vec<_>>(),
-            "affected": r.affected,
-        }))?;
+        output::report(&r.report())?;
     } else {
         for w in &r.warnings {
             ui.say(&format!("warning: {w}"));

@@ -1,7 +1,7 @@
 //! `snap config`: profiles, the default profile, and `--check`.
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::json;
+use serde::Serialize;
 use snap_engine::Error;
 
 use crate::args::{self, Global};
@@ -76,11 +76,11 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
     let Some(name) = profile else {
         let names: Vec<&String> = file.profiles.keys().collect();
         if ui.json {
-            output::json(&json!({
-                "path": config::path()?,
-                "profiles": names,
-                "default": file.default,
-            }))?;
+            output::report(&Listing {
+                path: config::path()?,
+                profiles: names,
+                default: file.default.as_deref(),
+            })?;
         } else {
             outln!("config file: {}", config::path()?.display())?;
             for n in names {
@@ -179,16 +179,19 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
     }
     let effective = config::effective(g, &shown);
     if ui.json {
-        let rows: Vec<_> = effective
-            .iter()
-            .map(|e| json!({ "setting": e.setting, "value": e.value, "source": e.source.to_string() }))
-            .collect();
-        output::json(&json!({
-            "name": name,
-            "default": is_default,
-            "settings": serde_json::to_value(&shown)?,
-            "in_effect": rows,
-        }))?;
+        output::report(&Shown {
+            name,
+            default: is_default,
+            settings: &shown,
+            in_effect: effective
+                .iter()
+                .map(|e| InEffect {
+                    setting: e.setting,
+                    value: &e.value,
+                    source: e.source.to_string(),
+                })
+                .collect(),
+        })?;
     } else {
         out!("[profiles.{name}]\n{}", toml::to_string_pretty(&shown)?)?;
         outln!(
@@ -245,11 +248,11 @@ pub(crate) fn check_connection(ctx: &Ctx) -> Result<u8> {
         repo.config().id.short()
     ));
     if ui.json {
-        output::json(&json!({
-            "location": backend.location(),
-            "repository_id": repo.config().id.to_hex(),
-            "encrypted": repo.is_encrypted(),
-        }))?;
+        output::report(&Checked {
+            location: backend.location(),
+            repository_id: repo.config().id,
+            encrypted: repo.is_encrypted(),
+        })?;
     }
     Ok(0)
 }
@@ -294,4 +297,36 @@ pub(crate) fn check_profile(name: &str, p: &Profile) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `snap config`: the file and its profiles.
+#[derive(Serialize)]
+struct Listing<'a> {
+    path: std::path::PathBuf,
+    profiles: Vec<&'a String>,
+    default: Option<&'a str>,
+}
+
+/// `snap config --profile NAME`: the profile, and each setting in effect.
+#[derive(Serialize)]
+struct Shown<'a> {
+    name: &'a str,
+    default: bool,
+    settings: &'a Profile,
+    in_effect: Vec<InEffect<'a>>,
+}
+
+#[derive(Serialize)]
+struct InEffect<'a> {
+    setting: &'a str,
+    value: &'a str,
+    source: String,
+}
+
+/// `snap config --check`, when every step passed.
+#[derive(Serialize)]
+struct Checked<'a> {
+    location: &'a str,
+    repository_id: snap_engine::Id,
+    encrypted: bool,
 }

@@ -1,7 +1,6 @@
 //! `snap create`.
 
 use anyhow::{Result, anyhow};
-use serde_json::json;
 use snap_engine::Error;
 use snap_engine::commands::create;
 
@@ -53,24 +52,7 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
     let r = create::create(&mut repo, &opts, ui)?;
     let s = &r.snapshot.summary;
     if ui.json {
-        output::json(&json!({
-            "snapshot_id": r.snapshot_id.to_hex(),
-            "short_id": r.snapshot_id.short(),
-            "parent": r.snapshot.parent.map(|p| p.to_hex()),
-            "files_new": s.files_new,
-            "files_changed": s.files_changed,
-            "files_unmodified": s.files_unmodified,
-            "dirs": s.dirs,
-            "files": s.files,
-            "bytes_total": s.bytes_total,
-            "bytes_read": s.bytes_read,
-            "bytes_added": s.bytes_added,
-            "blobs_added": s.blobs_added,
-            "duration_s": s.duration_ns as f64 / 1e9,
-            "warnings": r.warnings,
-            "changed_while_read": r.changed_while_read,
-            "unused_excludes": r.unused_excludes,
-        }))?;
+        output::report(&r.report())?;
     } else {
         ui.say(&format!(
             "files: {} new, {} changed, {} unmodified; {} read, {} added to the repository in {:.1}s",

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use serde_json::json;
 use snap_engine::Id;
 use snap_engine::commands::{self};
 
@@ -37,8 +36,15 @@ pub(crate) fn forget(ctx: &Ctx, a: &args::ForgetArgs) -> Result<u8> {
         commands::forget(&repo, &ids)?;
     }
     if ui.json {
-        let key = if a.dry_run { "would_remove" } else { "removed" };
-        output::json(&json!({ key: ids.iter().map(Id::to_hex).collect::<Vec<_>>() }))?;
+        let (removed, would_remove) = if a.dry_run {
+            (None, Some(ids.clone()))
+        } else {
+            (Some(ids.clone()), None)
+        };
+        output::report(&snap_engine::report::ForgetReport {
+            removed,
+            would_remove,
+        })?;
     } else if !a.dry_run {
         ui.say("run `snap prune` to free the space their data used");
     }

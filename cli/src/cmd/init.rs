@@ -1,7 +1,6 @@
 //! `snap init`.
 
 use anyhow::{Result, anyhow};
-use serde_json::json;
 
 use crate::args;
 use crate::cmd::*;
@@ -31,12 +30,7 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
     }
     let (_, r) = ctx.init(&loc, opts)?;
     if ui.json {
-        output::json(&json!({
-            "location": r.location,
-            "repository_id": r.repository_id.to_hex(),
-            "encrypted": r.encrypted,
-            "key_id": r.key_id.map(|k| k.to_hex()),
-        }))?;
+        output::report(&r)?;
     } else {
         ui.say(&format!(
             "created repository {} at {}",

@@ -1,8 +1,8 @@
 //! `snap ls`, `diff`, `find` and `stats`.
 
 use anyhow::Result;
-use serde_json::json;
 use snap_engine::commands::inspect;
+use snap_engine::report::{self, EntryReport};
 
 use crate::args;
 use crate::ctx::*;
@@ -17,11 +17,13 @@ pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
     let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
     let (id, _, entries) = inspect::ls(&mut repo, &chosen.to_hex(), &filter, under.as_deref())?;
     if ui.json {
-        let arr: Vec<_> = entries
-            .iter()
-            .map(|e| entry_json(&e.path, &e.node))
-            .collect();
-        output::json(&json!({ "snapshot_id": id.to_hex(), "entries": arr }))?;
+        output::report(&report::LsReport {
+            snapshot_id: id,
+            entries: entries
+                .iter()
+                .map(|e| EntryReport::new(&e.path, &e.node))
+                .collect(),
+        })?;
     } else {
         for e in &entries {
             let path = String::from_utf8_lossy(&e.path);
@@ -50,11 +52,17 @@ pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
         inspect::ChangeKind::Metadata => ("U", "metadata"),
     };
     if ui.json {
-        let arr: Vec<_> = changes
-            .iter()
-            .map(|c| json!({ "change": mark(c.kind).1, "path": String::from_utf8_lossy(&c.path) }))
-            .collect();
-        output::json(&json!({ "from": ia.to_hex(), "to": ib.to_hex(), "changes": arr }))?;
+        output::report(&report::DiffReport {
+            from: ia,
+            to: ib,
+            changes: changes
+                .iter()
+                .map(|c| report::ChangeReport {
+                    change: mark(c.kind).1,
+                    path: String::from_utf8_lossy(&c.path).into_owned(),
+                })
+                .collect(),
+        })?;
     } else {
         for c in &changes {
             outln!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path))?;
@@ -77,16 +85,15 @@ pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
     let mut repo = ctx.open()?;
     let hits = inspect::find(&mut repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
     if ui.json {
-        let arr: Vec<_> = hits
+        let list: Vec<report::FindHit> = hits
             .iter()
-            .map(|(id, s, e)| {
-                let mut v = entry_json(&e.path, &e.node);
-                v["snapshot_id"] = json!(id.to_hex());
-                v["snapshot_time"] = json!(s.time().to_rfc3339());
-                v
+            .map(|(id, s, e)| report::FindHit {
+                entry: EntryReport::new(&e.path, &e.node),
+                snapshot_id: *id,
+                snapshot_time: s.time().to_rfc3339(),
             })
             .collect();
-        output::json(&serde_json::Value::Array(arr))?;
+        output::report(&list)?;
     } else {
         for (id, _, e) in &hits {
             outln!(
@@ -106,18 +113,7 @@ pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
     let mut repo = ctx.open()?;
     let st = inspect::stats(&mut repo)?;
     if ui.json {
-        output::json(&json!({
-            "snapshots": st.snapshots,
-            "packs": st.packs,
-            "stored_bytes": st.stored_bytes,
-            "data_blobs": st.data_blobs,
-            "tree_blobs": st.tree_blobs,
-            "unique_bytes": st.unique_bytes,
-            "restore_bytes": st.restore_bytes,
-            "dedup_ratio": st.dedup_ratio(),
-            "compression_ratio": st.compression_ratio(),
-            "per_snapshot": st.per_snapshot.iter().map(|(id, b)| json!({"id": id.to_hex(), "restore_bytes": b})).collect::<Vec<_>>(),
-        }))?;
+        output::report(&st.report())?;
     } else {
         outln!("snapshots:          {}", st.snapshots)?;
         outln!(
@@ -141,33 +137,6 @@ pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-pub(crate) fn kind_name(k: snap_engine::tree::NodeKind) -> &'static str {
-    use snap_engine::tree::NodeKind::*;
-    match k {
-        File => "file",
-        Dir => "dir",
-        Symlink => "symlink",
-        Fifo => "fifo",
-        CharDevice => "chardev",
-        BlockDevice => "blockdev",
-    }
-}
-
-pub(crate) fn entry_json(path: &[u8], n: &snap_engine::tree::Node) -> serde_json::Value {
-    json!({
-        "path": String::from_utf8_lossy(path),
-        "type": kind_name(n.kind),
-        "mode": n.mode,
-        "uid": n.uid,
-        "gid": n.gid,
-        "user": n.user,
-        "group": n.group,
-        "size": n.size,
-        "mtime": chrono::DateTime::from_timestamp_nanos(n.mtime_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "link_target": (!n.link_target.is_empty()).then(|| String::from_utf8_lossy(&n.link_target).into_owned()),
-    })
 }
 
 /// `ls -l`-like: type and mode, owner, size, time, path.

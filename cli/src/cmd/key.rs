@@ -1,7 +1,7 @@
 //! `snap key` and the key-derivation settings of new passwords.
 
 use anyhow::{Result, anyhow};
-use serde_json::json;
+use snap_engine::report::KeyReport;
 
 use crate::args;
 use crate::ctx::*;
@@ -38,6 +38,17 @@ pub(crate) fn new_kdf(a: &args::NewPasswordArgs) -> Result<snap_engine::crypto::
     Ok(kdf)
 }
 
+/// What `key add`, `key remove` and `key passwd` report.
+#[derive(Default, serde::Serialize)]
+struct Outcome {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added: Option<snap_engine::Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<snap_engine::Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<snap_engine::Id>,
+}
+
 pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<u8> {
     use args::KeyCommand;
     let mut repo = ctx.open()?;
@@ -46,21 +57,11 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
             let keys = repo.keys()?;
             let current = repo.key_id();
             if ui.json {
-                let arr: Vec<_> = keys
+                let list: Vec<KeyReport> = keys
                     .iter()
-                    .map(|(id, k)| {
-                        json!({
-                            "id": id.to_hex(),
-                            "current": Some(*id) == current,
-                            "created": chrono::DateTime::from_timestamp_nanos(k.created_ns).to_rfc3339(),
-                            "host": k.host,
-                            "username": k.username,
-                            "kdf_memory_kib": k.kdf.memory_kib,
-                            "kdf_iterations": k.kdf.iterations,
-                        })
-                    })
+                    .map(|(id, k)| KeyReport::new(id, k, current))
                     .collect();
-                output::json(&serde_json::Value::Array(arr))?;
+                output::report(&list)?;
             } else {
                 outln!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host")?;
                 for (id, k) in &keys {
@@ -83,7 +84,10 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
             warn_weak_kdf(ui, &kdf);
             let id = repo.add_key(&pw, kdf)?;
             if ui.json {
-                output::json(&json!({ "added": id.to_hex() }))?;
+                output::report(&Outcome {
+                    added: Some(id),
+                    ..Outcome::default()
+                })?;
             } else {
                 ui.say(&format!("added key {}", id.short()));
             }
@@ -91,7 +95,10 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(id)?;
             if ui.json {
-                output::json(&json!({ "removed": removed.to_hex() }))?;
+                output::report(&Outcome {
+                    removed: Some(removed),
+                    ..Outcome::default()
+                })?;
             } else {
                 ui.say(&format!("removed key {}", removed.short()));
             }
@@ -102,7 +109,10 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
             warn_weak_kdf(ui, &kdf);
             let id = repo.change_password(&pw, kdf)?;
             if ui.json {
-                output::json(&json!({ "key": id.to_hex() }))?;
+                output::report(&Outcome {
+                    key: Some(id),
+                    ..Outcome::default()
+                })?;
             } else {
                 ui.say(&format!("password changed; the key is now {}", id.short()));
             }

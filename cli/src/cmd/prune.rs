@@ -1,8 +1,6 @@
 //! `snap prune`.
 
 use anyhow::Result;
-use serde_json::json;
-use snap_engine::Id;
 use snap_engine::commands::prune;
 use snap_engine::snapshot::{KeepPolicy, SnapshotFilter};
 
@@ -35,22 +33,7 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
     };
     let r = prune::prune(&mut repo, &opts, ui)?;
     if ui.json {
-        output::json(&json!({
-            "dry_run": r.dry_run,
-            "snapshots_forgotten": r.snapshots_forgotten.iter().map(Id::to_hex).collect::<Vec<_>>(),
-            "snapshots_kept": r.snapshots_kept.iter().map(|(id, why)| json!({"id": id.to_hex(), "reasons": why})).collect::<Vec<_>>(),
-            "packs_deleted": r.packs_deleted,
-            "packs_deferred": r.packs_deferred,
-            "packs_restored": r.packs_restored,
-            "packs_repacked": r.packs_repacked,
-            "packs_kept": r.packs_kept,
-            "blobs_removed": r.blobs_removed,
-            "bytes_before": r.bytes_before,
-            "trees_read": r.trees_read,
-            "index_files_kept": r.index_files_kept,
-            "index_files_written": r.index_files_written,
-            "bytes_after": r.bytes_after,
-        }))?;
+        output::report(&r)?;
     } else {
         let verb = if r.dry_run { "would remove" } else { "remove" };
         for g in &r.groups {

@@ -4,13 +4,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
-use serde_json::json;
 use snap_engine::commands::{self, restore};
 use snap_engine::snapshot::SnapshotFilter;
 use snap_engine::{Id, Repository};
 
 use crate::args;
-use crate::cmd::*;
 use crate::ctx::*;
 use crate::output::{self, Ui, outln};
 
@@ -46,25 +44,9 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     }
     confirm_deletions(&plan, a.yes)?;
     let r = restore::apply(&mut repo, &plan, &opts, ui)?;
-    let undo_command = r.undo.as_ref().map(undo_command);
+    let undo_command = r.undo.as_ref().map(restore::Undo::command);
     if ui.json {
-        output::json(&json!({
-            "snapshot_id": r.snapshot_id.to_hex(),
-            "files": r.files,
-            "dirs": r.dirs,
-            "bytes": r.bytes,
-            "files_written": r.files_written,
-            "files_kept": r.files_kept,
-            "files_updated": r.files_updated,
-            "skipped": r.skipped,
-            "deleted": r.deleted,
-            "files_deleted": r.files_deleted,
-            "bytes_downloaded": r.bytes_downloaded,
-            "undo_snapshot_id": r.undo.as_ref().map(|u| u.snapshot_id.to_hex()),
-            "undo_command": undo_command,
-            "errors": r.errors,
-            "warnings": r.warnings,
-        }))?;
+        output::report(&r.report())?;
     } else {
         let mut parts = vec![format!("{} files written", r.files_written)];
         if r.files_kept > 0 {
@@ -168,109 +150,28 @@ pub(crate) fn split_snapshot_path(spec: &str) -> (&str, Option<PathBuf>) {
     }
 }
 
-/// The command that puts the target back from the undo snapshot.
-pub(crate) fn undo_command(u: &restore::Undo) -> String {
-    let quote = |p: &std::path::Path| {
-        let s = p.display().to_string();
-        if s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
-        {
-            s
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
-    match u.paths.as_slice() {
-        [one] if u.file => format!(
-            "snap restore {}:{} --target {}",
-            u.snapshot_id.short(),
-            quote(one),
-            quote(one.parent().unwrap_or(std::path::Path::new("/")))
-        ),
-        [one] => format!(
-            "snap restore {}:{} --target {} --delete",
-            u.snapshot_id.short(),
-            quote(one),
-            quote(one)
-        ),
-        _ => format!("snap restore {} --target / --delete", u.snapshot_id.short()),
-    }
-}
-
-/// `--dry-run`: every change but the files kept, then the totals.
+/// `--dry-run`: every change but the files kept (JSON lists those too),
+/// then the totals.
 pub(crate) fn print_restore_plan(ui: &Ui, plan: &restore::Plan) -> Result<u8> {
-    use restore::Change;
-    let tally = plan.tally();
-    let order = [
-        Change::Create,
-        Change::Replace,
-        Change::Update,
-        Change::Delete,
-        Change::Skip,
-        Change::Keep,
-    ];
-    let mut changes: Vec<(Change, String, &str, u64)> = plan
-        .entries()
-        .filter(|e| e.change != Change::Keep)
-        .map(|e| {
-            (
-                e.change,
-                e.path.display().to_string(),
-                kind_name(e.node.kind),
-                e.node.size,
-            )
-        })
-        .collect();
-    changes.extend(plan.extras.iter().map(|x| {
-        (
-            Change::Delete,
-            x.path.display().to_string(),
-            if x.dir { "dir" } else { "file" },
-            x.bytes,
-        )
-    }));
-    changes.sort_by(|a, b| a.1.cmp(&b.1));
+    let r = plan.report();
     if ui.json {
-        let totals: serde_json::Map<String, serde_json::Value> = order
-            .iter()
-            .map(|c| {
-                let t = tally.get(c).copied().unwrap_or_default();
-                (
-                    c.name().to_string(),
-                    json!({ "entries": t.entries, "bytes": t.bytes }),
-                )
-            })
-            .collect();
-        let list: Vec<_> = changes
-            .iter()
-            .map(|(c, p, k, b)| json!({ "change": c.name(), "path": p, "kind": k, "bytes": b }))
-            .collect();
-        output::json(&json!({
-            "dry_run": true,
-            "snapshot_id": plan.snapshot_id.to_hex(),
-            "target": plan.target,
-            "changes": list,
-            "totals": totals,
-            "existing_files": plan.existing_files,
-            "files_deleted": plan.files_deleted,
-            "errors": plan.errors,
-        }))?;
+        output::report(&r)?;
     } else {
-        for (c, p, _, _) in &changes {
-            let mark = match c {
-                Change::Create => "+",
-                Change::Replace => "R",
-                Change::Update => "U",
-                Change::Delete => "-",
+        for c in r.changes.iter().filter(|c| c.change != "keep") {
+            let mark = match c.change {
+                "create" => "+",
+                "replace" => "R",
+                "update" => "U",
+                "delete" => "-",
                 _ => "=",
             };
-            outln!("{mark} {p}")?;
+            outln!("{mark} {}", c.path)?;
         }
-        let said: Vec<String> = order
+        let said: Vec<String> = ["create", "replace", "update", "delete", "skip", "keep"]
             .iter()
             .map(|c| {
-                let t = tally.get(c).copied().unwrap_or_default();
-                format!("{} {} ({})", c.name(), t.entries, output::bytes(t.bytes))
+                let t = r.totals.get(c).copied().unwrap_or_default();
+                format!("{c} {} ({})", t.entries, output::bytes(t.bytes))
             })
             .collect();
         ui.say(&format!(

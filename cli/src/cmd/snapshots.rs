@@ -1,9 +1,9 @@
 //! `snap snapshots`, as a table or JSON.
 
 use anyhow::Result;
-use serde_json::json;
 use snap_engine::Id;
 use snap_engine::commands::{self};
+use snap_engine::report::SnapshotReport;
 use snap_engine::snapshot::Snapshot;
 
 use crate::args;
@@ -16,40 +16,15 @@ pub(crate) fn snapshots(ctx: &Ctx, a: &args::SnapshotsArgs) -> Result<u8> {
     let repo = ctx.open()?;
     let list = commands::snapshots(&repo, &snapshot_filter(&a.filter)?)?;
     if ui.json {
-        let arr: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-        output::json(&serde_json::Value::Array(arr))?;
+        let list: Vec<SnapshotReport> = list
+            .iter()
+            .map(|(id, s)| SnapshotReport::new(id, s))
+            .collect();
+        output::report(&list)?;
     } else {
         print_snapshot_table(&list)?;
     }
     Ok(0)
-}
-
-pub(crate) fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
-    let m = &s.summary;
-    json!({
-        "id": id.to_hex(),
-        "short_id": id.short(),
-        "time": s.time().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "host": s.host,
-        "username": s.username,
-        "paths": s.paths_lossy(),
-        "tags": s.tags,
-        "parent": s.parent.map(|p| p.to_hex()),
-        "tree": s.tree.to_hex(),
-        "program_version": s.program_version,
-        "summary": {
-            "files_new": m.files_new,
-            "files_changed": m.files_changed,
-            "files_unmodified": m.files_unmodified,
-            "dirs": m.dirs,
-            "files": m.files,
-            "bytes_total": m.bytes_total,
-            "bytes_read": m.bytes_read,
-            "bytes_added": m.bytes_added,
-            "blobs_added": m.blobs_added,
-            "duration_s": m.duration_ns as f64 / 1e9,
-        },
-    })
 }
 
 pub(crate) fn print_snapshot_table(list: &[(Id, Snapshot)]) -> Result<()> {

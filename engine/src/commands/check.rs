@@ -76,7 +76,7 @@ impl Subset {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CheckResult {
     pub snapshots: u64,
     /// Distinct trees read: a tree that several snapshots share is read
@@ -98,6 +98,21 @@ impl CheckResult {
     pub fn ok(&self) -> bool {
         self.errors.is_empty()
     }
+
+    pub fn report(&self) -> CheckReport<'_> {
+        CheckReport {
+            ok: self.ok(),
+            result: self,
+        }
+    }
+}
+
+/// A check's result with its verdict, as `--json` prints it.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport<'a> {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub result: &'a CheckResult,
 }
 
 fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String> {

@@ -59,6 +59,33 @@ pub struct CreateResult {
     pub unused_excludes: Vec<String>,
 }
 
+/// A backup as `--json` prints it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CreateReport {
+    pub snapshot_id: Id,
+    pub short_id: String,
+    pub parent: Option<Id>,
+    #[serde(flatten)]
+    pub summary: crate::report::SummaryReport,
+    pub warnings: Vec<String>,
+    pub changed_while_read: u64,
+    pub unused_excludes: Vec<String>,
+}
+
+impl CreateResult {
+    pub fn report(&self) -> CreateReport {
+        CreateReport {
+            snapshot_id: self.snapshot_id,
+            short_id: self.snapshot_id.short(),
+            parent: self.snapshot.parent,
+            summary: (&self.snapshot.summary).into(),
+            warnings: self.warnings.clone(),
+            changed_while_read: self.changed_while_read,
+            unused_excludes: self.unused_excludes.clone(),
+        }
+    }
+}
+
 /// The directories above the sources: backing up `/home/a/x` stores
 /// `home/a/x` from the root, so restore can recreate absolute paths.
 #[derive(Default)]

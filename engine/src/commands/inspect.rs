@@ -276,6 +276,28 @@ pub struct Stats {
 
 impl Stats {
     /// How many times over deduplication saves: restore size per unique byte.
+    pub fn report(&self) -> crate::report::StatsReport {
+        crate::report::StatsReport {
+            snapshots: self.snapshots,
+            packs: self.packs,
+            stored_bytes: self.stored_bytes,
+            data_blobs: self.data_blobs,
+            tree_blobs: self.tree_blobs,
+            unique_bytes: self.unique_bytes,
+            restore_bytes: self.restore_bytes,
+            dedup_ratio: self.dedup_ratio(),
+            compression_ratio: self.compression_ratio(),
+            per_snapshot: self
+                .per_snapshot
+                .iter()
+                .map(|(id, b)| crate::report::SnapshotSize {
+                    id: *id,
+                    restore_bytes: *b,
+                })
+                .collect(),
+        }
+    }
+
     pub fn dedup_ratio(&self) -> f64 {
         if self.unique_bytes == 0 {
             1.0

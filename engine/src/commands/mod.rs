@@ -15,7 +15,7 @@ use crate::id::Id;
 use crate::repo::{InitOptions, Repository};
 use crate::snapshot::{Snapshot, SnapshotFilter};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct InitResult {
     pub location: String,
     pub repository_id: Id,

@@ -62,14 +62,15 @@ impl Default for PruneOptions {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PruneResult {
     pub dry_run: bool,
-    pub snapshots_kept: Vec<(Id, Vec<String>)>,
+    pub snapshots_kept: Vec<crate::report::Kept>,
     pub snapshots_forgotten: Vec<Id>,
     /// The same decisions per retention group, in group order, for people
     /// to read: retention applies within each group, which a flat list of
     /// ids hid.
+    #[serde(skip)]
     pub groups: Vec<RetentionGroup>,
     /// Packs deleted from storage by this run.
     pub packs_deleted: u64,
@@ -197,7 +198,10 @@ pub fn prune(
             if reasons.is_empty() {
                 forget.insert(id);
             } else {
-                result.snapshots_kept.push((id, reasons.clone()));
+                result.snapshots_kept.push(crate::report::Kept {
+                    id,
+                    reasons: reasons.clone(),
+                });
             }
             if let Some(s) = snapshot(&id) {
                 decided.push((id, s, reasons));

@@ -125,6 +125,89 @@ pub struct RestoreResult {
     pub warnings: Vec<String>,
 }
 
+/// A restore as `--json` prints it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoreReport {
+    pub snapshot_id: Id,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub files_written: u64,
+    pub files_kept: u64,
+    pub files_updated: u64,
+    pub skipped: u64,
+    pub deleted: u64,
+    pub files_deleted: u64,
+    pub bytes_downloaded: u64,
+    pub undo_snapshot_id: Option<Id>,
+    pub undo_command: Option<String>,
+    /// Undo snapshots of earlier attempts of the same restore, newest first.
+    pub undo_earlier: Vec<Id>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl RestoreResult {
+    pub fn report(&self) -> RestoreReport {
+        RestoreReport {
+            snapshot_id: self.snapshot_id,
+            files: self.files,
+            dirs: self.dirs,
+            bytes: self.bytes,
+            files_written: self.files_written,
+            files_kept: self.files_kept,
+            files_updated: self.files_updated,
+            skipped: self.skipped,
+            deleted: self.deleted,
+            files_deleted: self.files_deleted,
+            bytes_downloaded: self.bytes_downloaded,
+            undo_snapshot_id: self.undo.as_ref().map(|u| u.snapshot_id),
+            undo_command: self.undo.as_ref().map(Undo::command),
+            undo_earlier: self
+                .undo
+                .as_ref()
+                .map(|u| u.earlier.clone())
+                .unwrap_or_default(),
+            errors: self.errors.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+}
+
+impl Undo {
+    /// The command that puts the target back from this undo snapshot.
+    pub fn command(&self) -> String {
+        let quote = |p: &Path| {
+            let s = p.display().to_string();
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
+            {
+                s
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        };
+        match self.paths.as_slice() {
+            [one] if self.file => format!(
+                "snap restore {}:{} --target {}",
+                self.snapshot_id.short(),
+                quote(one),
+                quote(one.parent().unwrap_or(Path::new("/")))
+            ),
+            [one] => format!(
+                "snap restore {}:{} --target {} --delete",
+                self.snapshot_id.short(),
+                quote(one),
+                quote(one)
+            ),
+            _ => format!(
+                "snap restore {} --target / --delete",
+                self.snapshot_id.short()
+            ),
+        }
+    }
+}
+
 /// Plans and carries out a restore.
 pub fn restore(
     repo: &mut Repository,
@@ -142,7 +225,6 @@ pub fn apply(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
-    let trust = trust(repo);
     let mut result = RestoreResult {
         snapshot_id: plan.snapshot_id,
         ..Default::default()
@@ -171,226 +253,271 @@ pub fn apply(
     } else {
         plan
     };
-    let errors = Mutex::new(Vec::new());
-    let fail = |msg: String| {
-        progress.warn(&msg);
-        errors.lock().unwrap().push(msg);
+    let run = Apply {
+        plan,
+        trust: trust(repo),
+        progress,
+        errors: Mutex::new(Vec::new()),
     };
     for e in &plan.errors {
-        fail(e.clone());
+        run.fail(e.clone());
+    }
+    run.make_dirs();
+    run.make_links_and_specials();
+    run.write_files(repo, &mut result)?;
+    run.delete(&mut result);
+    run.set_dir_metadata();
+    result.warnings = run.set_xattrs();
+    result.dirs = plan.dirs.len() as u64;
+    progress.finish();
+    result.errors = run.errors.into_inner().unwrap();
+    Ok(result)
+}
+
+/// One restore being carried out, phase by phase: the plan, how far its
+/// trees are trusted, and the failures so far (any failure stops the
+/// deletions).
+struct Apply<'a> {
+    plan: &'a Plan,
+    trust: sys::Trust,
+    progress: &'a dyn Progress,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Apply<'_> {
+    fn fail(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.errors.lock().unwrap().push(msg);
     }
 
-    // Directories, parents first; what is in their way goes first.
-    for d in &plan.dirs {
-        let r = match d.change {
-            Change::Create => std::fs::create_dir(&d.path),
-            Change::Replace => {
-                std::fs::remove_file(&d.path).and_then(|_| std::fs::create_dir(&d.path))
+    /// Directories, parents first; a file or link in the way of one goes.
+    fn make_dirs(&self) {
+        for d in &self.plan.dirs {
+            let r = match d.change {
+                Change::Create => std::fs::create_dir(&d.path),
+                Change::Replace => {
+                    std::fs::remove_file(&d.path).and_then(|_| std::fs::create_dir(&d.path))
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                self.fail(format!("{}: {e}", d.path.display()));
             }
-            _ => Ok(()),
-        };
-        if let Err(e) = r {
-            fail(format!("{}: {e}", d.path.display()));
-        }
-    }
-    // Links and special files; those with a directory in their way wait
-    // until deleting is known to be safe, below.
-    for o in &plan.others {
-        if !matches!(o.change, Change::Create | Change::Replace) || o.dir_in_way {
-            continue;
-        }
-        let r = remove_existing(&o.path).and_then(|_| match o.node.kind {
-            NodeKind::Symlink => {
-                std::os::unix::fs::symlink(OsStr::from_bytes(&o.node.link_target), &o.path)
-            }
-            _ => sys::make_special(&o.path, &o.node, trust),
-        });
-        if let Err(e) = r {
-            fail(format!(
-                "{}: cannot create {:?}: {e}",
-                o.path.display(),
-                o.node.kind
-            ));
         }
     }
 
-    // Hardlinks: the first path of each (device, inode) gets the content,
-    // the others are linked to it once it is complete.
-    let mut first_of: std::collections::HashMap<(u64, u64), usize> = Default::default();
-    let mut links: Vec<(usize, usize)> = Vec::new();
-    let mut jobs: Vec<write::FileJob> = Vec::new();
-    let mut job_of: Vec<Option<usize>> = vec![None; plan.files.len()];
-    for (i, f) in plan.files.iter().enumerate() {
-        if f.change == Change::Skip {
-            continue;
-        }
-        if f.node.links > 1 {
-            if let Some(&first) = first_of.get(&(f.node.device, f.node.inode)) {
-                links.push((first, i));
+    /// Links and special files; those with a directory in their way wait
+    /// until deleting is known to be safe (see [`Apply::delete`]).
+    fn make_links_and_specials(&self) {
+        for o in &self.plan.others {
+            if !matches!(o.change, Change::Create | Change::Replace) || o.dir_in_way {
                 continue;
             }
-            first_of.insert((f.node.device, f.node.inode), i);
-        }
-        if matches!(f.change, Change::Create | Change::Replace) {
-            job_of[i] = Some(jobs.len());
-            jobs.push(write::FileJob {
-                path: &f.path,
-                node: &f.node,
-                defer: f.dir_in_way,
-            });
-        }
-    }
-    let written = write::write_files(repo, &jobs, trust, progress, &fail)?;
-    result.bytes_downloaded = written.bytes_downloaded;
-    let complete = |i: usize| job_of[i].is_none_or(|j| written.complete[j]);
-
-    for (first, other) in &links {
-        let (src, dst) = (&plan.files[*first].path, &plan.files[*other].path);
-        if !complete(*first) || same_inode(src, dst) {
-            continue;
-        }
-        let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
-        if let Err(e) = r {
-            fail(format!(
-                "{}: cannot link to {}: {e}",
-                dst.display(),
-                src.display()
-            ));
-        }
-    }
-    // Metadata of files whose content was already right.
-    plan.files.par_iter().enumerate().for_each(|(i, f)| {
-        if f.change == Change::Update
-            && job_of[i].is_none()
-            && let Err(e) = sys::restore_metadata(&f.path, &f.node, trust)
-        {
-            fail(format!("{}: metadata: {e}", f.path.display()));
-        }
-        progress.item(&f.path);
-    });
-    for (i, f) in plan.files.iter().enumerate() {
-        match f.change {
-            Change::Skip => result.skipped += 1,
-            _ if !complete(i) => {}
-            change => {
-                result.files += 1;
-                result.bytes += f.node.size;
-                match change {
-                    Change::Keep => result.files_kept += 1,
-                    Change::Update => result.files_updated += 1,
-                    _ => result.files_written += 1,
-                }
+            let r = remove_existing(&o.path).and_then(|_| make_other(o, self.trust));
+            if let Err(e) = r {
+                self.fail(format!(
+                    "{}: cannot create {:?}: {e}",
+                    o.path.display(),
+                    o.node.kind
+                ));
             }
         }
     }
-    for o in &plan.others {
-        if matches!(o.change, Change::Create | Change::Replace | Change::Update)
-            && let Err(e) = sys::restore_metadata(&o.path, &o.node, trust)
-        {
-            fail(format!("{}: metadata: {e}", o.path.display()));
-        }
-    }
 
-    // Deletions come after every file is complete, and not at all when
-    // something failed: a target half restored keeps what it had. That
-    // includes directories in the way of a file, which waits for them
-    // under its partial name.
-    let safe = errors.lock().unwrap().is_empty();
-    let in_the_way: Vec<&Entry> = plan
-        .files
-        .iter()
-        .chain(&plan.others)
-        .filter(|e| e.dir_in_way)
-        .collect();
-    for e in in_the_way {
-        let partial = write::partial_path(&e.path);
-        if !safe {
-            let _ = std::fs::remove_file(&partial);
-            continue;
-        }
-        let r = inside(&plan.target, &e.path)
-            .and_then(|_| std::fs::remove_dir_all(&e.path))
-            .and_then(|_| match e.node.kind {
-                NodeKind::File => std::fs::rename(&partial, &e.path),
-                NodeKind::Symlink => {
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&e.node.link_target), &e.path)
+    /// File contents, through [`write::write_files`]; then hardlinks (the
+    /// first path of each (device, inode) gets the content, the others are
+    /// linked to it once it is complete), the metadata of files whose
+    /// content was right already, and of links and special files.
+    fn write_files(&self, repo: &Repository, result: &mut RestoreResult) -> Result<()> {
+        let plan = self.plan;
+        let mut first_of: std::collections::HashMap<(u64, u64), usize> = Default::default();
+        let mut links: Vec<(usize, usize)> = Vec::new();
+        let mut jobs: Vec<write::FileJob> = Vec::new();
+        let mut job_of: Vec<Option<usize>> = vec![None; plan.files.len()];
+        for (i, f) in plan.files.iter().enumerate() {
+            if f.change == Change::Skip {
+                continue;
+            }
+            if f.node.links > 1 {
+                if let Some(&first) = first_of.get(&(f.node.device, f.node.inode)) {
+                    links.push((first, i));
+                    continue;
                 }
-                _ => sys::make_special(&e.path, &e.node, trust),
-            })
-            .and_then(|_| match e.node.kind {
-                NodeKind::File => Ok(()),
-                _ => sys::restore_metadata(&e.path, &e.node, trust),
-            });
-        if let Err(err) = r {
-            fail(format!("{}: {err}", e.path.display()));
-        }
-    }
-    if !plan.extras.is_empty() {
-        if safe {
-            for x in &plan.extras {
-                let r = inside(&plan.target, &x.path).and_then(|_| {
-                    if x.dir {
-                        std::fs::remove_dir_all(&x.path)
-                    } else {
-                        std::fs::remove_file(&x.path)
-                    }
+                first_of.insert((f.node.device, f.node.inode), i);
+            }
+            if matches!(f.change, Change::Create | Change::Replace) {
+                job_of[i] = Some(jobs.len());
+                jobs.push(write::FileJob {
+                    path: &f.path,
+                    node: &f.node,
+                    defer: f.dir_in_way,
                 });
-                match r {
-                    Ok(()) => {
-                        result.deleted += 1;
-                        result.files_deleted += x.files;
+            }
+        }
+        let fail = |msg: String| self.fail(msg);
+        let written = write::write_files(repo, &jobs, self.trust, self.progress, &fail)?;
+        result.bytes_downloaded = written.bytes_downloaded;
+        let complete = |i: usize| job_of[i].is_none_or(|j| written.complete[j]);
+        for (first, other) in &links {
+            let (src, dst) = (&plan.files[*first].path, &plan.files[*other].path);
+            if !complete(*first) || same_inode(src, dst) {
+                continue;
+            }
+            let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
+            if let Err(e) = r {
+                self.fail(format!(
+                    "{}: cannot link to {}: {e}",
+                    dst.display(),
+                    src.display()
+                ));
+            }
+        }
+        plan.files.par_iter().enumerate().for_each(|(i, f)| {
+            if f.change == Change::Update
+                && job_of[i].is_none()
+                && let Err(e) = sys::restore_metadata(&f.path, &f.node, self.trust)
+            {
+                self.fail(format!("{}: metadata: {e}", f.path.display()));
+            }
+            self.progress.item(&f.path);
+        });
+        for (i, f) in plan.files.iter().enumerate() {
+            match f.change {
+                Change::Skip => result.skipped += 1,
+                _ if !complete(i) => {}
+                change => {
+                    result.files += 1;
+                    result.bytes += f.node.size;
+                    match change {
+                        Change::Keep => result.files_kept += 1,
+                        Change::Update => result.files_updated += 1,
+                        _ => result.files_written += 1,
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => fail(format!("{}: cannot delete: {e}", x.path.display())),
                 }
             }
-        } else {
-            fail(format!(
+        }
+        for o in &plan.others {
+            if matches!(o.change, Change::Create | Change::Replace | Change::Update)
+                && !o.dir_in_way
+                && let Err(e) = sys::restore_metadata(&o.path, &o.node, self.trust)
+            {
+                self.fail(format!("{}: metadata: {e}", o.path.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletions come after every file is complete, and not at all when
+    /// something failed: a target half restored keeps what it had. That
+    /// includes directories in the way of a file, which waits for them
+    /// under its partial name.
+    fn delete(&self, result: &mut RestoreResult) {
+        let plan = self.plan;
+        let safe = self.errors.lock().unwrap().is_empty();
+        for e in plan
+            .files
+            .iter()
+            .chain(&plan.others)
+            .filter(|e| e.dir_in_way)
+        {
+            let partial = write::partial_path(&e.path);
+            if !safe {
+                let _ = std::fs::remove_file(&partial);
+                continue;
+            }
+            let r = inside(&plan.target, &e.path)
+                .and_then(|_| std::fs::remove_dir_all(&e.path))
+                .and_then(|_| match e.node.kind {
+                    NodeKind::File => std::fs::rename(&partial, &e.path),
+                    _ => make_other(e, self.trust)
+                        .and_then(|_| sys::restore_metadata(&e.path, &e.node, self.trust)),
+                });
+            if let Err(err) = r {
+                self.fail(format!("{}: {err}", e.path.display()));
+            }
+        }
+        if plan.extras.is_empty() {
+            return;
+        }
+        if !safe {
+            self.fail(format!(
                 "{} entries the snapshot lacks were not deleted, because not everything was \
                  restored",
                 plan.extras.len()
             ));
+            return;
+        }
+        for x in &plan.extras {
+            let r = inside(&plan.target, &x.path).and_then(|_| {
+                if x.dir {
+                    std::fs::remove_dir_all(&x.path)
+                } else {
+                    std::fs::remove_file(&x.path)
+                }
+            });
+            match r {
+                Ok(()) => {
+                    result.deleted += 1;
+                    result.files_deleted += x.files;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.fail(format!("{}: cannot delete: {e}", x.path.display())),
+            }
         }
     }
 
-    // Deepest directories first, so setting a child's times does not touch
-    // its parent's after the parent was set.
-    let mut dirs: Vec<&Entry> = plan.dirs.iter().collect();
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
-    for d in dirs {
-        if let Err(e) = sys::restore_metadata(&d.path, &d.node, trust) {
-            fail(format!("{}: metadata: {e}", d.path.display()));
+    /// Deepest directories first, so setting a child's times does not
+    /// touch its parent's after the parent was set; the target last.
+    fn set_dir_metadata(&self) {
+        let plan = self.plan;
+        let mut dirs: Vec<&Entry> = plan.dirs.iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+        for d in dirs {
+            if let Err(e) = sys::restore_metadata(&d.path, &d.node, self.trust) {
+                self.fail(format!("{}: metadata: {e}", d.path.display()));
+            }
+        }
+        if let Some(root) = &plan.root
+            && let Err(e) = sys::restore_metadata(&plan.target, root, self.trust)
+        {
+            self.fail(format!("{}: metadata: {e}", plan.target.display()));
         }
     }
-    if let Some(root) = &plan.root
-        && let Err(e) = sys::restore_metadata(&plan.target, root, trust)
-    {
-        fail(format!("{}: metadata: {e}", plan.target.display()));
+
+    /// Extended attributes last: chown clears file capabilities, and
+    /// setting them changes no time that was set before. Returns what the
+    /// target refused, as warnings.
+    fn set_xattrs(&self) -> Vec<String> {
+        let plan = self.plan;
+        let targets: Vec<(&PathBuf, &crate::tree::Node)> = plan
+            .entries()
+            .filter(|e| match e.change {
+                Change::Skip => false,
+                Change::Keep => e.node.kind == NodeKind::Dir,
+                _ => true,
+            })
+            .map(|e| (&e.path, &e.node))
+            .chain(plan.root.as_ref().map(|r| (&plan.target, r)))
+            .collect();
+        let refused: Vec<String> = targets
+            .par_iter()
+            .flat_map_iter(|(path, node)| sys::restore_xattrs(path, node, self.trust))
+            .collect();
+        for w in &refused {
+            self.progress.warn(w);
+        }
+        refused
     }
-    // Extended attributes last: chown clears file capabilities, and
-    // setting them changes no time that was set above.
-    let targets = plan
-        .entries()
-        .filter(|e| match e.change {
-            Change::Skip => false,
-            Change::Keep => e.node.kind == NodeKind::Dir,
-            _ => true,
-        })
-        .map(|e| (&e.path, &e.node))
-        .chain(plan.root.as_ref().map(|r| (&plan.target, r)));
-    let refused: Vec<String> = targets
-        .collect::<Vec<_>>()
-        .par_iter()
-        .flat_map_iter(|(path, node)| sys::restore_xattrs(path, node, trust))
-        .collect();
-    for w in &refused {
-        progress.warn(w);
+}
+
+/// Creates a link or special file.
+fn make_other(e: &Entry, trust: sys::Trust) -> std::io::Result<()> {
+    match e.node.kind {
+        NodeKind::Symlink => {
+            std::os::unix::fs::symlink(OsStr::from_bytes(&e.node.link_target), &e.path)
+        }
+        _ => sys::make_special(&e.path, &e.node, trust),
     }
-    result.warnings = refused;
-    result.dirs = plan.dirs.len() as u64;
-    progress.finish();
-    result.errors = errors.into_inner().unwrap();
-    Ok(result)
 }
 
 /// What a plan does, to tell whether the target changed between two plans.

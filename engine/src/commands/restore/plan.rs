@@ -83,7 +83,7 @@ pub struct Extra {
 }
 
 /// Entries and bytes of one kind of change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     pub entries: u64,
     pub bytes: u64,
@@ -146,6 +146,72 @@ impl Plan {
             || self
                 .entries()
                 .any(|e| matches!(e.change, Change::Replace | Change::Update))
+    }
+}
+
+/// One change of a plan, as `--dry-run --json` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ChangeReport {
+    pub change: &'static str,
+    pub path: String,
+    pub kind: &'static str,
+    pub bytes: u64,
+}
+
+/// A plan as `--dry-run --json` prints it: every path with its change
+/// (kept ones too), and entries and bytes per change.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlanReport {
+    pub dry_run: bool,
+    pub snapshot_id: Id,
+    pub target: PathBuf,
+    pub changes: Vec<ChangeReport>,
+    pub totals: std::collections::BTreeMap<&'static str, Tally>,
+    pub existing_files: u64,
+    pub files_deleted: u64,
+    pub errors: Vec<String>,
+}
+
+impl Plan {
+    pub fn report(&self) -> PlanReport {
+        let mut changes: Vec<ChangeReport> = self
+            .entries()
+            .map(|e| ChangeReport {
+                change: e.change.name(),
+                path: e.path.display().to_string(),
+                kind: crate::report::kind_name(e.node.kind),
+                bytes: e.node.size,
+            })
+            .chain(self.extras.iter().map(|x| ChangeReport {
+                change: Change::Delete.name(),
+                path: x.path.display().to_string(),
+                kind: if x.dir { "dir" } else { "file" },
+                bytes: x.bytes,
+            }))
+            .collect();
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        let tally = self.tally();
+        let totals = [
+            Change::Create,
+            Change::Replace,
+            Change::Update,
+            Change::Delete,
+            Change::Skip,
+            Change::Keep,
+        ]
+        .into_iter()
+        .map(|c| (c.name(), tally.get(&c).copied().unwrap_or_default()))
+        .collect();
+        PlanReport {
+            dry_run: true,
+            snapshot_id: self.snapshot_id,
+            target: self.target.clone(),
+            changes,
+            totals,
+            existing_files: self.existing_files,
+            files_deleted: self.files_deleted,
+            errors: self.errors.clone(),
+        }
     }
 }
 
@@ -248,9 +314,61 @@ fn mtime_ns(m: &Metadata) -> i64 {
 pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
     repo.load_index()?;
     let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
-    let includes = Patterns::new(&opts.include, "include")?;
-    let excludes = Patterns::new(&opts.exclude, "exclude")?;
-    // `dir/` names what `dir` links to: cleaned, a link is seen as one.
+    let target = resolve_target(opts)?;
+    let mut planner = Planner {
+        opts,
+        includes: Patterns::new(&opts.include, "include")?,
+        excludes: Patterns::new(&opts.exclude, "exclude")?,
+        plan: Plan {
+            snapshot_id,
+            snapshot: snapshot.clone(),
+            target,
+            covered: Vec::new(),
+            dirs: Vec::new(),
+            files: Vec::new(),
+            others: Vec::new(),
+            root: None,
+            extras: Vec::new(),
+            existing_files: 0,
+            files_deleted: 0,
+            errors: Vec::new(),
+        },
+        roots: Vec::new(),
+        hits: vec![false; opts.include.len()],
+        included_dirs: std::collections::HashSet::new(),
+    };
+    let mut queue: VecDeque<Pending> = planner.start(repo)?.into_iter().collect();
+    // Level by level, a batch of directories at a time, so that a device
+    // with an empty cache fetches trees a few requests per level.
+    while !queue.is_empty() {
+        let take = queue.len().min(crate::walk::TREE_BATCH);
+        let batch: Vec<Pending> = queue.drain(..take).collect();
+        let ids: Vec<Id> = batch.iter().filter_map(|b| b.tree).collect();
+        let mut loaded = repo.load_trees(&ids)?.into_iter();
+        for dir in batch {
+            let tree = match dir.tree.map(|_| loaded.next()) {
+                None => Ok(crate::tree::Tree::default()),
+                Some(Some(t)) => t,
+                Some(None) => Err(Error::Other("tree batch came back short".into())),
+            };
+            match tree {
+                Ok(t) => queue.extend(planner.visit(&dir, t)),
+                Err(e) => planner.plan.errors.push(format!(
+                    "{}: directory cannot be read from the repository: {e}",
+                    dir.path.display()
+                )),
+            }
+        }
+    }
+    planner.finish(repo)
+}
+
+/// The target as the kernel will resolve it. `dir/` names what `dir` links
+/// to, so it is cleaned first and a link is seen as one, which `--delete`
+/// refuses; then links and `..` are resolved, so that the undo snapshot
+/// saves, and its command names, the folder written to (`link/../t` once
+/// saved another one).
+fn resolve_target(opts: &RestoreOptions) -> Result<PathBuf> {
     let target: PathBuf = opts.target.components().collect();
     match std::fs::symlink_metadata(&target) {
         Ok(m) if m.file_type().is_symlink() && opts.delete => {
@@ -270,244 +388,197 @@ pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
         }
         _ => {}
     }
-    // The directory the kernel will write into: what the undo snapshot
-    // saves and its command names (`link/../t` once saved another folder).
-    let target = match std::fs::canonicalize(&target) {
-        Ok(real) => real,
-        Err(_) => std::path::absolute(&target).map_err(|e| Error::io(&target, e))?,
-    };
-    let mut plan = Plan {
-        snapshot_id,
-        snapshot: snapshot.clone(),
-        target: target.clone(),
-        covered: Vec::new(),
-        dirs: Vec::new(),
-        files: Vec::new(),
-        others: Vec::new(),
-        root: None,
-        extras: Vec::new(),
-        existing_files: 0,
-        files_deleted: 0,
-        errors: Vec::new(),
-    };
-    let target_exists = target.is_dir();
-    let mut queue: VecDeque<Pending> = VecDeque::new();
-    // Snapshot paths under which the target is covered, in absolute mode.
-    let mut roots: Vec<Vec<u8>> = Vec::new();
-    let mut hits = vec![false; opts.include.len()];
-    let mut included_dirs = std::collections::HashSet::new();
-    let mut planner = Planner {
-        opts,
-        includes: &includes,
-        plan: &mut plan,
-        hits: &mut hits,
-        included_dirs: &mut included_dirs,
-    };
-    match &opts.path {
-        Some(p) => {
-            let logical = p.as_os_str().as_bytes();
-            let logical = if logical.len() > 1 {
-                logical.strip_suffix(b"/").unwrap_or(logical)
-            } else {
-                logical
-            };
-            let node = if logical == b"/" {
-                None
-            } else {
-                node_at(repo, snapshot.tree, logical)?
-            };
-            match node {
-                None if logical == b"/" => {
-                    planner.plan.covered.push(target.clone());
-                    queue.push_back(Pending {
-                        tree: Some(snapshot.tree),
-                        path: target.clone(),
-                        logical: b"/".to_vec(),
-                        exists: target_exists,
-                        covered: true,
-                        included: includes.is_empty(),
-                    });
-                }
-                None => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} is not in snapshot {} (its paths: {})",
-                        p.display(),
-                        snapshot_id.short(),
-                        snapshot.paths_lossy().join(", ")
-                    )));
-                }
-                Some(node) if node.kind == NodeKind::Dir => {
-                    planner.plan.covered.push(target.clone());
-                    planner.plan.root = Some(node.clone());
-                    queue.push_back(Pending {
-                        tree: node.subtree,
-                        path: target.clone(),
-                        logical: logical.to_vec(),
-                        exists: target_exists,
-                        covered: true,
-                        included: includes.is_empty() || planner.include_hit(logical),
-                    });
-                }
-                Some(node) => {
-                    // A single file: into the target, under its own name.
-                    let path = target.join(OsStr::from_bytes(&node.name));
-                    planner.plan.covered.push(path.clone());
-                    let existing = if target_exists {
-                        read_target_dir(&target)
-                            .map_err(|e| Error::io(&target, e))?
-                            .remove(OsStr::from_bytes(&node.name))
-                    } else {
-                        None
-                    };
-                    let included = includes.is_empty() || planner.include_hit(logical);
-                    if included {
-                        planner.entry(path, logical.to_vec(), node, existing, false);
-                    }
-                }
-            }
-        }
-        None => {
-            roots = snapshot.paths.clone();
-            for r in &roots {
-                let rel = r.strip_prefix(b"/").unwrap_or(r);
-                planner
-                    .plan
-                    .covered
-                    .push(target.join(OsStr::from_bytes(rel)));
-            }
-            queue.push_back(Pending {
-                tree: Some(snapshot.tree),
-                path: target.clone(),
-                logical: b"/".to_vec(),
-                exists: target_exists,
-                covered: roots.iter().any(|r| r.as_slice() == b"/"),
-                included: includes.is_empty(),
-            });
-        }
+    match std::fs::canonicalize(&target) {
+        Ok(real) => Ok(real),
+        Err(_) => std::path::absolute(&target).map_err(|e| Error::io(&target, e)),
     }
-
-    // Level by level, a batch of directories at a time, so that a device
-    // with an empty cache fetches trees a few requests per level.
-    while !queue.is_empty() {
-        let take = queue.len().min(crate::walk::TREE_BATCH);
-        let batch: Vec<Pending> = queue.drain(..take).collect();
-        let ids: Vec<Id> = batch.iter().filter_map(|b| b.tree).collect();
-        let mut loaded = repo.load_trees(&ids)?.into_iter();
-        for dir in batch {
-            let tree = match dir.tree.map(|_| loaded.next()) {
-                None => Ok(crate::tree::Tree::default()),
-                Some(Some(t)) => t,
-                Some(None) => Err(Error::Other("tree batch came back short".into())),
-            };
-            let tree = match tree {
-                Ok(t) => t,
-                Err(e) => {
-                    planner.plan.errors.push(format!(
-                        "{}: directory cannot be read from the repository: {e}",
-                        dir.path.display()
-                    ));
-                    continue;
-                }
-            };
-            let mut existing = if dir.exists {
-                match read_target_dir(&dir.path) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        planner
-                            .plan
-                            .errors
-                            .push(format!("{}: cannot be listed: {e}", dir.path.display()));
-                        continue;
-                    }
-                }
-            } else {
-                HashMap::new()
-            };
-            for node in tree.nodes {
-                let name = OsStr::from_bytes(&node.name).to_os_string();
-                let logical = join(&dir.logical, &node.name);
-                let path = dir.path.join(&name);
-                let in_the_way = existing.remove(&name);
-                // A pattern may name the path in the snapshot or in the target.
-                if excludes.matches(as_path(&logical)) || excludes.matches(&path) {
-                    continue;
-                }
-                let covered = dir.covered || roots.iter().any(|r| at_or_below(&logical, r));
-                let included = dir.included || planner.include_hit(&logical);
-                if node.kind == NodeKind::Dir {
-                    if let Some(p) =
-                        planner.dir_entry(path, logical, node, in_the_way, covered, included)
-                    {
-                        queue.push_back(p);
-                    }
-                } else if included {
-                    planner.entry(path, logical, node, in_the_way, covered);
-                } else if in_the_way.is_some() && covered {
-                    planner.plan.existing_files += 1;
-                }
-            }
-            // What is left is in the target only.
-            if dir.covered && dir.exists {
-                for (name, kind) in existing {
-                    let logical = join(&dir.logical, name.as_bytes());
-                    let path = dir.path.join(&name);
-                    if excludes.matches(as_path(&logical)) || excludes.matches(&path) {
-                        continue;
-                    }
-                    let (files, bytes) = match count_files(&path, kind.is_dir()) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            planner.plan.errors.push(format!(
-                                "{}: cannot be read to the end ({e}), so it is not deleted",
-                                path.display()
-                            ));
-                            continue;
-                        }
-                    };
-                    planner.plan.existing_files += files;
-                    if opts.delete && (dir.included || planner.include_hit(&logical)) {
-                        planner.plan.files_deleted += files;
-                        planner.plan.extras.push(Extra {
-                            path,
-                            dir: kind.is_dir(),
-                            files,
-                            bytes,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    for (i, hit) in hits.iter().enumerate() {
-        if !hit {
-            return Err(Error::InvalidArgument(format!(
-                "--include {} names nothing in snapshot {} (its paths: {})",
-                opts.include[i],
-                snapshot_id.short(),
-                snapshot.paths_lossy().join(", ")
-            )));
-        }
-    }
-    if !includes.is_empty() {
-        keep_needed_dirs(&mut plan, &included_dirs);
-    }
-    compare_contents(repo, &mut plan);
-    plan.extras.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(plan)
 }
 
 /// The state of one planning walk.
 struct Planner<'a> {
     opts: &'a RestoreOptions,
-    includes: &'a Patterns,
-    plan: &'a mut Plan,
-    hits: &'a mut Vec<bool>,
+    includes: Patterns,
+    excludes: Patterns,
+    plan: Plan,
+    /// Snapshot paths under which the target is covered, in absolute mode.
+    roots: Vec<Vec<u8>>,
+    /// Which include patterns matched something.
+    hits: Vec<bool>,
     /// Directories an include pattern matched (or one above them).
-    included_dirs: &'a mut std::collections::HashSet<Vec<u8>>,
+    included_dirs: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Planner<'_> {
+    /// Where the walk starts: with `ID:PATH`, PATH's directory straight in
+    /// the target (or its one file, planned here); otherwise the root, with
+    /// the snapshot's paths recreated below the target.
+    fn start(&mut self, repo: &Repository) -> Result<Option<Pending>> {
+        let snapshot = self.plan.snapshot.clone();
+        let target = self.plan.target.clone();
+        let exists = target.is_dir();
+        let Some(p) = &self.opts.path else {
+            self.roots = snapshot.paths.clone();
+            for r in &self.roots {
+                let rel = r.strip_prefix(b"/").unwrap_or(r);
+                self.plan.covered.push(target.join(OsStr::from_bytes(rel)));
+            }
+            return Ok(Some(Pending {
+                tree: Some(snapshot.tree),
+                path: target,
+                logical: b"/".to_vec(),
+                exists,
+                covered: self.roots.iter().any(|r| r.as_slice() == b"/"),
+                included: self.includes.is_empty(),
+            }));
+        };
+        let logical = p.as_os_str().as_bytes();
+        let logical = if logical.len() > 1 {
+            logical.strip_suffix(b"/").unwrap_or(logical)
+        } else {
+            logical
+        };
+        if logical == b"/" {
+            self.plan.covered.push(target.clone());
+            return Ok(Some(Pending {
+                tree: Some(snapshot.tree),
+                path: target,
+                logical: b"/".to_vec(),
+                exists,
+                covered: true,
+                included: self.includes.is_empty(),
+            }));
+        }
+        let Some(node) = node_at(repo, snapshot.tree, logical)? else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not in snapshot {} (its paths: {})",
+                p.display(),
+                self.plan.snapshot_id.short(),
+                snapshot.paths_lossy().join(", ")
+            )));
+        };
+        let included = self.includes.is_empty() || self.include_hit(logical);
+        if node.kind == NodeKind::Dir {
+            self.plan.covered.push(target.clone());
+            self.plan.root = Some(node.clone());
+            return Ok(Some(Pending {
+                tree: node.subtree,
+                path: target,
+                logical: logical.to_vec(),
+                exists,
+                covered: true,
+                included,
+            }));
+        }
+        // A single file: into the target, under its own name.
+        let path = target.join(OsStr::from_bytes(&node.name));
+        self.plan.covered.push(path.clone());
+        let existing = if exists {
+            read_target_dir(&target)
+                .map_err(|e| Error::io(&target, e))?
+                .remove(OsStr::from_bytes(&node.name))
+        } else {
+            None
+        };
+        if included {
+            self.entry(path, logical.to_vec(), node, existing, false);
+        }
+        Ok(None)
+    }
+
+    /// One directory of the snapshot against the target: its entries
+    /// planned, what the target has beside them noted; the directories
+    /// below it to visit next.
+    fn visit(&mut self, dir: &Pending, tree: crate::tree::Tree) -> Vec<Pending> {
+        let mut next = Vec::new();
+        let mut existing = if dir.exists {
+            match read_target_dir(&dir.path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.plan
+                        .errors
+                        .push(format!("{}: cannot be listed: {e}", dir.path.display()));
+                    return next;
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        for node in tree.nodes {
+            let name = OsStr::from_bytes(&node.name).to_os_string();
+            let logical = join(&dir.logical, &node.name);
+            let path = dir.path.join(&name);
+            let in_the_way = existing.remove(&name);
+            // A pattern may name the path in the snapshot or in the target.
+            if self.excludes.matches(as_path(&logical)) || self.excludes.matches(&path) {
+                continue;
+            }
+            let covered = dir.covered || self.roots.iter().any(|r| at_or_below(&logical, r));
+            let included = dir.included || self.include_hit(&logical);
+            if node.kind == NodeKind::Dir {
+                next.extend(self.dir_entry(path, logical, node, in_the_way, covered, included));
+            } else if included {
+                self.entry(path, logical, node, in_the_way, covered);
+            } else if in_the_way.is_some() && covered {
+                self.plan.existing_files += 1;
+            }
+        }
+        if dir.covered && dir.exists {
+            self.extras(dir, existing);
+        }
+        next
+    }
+
+    /// What is in the target only: counted, and with `--delete` deleted.
+    fn extras(&mut self, dir: &Pending, existing: HashMap<OsString, FileType>) {
+        for (name, kind) in existing {
+            let logical = join(&dir.logical, name.as_bytes());
+            let path = dir.path.join(&name);
+            if self.excludes.matches(as_path(&logical)) || self.excludes.matches(&path) {
+                continue;
+            }
+            let (files, bytes) = match count_files(&path, kind.is_dir()) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.plan.errors.push(format!(
+                        "{}: cannot be read to the end ({e}), so it is not deleted",
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            self.plan.existing_files += files;
+            if self.opts.delete && (dir.included || self.include_hit(&logical)) {
+                self.plan.files_deleted += files;
+                self.plan.extras.push(Extra {
+                    path,
+                    dir: kind.is_dir(),
+                    files,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    /// After the walk: includes that named nothing are an error; only the
+    /// directories needed for what is included stay; contents compared.
+    fn finish(self, repo: &Repository) -> Result<Plan> {
+        let mut plan = self.plan;
+        if let Some(i) = self.hits.iter().position(|hit| !hit) {
+            return Err(Error::InvalidArgument(format!(
+                "--include {} names nothing in snapshot {} (its paths: {})",
+                self.opts.include[i],
+                plan.snapshot_id.short(),
+                plan.snapshot.paths_lossy().join(", ")
+            )));
+        }
+        if !self.includes.is_empty() {
+            keep_needed_dirs(&mut plan, &self.included_dirs);
+        }
+        compare_contents(repo, &mut plan);
+        plan.extras.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(plan)
+    }
+
     /// Whether an include pattern matches `logical`; notes which did.
     fn include_hit(&mut self, logical: &[u8]) -> bool {
         let m = self.includes.matching(as_path(logical));

@@ -71,225 +71,29 @@ pub fn write_files(
     progress: &dyn Progress,
     fail: &(dyn Fn(String) + Sync),
 ) -> Result<Written> {
-    let index = repo.index();
-    let finished: Vec<AtomicBool> = (0..files.len()).map(|_| AtomicBool::new(false)).collect();
-    // The inode each partial file was created as (see `open_partial`).
-    let inodes: Vec<AtomicU64> = (0..files.len()).map(|_| AtomicU64::new(0)).collect();
-    let remaining: Vec<AtomicUsize> = (0..files.len()).map(|_| AtomicUsize::new(0)).collect();
-    let mut usable = vec![true; files.len()];
-    let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
-    let mut plans: Vec<FilePlan> = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let mut offset = 0u64;
-        let mut planned = Vec::new();
-        for id in &f.node.content {
-            match index.get(BlobType::Data, id) {
-                Some(loc) => {
-                    planned.push((loc, *id, offset));
-                    offset += loc.raw_length as u64;
-                }
-                None => {
-                    fail(format!(
-                        "{}: data blob {} is missing from the repository",
-                        f.path.display(),
-                        id.short()
-                    ));
-                    usable[i] = false;
-                    break;
-                }
-            }
-        }
-        if !usable[i] {
-            continue;
-        }
-        if offset != f.node.size {
-            fail(format!(
-                "{}: content adds up to {offset} bytes, the snapshot says {}",
-                f.path.display(),
-                f.node.size
-            ));
-        }
-        plans.push((i, offset, planned));
+    let n = files.len();
+    let w = Writer {
+        repo,
+        files,
+        trust,
+        progress,
+        fail,
+        finished: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        inodes: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        remaining: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        single: vec![false; n],
+        broken: Mutex::new(vec![false; n]),
+        downloaded: AtomicU64::new(0),
+    };
+    let (plans, usable) = w.locate();
+    let mut w = w;
+    for (i, _, planned) in &plans {
+        w.single[*i] = planned.len() == 1;
     }
-
-    // In parallel, create each file at full size under its partial name
-    // (regions never written stay holes). Empty files finish here; a file
-    // of one blob is created by the thread that writes the blob.
-    let single: Vec<bool> = {
-        let mut s = vec![false; files.len()];
-        for (i, _, planned) in &plans {
-            s[*i] = planned.len() == 1;
-        }
-        s
-    };
-    let created: Vec<std::result::Result<(), String>> = plans
-        .par_iter()
-        .map(|(i, size, planned)| {
-            let f = &files[*i];
-            if planned.len() == 1 {
-                return Ok(());
-            }
-            let partial = partial_path(f.path);
-            open_partial(&partial, true, &inodes[*i])
-                .and_then(|file| {
-                    file.set_len(*size)?;
-                    if planned.is_empty() {
-                        sys::restore_file_metadata(&file, f.node, trust)?;
-                        drop(file);
-                        if !f.defer {
-                            place(&partial, f.path)?;
-                        }
-                        finished[*i].store(true, Ordering::Relaxed);
-                    }
-                    Ok(())
-                })
-                .map_err(|e| format!("{}: {e}", f.path.display()))
-        })
-        .collect();
-    let mut total_bytes = 0u64;
-    for ((i, size, planned), outcome) in plans.into_iter().zip(created) {
-        if let Err(msg) = outcome {
-            fail(msg);
-            usable[i] = false;
-            continue;
-        }
-        total_bytes += size;
-        remaining[i].store(planned.len(), Ordering::Relaxed);
-        for (loc, id, off) in planned {
-            by_pack
-                .entry(loc.pack)
-                .or_default()
-                .entry((loc.offset, id))
-                .or_insert(BlobPlan {
-                    length: loc.length,
-                    raw_length: loc.raw_length,
-                    targets: Vec::new(),
-                })
-                .targets
-                .push(Target {
-                    file: i,
-                    offset: off,
-                });
-        }
-    }
-
-    progress.start("restore", Some(total_bytes), Some(files.len() as u64));
-    let broken = Mutex::new(vec![false; files.len()]);
-    let downloaded = AtomicU64::new(0);
-    let packs: Vec<_> = by_pack.into_iter().collect();
-    // Downloads wait on the network more than on the CPU: decode as they arrive.
-    let pool = repo.transfer_pool()?;
-    let mark_broken = |targets: &[Target], why: &str| {
-        let mut b = broken.lock().unwrap();
-        for t in targets {
-            if !b[t.file] {
-                b[t.file] = true;
-                fail(format!("{}: {why}", files[t.file].path.display()));
-            }
-        }
-    };
-    // One placement of a blob is done. The thread that completes a file
-    // sets its metadata through the open file and moves it into place.
-    let done = |t: &Target, handle: Option<std::fs::File>| {
-        if remaining[t.file].fetch_sub(1, Ordering::AcqRel) != 1 || broken.lock().unwrap()[t.file] {
-            return;
-        }
-        let f = &files[t.file];
-        let partial = partial_path(f.path);
-        let r = (|| {
-            let file = match handle {
-                Some(h) => h,
-                None => open_partial(&partial, single[t.file], &inodes[t.file])?,
-            };
-            if single[t.file] {
-                // Its only blob may have been all zeros: a hole to the end.
-                file.set_len(f.node.size)?;
-            }
-            sys::restore_file_metadata(&file, f.node, trust)?;
-            drop(file);
-            if f.defer {
-                return Ok(());
-            }
-            place(&partial, f.path)
-        })();
-        match r {
-            Ok(()) => finished[t.file].store(true, Ordering::Relaxed),
-            Err(e) => {
-                broken.lock().unwrap()[t.file] = true;
-                fail(format!("{}: {e}", f.path.display()));
-            }
-        }
-    };
-    pool.install(|| {
-        // Each worker reuses its two blob buffers for every blob it decodes.
-        let buffers = || (Vec::new(), Vec::new());
-        packs
-            .par_iter()
-            .for_each_init(buffers, |(plain, scratch), (pack, blobs)| {
-                let pack_id = index.pack_id(*pack);
-                let span = |b: &(&(u32, Id), &BlobPlan)| (b.0.0 as u64, b.1.length as u64);
-                for run in pack::runs(blobs.iter(), span) {
-                    let range = pack::run_range(&run, span);
-                    let start = range.start;
-                    let bytes = match repo
-                        .backend()
-                        .read_range(&pack_path(&pack_id), range.clone())
-                    {
-                        Ok(b) => b,
-                        Err(e) => {
-                            for (_, plan) in &run {
-                                mark_broken(
-                                    &plan.targets,
-                                    &format!("pack {} cannot be read: {e}", pack_id.short()),
-                                );
-                            }
-                            continue;
-                        }
-                    };
-                    downloaded.fetch_add(range.end - start, Ordering::Relaxed);
-                    for ((offset, id), plan) in run {
-                        let targets = &plan.targets;
-                        let s = (*offset as u64 - start) as usize;
-                        let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
-                        let decoded = repo.codec().decode_into(
-                            BlobType::Data,
-                            id,
-                            stored,
-                            plan.raw_length,
-                            plain,
-                            scratch,
-                        );
-                        if let Err(e) = decoded {
-                            mark_broken(
-                                targets,
-                                &format!("damaged data in pack {}: {e}", pack_id.short()),
-                            );
-                            continue;
-                        }
-                        let zero = plain.iter().all(|&b| b == 0);
-                        for t in targets {
-                            let mut handle = None;
-                            if !zero {
-                                let partial = partial_path(files[t.file].path);
-                                // A single-blob file is created here, in the same open.
-                                let r = open_partial(&partial, single[t.file], &inodes[t.file])
-                                    .and_then(|f| {
-                                        write_sparse(&f, plain, t.offset)?;
-                                        Ok(f)
-                                    });
-                                match r {
-                                    Ok(f) => handle = Some(f),
-                                    Err(e) => mark_broken(std::slice::from_ref(t), &e.to_string()),
-                                }
-                            }
-                            done(t, handle);
-                        }
-                        progress.bytes(plain.len() as u64 * targets.len() as u64);
-                    }
-                }
-            })
-    });
-    let broken = broken.into_inner().unwrap();
+    let (by_pack, total_bytes, usable) = w.prepare(plans, usable);
+    progress.start("restore", Some(total_bytes), Some(n as u64));
+    w.fetch(by_pack)?;
+    let broken = w.broken.into_inner().unwrap();
     // What could not be completed leaves nothing that looks complete.
     for (i, f) in files.iter().enumerate() {
         if broken[i] || !usable[i] {
@@ -297,11 +101,269 @@ pub fn write_files(
         }
     }
     Ok(Written {
-        complete: (0..files.len())
-            .map(|i| usable[i] && !broken[i] && finished[i].load(Ordering::Relaxed))
+        complete: (0..n)
+            .map(|i| usable[i] && !broken[i] && w.finished[i].load(Ordering::Relaxed))
             .collect(),
-        bytes_downloaded: downloaded.load(Ordering::Relaxed),
+        bytes_downloaded: w.downloaded.into_inner(),
     })
+}
+
+/// The writing stage's shared state: per file, whether it is complete,
+/// the inode its partial file was created as (see [`open_partial`]), the
+/// blob placements still to land, whether it is one blob, and whether it
+/// broke.
+struct Writer<'a> {
+    repo: &'a Repository,
+    files: &'a [FileJob<'a>],
+    trust: sys::Trust,
+    progress: &'a dyn Progress,
+    fail: &'a (dyn Fn(String) + Sync),
+    finished: Vec<AtomicBool>,
+    inodes: Vec<AtomicU64>,
+    remaining: Vec<AtomicUsize>,
+    single: Vec<bool>,
+    broken: Mutex<Vec<bool>>,
+    downloaded: AtomicU64,
+}
+
+impl Writer<'_> {
+    /// Each file's blobs, found in the index, with their offsets in the
+    /// file; files with a blob the index lacks are not usable.
+    fn locate(&self) -> (Vec<FilePlan>, Vec<bool>) {
+        let index = self.repo.index();
+        let mut usable = vec![true; self.files.len()];
+        let mut plans = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            let mut offset = 0u64;
+            let mut planned = Vec::new();
+            for id in &f.node.content {
+                let Some(loc) = index.get(BlobType::Data, id) else {
+                    (self.fail)(format!(
+                        "{}: data blob {} is missing from the repository",
+                        f.path.display(),
+                        id.short()
+                    ));
+                    usable[i] = false;
+                    break;
+                };
+                planned.push((loc, *id, offset));
+                offset += loc.raw_length as u64;
+            }
+            if !usable[i] {
+                continue;
+            }
+            if offset != f.node.size {
+                (self.fail)(format!(
+                    "{}: content adds up to {offset} bytes, the snapshot says {}",
+                    f.path.display(),
+                    f.node.size
+                ));
+            }
+            plans.push((i, offset, planned));
+        }
+        (plans, usable)
+    }
+
+    /// In parallel, creates each file at full size under its partial name
+    /// (regions never written stay holes). Empty files finish here; a file
+    /// of one blob is created by the thread that writes the blob. Returns
+    /// the blobs needed from each pack, with every place each goes.
+    fn prepare(
+        &self,
+        plans: Vec<FilePlan>,
+        mut usable: Vec<bool>,
+    ) -> (BTreeMap<u32, PackPlan>, u64, Vec<bool>) {
+        let created: Vec<std::result::Result<(), String>> = plans
+            .par_iter()
+            .map(|(i, size, planned)| {
+                let f = &self.files[*i];
+                if planned.len() == 1 {
+                    return Ok(());
+                }
+                let partial = partial_path(f.path);
+                open_partial(&partial, true, &self.inodes[*i])
+                    .and_then(|file| {
+                        file.set_len(*size)?;
+                        if planned.is_empty() {
+                            sys::restore_file_metadata(&file, f.node, self.trust)?;
+                            drop(file);
+                            if !f.defer {
+                                place(&partial, f.path)?;
+                            }
+                            self.finished[*i].store(true, Ordering::Relaxed);
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| format!("{}: {e}", f.path.display()))
+            })
+            .collect();
+        let mut by_pack: BTreeMap<u32, PackPlan> = BTreeMap::new();
+        let mut total_bytes = 0u64;
+        for ((i, size, planned), outcome) in plans.into_iter().zip(created) {
+            if let Err(msg) = outcome {
+                (self.fail)(msg);
+                usable[i] = false;
+                continue;
+            }
+            total_bytes += size;
+            self.remaining[i].store(planned.len(), Ordering::Relaxed);
+            for (loc, id, off) in planned {
+                by_pack
+                    .entry(loc.pack)
+                    .or_default()
+                    .entry((loc.offset, id))
+                    .or_insert(BlobPlan {
+                        length: loc.length,
+                        raw_length: loc.raw_length,
+                        targets: Vec::new(),
+                    })
+                    .targets
+                    .push(Target {
+                        file: i,
+                        offset: off,
+                    });
+            }
+        }
+        (by_pack, total_bytes, usable)
+    }
+
+    fn mark_broken(&self, targets: &[Target], why: &str) {
+        let mut b = self.broken.lock().unwrap();
+        for t in targets {
+            if !b[t.file] {
+                b[t.file] = true;
+                (self.fail)(format!("{}: {why}", self.files[t.file].path.display()));
+            }
+        }
+    }
+
+    /// One placement of a blob is done. The thread that completes a file
+    /// sets its metadata through the open file and moves it into place.
+    fn done(&self, t: &Target, handle: Option<std::fs::File>) {
+        if self.remaining[t.file].fetch_sub(1, Ordering::AcqRel) != 1
+            || self.broken.lock().unwrap()[t.file]
+        {
+            return;
+        }
+        let f = &self.files[t.file];
+        let partial = partial_path(f.path);
+        let single = self.single[t.file];
+        let r = (|| {
+            let file = match handle {
+                Some(h) => h,
+                None => open_partial(&partial, single, &self.inodes[t.file])?,
+            };
+            if single {
+                // Its only blob may have been all zeros: a hole to the end.
+                file.set_len(f.node.size)?;
+            }
+            sys::restore_file_metadata(&file, f.node, self.trust)?;
+            drop(file);
+            if f.defer {
+                return Ok(());
+            }
+            place(&partial, f.path)
+        })();
+        match r {
+            Ok(()) => self.finished[t.file].store(true, Ordering::Relaxed),
+            Err(e) => {
+                self.broken.lock().unwrap()[t.file] = true;
+                (self.fail)(format!("{}: {e}", f.path.display()));
+            }
+        }
+    }
+
+    /// Fetches each pack once, in runs of the blobs needed, on the
+    /// transfer pool (downloads wait on the network more than on the CPU:
+    /// blobs are decoded as they arrive), and writes every blob to each
+    /// place it goes.
+    fn fetch(&self, by_pack: BTreeMap<u32, PackPlan>) -> Result<()> {
+        let packs: Vec<_> = by_pack.into_iter().collect();
+        let pool = self.repo.transfer_pool()?;
+        pool.install(|| {
+            // Each worker reuses its two blob buffers for every blob it decodes.
+            let buffers = || (Vec::new(), Vec::new());
+            packs
+                .par_iter()
+                .for_each_init(buffers, |(plain, scratch), (pack, blobs)| {
+                    self.fetch_pack(*pack, blobs, plain, scratch)
+                })
+        });
+        Ok(())
+    }
+
+    fn fetch_pack(&self, pack: u32, blobs: &PackPlan, plain: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+        let index = self.repo.index();
+        let pack_id = index.pack_id(pack);
+        let span = |b: &(&(u32, Id), &BlobPlan)| (b.0.0 as u64, b.1.length as u64);
+        for run in pack::runs(blobs.iter(), span) {
+            let range = pack::run_range(&run, span);
+            let start = range.start;
+            let bytes = match self
+                .repo
+                .backend()
+                .read_range(&pack_path(&pack_id), range.clone())
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    for (_, plan) in &run {
+                        self.mark_broken(
+                            &plan.targets,
+                            &format!("pack {} cannot be read: {e}", pack_id.short()),
+                        );
+                    }
+                    continue;
+                }
+            };
+            self.downloaded
+                .fetch_add(range.end - start, Ordering::Relaxed);
+            for ((offset, id), plan) in run {
+                let s = (*offset as u64 - start) as usize;
+                let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
+                let decoded = self.repo.codec().decode_into(
+                    BlobType::Data,
+                    id,
+                    stored,
+                    plan.raw_length,
+                    plain,
+                    scratch,
+                );
+                if let Err(e) = decoded {
+                    self.mark_broken(
+                        &plan.targets,
+                        &format!("damaged data in pack {}: {e}", pack_id.short()),
+                    );
+                    continue;
+                }
+                self.place_blob(plain, &plan.targets);
+                self.progress
+                    .bytes(plain.len() as u64 * plan.targets.len() as u64);
+            }
+        }
+    }
+
+    /// Writes one decoded blob to each place it goes; all zeros stay holes.
+    fn place_blob(&self, plain: &[u8], targets: &[Target]) {
+        let zero = plain.iter().all(|&b| b == 0);
+        for t in targets {
+            let mut handle = None;
+            if !zero {
+                let partial = partial_path(self.files[t.file].path);
+                // A single-blob file is created here, in the same open.
+                let r = open_partial(&partial, self.single[t.file], &self.inodes[t.file]).and_then(
+                    |f| {
+                        write_sparse(&f, plain, t.offset)?;
+                        Ok(f)
+                    },
+                );
+                match r {
+                    Ok(f) => handle = Some(f),
+                    Err(e) => self.mark_broken(std::slice::from_ref(t), &e.to_string()),
+                }
+            }
+            self.done(t, handle);
+        }
+    }
 }
 
 /// Where a file's content is assembled before it gets its name: hidden,
