@@ -11,10 +11,11 @@ use rayon::prelude::*;
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{IndexBuilder, IndexPack};
+use crate::index::{IndexBuilder, IndexFile, IndexPack};
 use crate::pack::{self, pack_path};
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::snapshot::Snapshot;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
@@ -153,13 +154,42 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckResult> {
     let mut r = CheckResult::default();
-
-    // Index files, one by one, so one bad file does not hide the others.
+    let files = read_index_files(repo, &mut r)?;
+    let packs = current_packs(&files);
     let mut index = IndexBuilder::default();
-    let mut packs: HashMap<Id, &IndexPack> = HashMap::new();
-    let index_ids = repo.list_index_ids()?;
+    for (_, f) in &files {
+        index.add_file(f);
+    }
+    // Trees are read through the index built here, so a bad index file
+    // is reported above and does not stop the check.
+    repo.set_index(index.build());
+    let repo = &*repo;
+    r.packs = packs.len() as u64;
+    let mut sorted_packs: Vec<&IndexPack> = packs.values().copied().collect();
+    sorted_packs.sort_by_key(|p| p.id);
+    let mut damaged = compare_packs(repo, &sorted_packs, &packs, &mut r)?;
+    let snapshots = check_snapshots(repo, progress, &mut r)?;
+    if opts.read_data || opts.subset.is_some() {
+        if let Some(subset) = &opts.subset {
+            sorted_packs.retain(|p| subset.selects(&p.id));
+        }
+        read_data(repo, &sorted_packs, &mut damaged, progress, &mut r);
+    }
+    if !damaged.is_empty() {
+        name_affected(repo, &snapshots, &damaged, &mut r)?;
+    }
+    let mut damaged: Vec<Id> = damaged.into_iter().collect();
+    damaged.sort();
+    r.damaged_packs = damaged;
+    progress.finish();
+    Ok(r)
+}
+
+/// Index files, one by one, so one bad file does not hide the others;
+/// superseded ones left out.
+fn read_index_files(repo: &Repository, r: &mut CheckResult) -> Result<Vec<(Id, IndexFile)>> {
     let mut files = Vec::new();
-    for id in &index_ids {
+    for id in &repo.list_index_ids()? {
         match repo.read_index_file(id) {
             Ok(f) => files.push((*id, f)),
             Err(e) => r.errors.push(format!("index file {}: {e}", id.short())),
@@ -169,28 +199,32 @@ pub fn check(
         .iter()
         .flat_map(|(_, f)| f.supersedes.iter().copied())
         .collect();
-    for (id, f) in &files {
-        if superseded.contains(id) {
-            continue;
-        }
-        index.add_file(f);
+    files.retain(|(id, _)| !superseded.contains(id));
+    Ok(files)
+}
+
+/// Each pack the index names, as the first file names it.
+fn current_packs(files: &[(Id, IndexFile)]) -> HashMap<Id, &IndexPack> {
+    let mut packs: HashMap<Id, &IndexPack> = HashMap::new();
+    for (_, f) in files {
         for p in &f.packs {
             packs.entry(p.id).or_insert(p);
         }
     }
-    // Trees are read through the index built here, so a bad index file
-    // is reported above and does not stop the check.
-    repo.set_index(index.build());
-    let repo = &*repo;
-    let index = repo.index();
-    r.packs = packs.len() as u64;
+    packs
+}
 
-    // Packs on storage against the index.
+/// Packs on storage against the index: missing or of the wrong size is
+/// damage; stored but in no index is a harmless finding.
+fn compare_packs(
+    repo: &Repository,
+    sorted_packs: &[&IndexPack],
+    packs: &HashMap<Id, &IndexPack>,
+    r: &mut CheckResult,
+) -> Result<HashSet<Id>> {
     let stored = repo.stored_packs()?;
     let mut damaged: HashSet<Id> = HashSet::new();
-    let mut sorted_packs: Vec<&IndexPack> = packs.values().copied().collect();
-    sorted_packs.sort_by_key(|p| p.id);
-    for p in &sorted_packs {
+    for p in sorted_packs {
         match stored.get(&p.id) {
             None => {
                 r.errors.push(format!("pack {} is missing", p.id));
@@ -213,11 +247,18 @@ pub fn check(
             "pack {id} is not in any index (left by an interrupted backup; prune removes it)"
         ));
     }
+    Ok(damaged)
+}
 
-    // Every snapshot's trees, and every blob they name.
-    let snapshot_ids = repo.list_snapshot_ids()?;
+/// Every snapshot's trees, and every blob they name, in the index.
+fn check_snapshots(
+    repo: &Repository,
+    progress: &dyn Progress,
+    r: &mut CheckResult,
+) -> Result<Vec<(Id, Snapshot)>> {
+    let index = repo.index();
     let mut snapshots = Vec::new();
-    for id in &snapshot_ids {
+    for id in &repo.list_snapshot_ids()? {
         match repo.read_snapshot(id) {
             Ok(s) => snapshots.push((*id, s)),
             Err(e) => r.errors.push(format!("snapshot {}: {e}", id.short())),
@@ -277,69 +318,72 @@ pub fn check(
         r.errors.extend(errors);
     }
     r.trees = seen.len() as u64;
+    Ok(snapshots)
+}
 
-    if opts.read_data || opts.subset.is_some() {
-        if let Some(subset) = &opts.subset {
-            sorted_packs.retain(|p| subset.selects(&p.id));
-        }
-        let total: u64 = sorted_packs.iter().map(|p| p.size).sum();
-        progress.start(
-            "reading packs",
-            Some(total),
-            Some(sorted_packs.len() as u64),
-        );
-        let outcomes: Vec<(Id, std::result::Result<(), String>)> = sorted_packs
-            .par_iter()
-            .filter(|p| !damaged.contains(&p.id))
-            .map(|p| {
-                let res = read_pack(repo, p);
-                progress.bytes(p.size);
-                (p.id, res)
-            })
-            .collect();
-        for (id, res) in outcomes {
-            r.packs_read += 1;
-            if let Err(e) = res {
-                r.errors.push(format!("pack {id} is damaged: {e}"));
-                damaged.insert(id);
-            }
+/// `--read-data`: every selected pack downloaded and each blob verified.
+fn read_data(
+    repo: &Repository,
+    packs: &[&IndexPack],
+    damaged: &mut HashSet<Id>,
+    progress: &dyn Progress,
+    r: &mut CheckResult,
+) {
+    let total: u64 = packs.iter().map(|p| p.size).sum();
+    progress.start("reading packs", Some(total), Some(packs.len() as u64));
+    let outcomes: Vec<(Id, std::result::Result<(), String>)> = packs
+        .par_iter()
+        .filter(|p| !damaged.contains(&p.id))
+        .map(|p| {
+            let res = read_pack(repo, p);
+            progress.bytes(p.size);
+            (p.id, res)
+        })
+        .collect();
+    for (id, res) in outcomes {
+        r.packs_read += 1;
+        if let Err(e) = res {
+            r.errors.push(format!("pack {id} is damaged: {e}"));
+            damaged.insert(id);
         }
     }
+}
 
-    // Name what damage costs: every file and directory of every snapshot
-    // that needs a damaged or missing pack.
-    if !damaged.is_empty() {
-        let in_damaged = |ty: BlobType, id: &Id| {
-            index
-                .get(ty, id)
-                .is_some_and(|loc| damaged.contains(&index.pack_id(loc.pack)))
-        };
-        for (sid, s) in &snapshots {
-            if in_damaged(BlobType::Tree, &s.tree) {
-                r.affected.push(format!("{}:/", sid.short()));
-            }
-            let mut affected = Vec::new();
-            crate::walk::walk(
-                repo,
-                s.tree,
-                None,
-                &mut |path, node| {
-                    let hit = node.content.iter().any(|c| in_damaged(BlobType::Data, c))
-                        || node.subtree.is_some_and(|t| in_damaged(BlobType::Tree, &t));
-                    if hit {
-                        affected.push(format!("{}:{}", sid.short(), String::from_utf8_lossy(path)));
-                    }
-                },
-                &mut |_, _| {},
-            )?;
-            r.affected.extend(affected);
+/// Names what damage costs: every file and directory of every snapshot
+/// that needs a damaged or missing pack.
+fn name_affected(
+    repo: &Repository,
+    snapshots: &[(Id, Snapshot)],
+    damaged: &HashSet<Id>,
+    r: &mut CheckResult,
+) -> Result<()> {
+    let index = repo.index();
+    let in_damaged = |ty: BlobType, id: &Id| {
+        index
+            .get(ty, id)
+            .is_some_and(|loc| damaged.contains(&index.pack_id(loc.pack)))
+    };
+    for (sid, s) in snapshots {
+        if in_damaged(BlobType::Tree, &s.tree) {
+            r.affected.push(format!("{}:/", sid.short()));
         }
+        let mut affected = Vec::new();
+        crate::walk::walk(
+            repo,
+            s.tree,
+            None,
+            &mut |path, node| {
+                let hit = node.content.iter().any(|c| in_damaged(BlobType::Data, c))
+                    || node.subtree.is_some_and(|t| in_damaged(BlobType::Tree, &t));
+                if hit {
+                    affected.push(format!("{}:{}", sid.short(), String::from_utf8_lossy(path)));
+                }
+            },
+            &mut |_, _| {},
+        )?;
+        r.affected.extend(affected);
     }
-    let mut damaged: Vec<Id> = damaged.into_iter().collect();
-    damaged.sort();
-    r.damaged_packs = damaged;
-    progress.finish();
-    Ok(r)
+    Ok(())
 }
 
 /// Used by the CLI to turn a failed check into an error after printing it.

@@ -571,133 +571,25 @@ pub fn create(
 ) -> Result<CreateResult> {
     let started = Instant::now();
     let time_ns = crate::repo::now_ns();
-    if opts.paths.is_empty() {
-        return Err(Error::InvalidArgument("no paths to back up".into()));
-    }
-    let paths = clean_paths(&opts.paths)?;
-    let mut missing = Vec::new();
-    let mut present = Vec::new();
-    for p in &paths {
-        match std::fs::symlink_metadata(p) {
-            Ok(_) => present.push(p.clone()),
-            Err(e) => missing.push(format!("{}: {e}", p.display())),
-        }
-    }
-    if missing.len() == paths.len() {
-        return Err(Error::InvalidArgument(format!(
-            "nothing to back up: {}",
-            missing.join("; ")
-        )));
-    }
+    let sources = Sources::of(opts)?;
     let host = opts.host.clone().unwrap_or_else(sys::hostname);
-    let path_bytes: Vec<Vec<u8>> = paths
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-
     // Announce the backup before reading the index: a prune that starts
     // later sees the lock and keeps what this backup may rely on.
     let lock = LockGuard::acquire(repo, LockKind::Backup)?;
     let trash_at_start = trash::ids(repo)?;
     repo.load_index()?;
-    let parent = match &opts.parent {
-        Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
-        None => repo
-            .snapshots()?
-            .into_iter()
-            .rev()
-            .find(|(_, s)| s.host == host && s.paths == path_bytes),
-    };
-    // A device whose cache lacks the parent (a new or wiped cache) fetches
-    // the parent's trees a level at a time first, into the cache: the walk
-    // below would otherwise load them one round trip per directory.
-    if let (Some((_, s)), Some(cache)) = (&parent, repo.cache())
-        && cache.get_blob(&s.tree).is_none()
-    {
-        let mut seen = std::collections::HashSet::new();
-        crate::walk::walk(
-            repo,
-            s.tree,
-            Some(&mut seen),
-            &mut |_, _| {},
-            &mut |_, _| {},
-        )?;
-    }
+    let parent = find_parent(repo, opts, &host, &sources.path_bytes)?;
     let parent_root = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
         None => None,
     };
 
-    let excludes = Patterns::new(&opts.excludes, "exclude")?;
     let repo_ref: &Repository = repo;
-    let archiver = Archiver {
-        repo: repo_ref,
-        packer: Packer::new(
-            repo_ref.backend().clone(),
-            repo_ref.codec().clone(),
-            repo_ref.index(),
-            repo_ref.cache().cloned(),
-            PackerOptions {
-                writer: Some(lock.id()),
-                ..opts.packer.clone()
-            },
-        ),
-        excludes,
-        exclude_used: opts
-            .excludes
-            .iter()
-            .map(|_| AtomicBool::new(false))
-            .collect(),
-        names: NameCache::default(),
-        force: opts.force,
-        stats: Stats {
-            files_new: AtomicU64::new(0),
-            files_changed: AtomicU64::new(0),
-            files_unmodified: AtomicU64::new(0),
-            dirs: AtomicU64::new(0),
-            files: AtomicU64::new(0),
-            bytes_total: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-        },
-        warnings: Mutex::new(missing.clone()),
-        changed_while_read: AtomicU64::new(0),
-        progress,
-    };
-    for m in &missing {
+    let archiver = Archiver::new(repo_ref, opts, &lock, &sources.missing, progress)?;
+    for m in &sources.missing {
         progress.warn(m);
     }
-    progress.start("backup", None, None);
-    // Deep directory trees recurse deeply; give the workers room.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .stack_size(64 << 20)
-        .build()
-        .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
-    // Missing sources were warned about above; the walk would again.
-    let (above, whole_root) = Above::build(&present)?;
-    let done = AtomicBool::new(false);
-    let root_id = std::thread::scope(|s| {
-        if progress.wants_totals() {
-            s.spawn(|| {
-                let excluded = |p: &Path| archiver.excludes.matches(p);
-                if let Some(t) = crate::scan::scan(&present, &excluded, &done) {
-                    progress.total(t.bytes, t.items);
-                }
-            });
-        }
-        let root = pool.install(|| -> Result<Id> {
-            match whole_root {
-                Some(root) => archiver
-                    .save_dir(&root, parent_root)?
-                    .ok_or_else(|| Error::Other(format!("{} cannot be read", root.display()))),
-                None => {
-                    let tree = archiver.save_above(&above, Path::new("/"), parent_root.as_ref())?;
-                    archiver.store_tree(tree)
-                }
-            }
-        });
-        done.store(true, Ordering::Relaxed);
-        root
-    })?;
+    let root_id = archiver.run(&sources.present, parent_root)?;
     let Archiver {
         packer,
         stats,
@@ -733,7 +625,7 @@ pub fn create(
         username: sys::username(),
         uid: sys::uid(),
         gid: sys::gid(),
-        paths: path_bytes,
+        paths: sources.path_bytes,
         tags,
         tree: root_id,
         parent: parent.map(|(id, _)| id),
@@ -778,6 +670,163 @@ pub fn create(
         changed_while_read: changed_while_read.into_inner(),
         unused_excludes,
     })
+}
+
+/// The sources of a backup, cleaned: those present, and a message for each
+/// missing one (a backup with none present is an error).
+struct Sources {
+    present: Vec<PathBuf>,
+    missing: Vec<String>,
+    /// All of them as the snapshot records them.
+    path_bytes: Vec<Vec<u8>>,
+}
+
+impl Sources {
+    fn of(opts: &CreateOptions) -> Result<Sources> {
+        if opts.paths.is_empty() {
+            return Err(Error::InvalidArgument("no paths to back up".into()));
+        }
+        let paths = clean_paths(&opts.paths)?;
+        let mut missing = Vec::new();
+        let mut present = Vec::new();
+        for p in &paths {
+            match std::fs::symlink_metadata(p) {
+                Ok(_) => present.push(p.clone()),
+                Err(e) => missing.push(format!("{}: {e}", p.display())),
+            }
+        }
+        if missing.len() == paths.len() {
+            return Err(Error::InvalidArgument(format!(
+                "nothing to back up: {}",
+                missing.join("; ")
+            )));
+        }
+        let path_bytes = paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .collect();
+        Ok(Sources {
+            present,
+            missing,
+            path_bytes,
+        })
+    }
+}
+
+/// The snapshot whose files unchanged since need not be read: the one
+/// named, else the latest of this host with these paths. A device whose
+/// cache lacks its trees (a new or wiped cache) fetches them a level at a
+/// time first, into the cache: the walk would otherwise load them one
+/// round trip per directory.
+fn find_parent(
+    repo: &Repository,
+    opts: &CreateOptions,
+    host: &str,
+    path_bytes: &[Vec<u8>],
+) -> Result<Option<(Id, Snapshot)>> {
+    let parent = match &opts.parent {
+        Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
+        None => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.host == host && s.paths == path_bytes),
+    };
+    if let (Some((_, s)), Some(cache)) = (&parent, repo.cache())
+        && cache.get_blob(&s.tree).is_none()
+    {
+        let mut seen = std::collections::HashSet::new();
+        crate::walk::walk(
+            repo,
+            s.tree,
+            Some(&mut seen),
+            &mut |_, _| {},
+            &mut |_, _| {},
+        )?;
+    }
+    Ok(parent)
+}
+
+impl<'a> Archiver<'a> {
+    fn new(
+        repo: &'a Repository,
+        opts: &CreateOptions,
+        lock: &LockGuard,
+        missing: &[String],
+        progress: &'a dyn Progress,
+    ) -> Result<Archiver<'a>> {
+        Ok(Archiver {
+            repo,
+            packer: Packer::new(
+                repo.backend().clone(),
+                repo.codec().clone(),
+                repo.index(),
+                repo.cache().cloned(),
+                PackerOptions {
+                    writer: Some(lock.id()),
+                    ..opts.packer.clone()
+                },
+            ),
+            excludes: Patterns::new(&opts.excludes, "exclude")?,
+            exclude_used: opts
+                .excludes
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            names: NameCache::default(),
+            force: opts.force,
+            stats: Stats {
+                files_new: AtomicU64::new(0),
+                files_changed: AtomicU64::new(0),
+                files_unmodified: AtomicU64::new(0),
+                dirs: AtomicU64::new(0),
+                files: AtomicU64::new(0),
+                bytes_total: AtomicU64::new(0),
+                bytes_read: AtomicU64::new(0),
+            },
+            warnings: Mutex::new(missing.to_vec()),
+            changed_while_read: AtomicU64::new(0),
+            progress,
+        })
+    }
+
+    /// Archives the sources on a pool of its own (deep directory trees
+    /// recurse deeply; its workers get room), with the scanner counting the
+    /// work ahead beside it when someone watches; returns the root tree.
+    fn run(&self, present: &[PathBuf], parent_root: Option<Tree>) -> Result<Id> {
+        let progress = self.progress;
+        progress.start("backup", None, None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .stack_size(64 << 20)
+            .build()
+            .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
+        // Missing sources were warned about already; the walk would again.
+        let (above, whole_root) = Above::build(present)?;
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            if progress.wants_totals() {
+                s.spawn(|| {
+                    let excluded = |p: &Path| self.excludes.matches(p);
+                    if let Some(t) = crate::scan::scan(present, &excluded, &done) {
+                        progress.total(t.bytes, t.items);
+                    }
+                });
+            }
+            let root = pool.install(|| -> Result<Id> {
+                match whole_root {
+                    Some(root) => self
+                        .save_dir(&root, parent_root)?
+                        .ok_or_else(|| Error::Other(format!("{} cannot be read", root.display()))),
+                    None => {
+                        let tree = self.save_above(&above, Path::new("/"), parent_root.as_ref())?;
+                        self.store_tree(tree)
+                    }
+                }
+            });
+            done.store(true, Ordering::Relaxed);
+            root
+        })
+    }
 }
 
 #[cfg(test)]

@@ -129,15 +129,70 @@ pub fn prune(
             other.describe()
         )));
     }
+    // The order of reading matters: index files, then locks, then
+    // snapshots (see format-spec.md section 10).
+    let state = read_index_and_locks(repo, &lock)?;
+    let (all, forget) = apply_retention(repo, opts, &mut result)?;
+    let lingering = index_for_marking(repo, &state)?;
+    let index = repo.index();
+    progress.start("marking used data", None, Some(all.len() as u64));
+    let mut used = BlobSet::new(index);
+    let mut seen = HashSet::new();
+    let marked: HashSet<Id> = all.iter().map(|(id, _)| *id).collect();
+    for (id, s) in all.iter().filter(|(id, _)| !forget.contains(id)) {
+        mark(repo, id, s.tree, &mut used, &mut seen)?;
+    }
+    result.trees_read = seen.len() as u64;
+    let sweep = sweep(&state, index, &used, &lingering, opts, &mut result);
+    if opts.dry_run {
+        result.packs_deleted = sweep.removed.len() as u64;
+        for (p, _) in &sweep.repack {
+            result.bytes_after += p.size;
+        }
+        return Ok(result);
+    }
+    repack(repo, &sweep, opts, progress, &mut result)?;
+    replace_index_files(repo, &lock, &state, &sweep, &lingering, opts, &mut result)?;
+    // Phase 2.
+    empty_trash(repo, &lock, &marked, &mut used, &mut seen, &mut result)?;
+    progress.finish();
+    repo.load_index()?;
+    // Trees of deleted packs are no longer worth keeping on this device.
+    if let Some(c) = repo.cache() {
+        let trees = repo
+            .index()
+            .blobs()
+            .filter(|(_, loc)| loc.ty == BlobType::Tree)
+            .map(|(id, _)| id)
+            .collect();
+        c.retain("trees", &trees);
+    }
+    Ok(result)
+}
 
-    // 1. Every index file, superseded ones too: a prune that crashed can
-    // leave packs that only a superseded file names. A pack counts once, in
-    // the first file (by id) that names it, and only if it is stored.
+/// Every snapshot, and the ids retention forgets.
+type Retention = (Vec<(Id, Snapshot)>, HashSet<Id>);
+
+/// What prune read before deciding anything.
+struct State {
+    /// Every index file, superseded ones too.
+    files: Vec<(Id, IndexFile)>,
+    /// Packs in the listing of `data/`, with their sizes.
+    stored: HashMap<Id, u64>,
+    /// Index files written by backups running now, and their packs: left
+    /// as they are.
+    protected_files: HashSet<Id>,
+    protected: HashSet<Id>,
+}
+
+/// Steps 1 and 2. First every index file, superseded ones too: a prune
+/// that crashed can leave packs that only a superseded file names. A pack
+/// counts once, in the first file (by id) that names it, and only if it is
+/// stored. Then the locks: the files of running backups stay as they are.
+fn read_index_and_locks(repo: &Repository, lock: &LockGuard) -> Result<State> {
     let files = repo.read_index_files()?;
     let stored = repo.stored_packs()?;
-
-    // 2. Then the locks: the files of running backups stay as they are.
-    let running = running_backups(repo, &lock)?;
+    let running = running_backups(repo, lock)?;
     let protected_files: HashSet<Id> = files
         .iter()
         .filter(|(_, f)| f.writer.is_some_and(|w| running.contains(&w)))
@@ -148,10 +203,24 @@ pub fn prune(
         .filter(|(id, _)| protected_files.contains(id))
         .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
         .collect();
+    Ok(State {
+        files,
+        stored,
+        protected_files,
+        protected,
+    })
+}
 
-    // 3. Then the snapshots, and retention. Storage can hide a snapshot
-    // from the listing; one this device has seen that is gone without a
-    // forget record stops the prune before anything is deleted.
+/// Step 3: the snapshots, and retention per group; the snapshots it
+/// forgets are removed (not in a dry run). Storage can hide a snapshot
+/// from the listing; one this device has seen that is gone without a
+/// forget record stops the prune before anything is deleted. Returns
+/// every snapshot and the ids forgotten.
+fn apply_retention(
+    repo: &Repository,
+    opts: &PruneOptions,
+    result: &mut PruneResult,
+) -> Result<Retention> {
     let all = repo.snapshots()?;
     let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
     let hidden = crate::forgotten::hidden_snapshots(repo, &listed)?;
@@ -221,64 +290,74 @@ pub fn prune(
     if !opts.dry_run {
         repo.remove_snapshots(&result.snapshots_forgotten)?;
     }
+    Ok((all, forget))
+}
 
+/// The index to mark with: every stored pack of every index file, then
+/// trashed packs too: a backup that reused one may have written its
+/// snapshot after the pack left the index, and its trees must still be
+/// readable to mark it (phase 2 copies what it needs). Returns the
+/// lingering packs: trashed packs that only superseded files still name (a
+/// prune crashed between replacing and deleting them). They stay in the
+/// trash: naming them again under their old id would undo what another
+/// prune, paused, may still carry out. Phase 2 copies what of them is
+/// needed.
+fn index_for_marking(repo: &mut Repository, state: &State) -> Result<HashSet<Id>> {
     let mut builder = IndexBuilder::default();
-    for (_, f) in &files {
-        for p in f.packs.iter().filter(|p| stored.contains_key(&p.id)) {
+    for (_, f) in &state.files {
+        for p in f.packs.iter().filter(|p| state.stored.contains_key(&p.id)) {
             builder.add_pack(p);
         }
     }
-    // Trashed packs too, after the indexed ones: a backup that reused one
-    // may have written its snapshot after the pack left the index, and its
-    // trees must still be readable to mark it (phase 2 copies what it needs).
     let trashed_now = trash::list(repo)?;
     for t in &trashed_now {
-        for p in t.packs.iter().filter(|p| stored.contains_key(&p.id)) {
+        for p in t.packs.iter().filter(|p| state.stored.contains_key(&p.id)) {
             builder.add_pack(p);
         }
     }
     repo.set_index(builder.build());
-    // Trashed packs that only superseded files still name (a prune crashed
-    // between replacing and deleting them) stay in the trash: naming them
-    // again under their old id would undo what another prune, paused, may
-    // still carry out. Phase 2 copies what of them is needed.
-    let current: HashSet<Id> = crate::index::current(files.clone())
+    let current: HashSet<Id> = crate::index::current(state.files.clone())
         .iter()
         .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
         .collect();
-    let lingering: HashSet<Id> = trashed_now
+    Ok(trashed_now
         .iter()
         .flat_map(|t| t.packs.iter().map(|p| p.id))
         .filter(|id| !current.contains(id))
-        .collect();
-    let index = repo.index();
+        .collect())
+}
 
-    // 3. Mark: every blob a remaining snapshot reaches, one bit per blob.
-    // Trees shared with a snapshot already marked are not read again, so
-    // this reads each distinct tree once: the first snapshot's, then what
-    // each later one changed.
-    progress.start("marking used data", None, Some(all.len() as u64));
-    let mut used = BlobSet::new(index);
-    let mut seen = HashSet::new();
-    let marked: HashSet<Id> = all.iter().map(|(id, _)| *id).collect();
-    for (id, s) in all.iter().filter(|(id, _)| !forget.contains(id)) {
-        mark(repo, id, s.tree, &mut used, &mut seen)?;
-    }
-    result.trees_read = seen.len() as u64;
+/// The packs by what happens to them.
+struct Sweep<'a> {
+    keep: Vec<&'a IndexPack>,
+    /// Mostly unused: the used blobs (their positions) move to new packs.
+    repack: Vec<(&'a IndexPack, Vec<usize>)>,
+    removed: Vec<&'a IndexPack>,
+}
 
-    // 4. Sweep: classify each pack by how much of it is still used. A blob
-    // stored twice is used only where the index locates it: in the first
-    // pack that names it.
+/// Step 4, sweep: classify each pack by how much of it is still used. A blob
+/// stored twice is used only where the index locates it: in the first
+/// pack that names it.
+fn sweep<'a>(
+    state: &'a State,
+    index: &crate::index::Index,
+    used: &BlobSet,
+    lingering: &HashSet<Id>,
+    opts: &PruneOptions,
+    result: &mut PruneResult,
+) -> Sweep<'a> {
     let mut listed = HashSet::new();
-    let mut keep: Vec<&IndexPack> = Vec::new();
-    let mut repack: Vec<(&IndexPack, Vec<usize>)> = Vec::new();
-    let mut removed: Vec<&IndexPack> = Vec::new();
-    for p in files.iter().flat_map(|(_, f)| &f.packs) {
+    let mut sweep = Sweep {
+        keep: Vec::new(),
+        repack: Vec::new(),
+        removed: Vec::new(),
+    };
+    for p in state.files.iter().flat_map(|(_, f)| &f.packs) {
         if !listed.insert(p.id) || lingering.contains(&p.id) {
             continue;
         }
         result.bytes_before += p.size;
-        if protected.contains(&p.id) {
+        if state.protected.contains(&p.id) {
             result.packs_of_running_backups += 1;
             result.bytes_after += p.size;
             continue;
@@ -286,7 +365,7 @@ pub fn prune(
         let Some(number) = index.pack_number(&p.id) else {
             // Indexed but gone: its blobs are lost either way; drop it from
             // the index so later backups store them again.
-            removed.push(p);
+            sweep.removed.push(p);
             continue;
         };
         let mut used_idx = Vec::new();
@@ -303,135 +382,138 @@ pub fn prune(
         }
         result.blobs_removed += (p.blobs.len() - used_idx.len()) as u64;
         if used_idx.is_empty() {
-            removed.push(p);
+            sweep.removed.push(p);
         } else if used_idx.len() < p.blobs.len()
             && (total - used_bytes) as f64 > opts.max_unused * total as f64
         {
-            repack.push((p, used_idx));
+            sweep.repack.push((p, used_idx));
         } else {
             result.bytes_after += p.size;
-            keep.push(p);
+            sweep.keep.push(p);
         }
     }
-    result.packs_repacked = repack.len() as u64;
-    result.packs_kept = keep.len() as u64;
-    if opts.dry_run {
-        result.packs_deleted = removed.len() as u64;
-        for (p, _) in &repack {
-            result.bytes_after += p.size;
-        }
-        return Ok(result);
-    }
+    result.packs_repacked = sweep.repack.len() as u64;
+    result.packs_kept = sweep.keep.len() as u64;
+    sweep
+}
 
-    // 5. Repack the used blobs of mostly-unused packs.
-    if !repack.is_empty() {
-        let mut kept = IndexBuilder::default();
-        for p in &keep {
-            kept.add_pack(p);
-        }
-        let kept = kept.build();
-        progress.start("repacking", None, Some(repack.len() as u64));
-        let packer = Packer::new(
-            repo.backend().clone(),
-            repo.codec().clone(),
-            &kept,
-            repo.cache().cloned(),
-            opts.packer.clone(),
-        );
-        for (p, used_idx) in &repack {
-            copy_blobs(repo, &packer, p, used_idx)?;
-            progress.item(std::path::Path::new(&p.id.short()));
-        }
-        let stats = packer.finish()?;
-        result.bytes_after += stats.pack_bytes;
+/// Step 5: repack the used blobs of mostly-unused packs.
+fn repack(
+    repo: &Repository,
+    sweep: &Sweep,
+    opts: &PruneOptions,
+    progress: &dyn Progress,
+    result: &mut PruneResult,
+) -> Result<()> {
+    if sweep.repack.is_empty() {
+        return Ok(());
     }
+    let mut kept = IndexBuilder::default();
+    for p in &sweep.keep {
+        kept.add_pack(p);
+    }
+    let kept = kept.build();
+    progress.start("repacking", None, Some(sweep.repack.len() as u64));
+    let packer = Packer::new(
+        repo.backend().clone(),
+        repo.codec().clone(),
+        &kept,
+        repo.cache().cloned(),
+        opts.packer.clone(),
+    );
+    for (p, used_idx) in &sweep.repack {
+        copy_blobs(repo, &packer, p, used_idx)?;
+        progress.item(std::path::Path::new(&p.id.short()));
+    }
+    let stats = packer.finish()?;
+    result.bytes_after += stats.pack_bytes;
+    Ok(())
+}
 
-    // 6. Phase 1: new index files for the kept packs of the files that
-    // change supersede those files, then the trash record, then those
-    // files go. Files naming only kept packs stay as they are, so the
-    // index written scales with what changed, not with the repository.
-    let gone: HashSet<Id> = removed
+/// Step 6, phase 1: new index files for the kept packs of the files that
+/// change supersede those files, then the trash record, then those files
+/// go. Files naming only kept packs stay as they are, so the index written
+/// scales with what changed, not with the repository.
+fn replace_index_files(
+    repo: &Repository,
+    lock: &LockGuard,
+    state: &State,
+    sweep: &Sweep,
+    lingering: &HashSet<Id>,
+    opts: &PruneOptions,
+    result: &mut PruneResult,
+) -> Result<()> {
+    let files = &state.files;
+    let gone: HashSet<Id> = sweep
+        .removed
         .iter()
         .map(|p| p.id)
-        .chain(repack.iter().map(|(p, _)| p.id))
+        .chain(sweep.repack.iter().map(|(p, _)| p.id))
         .collect();
-    let rewrite = files_to_rewrite(&files, &gone, &protected_files, opts.merge_index_below);
+    let rewrite = files_to_rewrite(files, &gone, &state.protected_files, opts.merge_index_below);
     result.index_files_kept = (files.len() - rewrite.len()) as u64;
-    if !rewrite.is_empty() {
-        let staying: HashSet<Id> = files
-            .iter()
-            .filter(|(id, _)| !rewrite.contains(id))
-            .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
-            .collect();
-        let mut moved = HashSet::new();
-        let packs: Vec<IndexPack> = files
-            .iter()
-            .filter(|(id, _)| rewrite.contains(id))
-            .flat_map(|(_, f)| &f.packs)
-            .filter(|p| {
-                stored.contains_key(&p.id)
-                    && !gone.contains(&p.id)
-                    && !staying.contains(&p.id)
-                    && !lingering.contains(&p.id)
-                    && moved.insert(p.id)
-            })
-            .cloned()
-            .collect();
-        let mut supersedes: Vec<Id> = rewrite.iter().copied().collect();
-        supersedes.sort();
-        let chunks: Vec<&[IndexPack]> = if packs.is_empty() {
-            vec![&[]]
-        } else {
-            packs.chunks(PACKS_PER_INDEX).collect()
-        };
-        for chunk in chunks {
-            repo.write_index(&IndexFile {
-                supersedes: supersedes.clone(),
-                packs: chunk.to_vec(),
-                writer: None,
-            })?;
-            result.index_files_written += 1;
-        }
-        let trashed: Vec<IndexPack> = removed
-            .iter()
-            .copied()
-            .chain(repack.iter().map(|(p, _)| *p))
-            .filter(|p| stored.contains_key(&p.id))
-            .cloned()
-            .collect();
-        if !trashed.is_empty() {
-            // The backups running now, listed after the new index files
-            // exist: a backup that starts later reads an index without the
-            // trashed packs, since the new files supersede the old.
-            let mut waits_for: Vec<Id> = running_backups(repo, &lock)?.into_iter().collect();
-            waits_for.sort();
-            trash::write(
-                repo,
-                &TrashRecord {
-                    packs: trashed,
-                    waits_for,
-                },
-            )?;
-        }
-        let old: Vec<String> = supersedes.iter().map(|id| format!("index/{id}")).collect();
-        repo.backend().delete_many(&old)?;
+    if rewrite.is_empty() {
+        return Ok(());
     }
-
-    // 6. Phase 2.
-    empty_trash(repo, &lock, &marked, &mut used, &mut seen, &mut result)?;
-    progress.finish();
-    repo.load_index()?;
-    // Trees of deleted packs are no longer worth keeping on this device.
-    if let Some(c) = repo.cache() {
-        let trees = repo
-            .index()
-            .blobs()
-            .filter(|(_, loc)| loc.ty == BlobType::Tree)
-            .map(|(id, _)| id)
-            .collect();
-        c.retain("trees", &trees);
+    let staying: HashSet<Id> = files
+        .iter()
+        .filter(|(id, _)| !rewrite.contains(id))
+        .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
+        .collect();
+    let mut moved = HashSet::new();
+    let packs: Vec<IndexPack> = files
+        .iter()
+        .filter(|(id, _)| rewrite.contains(id))
+        .flat_map(|(_, f)| &f.packs)
+        .filter(|p| {
+            state.stored.contains_key(&p.id)
+                && !gone.contains(&p.id)
+                && !staying.contains(&p.id)
+                && !lingering.contains(&p.id)
+                && moved.insert(p.id)
+        })
+        .cloned()
+        .collect();
+    let mut supersedes: Vec<Id> = rewrite.iter().copied().collect();
+    supersedes.sort();
+    let chunks: Vec<&[IndexPack]> = if packs.is_empty() {
+        vec![&[]]
+    } else {
+        packs.chunks(PACKS_PER_INDEX).collect()
+    };
+    for chunk in chunks {
+        repo.write_index(&IndexFile {
+            supersedes: supersedes.clone(),
+            packs: chunk.to_vec(),
+            writer: None,
+        })?;
+        result.index_files_written += 1;
     }
-    Ok(result)
+    let trashed: Vec<IndexPack> = sweep
+        .removed
+        .iter()
+        .copied()
+        .chain(sweep.repack.iter().map(|(p, _)| *p))
+        .filter(|p| state.stored.contains_key(&p.id))
+        .cloned()
+        .collect();
+    if !trashed.is_empty() {
+        // The backups running now, listed after the new index files
+        // exist: a backup that starts later reads an index without the
+        // trashed packs, since the new files supersede the old.
+        let mut waits_for: Vec<Id> = running_backups(repo, lock)?.into_iter().collect();
+        waits_for.sort();
+        trash::write(
+            repo,
+            &TrashRecord {
+                packs: trashed,
+                waits_for,
+            },
+        )?;
+    }
+    let old: Vec<String> = supersedes.iter().map(|id| format!("index/{id}")).collect();
+    repo.backend().delete_many(&old)?;
+    Ok(())
 }
 
 /// Copies blobs `which` of pack `p` into `packer`, after verifying the
