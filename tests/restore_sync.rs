@@ -192,7 +192,15 @@ fn device_b_becomes_device_a_and_back_on_s3() {
 
 #[test]
 fn each_overwrite_mode() {
-    let env = Env::new();
+    overwrite_modes(&Env::new());
+}
+
+#[test]
+fn each_overwrite_mode_from_s3() {
+    overwrite_modes(&Env::s3("overwrite"));
+}
+
+fn overwrite_modes(env: &Env) {
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -282,7 +290,15 @@ fn each_overwrite_mode() {
 
 #[test]
 fn delete_never_reaches_outside_what_the_restore_covers() {
-    let env = Env::new();
+    delete_stays_inside(&Env::new());
+}
+
+#[test]
+fn delete_from_s3_never_reaches_outside_what_the_restore_covers() {
+    delete_stays_inside(&Env::s3("delete-inside"));
+}
+
+fn delete_stays_inside(env: &Env) {
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();

@@ -59,8 +59,12 @@ impl Id {
         Ok(Id(out))
     }
 
+    /// A fresh random id (a repository's, a lock's). Drawn here rather
+    /// than through `crypto`, which depends on this module: ids stay a leaf.
     pub fn random() -> Id {
-        Id(crate::crypto::random_array())
+        let mut out = [0u8; 32];
+        getrandom::fill(&mut out).expect("the operating system random number generator failed");
+        Id(out)
     }
 }
 
