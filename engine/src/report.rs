@@ -25,33 +25,18 @@ pub fn kind_name(k: NodeKind) -> &'static str {
     }
 }
 
-/// What a backup did, in a snapshot's summary.
+/// What a backup did, in a snapshot's summary, with its time in seconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct SummaryReport {
-    pub files_new: u64,
-    pub files_changed: u64,
-    pub files_unmodified: u64,
-    pub dirs: u64,
-    pub files: u64,
-    pub bytes_total: u64,
-    pub bytes_read: u64,
-    pub bytes_added: u64,
-    pub blobs_added: u64,
+    #[serde(flatten)]
+    pub summary: crate::snapshot::Summary,
     pub duration_s: f64,
 }
 
 impl From<&crate::snapshot::Summary> for SummaryReport {
     fn from(m: &crate::snapshot::Summary) -> SummaryReport {
         SummaryReport {
-            files_new: m.files_new,
-            files_changed: m.files_changed,
-            files_unmodified: m.files_unmodified,
-            dirs: m.dirs,
-            files: m.files,
-            bytes_total: m.bytes_total,
-            bytes_read: m.bytes_read,
-            bytes_added: m.bytes_added,
-            blobs_added: m.blobs_added,
+            summary: m.clone(),
             duration_s: m.duration_ns as f64 / 1e9,
         }
     }
@@ -163,19 +148,13 @@ pub struct SnapshotSize {
     pub restore_bytes: u64,
 }
 
-/// `snap stats`.
+/// `snap stats`: the numbers, and the ratios they give.
 #[derive(Clone, Debug, Serialize)]
-pub struct StatsReport {
-    pub snapshots: u64,
-    pub packs: u64,
-    pub stored_bytes: u64,
-    pub data_blobs: u64,
-    pub tree_blobs: u64,
-    pub unique_bytes: u64,
-    pub restore_bytes: u64,
+pub struct StatsReport<'a> {
+    #[serde(flatten)]
+    pub stats: &'a crate::commands::inspect::Stats,
     pub dedup_ratio: f64,
     pub compression_ratio: f64,
-    pub per_snapshot: Vec<SnapshotSize>,
 }
 
 /// Why prune keeps a snapshot.

@@ -132,7 +132,8 @@ pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
         )?;
         outln!("deduplication:      {:.2}x", st.dedup_ratio())?;
         outln!("compression:        {:.2}x", st.compression_ratio())?;
-        for (id, b) in &st.per_snapshot {
+        for s in &st.per_snapshot {
+            let (id, b) = (&s.id, &s.restore_bytes);
             outln!("  {}  {}", id.short(), output::bytes(*b))?;
         }
     }

@@ -255,7 +255,7 @@ pub fn find(
     Ok(out)
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Stats {
     pub snapshots: u64,
     pub packs: u64,
@@ -271,30 +271,16 @@ pub struct Stats {
     /// What restoring every snapshot would write.
     pub restore_bytes: u64,
     /// Restore size of each snapshot, oldest first.
-    pub per_snapshot: Vec<(Id, u64)>,
+    pub per_snapshot: Vec<crate::report::SnapshotSize>,
 }
 
 impl Stats {
     /// How many times over deduplication saves: restore size per unique byte.
-    pub fn report(&self) -> crate::report::StatsReport {
+    pub fn report(&self) -> crate::report::StatsReport<'_> {
         crate::report::StatsReport {
-            snapshots: self.snapshots,
-            packs: self.packs,
-            stored_bytes: self.stored_bytes,
-            data_blobs: self.data_blobs,
-            tree_blobs: self.tree_blobs,
-            unique_bytes: self.unique_bytes,
-            restore_bytes: self.restore_bytes,
+            stats: self,
             dedup_ratio: self.dedup_ratio(),
             compression_ratio: self.compression_ratio(),
-            per_snapshot: self
-                .per_snapshot
-                .iter()
-                .map(|(id, b)| crate::report::SnapshotSize {
-                    id: *id,
-                    restore_bytes: *b,
-                })
-                .collect(),
         }
     }
 
@@ -340,7 +326,10 @@ pub fn stats(repo: &mut Repository) -> Result<Stats> {
     for (id, s) in &snapshots {
         let size = s.summary.bytes_total;
         st.restore_bytes += size;
-        st.per_snapshot.push((*id, size));
+        st.per_snapshot.push(crate::report::SnapshotSize {
+            id: *id,
+            restore_bytes: size,
+        });
     }
     Ok(st)
 }

@@ -100,7 +100,7 @@ pub struct Undo {
     taken: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RestoreResult {
     pub snapshot_id: Id,
     /// Files complete under their final name (written, kept or updated).
@@ -117,6 +117,7 @@ pub struct RestoreResult {
     pub files_deleted: u64,
     /// Bytes of packs fetched from storage.
     pub bytes_downloaded: u64,
+    #[serde(skip)]
     pub undo: Option<Undo>,
     /// Entries that could not be restored; non-empty means a non-zero exit.
     pub errors: Vec<String>,
@@ -125,42 +126,21 @@ pub struct RestoreResult {
     pub warnings: Vec<String>,
 }
 
-/// A restore as `--json` prints it.
+/// A restore as `--json` prints it: the result, and how to undo it.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct RestoreReport {
-    pub snapshot_id: Id,
-    pub files: u64,
-    pub dirs: u64,
-    pub bytes: u64,
-    pub files_written: u64,
-    pub files_kept: u64,
-    pub files_updated: u64,
-    pub skipped: u64,
-    pub deleted: u64,
-    pub files_deleted: u64,
-    pub bytes_downloaded: u64,
+pub struct RestoreReport<'a> {
+    #[serde(flatten)]
+    pub result: &'a RestoreResult,
     pub undo_snapshot_id: Option<Id>,
     pub undo_command: Option<String>,
     /// Undo snapshots of earlier attempts of the same restore, newest first.
     pub undo_earlier: Vec<Id>,
-    pub errors: Vec<String>,
-    pub warnings: Vec<String>,
 }
 
 impl RestoreResult {
-    pub fn report(&self) -> RestoreReport {
+    pub fn report(&self) -> RestoreReport<'_> {
         RestoreReport {
-            snapshot_id: self.snapshot_id,
-            files: self.files,
-            dirs: self.dirs,
-            bytes: self.bytes,
-            files_written: self.files_written,
-            files_kept: self.files_kept,
-            files_updated: self.files_updated,
-            skipped: self.skipped,
-            deleted: self.deleted,
-            files_deleted: self.files_deleted,
-            bytes_downloaded: self.bytes_downloaded,
+            result: self,
             undo_snapshot_id: self.undo.as_ref().map(|u| u.snapshot_id),
             undo_command: self.undo.as_ref().map(Undo::command),
             undo_earlier: self
@@ -168,8 +148,6 @@ impl RestoreResult {
                 .as_ref()
                 .map(|u| u.earlier.clone())
                 .unwrap_or_default(),
-            errors: self.errors.clone(),
-            warnings: self.warnings.clone(),
         }
     }
 }
