@@ -5,7 +5,6 @@
 //! snap, which has a record, from one that storage hid, which has none
 //! (format-spec.md section 10).
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Kind};
@@ -31,16 +30,13 @@ pub fn write(repo: &Repository, snapshots: &[Id]) -> Result<Id> {
         snapshots: ids,
     };
     let bytes = codec::seal(Kind::Forget, repo.sealer(), &record);
-    let id = Id::of_bytes(&bytes);
-    repo.backend()
-        .write(&format!("forgotten/{id}"), Bytes::from(bytes))?;
-    Ok(id)
+    crate::object::Object::Forgotten.write(&**repo.backend(), bytes)
 }
 
 /// Every snapshot id that a record on storage says was removed.
 pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
     let mut out = std::collections::HashSet::new();
-    for (_, bytes) in repo.read_folder("forgotten", "forget record", codec::MAX_SMALL_OBJECT)? {
+    for (_, bytes) in repo.read_all(crate::object::Object::Forgotten)? {
         let record = codec::open::<ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
             Kind::Forget,
             repo.sealer(),

@@ -24,6 +24,7 @@ pub mod id;
 pub mod index;
 pub mod known;
 pub mod lock;
+pub mod object;
 pub mod pack;
 pub mod packer;
 pub mod pattern;

@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::codec::{self, Kind};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::object::Object;
 use crate::repo::Repository;
 
 /// How often a running command rewrites its lock.
@@ -230,7 +231,7 @@ impl LockGuard {
         lock.lapsed = true;
         let lapsed_bytes = Bytes::from(codec::seal(Kind::Lock, repo.sealer(), &lock));
         let id = Id::random();
-        let name = format!("locks/{id}");
+        let name = Object::Lock.name(&id);
         let backend = repo.backend().clone();
         let started = wall_ns();
         backend.write(&name, bytes.clone())?;
@@ -325,7 +326,7 @@ impl LockGuard {
         self.beat.last_ok_ns.store(started, Ordering::Relaxed);
         let own = self
             .backend
-            .list("locks/")?
+            .list(&Object::Lock.prefix())?
             .into_iter()
             .find(|o| o.name == self.name)
             .ok_or_else(|| {
@@ -354,7 +355,7 @@ impl Drop for LockGuard {
 /// nobody ever has to.
 pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
     let mut out = Vec::new();
-    for o in repo.backend().list("locks/")? {
+    for o in repo.backend().list(&Object::Lock.prefix())? {
         let opened = repo
             .backend()
             .read(&o.name, codec::MAX_SMALL_OBJECT as u64)
@@ -372,7 +373,7 @@ pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
         out.push(LiveLock {
             id: o
                 .name
-                .strip_prefix("locks/")
+                .strip_prefix(&Object::Lock.prefix())
                 .and_then(|n| Id::from_hex(n).ok()),
             name: o.name,
             lock,

@@ -64,8 +64,7 @@ pub const DEFAULT_PACK_SIZE: usize = 16 * codec::MIB;
 
 /// Path of a pack object.
 pub fn pack_path(id: &Id) -> String {
-    let hex = id.to_hex();
-    format!("data/{}/{}", &hex[..2], hex)
+    crate::object::Object::Pack.name(id)
 }
 
 /// Groups the needed blobs of one pack, given in offset order with `span`

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{BlobLocation, Index, IndexBuilder, IndexFile};
 use crate::known::DeviceState;
+use crate::object::Object;
 use crate::pack::pack_path;
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 use crate::tree::Tree;
@@ -160,32 +161,6 @@ pub struct OpenOptions {
     pub password_configured: bool,
 }
 
-/// Verifies that stored bytes hash to the name they were read under.
-fn verify_name(what: &str, id: &Id, bytes: &[u8]) -> Result<()> {
-    if Id::of_bytes(bytes) != *id {
-        return Err(Error::corrupt(
-            format!("{what} {}", id.short()),
-            "content does not match its name",
-        ));
-    }
-    Ok(())
-}
-
-/// Ids of the objects below `prefix` whose names are ids; other names
-/// (temporary files of an interrupted upload) are ignored.
-fn list_ids(backend: &dyn Backend, prefix: &str) -> Result<Vec<(Id, u64)>> {
-    let mut out: Vec<(Id, u64)> = backend
-        .list(prefix)?
-        .into_iter()
-        .filter_map(|o| {
-            let name = o.name.rsplit('/').next()?;
-            (name.len() == 64).then(|| Id::from_hex(name).ok().map(|id| (id, o.size)))?
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
 /// Why a plain config is not accepted (see [`Repository::open_with`]).
 fn refuse_plain(
     backend: &dyn Backend,
@@ -222,7 +197,7 @@ fn refuse_plain(
              whoever controls the storage. Nothing was read or written"
         )));
     }
-    let keys = list_ids(backend, "keys/")?;
+    let keys = Object::Key.list(backend)?;
     if !keys.is_empty() {
         return removed(format!("it has {} key file(s)", keys.len()));
     }
@@ -257,9 +232,7 @@ impl Repository {
             Some(pw) => {
                 let master = MasterKey::generate();
                 let key = KeyFile::wrap(&master, pw, opts.kdf)?.encode();
-                let id = Id::of_bytes(&key);
-                backend.write(&format!("keys/{id}"), Bytes::from(key))?;
-                key_id = Some(id);
+                key_id = Some(Object::Key.write(&*backend, key)?);
                 Some(master)
             }
             None => None,
@@ -305,45 +278,44 @@ impl Repository {
         self.cache = Some(Cache::new(base, &self.config.id));
     }
 
-    /// An object named by its hash, from the cache when it has it.
-    fn read_verified(&self, folder: &str, what: &str, id: &Id, limit: usize) -> Result<Vec<u8>> {
+    /// An object, from the cache when it has it (the cache checks what it
+    /// returns against the name as well).
+    fn read_verified(&self, kind: Object, id: &Id) -> Result<Vec<u8>> {
+        let folder = kind.folder();
         if let Some(bytes) = self.cache.as_ref().and_then(|c| c.get_object(folder, id)) {
             return Ok(bytes);
         }
-        let bytes = self.backend.read(&format!("{folder}/{id}"), limit as u64)?;
-        verify_name(what, id, &bytes)?;
+        let bytes = kind.read(&*self.backend, id)?;
         if let Some(c) = &self.cache {
             c.put_object(folder, id, &bytes);
         }
         Ok(bytes.to_vec())
     }
 
-    /// Every object of `folder` (named by its hash), read with the kind's
-    /// `limit` and verified against its name, in name order. Not cached:
-    /// trash and forget records are read by prune and backups' checks only.
-    pub fn read_folder(&self, folder: &str, what: &str, limit: usize) -> Result<Vec<(Id, Bytes)>> {
-        list_ids(&*self.backend, &format!("{folder}/"))?
+    /// Every object of a kind, verified against its name, in name order.
+    /// Not cached: trash and forget records are read by prune and backups'
+    /// checks only.
+    pub fn read_all(&self, kind: Object) -> Result<Vec<(Id, Bytes)>> {
+        kind.list(&*self.backend)?
             .into_iter()
-            .map(|(id, _)| {
-                let bytes = self.backend.read(&format!("{folder}/{id}"), limit as u64)?;
-                verify_name(what, &id, &bytes)?;
-                Ok((id, bytes))
-            })
+            .map(|(id, _)| Ok((id, kind.read(&*self.backend, &id)?)))
             .collect()
     }
 
-    /// Ids of the objects of `folder` (named by their hash), sorted.
-    pub fn folder_ids(&self, folder: &str) -> Result<Vec<Id>> {
-        Ok(list_ids(&*self.backend, &format!("{folder}/"))?
+    /// Ids of the objects of a kind, sorted.
+    pub fn object_ids(&self, kind: Object) -> Result<Vec<Id>> {
+        Ok(kind
+            .list(&*self.backend)?
             .into_iter()
             .map(|(id, _)| id)
             .collect())
     }
 
-    fn list_folder(&self, folder: &str) -> Result<Vec<Id>> {
-        let ids = self.folder_ids(folder)?;
+    /// [`Repository::object_ids`], letting the cache drop what is gone.
+    fn list_cached(&self, kind: Object) -> Result<Vec<Id>> {
+        let ids = self.object_ids(kind)?;
         if let Some(c) = &self.cache {
-            c.retain(folder, &ids.iter().copied().collect());
+            c.retain(kind.folder(), &ids.iter().copied().collect());
         }
         Ok(ids)
     }
@@ -401,7 +373,7 @@ impl Repository {
             && codec::peek_mode(Kind::Config, raw).ok() == Some(Mode::Encrypted)
         {
             let key_id = Id::of_bytes(key);
-            let listed = list_ids(&*backend, "keys/")?;
+            let listed = Object::Key.list(&*backend)?;
             if listed.iter().any(|(id, _)| *id == key_id)
                 && let Ok(file) = KeyFile::decode(key)
             {
@@ -510,7 +482,7 @@ impl Repository {
         password: &str,
         tried: Option<Id>,
     ) -> Result<(MasterKey, Id, Vec<u8>)> {
-        let listed = list_ids(backend, "keys/")?;
+        let listed = Object::Key.list(backend)?;
         if listed.is_empty() {
             return Err(Error::corrupt(
                 "repository",
@@ -522,10 +494,7 @@ impl Repository {
             .par_iter()
             .filter(|(id, size)| Some(*id) != tried && *size <= codec::MAX_KEY_OBJECT as u64)
             .filter_map(|(id, _)| {
-                let bytes = backend
-                    .read(&format!("keys/{id}"), codec::MAX_KEY_OBJECT as u64)
-                    .ok()?;
-                verify_name("key file", id, &bytes).ok()?;
+                let bytes = Object::Key.read(backend, id).ok()?;
                 let key = KeyFile::decode(&bytes).ok()?;
                 key.kdf.validate().ok()?;
                 Some((key.kdf.work(), *id, bytes, key))
@@ -558,11 +527,8 @@ impl Repository {
     /// Every key file that decodes, with its id.
     pub fn keys(&self) -> Result<Vec<(Id, KeyFile)>> {
         let mut out = Vec::new();
-        for (id, _) in list_ids(&*self.backend, "keys/")? {
-            let bytes = self
-                .backend
-                .read(&format!("keys/{id}"), codec::MAX_KEY_OBJECT as u64)?;
-            verify_name("key file", &id, &bytes)?;
+        for (id, _) in Object::Key.list(&*self.backend)? {
+            let bytes = Object::Key.read(&*self.backend, &id)?;
             out.push((id, KeyFile::decode(&bytes)?));
         }
         Ok(out)
@@ -574,16 +540,14 @@ impl Repository {
             Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
         })?;
         let bytes = KeyFile::wrap(master, password, kdf)?.encode();
-        let id = Id::of_bytes(&bytes);
-        self.backend
-            .write(&format!("keys/{id}"), Bytes::from(bytes))?;
-        Ok(id)
+        Object::Key.write(&*self.backend, bytes)
     }
 
     /// Removes a key file, but never the last one (the repository would be
     /// lost) nor the one this session unlocked with (use `key passwd`).
     pub fn remove_key(&self, spec: &str) -> Result<Id> {
-        let ids: Vec<Id> = list_ids(&*self.backend, "keys/")?
+        let ids: Vec<Id> = Object::Key
+            .list(&*self.backend)?
             .into_iter()
             .map(|(id, _)| id)
             .collect();
@@ -612,7 +576,7 @@ impl Repository {
                 "refusing to remove the key this command unlocked with; use `snap key passwd` to replace it".into(),
             ));
         }
-        self.backend.delete(&format!("keys/{id}"))?;
+        Object::Key.delete(&*self.backend, &id)?;
         Ok(id)
     }
 
@@ -623,7 +587,7 @@ impl Repository {
             Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
         })?;
         let new = self.add_key(password, kdf)?;
-        self.backend.delete(&format!("keys/{old}"))?;
+        Object::Key.delete(&*self.backend, &old)?;
         self.key_id = Some(new);
         Ok(new)
     }
@@ -664,15 +628,15 @@ impl Repository {
     /// Every pack on storage, with its size: the truth that the index is
     /// checked against.
     pub fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
-        Ok(list_ids(&*self.backend, "data/")?.into_iter().collect())
+        Ok(Object::Pack.list(&*self.backend)?.into_iter().collect())
     }
 
     pub fn list_index_ids(&self) -> Result<Vec<Id>> {
-        self.list_folder("index")
+        self.list_cached(Object::Index)
     }
 
     pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
-        let bytes = self.read_verified("index", "index file", id, codec::MAX_INDEX_OBJECT)?;
+        let bytes = self.read_verified(Object::Index, id)?;
         let file = IndexFile::open(self.sealer(), &bytes)?;
         file.validate()
             .map_err(|e| Error::corrupt(format!("index file {}", id.short()), e))?;
@@ -867,7 +831,7 @@ impl Repository {
     }
 
     pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        let bytes = self.read_verified("snapshots", "snapshot", id, codec::MAX_SMALL_OBJECT)?;
+        let bytes = self.read_verified(Object::Snapshot, id)?;
         let s = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(
             Kind::Snapshot,
             self.sealer(),
@@ -882,7 +846,7 @@ impl Repository {
         let bytes = codec::seal(Kind::Snapshot, self.sealer(), snapshot);
         let id = Id::of_bytes(&bytes);
         if let Some(c) = &self.cache {
-            c.put_object("snapshots", &id, &bytes);
+            c.put_object(Object::Snapshot.folder(), &id, &bytes);
         }
         self.backend
             .write(&snapshot_path(&id), Bytes::from(bytes))?;
@@ -916,7 +880,7 @@ impl Repository {
     }
 
     pub fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.list_folder("snapshots")
+        self.list_cached(Object::Snapshot)
     }
 
     /// All snapshots, oldest first.
@@ -996,8 +960,8 @@ pub(crate) fn write_index(
     let id = Id::of_bytes(&bytes);
     let len = bytes.len() as u64;
     if let Some(c) = cache {
-        c.put_object("index", &id, &bytes);
+        c.put_object(Object::Index.folder(), &id, &bytes);
     }
-    backend.write(&format!("index/{id}"), Bytes::from(bytes))?;
+    backend.write(&Object::Index.name(&id), Bytes::from(bytes))?;
     Ok((id, len))
 }

@@ -38,7 +38,7 @@ pub struct Snapshot {
 }
 
 pub fn snapshot_path(id: &Id) -> String {
-    format!("snapshots/{}", id.to_hex())
+    crate::object::Object::Snapshot.name(id)
 }
 
 impl Snapshot {

@@ -3,13 +3,13 @@
 //! backup that was running turns out to need them, and the backup locks
 //! whose end they wait for (format-spec.md section 10).
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Kind};
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::IndexPack;
+use crate::object::Object;
 use crate::repo::Repository;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,20 +46,17 @@ pub struct Trashed {
 
 pub fn write(repo: &Repository, record: &TrashRecord) -> Result<Id> {
     let bytes = codec::seal(Kind::Trash, repo.sealer(), record);
-    let id = Id::of_bytes(&bytes);
-    repo.backend()
-        .write(&format!("trash/{id}"), Bytes::from(bytes))?;
-    Ok(id)
+    Object::Trash.write(&**repo.backend(), bytes)
 }
 
 /// Ids of the records on storage, sorted: a backup compares them at its
 /// start and end to learn whether a prune ran meanwhile.
 pub fn ids(repo: &Repository) -> Result<Vec<Id>> {
-    repo.folder_ids("trash")
+    repo.object_ids(Object::Trash)
 }
 
 pub fn list(repo: &Repository) -> Result<Vec<Trashed>> {
-    repo.read_folder("trash", "trash record", codec::MAX_INDEX_OBJECT)?
+    repo.read_all(Object::Trash)?
         .into_iter()
         .map(|(id, bytes)| {
             let (packs, waits) = open(repo.sealer(), &bytes)?;
@@ -81,5 +78,5 @@ pub fn open(sealer: &codec::Sealer, bytes: &[u8]) -> Result<(Vec<IndexPack>, Wai
 }
 
 pub fn remove(repo: &Repository, id: &Id) -> Result<()> {
-    repo.backend().delete(&format!("trash/{id}"))
+    Object::Trash.delete(&**repo.backend(), id)
 }

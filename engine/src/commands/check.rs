@@ -12,7 +12,7 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{IndexBuilder, IndexFile, IndexPack};
-use crate::pack::{self, pack_path};
+use crate::pack::{self};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -117,13 +117,9 @@ pub struct CheckReport<'a> {
 }
 
 fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String> {
-    let bytes = repo
-        .backend()
-        .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)
+    let bytes = crate::object::Object::Pack
+        .read(&**repo.backend(), &p.id)
         .map_err(|e| e.to_string())?;
-    if Id::of_bytes(&bytes) != p.id {
-        return Err("content does not match its name".into());
-    }
     let header = pack::read_header(repo.sealer(), &bytes).map_err(|e| e.to_string())?;
     let mut expected: Vec<_> = p
         .blobs

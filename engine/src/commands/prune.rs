@@ -511,7 +511,10 @@ fn replace_index_files(
             },
         )?;
     }
-    let old: Vec<String> = supersedes.iter().map(|id| format!("index/{id}")).collect();
+    let old: Vec<String> = supersedes
+        .iter()
+        .map(|id| crate::object::Object::Index.name(id))
+        .collect();
     repo.backend().delete_many(&old)?;
     Ok(())
 }
@@ -519,15 +522,9 @@ fn replace_index_files(
 /// Copies blobs `which` of pack `p` into `packer`, after verifying the
 /// pack against its name.
 fn copy_blobs(repo: &Repository, packer: &Packer, p: &IndexPack, which: &[usize]) -> Result<()> {
-    let bytes = repo
-        .backend()
-        .read(&pack_path(&p.id), crate::codec::MAX_PACK as u64)?;
-    if Id::of_bytes(&bytes) != p.id {
-        return Err(Error::corrupt(
-            format!("pack {}", p.id.short()),
-            "content does not match its name; prune stopped, run `snap check --read-data`",
-        ));
-    }
+    let bytes = crate::object::Object::Pack
+        .read(&**repo.backend(), &p.id)
+        .map_err(|e| Error::Other(format!("{e}; prune stopped, run `snap check --read-data`")))?;
     for &i in which {
         let b = &p.blobs[i];
         let stored = bytes
