@@ -277,8 +277,15 @@ impl Ctx<'_> {
     /// `cache: false` reads everything from storage, for a check of what
     /// the bucket holds rather than what this device remembers.
     pub(crate) fn open_with(&self, cache: bool) -> Result<Repository> {
-        let (loc, is_default) = self.location()?;
+        let (loc, _) = self.location()?;
         let backend = self.backend(&loc, false)?;
+        self.open_on(backend, cache)
+    }
+
+    /// Opens the repository on a backend already made for this command's
+    /// location (`config --check` makes it first, to test it alone).
+    pub(crate) fn open_on(&self, backend: Arc<dyn Backend>, cache: bool) -> Result<Repository> {
+        let (loc, is_default) = self.location()?;
         let pw = || {
             password::existing(self.global, &self.profile)
                 .map_err(|e| Error::Other(format!("{e:#}")))

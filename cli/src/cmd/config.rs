@@ -237,7 +237,7 @@ pub(crate) fn check_connection(ctx: &Ctx) -> Result<u8> {
         "storage: ok (reached and listed; {} key file(s))",
         keys.len()
     ));
-    let repo = ctx.open_with(false)?;
+    let repo = ctx.open_on(backend.clone(), false)?;
     let what = if repo.is_encrypted() {
         "encrypted, and the password opens it"
     } else {

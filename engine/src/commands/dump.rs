@@ -30,6 +30,18 @@ struct Content<'a> {
     pos: usize,
 }
 
+impl<'a> Content<'a> {
+    fn new(repo: &'a Repository, ids: &'a [Id]) -> Content<'a> {
+        Content {
+            repo,
+            ids,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
 impl Read for Content<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.buf.len() {
@@ -90,13 +102,7 @@ pub fn dump(
                     node.kind
                 )));
             }
-            let mut content = Content {
-                repo,
-                ids: &node.content,
-                next: 0,
-                buf: Vec::new(),
-                pos: 0,
-            };
+            let mut content = Content::new(repo, &node.content);
             let bytes = std::io::copy(&mut content, out).map_err(written)?;
             out.flush().map_err(written)?;
             if bytes != node.size {
@@ -170,13 +176,7 @@ fn append(
         NodeKind::File => {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(node.size);
-            let content = Content {
-                repo,
-                ids: &node.content,
-                next: 0,
-                buf: Vec::new(),
-                pos: 0,
-            };
+            let content = Content::new(repo, &node.content);
             builder.append_data(&mut h, path, content)?;
             return Ok(node.size);
         }

@@ -72,7 +72,7 @@ pub fn write_files(
     fail: &(dyn Fn(String) + Sync),
 ) -> Result<Written> {
     let n = files.len();
-    let w = Writer {
+    let mut w = Writer {
         repo,
         files,
         trust,
@@ -86,7 +86,6 @@ pub fn write_files(
         downloaded: AtomicU64::new(0),
     };
     let (plans, usable) = w.locate();
-    let mut w = w;
     for (i, _, planned) in &plans {
         w.single[*i] = planned.len() == 1;
     }
