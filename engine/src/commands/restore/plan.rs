@@ -789,11 +789,16 @@ fn compare_contents(repo: &Repository, plan: &mut Plan) {
             .iter()
             .map(|id| index.get(BlobType::Data, id).map(|l| (l.raw_length, *id)))
             .collect();
-        let same = lengths.is_some_and(|blobs| same_content(repo, &e.path, &blobs, e.node.size));
+        // One lstat for the size check and the metadata compare.
+        let meta = std::fs::symlink_metadata(&e.path);
+        let same = lengths.is_some_and(|blobs| {
+            meta.as_ref()
+                .is_ok_and(|m| same_content(repo, &e.path, m, &blobs, e.node.size))
+        });
         e.change = if !same {
             Change::Replace
         } else {
-            match std::fs::symlink_metadata(&e.path) {
+            match meta {
                 // Another name may be outside the target: setting this
                 // inode's metadata would change that file too. Written anew,
                 // the link is broken instead.
@@ -814,11 +819,14 @@ fn compare_contents(repo: &Repository, plan: &mut Plan) {
 
 /// Whether `path` holds exactly the snapshot's content: same size, and
 /// every chunk hashes to its id.
-pub(super) fn same_content(repo: &Repository, path: &Path, blobs: &[(u32, Id)], size: u64) -> bool {
+fn same_content(
+    repo: &Repository,
+    path: &Path,
+    meta: &Metadata,
+    blobs: &[(u32, Id)],
+    size: u64,
+) -> bool {
     use std::io::Read;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
     if !meta.is_file() || meta.len() != size {
         return false;
     }
