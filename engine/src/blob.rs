@@ -94,7 +94,7 @@ impl BlobCodec {
     /// payload. Both are the caller's to reuse from blob to blob: a restore
     /// that allocated them afresh spent its time faulting in new pages. On
     /// error `plain` holds nothing that was not verified.
-    pub fn decode_into(
+    pub(crate) fn decode_into(
         &self,
         ty: BlobType,
         id: &Id,

@@ -29,16 +29,16 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
-    pub const DEFAULT_MIN: u32 = 512 * 1024;
-    pub const DEFAULT_AVG: u32 = 1024 * 1024;
-    pub const DEFAULT_MAX: u32 = 8 * 1024 * 1024;
+    pub(crate) const DEFAULT_MIN: u32 = 512 * 1024;
+    pub(crate) const DEFAULT_AVG: u32 = 1024 * 1024;
+    pub(crate) const DEFAULT_MAX: u32 = 8 * 1024 * 1024;
 
     /// Default sizes with a fresh random seed.
     pub fn generate() -> ChunkerParams {
         Self::with_sizes(Self::DEFAULT_MIN, Self::DEFAULT_AVG, Self::DEFAULT_MAX)
     }
 
-    pub fn with_sizes(min_size: u32, avg_size: u32, max_size: u32) -> ChunkerParams {
+    pub(crate) fn with_sizes(min_size: u32, avg_size: u32, max_size: u32) -> ChunkerParams {
         let mut seed = 0;
         while seed == 0 {
             seed = u64::from_le_bytes(crate::crypto::random_array());
@@ -84,7 +84,7 @@ impl ChunkerParams {
 
 /// The context string of the gear table's key derivation (format-spec.md
 /// section 13).
-pub const GEAR_CONTEXT: &str = "snap 2026-11 FastCDC gear table v2";
+pub(crate) const GEAR_CONTEXT: &str = "snap 2026-11 FastCDC gear table v2";
 
 /// A chunker ready to cut: sizes, masks and the two gear tables.
 pub struct Chunker {
@@ -171,7 +171,7 @@ impl Chunker {
 
     /// Cut points of data in memory, as `(offset, length)`: the same as
     /// [`Chunker::chunks`] gives for the same bytes.
-    pub fn cuts(&self, data: &[u8]) -> Vec<(usize, usize)> {
+    pub(crate) fn cuts(&self, data: &[u8]) -> Vec<(usize, usize)> {
         let mut out = Vec::with_capacity(data.len() / self.avg + 1);
         let mut offset = 0;
         while offset < data.len() {

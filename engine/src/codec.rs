@@ -14,15 +14,15 @@ pub const MIB: usize = 1024 * 1024;
 pub const MAX_SMALL_OBJECT: usize = 16 * MIB;
 /// A key file is a few hundred bytes; 64 KiB leaves room for long host
 /// names and bounds what planted key files can make an unlock hold.
-pub const MAX_KEY_OBJECT: usize = 64 * 1024;
-pub const MAX_INDEX_OBJECT: usize = 512 * MIB;
+pub(crate) const MAX_KEY_OBJECT: usize = 64 * 1024;
+pub(crate) const MAX_INDEX_OBJECT: usize = 512 * MIB;
 pub const MAX_INDEX_BODY: usize = 1024 * MIB;
-pub const MAX_BLOB: usize = 64 * MIB;
+pub(crate) const MAX_BLOB: usize = 64 * MIB;
 /// A stored blob: compression byte, body no longer than the plaintext,
 /// and the seal's nonce and tag.
-pub const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
-pub const MAX_PACK: usize = 1024 * MIB;
-pub const MAX_PACK_HEADER: usize = 64 * MIB;
+pub(crate) const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
+pub(crate) const MAX_PACK: usize = 1024 * MIB;
+pub(crate) const MAX_PACK_HEADER: usize = 64 * MIB;
 
 type Config =
     bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>;
@@ -67,7 +67,7 @@ fn decode_prefix<T: DeserializeOwned, const LIMIT: usize>(
         .map_err(|e| Error::corrupt(what, e))
 }
 
-pub const STORED: u8 = 0;
+pub(crate) const STORED: u8 = 0;
 pub const ZSTD: u8 = 1;
 
 /// The compression byte for `body` and, when zstd makes it shorter, the
@@ -100,7 +100,7 @@ pub fn compress(body: &[u8], level: i32) -> (u8, Option<Vec<u8>>) {
 }
 
 /// Compression byte plus body (format-spec.md section 3).
-pub fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
+pub(crate) fn compress_payload(body: &[u8], level: i32) -> Vec<u8> {
     let (flag, frame) = compress(body, level);
     let data = frame.as_deref().unwrap_or(body);
     let mut out = Vec::with_capacity(data.len() + 1);
@@ -119,7 +119,7 @@ pub fn decompress_payload(what: &str, payload: &[u8], max_len: usize) -> Result<
 
 /// [`decompress_payload`] into a buffer the caller reuses; its old content
 /// is replaced.
-pub fn decompress_payload_into(
+pub(crate) fn decompress_payload_into(
     what: &str,
     payload: &[u8],
     max_len: usize,
@@ -211,14 +211,14 @@ impl Kind {
     }
 }
 
-pub const MAGIC: &[u8; 4] = b"snap";
+pub(crate) const MAGIC: &[u8; 4] = b"snap";
 /// The envelope version writers use. Version 2 changed the bodies of index
 /// files (their writer), trash records (the locks they wait for), locks
 /// and pack headers (padding); every other body is the same in both.
-pub const FORMAT_VERSION: u8 = 2;
+pub(crate) const FORMAT_VERSION: u8 = 2;
 /// The oldest envelope version readers still accept.
-pub const OLDEST_FORMAT_VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 8;
+pub(crate) const OLDEST_FORMAT_VERSION: u8 = 1;
+pub(crate) const HEADER_LEN: usize = 8;
 
 /// Mode of an envelope: how its payload is sealed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,11 +238,11 @@ impl Mode {
 
 /// The sealing key of a repository: its master key, or none in an
 /// unencrypted repository.
-pub type Sealer = Option<MasterKey>;
+pub(crate) type Sealer = Option<MasterKey>;
 
 /// What an envelope's 8 header bytes say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     pub mode: Mode,
     pub version: u8,
 }
@@ -263,11 +263,11 @@ fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
 /// Reads only the 8-byte header: the mode of a config must be known before
 /// a key is unlocked. The mode byte is not authenticated until the payload
 /// is opened, so a plain mode is a claim, never a proof (see `repo`).
-pub fn peek_mode(kind: Kind, bytes: &[u8]) -> Result<Mode> {
+pub(crate) fn peek_mode(kind: Kind, bytes: &[u8]) -> Result<Mode> {
     Ok(peek(kind, bytes)?.mode)
 }
 
-pub fn peek(kind: Kind, bytes: &[u8]) -> Result<Header> {
+pub(crate) fn peek(kind: Kind, bytes: &[u8]) -> Result<Header> {
     let what = kind.name();
     if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
         return Err(Error::corrupt(what, "not a snap object (bad magic)"));
@@ -313,7 +313,7 @@ pub fn seal_bytes(kind: Kind, sealer: &Sealer, body: &[u8]) -> Vec<u8> {
 /// compression would squeeze the padding out again. A reader decodes the
 /// value from the start of the body and checks that only zeros follow
 /// ([`decode_padded`]).
-pub fn seal_padded(kind: Kind, sealer: &Sealer, body: &[u8], padded_len: usize) -> Vec<u8> {
+pub(crate) fn seal_padded(kind: Kind, sealer: &Sealer, body: &[u8], padded_len: usize) -> Vec<u8> {
     let mut payload = Vec::with_capacity(1 + body.len().max(padded_len));
     payload.push(STORED);
     payload.extend_from_slice(body);
@@ -352,12 +352,17 @@ pub fn open<T: DeserializeOwned, const LIMIT: usize>(
     decode::<T, LIMIT>(kind.name(), &body)
 }
 
-pub fn open_bytes(kind: Kind, sealer: &Sealer, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
+pub(crate) fn open_bytes(
+    kind: Kind,
+    sealer: &Sealer,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>> {
     Ok(open_versioned(kind, sealer, bytes, limit)?.1)
 }
 
 /// The envelope's format version and its opened, decompressed body.
-pub fn open_versioned(
+pub(crate) fn open_versioned(
     kind: Kind,
     sealer: &Sealer,
     bytes: &[u8],
@@ -393,7 +398,7 @@ pub fn open_versioned(
 
 /// Decodes one `T` from the start of `body`, which may go on with zero
 /// bytes only (the padding of [`seal_padded`]).
-pub fn decode_padded<T: DeserializeOwned, const LIMIT: usize>(
+pub(crate) fn decode_padded<T: DeserializeOwned, const LIMIT: usize>(
     what: &str,
     body: &[u8],
 ) -> Result<T> {

@@ -10,15 +10,15 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::id::Id;
 
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const TAG_LEN: usize = 16;
 /// Bytes that sealing adds to a message.
-pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+pub(crate) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
 /// Bytes from the operating system's CSPRNG. A failure here means the
 /// platform cannot give randomness, and writing with a predictable nonce or
 /// key would be worse than stopping.
-pub fn random_array<const N: usize>() -> [u8; N] {
+pub(crate) fn random_array<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).expect("the operating system random number generator failed");
     out
@@ -49,7 +49,7 @@ impl MasterKey {
 
     /// Seals `first || rest` without assembling the plaintext first: the
     /// ciphertext buffer is the only copy.
-    pub fn seal_parts(&self, aad: &[u8], first: u8, rest: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal_parts(&self, aad: &[u8], first: u8, rest: &[u8]) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new((&*self.0).into());
         let nonce: [u8; NONCE_LEN] = random_array();
         let mut out = Vec::with_capacity(rest.len() + 1 + SEAL_OVERHEAD);
@@ -73,7 +73,7 @@ impl MasterKey {
 
     /// [`MasterKey::open`] into a buffer the caller reuses, so a restore
     /// does not allocate (and page-fault) a fresh buffer per blob.
-    pub fn open_into(&self, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn open_into(&self, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if open_with_into(&self.0, aad, sealed, out) {
             Ok(())
         } else {
@@ -143,16 +143,16 @@ pub struct KdfParams {
 /// `snap init` and `snap key add` create, so a hostile key file cannot make
 /// an unlock allocate more than 1 GiB. The old bound of 4 GiB let a planted
 /// key file take 4.2 GB and 6 s per unlock.
-pub const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
-pub const KDF_MAX_ITERATIONS: u32 = 64;
-pub const KDF_MAX_PARALLELISM: u32 = 16;
+pub(crate) const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub(crate) const KDF_MAX_ITERATIONS: u32 = 64;
+pub(crate) const KDF_MAX_PARALLELISM: u32 = 16;
 /// The most work one key may ask for, in KiB-passes (memory × iterations):
 /// 4 GiB-passes, 4.6 times the default's 896 MiB-passes, about 1.2 s on
 /// two 2026 cores.
-pub const KDF_MAX_WORK: u64 = 4 * 1024 * 1024;
+pub(crate) const KDF_MAX_WORK: u64 = 4 * 1024 * 1024;
 /// The most Argon2 work one unlock spends across the key files it tries:
 /// two keys at the maximum, or a hundred at the test suite's 1 MiB × 1.
-pub const UNLOCK_WORK_BUDGET: u64 = 2 * KDF_MAX_WORK;
+pub(crate) const UNLOCK_WORK_BUDGET: u64 = 2 * KDF_MAX_WORK;
 /// The least a key file is counted at, so that many tiny planted keys
 /// also exhaust the budget rather than unlock attempts without end.
 const KDF_MIN_WORK: u64 = 64 * 1024 / 2;

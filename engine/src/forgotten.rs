@@ -52,7 +52,7 @@ pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
 /// one means storage hid it (or lost it): its data must not be deleted as
 /// unused. Returns the ids of the ones missing. Forgotten ones are dropped
 /// from the device's memory.
-pub fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<Id>> {
+pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<Id>> {
     let Some(state) = repo.device_state() else {
         return Ok(Vec::new());
     };

@@ -52,7 +52,7 @@ impl Id {
         hex::encode(&self.0[..4])
     }
 
-    pub fn from_hex(s: &str) -> Result<Id> {
+    pub(crate) fn from_hex(s: &str) -> Result<Id> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out)
             .map_err(|_| Error::InvalidArgument(format!("{s:?} is not a 64-digit hex id")))?;

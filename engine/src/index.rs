@@ -242,7 +242,7 @@ impl IndexBuilder {
         }
     }
 
-    pub fn add_file(&mut self, file: &IndexFile) {
+    pub(crate) fn add_file(&mut self, file: &IndexFile) {
         for p in &file.packs {
             self.add_pack(p);
         }
@@ -295,11 +295,11 @@ impl Index {
         self.len() == 0
     }
 
-    pub fn pack_id(&self, number: u32) -> Id {
+    pub(crate) fn pack_id(&self, number: u32) -> Id {
         self.packs[number as usize].0
     }
 
-    pub fn pack_number(&self, id: &Id) -> Option<u32> {
+    pub(crate) fn pack_number(&self, id: &Id) -> Option<u32> {
         self.pack_numbers.get(id).copied()
     }
 
@@ -328,7 +328,7 @@ impl Index {
 /// everything a repository's snapshots use stays small next to the index
 /// itself. Blobs the index lacks (missing, or in trashed packs) are kept
 /// in a hash set; there are normally none.
-pub struct BlobSet<'a> {
+pub(crate) struct BlobSet<'a> {
     index: &'a Index,
     bits: Vec<u64>,
     unindexed: HashSet<(BlobType, Id)>,
@@ -344,7 +344,7 @@ impl<'a> BlobSet<'a> {
     }
 
     /// Adds a blob; returns whether it was new.
-    pub fn insert(&mut self, ty: BlobType, id: &Id) -> bool {
+    pub(crate) fn insert(&mut self, ty: BlobType, id: &Id) -> bool {
         match self.index.position(ty, id) {
             Some(i) => {
                 let (word, bit) = (i / 64, 1u64 << (i % 64));

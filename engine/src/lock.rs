@@ -20,10 +20,10 @@ use crate::object::Object;
 use crate::repo::Repository;
 
 /// How often a running command rewrites its lock.
-pub const HEARTBEAT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5 * 60);
 /// A lock older than this, by the store's clock, belongs to a command that
 /// crashed or lost its connection.
-pub const EXPIRY: Duration = Duration::from_secs(15 * 60);
+pub(crate) const EXPIRY: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]
@@ -129,7 +129,7 @@ impl Lock {
 
 /// A lock found on storage and still live.
 #[derive(Clone, Debug)]
-pub struct LiveLock {
+pub(crate) struct LiveLock {
     pub name: String,
     /// The lock's id, from its name (`locks/<id>`), if the name is one.
     pub id: Option<Id>,
@@ -138,7 +138,6 @@ pub struct LiveLock {
     pub lock: Option<Lock>,
     /// The lock's format version (0 when it cannot be decoded).
     pub version: u8,
-    pub modified_ns: i64,
 }
 
 impl LiveLock {
@@ -152,13 +151,13 @@ impl LiveLock {
     /// A backup whose index files prune cannot tell apart: one that cannot
     /// be decoded, or one by an older snap, whose index files do not name
     /// their writer.
-    pub fn is_unknown_backup(&self) -> bool {
+    pub(crate) fn is_unknown_backup(&self) -> bool {
         self.kind() == LockKind::Backup && self.version < codec::FORMAT_VERSION
     }
 
     /// Whether its holder may rely on data that prune treated as free: a
     /// lapsed backup, or a backup prune cannot read.
-    pub fn blocks_all_trash(&self) -> bool {
+    pub(crate) fn blocks_all_trash(&self) -> bool {
         self.is_unknown_backup()
             || (self.kind() == LockKind::Backup && self.lock.as_ref().is_some_and(|l| l.lapsed))
     }
@@ -306,12 +305,12 @@ impl LockGuard {
     /// Whether the lock may have expired at some point: the heartbeat failed
     /// for too long, or the machine slept. Then others may have treated this
     /// command as dead, and it must verify what it relied on.
-    pub fn lapsed(&self) -> bool {
+    pub(crate) fn lapsed(&self) -> bool {
         self.beat.lapsed.load(Ordering::Relaxed) || self.beat.may_have_expired()
     }
 
     /// Marks the lock lapsed on storage now (see [`Lock::lapsed`]).
-    pub fn mark_lapsed(&self) -> Result<()> {
+    pub(crate) fn mark_lapsed(&self) -> Result<()> {
         self.beat.lapsed.store(true, Ordering::Relaxed);
         *self.bytes.lock().unwrap() = self.lapsed_bytes.clone();
         self.store_now().map(|_| ())
@@ -319,7 +318,7 @@ impl LockGuard {
 
     /// Rewrites the lock now and returns the store's current time, read
     /// from the lock's own modification time.
-    pub fn store_now(&self) -> Result<i64> {
+    pub(crate) fn store_now(&self) -> Result<i64> {
         let current = self.bytes.lock().unwrap().clone();
         let started = wall_ns();
         self.backend.write(&self.name, current)?;
@@ -353,7 +352,7 @@ impl Drop for LockGuard {
 /// Locks refreshed within [`EXPIRY`] of `now` (the store's clock) whose
 /// process is not known to be dead. Dead and expired locks are removed, so
 /// nobody ever has to.
-pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
+pub(crate) fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
     let mut out = Vec::new();
     for o in repo.backend().list(&Object::Lock.prefix())? {
         let opened = repo
@@ -378,7 +377,6 @@ pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
             name: o.name,
             lock,
             version,
-            modified_ns: o.modified_ns,
         });
     }
     Ok(out)
@@ -388,7 +386,7 @@ pub fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
 /// `limit`: a backup whose lock lapsed must not write a snapshot while a
 /// prune that may have read the repository before the lapse was marked is
 /// still deciding what to delete.
-pub fn wait_for_prunes(repo: &Repository, own: &LockGuard, limit: Duration) -> Result<()> {
+pub(crate) fn wait_for_prunes(repo: &Repository, own: &LockGuard, limit: Duration) -> Result<()> {
     let start = std::time::Instant::now();
     loop {
         let now = own.store_now()?;

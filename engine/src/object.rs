@@ -126,6 +126,12 @@ impl Object {
     pub fn delete(self, backend: &dyn Backend, id: &Id) -> Result<()> {
         backend.delete(&self.name(id))
     }
+
+    /// Deletes many objects of this kind, in the backend's batches.
+    pub fn delete_many(self, backend: &dyn Backend, ids: &[Id]) -> Result<()> {
+        let names: Vec<String> = ids.iter().map(|id| self.name(id)).collect();
+        backend.delete_many(&names)
+    }
 }
 
 #[cfg(test)]

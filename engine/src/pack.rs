@@ -12,7 +12,7 @@ use crate::id::Id;
 use crate::index::IndexBlob;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PackBlob {
+pub(crate) struct PackBlob {
     pub ty: BlobType,
     pub id: Id,
     pub length: u32,
@@ -20,7 +20,7 @@ pub struct PackBlob {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PackHeader {
+pub(crate) struct PackHeader {
     pub blobs: Vec<PackBlob>,
     /// Random bytes after the last blob (format version 2): they pad a
     /// backup's last, small packs, so such a pack does not show the exact
@@ -38,11 +38,11 @@ struct PackHeaderV1 {
 /// of two beyond: its length, which the pack's last four bytes give away,
 /// then tells the blob count of a 16 MiB pack (about 16 blobs of 41 bytes)
 /// not at all, and of any pack only to within a factor of two.
-pub const HEADER_PAD_MIN: usize = 4096;
+pub(crate) const HEADER_PAD_MIN: usize = 4096;
 
 /// Padmé (Nikitin et al., 2019): rounds `len` up so that only
 /// O(log log len) bits of it remain, at most 12% more.
-pub fn padme(len: u64) -> u64 {
+pub(crate) fn padme(len: u64) -> u64 {
     if len < 2 {
         return len;
     }
@@ -55,52 +55,16 @@ pub fn padme(len: u64) -> u64 {
 /// The blob data of a pack that a packer closes early (the last ones of a
 /// backup) is padded to this many bytes at least, then by [`padme`]. 64
 /// KiB: a one-line change to a file then shows as "under 64 KiB".
-pub const FLUSH_PAD_MIN: u64 = 64 * 1024;
+pub(crate) const FLUSH_PAD_MIN: u64 = 64 * 1024;
 
 /// Default size at which a pack is closed. Large enough that a terabyte is
 /// tens of thousands of objects, small enough to hold in memory while
 /// several upload at once.
-pub const DEFAULT_PACK_SIZE: usize = 16 * codec::MIB;
+pub(crate) const DEFAULT_PACK_SIZE: usize = 16 * codec::MIB;
 
 /// Path of a pack object.
-pub fn pack_path(id: &Id) -> String {
+pub(crate) fn pack_path(id: &Id) -> String {
     crate::object::Object::Pack.name(id)
-}
-
-/// Groups the needed blobs of one pack, given in offset order with `span`
-/// telling each one's (offset, length), into runs that are each fetched
-/// with one range request. A gap of more than a MiB between two needed
-/// blobs costs more to download than a second request does; a run is held
-/// in memory while its blobs are decoded, so it stops growing at 8 MiB
-/// (one larger blob is a run of its own).
-pub fn runs<T>(blobs: impl IntoIterator<Item = T>, span: impl Fn(&T) -> (u64, u64)) -> Vec<Vec<T>> {
-    const GAP: u64 = 1 << 20;
-    const MAX_RUN: u64 = 8 << 20;
-    let mut out: Vec<Vec<T>> = Vec::new();
-    let (mut run_start, mut end) = (0u64, 0u64);
-    for blob in blobs {
-        let (start, length) = span(&blob);
-        let blob_end = start + length;
-        match out.last_mut() {
-            Some(run) if start <= end + GAP && blob_end - run_start <= MAX_RUN => run.push(blob),
-            _ => {
-                out.push(vec![blob]);
-                run_start = start;
-            }
-        }
-        end = end.max(blob_end);
-    }
-    out
-}
-
-/// The byte range of the pack that a run from [`runs`] covers.
-pub fn run_range<T>(run: &[T], span: impl Fn(&T) -> (u64, u64)) -> std::ops::Range<u64> {
-    let start = run.first().map_or(0, |b| span(b).0);
-    let end = run.iter().map(|b| {
-        let (o, l) = span(b);
-        o + l
-    });
-    start..end.max().unwrap_or(start)
 }
 
 /// A pack being filled, held in memory until it is closed.
@@ -150,7 +114,7 @@ impl PackBuilder {
 
     /// Takes in the blobs of another builder: a backup's last data and tree
     /// blobs go into one pack rather than two small ones.
-    pub fn absorb(&mut self, other: PackBuilder) {
+    pub(crate) fn absorb(&mut self, other: PackBuilder) {
         self.size += other.size;
         self.blobs.extend(other.blobs);
     }
@@ -158,7 +122,7 @@ impl PackBuilder {
     /// [`PackBuilder::finish`] for a pack closed before it is full: its blob
     /// data is padded with random bytes to [`FLUSH_PAD_MIN`], then to its
     /// [`padme`] size.
-    pub fn finish_padded(self, sealer: &Sealer) -> FinishedPack {
+    pub(crate) fn finish_padded(self, sealer: &Sealer) -> FinishedPack {
         let size = self.size as u64;
         let padding = padme(size.max(FLUSH_PAD_MIN)) - size;
         self.finish_with(sealer, padding as usize)

@@ -51,7 +51,6 @@ pub struct PackerStats {
     /// Bytes of packs alone. Only totals are kept: the blob lists of a
     /// large first backup went to index files and need not stay in memory.
     pub pack_bytes: u64,
-    pub index_files: Vec<Id>,
     /// The packs this packer wrote: 32 bytes each, a few MB for a terabyte.
     pub packs: Vec<Id>,
     /// Packs of the known index that hold blobs this packer did not store
@@ -70,7 +69,6 @@ struct Shared {
     /// Packs uploaded but not yet in a written index file.
     unindexed: Mutex<Vec<IndexPack>>,
     pack_bytes: AtomicU64,
-    index_files: Mutex<Vec<Id>>,
     packs: Mutex<Vec<Id>>,
     writer: Option<Id>,
     error: Mutex<Option<Error>>,
@@ -113,14 +111,13 @@ impl Shared {
             packs,
             writer: self.writer,
         };
-        let (id, len) = crate::repo::write_index(
+        let (_, len) = crate::repo::write_index(
             &*self.backend,
             &self.codec.sealer,
             self.cache.as_ref(),
             &file,
         )?;
         self.bytes_added.fetch_add(len, Ordering::Relaxed);
-        self.index_files.lock().unwrap().push(id);
         Ok(())
     }
 }
@@ -153,7 +150,6 @@ impl<'a> Packer<'a> {
             bytes_added: AtomicU64::new(0),
             unindexed: Mutex::new(Vec::new()),
             pack_bytes: AtomicU64::new(0),
-            index_files: Mutex::new(Vec::new()),
             packs: Mutex::new(Vec::new()),
             writer: options.writer,
             error: Mutex::new(None),
@@ -290,7 +286,6 @@ impl<'a> Packer<'a> {
             blobs_added: self.blobs_added.load(Ordering::Relaxed),
             bytes_added: self.shared.bytes_added.load(Ordering::Relaxed),
             pack_bytes: self.shared.pack_bytes.load(Ordering::Relaxed),
-            index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
             packs: std::mem::take(&mut *self.shared.packs.lock().unwrap()),
             reused_packs: self
                 .reused

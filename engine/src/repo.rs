@@ -16,17 +16,18 @@ use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
 use crate::error::{Error, Result};
+use crate::fetch::{Buffers, Fetcher, Slot};
 use crate::id::Id;
-use crate::index::{BlobLocation, Index, IndexBuilder, IndexFile};
+use crate::index::{Index, IndexBuilder, IndexFile};
 use crate::known::DeviceState;
 use crate::object::Object;
-use crate::pack::pack_path;
+use crate::packer::{Packer, PackerOptions};
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 use crate::tree::Tree;
 
 /// Version 2 chunks with a gear table derived from the id key; version 1
 /// (still read) with fastcdc's table XORed with the chunker seed.
-pub const CONFIG_VERSION: u32 = 2;
+pub(crate) const CONFIG_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -95,7 +96,7 @@ impl KeyFile {
     }
 }
 
-pub fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
@@ -274,7 +275,7 @@ impl Repository {
 
     /// Keeps index files, snapshots and trees below `base`, in a folder of
     /// this repository's own, so later commands read them locally.
-    pub fn use_cache(&mut self, base: &std::path::Path) {
+    pub(crate) fn use_cache(&mut self, base: &std::path::Path) {
         self.cache = Some(Cache::new(base, &self.config.id));
     }
 
@@ -295,7 +296,7 @@ impl Repository {
     /// Every object of a kind, verified against its name, in name order.
     /// Not cached: trash and forget records are read by prune and backups'
     /// checks only.
-    pub fn read_all(&self, kind: Object) -> Result<Vec<(Id, Bytes)>> {
+    pub(crate) fn read_all(&self, kind: Object) -> Result<Vec<(Id, Bytes)>> {
         kind.list(&*self.backend)?
             .into_iter()
             .map(|(id, _)| Ok((id, kind.read(&*self.backend, &id)?)))
@@ -303,12 +304,29 @@ impl Repository {
     }
 
     /// Ids of the objects of a kind, sorted.
-    pub fn object_ids(&self, kind: Object) -> Result<Vec<Id>> {
+    pub(crate) fn object_ids(&self, kind: Object) -> Result<Vec<Id>> {
         Ok(kind
             .list(&*self.backend)?
             .into_iter()
             .map(|(id, _)| id)
             .collect())
+    }
+
+    /// Deletes objects of a kind.
+    pub(crate) fn delete_objects(&self, kind: Object, ids: &[Id]) -> Result<()> {
+        kind.delete_many(&*self.backend, ids)
+    }
+
+    /// A packer that writes this repository's packs, deduplicating against
+    /// `known` (and the blobs it adds itself).
+    pub(crate) fn packer<'a>(&self, known: &'a Index, options: PackerOptions) -> Packer<'a> {
+        Packer::new(
+            self.backend.clone(),
+            self.codec.clone(),
+            known,
+            self.cache.clone(),
+            options,
+        )
     }
 
     /// [`Repository::object_ids`], letting the cache drop what is gone.
@@ -464,7 +482,7 @@ impl Repository {
     }
 
     /// What this device remembers of the repository, if it keeps that.
-    pub fn device_state(&self) -> Option<&DeviceState> {
+    pub(crate) fn device_state(&self) -> Option<&DeviceState> {
         self.state.as_ref()
     }
 
@@ -592,24 +610,29 @@ impl Repository {
         Ok(new)
     }
 
-    pub fn backend(&self) -> &Arc<dyn Backend> {
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// Where the repository is, as the user named it.
+    pub fn location(&self) -> &str {
+        self.backend.location()
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    pub fn codec(&self) -> &BlobCodec {
+    pub(crate) fn codec(&self) -> &BlobCodec {
         &self.codec
     }
 
     /// The chunker of this repository's config version and key.
-    pub fn chunker(&self) -> &Chunker {
+    pub(crate) fn chunker(&self) -> &Chunker {
         &self.chunker
     }
 
-    pub fn sealer(&self) -> &Sealer {
+    pub(crate) fn sealer(&self) -> &Sealer {
         &self.codec.sealer
     }
 
@@ -621,21 +644,21 @@ impl Repository {
         self.key_id
     }
 
-    pub fn index(&self) -> &Index {
+    pub(crate) fn index(&self) -> &Index {
         &self.index
     }
 
     /// Every pack on storage, with its size: the truth that the index is
     /// checked against.
-    pub fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
+    pub(crate) fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
         Ok(Object::Pack.list(&*self.backend)?.into_iter().collect())
     }
 
-    pub fn list_index_ids(&self) -> Result<Vec<Id>> {
+    pub(crate) fn list_index_ids(&self) -> Result<Vec<Id>> {
         self.list_cached(Object::Index)
     }
 
-    pub fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
+    pub(crate) fn read_index_file(&self, id: &Id) -> Result<IndexFile> {
         let bytes = self.read_verified(Object::Index, id)?;
         let file = IndexFile::open(self.sealer(), &bytes)?;
         file.validate()
@@ -653,7 +676,7 @@ impl Repository {
     }
 
     /// Loads every index file, skipping those another one supersedes.
-    pub fn load_index(&mut self) -> Result<()> {
+    pub(crate) fn load_index(&mut self) -> Result<()> {
         let files = crate::index::current(self.read_index_files()?);
         let mut builder = IndexBuilder::default();
         // Each file is dropped once added, so the decoded files and the
@@ -667,7 +690,7 @@ impl Repository {
 
     /// Uses an index built elsewhere, such as check's, which skips index
     /// files that fail to decode instead of stopping.
-    pub fn set_index(&mut self, index: Index) {
+    pub(crate) fn set_index(&mut self, index: Index) {
         self.index = index;
     }
 
@@ -677,7 +700,7 @@ impl Repository {
     }
 
     /// This device's cache, if it uses one.
-    pub fn cache(&self) -> Option<&Cache> {
+    pub(crate) fn cache(&self) -> Option<&Cache> {
         self.cache.as_ref()
     }
 
@@ -692,7 +715,7 @@ impl Repository {
     }
 
     /// Reads, opens and verifies one blob.
-    pub fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
+    pub(crate) fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
         let cache = self.cache.as_ref().filter(|_| ty == BlobType::Tree);
         if cache.is_some()
             && let Some(plain) = self.cached_tree(id)
@@ -703,19 +726,32 @@ impl Repository {
             what: ty.name(),
             id: id.to_hex(),
         })?;
+        let mut plain = Err(Error::Other("not fetched".into()));
+        let slot = Slot::located(*id, &loc);
         let pack = self.index.pack_id(loc.pack);
-        let start = loc.offset as u64;
-        let stored = self
-            .backend
-            .read_range(&pack_path(&pack), start..start + loc.length as u64)?;
-        let plain = self.codec.decode(ty, id, &stored, loc.raw_length)?;
-        if let Some(c) = cache {
-            c.put_blob(id, &stored);
-        }
-        Ok(plain)
+        self.fetcher().ranges(
+            &pack,
+            &[slot],
+            |s| *s,
+            &mut Buffers::default(),
+            |_, b| {
+                plain = b.map(|b| {
+                    if let Some(c) = cache {
+                        c.put_blob(id, b.stored);
+                    }
+                    b.plain.to_vec()
+                });
+            },
+        );
+        plain
     }
 
-    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+    /// The way commands read blobs out of packs.
+    pub(crate) fn fetcher(&self) -> Fetcher<'_> {
+        Fetcher::new(&*self.backend, &self.codec)
+    }
+
+    pub(crate) fn load_tree(&self, id: &Id) -> Result<Tree> {
         Tree::decode(&self.read_blob(BlobType::Tree, id)?)
     }
 
@@ -725,7 +761,7 @@ impl Repository {
     /// worker also waits in the file system (page cache, directory locks):
     /// on 2 cores a restore took 2.7 s with 2 workers and 2.5 s with 3, and
     /// more than 3 added memory only.
-    pub fn transfer_pool(&self) -> Result<&rayon::ThreadPool> {
+    pub(crate) fn transfer_pool(&self) -> Result<&rayon::ThreadPool> {
         if let Some(pool) = self.transfers.get() {
             return Ok(pool);
         }
@@ -743,7 +779,7 @@ impl Repository {
     /// loads the directories of one level together so makes a few requests
     /// per level on a device with an empty cache, where loading them one by
     /// one made a round trip per directory.
-    pub fn load_trees(&self, ids: &[Id]) -> Result<Vec<Result<Tree>>> {
+    pub(crate) fn load_trees(&self, ids: &[Id]) -> Result<Vec<Result<Tree>>> {
         let pool = self.transfer_pool()?;
         let cache = self.cache.as_ref();
         let cached: Vec<Option<Result<Tree>>> = pool.install(|| {
@@ -758,49 +794,47 @@ impl Repository {
                 wanted.entry(ids[i]).or_default().push(i);
             }
         }
-        let mut by_pack: std::collections::BTreeMap<u32, Vec<(Id, BlobLocation)>> =
-            Default::default();
+        let mut by_pack: std::collections::BTreeMap<u32, Vec<Slot>> = Default::default();
         let mut unindexed = Vec::new();
         for id in wanted.keys() {
             match self.index.get(BlobType::Tree, id) {
-                Some(loc) => by_pack.entry(loc.pack).or_default().push((*id, loc)),
+                Some(loc) => by_pack
+                    .entry(loc.pack)
+                    .or_default()
+                    .push(Slot::located(*id, &loc)),
                 None => unindexed.push(*id),
             }
         }
-        let span = |b: &(Id, BlobLocation)| (b.1.offset as u64, b.1.length as u64);
-        let runs: Vec<Vec<(Id, BlobLocation)>> = by_pack
-            .into_values()
-            .flat_map(|mut blobs| {
-                blobs.sort_unstable_by_key(|b| b.1.offset);
-                crate::pack::runs(blobs, span)
+        let packs: Vec<(u32, Vec<Slot>)> = by_pack
+            .into_iter()
+            .map(|(pack, mut slots)| {
+                slots.sort_unstable_by_key(|s| s.offset);
+                (pack, slots)
             })
             .collect();
+        let fetcher = self.fetcher();
         let fetched: Vec<(Id, Result<Vec<u8>>)> = pool.install(|| {
-            runs.par_iter()
-                .flat_map_iter(|run| {
-                    let range = crate::pack::run_range(run, span);
-                    let name = pack_path(&self.index.pack_id(run[0].1.pack));
-                    let bytes = self.backend.read_range(&name, range.clone());
-                    run.iter()
-                        .map(|&(id, loc)| {
-                            let plain = match &bytes {
-                                Ok(b) => {
-                                    let s = (loc.offset as u64 - range.start) as usize;
-                                    let stored = b.get(s..s + loc.length as usize).unwrap_or(&[]);
-                                    self.codec
-                                        .decode(BlobType::Tree, &id, stored, loc.raw_length)
-                                        .inspect(|_| {
-                                            if let Some(c) = cache {
-                                                c.put_blob(&id, stored);
-                                            }
-                                        })
+            packs
+                .par_iter()
+                .flat_map_iter(|(pack, slots)| {
+                    let mut out = Vec::with_capacity(slots.len());
+                    let pack = self.index.pack_id(*pack);
+                    fetcher.ranges(
+                        &pack,
+                        slots,
+                        |s| *s,
+                        &mut Buffers::default(),
+                        |s, b| {
+                            let plain = b.map(|b| {
+                                if let Some(c) = cache {
+                                    c.put_blob(&s.id, b.stored);
                                 }
-                                // Alone, a failed range gets its own error.
-                                Err(_) => self.read_blob(BlobType::Tree, &id),
-                            };
-                            (id, plain)
-                        })
-                        .collect::<Vec<_>>()
+                                b.plain.to_vec()
+                            });
+                            out.push((s.id, plain));
+                        },
+                    );
+                    out
                 })
                 .collect()
         });
@@ -830,7 +864,7 @@ impl Repository {
             .collect())
     }
 
-    pub fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
+    pub(crate) fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.read_verified(Object::Snapshot, id)?;
         let s = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(
             Kind::Snapshot,
@@ -842,7 +876,7 @@ impl Repository {
     }
 
     /// Writes a snapshot; the caller has stored everything it refers to.
-    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
+    pub(crate) fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
         let bytes = codec::seal(Kind::Snapshot, self.sealer(), snapshot);
         let id = Id::of_bytes(&bytes);
         if let Some(c) = &self.cache {
@@ -865,7 +899,7 @@ impl Repository {
 
     /// Deletes snapshots, after writing the authenticated record that says
     /// so: devices that saw them then know they were removed, not hidden.
-    pub fn remove_snapshots(&self, ids: &[Id]) -> Result<()> {
+    pub(crate) fn remove_snapshots(&self, ids: &[Id]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -879,7 +913,7 @@ impl Repository {
         Ok(())
     }
 
-    pub fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
+    pub(crate) fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
         self.list_cached(Object::Snapshot)
     }
 

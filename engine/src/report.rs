@@ -10,11 +10,11 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 
 /// Time as RFC 3339 in UTC with nanoseconds, as every report writes it.
-pub fn rfc3339(ns: i64) -> String {
+pub(crate) fn rfc3339(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-pub fn kind_name(k: NodeKind) -> &'static str {
+pub(crate) fn kind_name(k: NodeKind) -> &'static str {
     match k {
         NodeKind::File => "file",
         NodeKind::Dir => "dir",

@@ -37,7 +37,7 @@ pub struct Snapshot {
     pub summary: Summary,
 }
 
-pub fn snapshot_path(id: &Id) -> String {
+pub(crate) fn snapshot_path(id: &Id) -> String {
     crate::object::Object::Snapshot.name(id)
 }
 
@@ -51,7 +51,7 @@ impl Snapshot {
     /// component, no NUL). A snapshot of an unencrypted repository whose
     /// paths said `//etc` once made a restore's undo snapshot back up
     /// `/etc` (joined to the target, an absolute path replaces it).
-    pub fn check_paths(&self) -> crate::error::Result<()> {
+    pub(crate) fn check_paths(&self) -> crate::error::Result<()> {
         for p in &self.paths {
             let clean = p.as_slice() == b"/"
                 || (p.starts_with(b"/")
@@ -80,7 +80,7 @@ impl Snapshot {
 
     /// The group this snapshot belongs to for retention: snapshots that
     /// agree on what `by` names form one history.
-    pub fn group_key(&self, by: &GroupBy) -> GroupKey {
+    pub(crate) fn group_key(&self, by: &GroupBy) -> GroupKey {
         GroupKey {
             host: by.host.then(|| self.host.clone()),
             paths: by.paths.then(|| self.paths.clone()),

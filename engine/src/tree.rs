@@ -85,8 +85,8 @@ pub struct Xattr {
 }
 
 /// Linux's limits: XATTR_NAME_MAX and XATTR_SIZE_MAX.
-pub const MAX_XATTR_NAME: usize = 255;
-pub const MAX_XATTR_VALUE: usize = 64 * 1024;
+pub(crate) const MAX_XATTR_NAME: usize = 255;
+pub(crate) const MAX_XATTR_VALUE: usize = 64 * 1024;
 
 /// The first field of a version-2 tree, where a version-1 tree has its node
 /// count: no count can be this large, so a version-1 reader rejects the
@@ -114,11 +114,11 @@ struct NodeV2 {
 mod serde_bytes_compat {
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Vec<u8>;

@@ -164,7 +164,7 @@ impl S3Options {
     }
 
     /// Whether requests use virtual-hosted style.
-    pub fn virtual_hosted(&self) -> Result<bool> {
+    pub(crate) fn virtual_hosted(&self) -> Result<bool> {
         Ok(match self.addressing {
             Addressing::Path => false,
             Addressing::Virtual => true,

@@ -10,9 +10,9 @@ use rayon::prelude::*;
 
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
+use crate::fetch::{Buffers, Slot};
 use crate::id::Id;
 use crate::index::{IndexBuilder, IndexFile, IndexPack};
-use crate::pack::{self};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -117,10 +117,8 @@ pub struct CheckReport<'a> {
 }
 
 fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String> {
-    let bytes = crate::object::Object::Pack
-        .read(&**repo.backend(), &p.id)
-        .map_err(|e| e.to_string())?;
-    let header = pack::read_header(repo.sealer(), &bytes).map_err(|e| e.to_string())?;
+    let pack = repo.fetcher().pack(&p.id).map_err(|e| e.to_string())?;
+    let header = pack.header().map_err(|e| e.to_string())?;
     let mut expected: Vec<_> = p
         .blobs
         .iter()
@@ -135,13 +133,18 @@ fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String
     if expected != found {
         return Err("its header does not match the index".into());
     }
-    for b in &header {
-        let stored = &bytes[b.offset as usize..b.offset as usize + b.length as usize];
-        repo.codec()
-            .decode(b.ty, &b.id, stored, b.raw_length)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let mut outcome = Ok(());
+    pack.blobs(
+        &header,
+        |b| Slot::from(b),
+        &mut Buffers::default(),
+        |_, blob| {
+            if let (Ok(()), Err(e)) = (&outcome, blob) {
+                outcome = Err(e.to_string());
+            }
+        },
+    );
+    outcome
 }
 
 pub fn check(

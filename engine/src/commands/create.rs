@@ -757,11 +757,8 @@ impl<'a> Archiver<'a> {
     ) -> Result<Archiver<'a>> {
         Ok(Archiver {
             repo,
-            packer: Packer::new(
-                repo.backend().clone(),
-                repo.codec().clone(),
+            packer: repo.packer(
                 repo.index(),
-                repo.cache().cloned(),
                 PackerOptions {
                     writer: Some(lock.id()),
                     ..opts.packer.clone()

@@ -26,7 +26,7 @@ pub struct InitResult {
 pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<(Repository, InitResult)> {
     let repo = Repository::init(backend, opts)?;
     let result = InitResult {
-        location: repo.backend().location().to_string(),
+        location: repo.location().to_string(),
         repository_id: repo.config().id,
         encrypted: repo.is_encrypted(),
         key_id: repo.key_id(),

@@ -24,9 +24,10 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
 
+use crate::fetch::{Buffers, Slot};
 use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack};
 use crate::lock::{LockGuard, LockKind, live_locks};
-use crate::pack::pack_path;
+use crate::object::Object;
 use crate::packer::{Packer, PackerOptions};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -414,13 +415,7 @@ fn repack(
     }
     let kept = kept.build();
     progress.start("repacking", None, Some(sweep.repack.len() as u64));
-    let packer = Packer::new(
-        repo.backend().clone(),
-        repo.codec().clone(),
-        &kept,
-        repo.cache().cloned(),
-        opts.packer.clone(),
-    );
+    let packer = repo.packer(&kept, opts.packer.clone());
     for (p, used_idx) in &sweep.repack {
         copy_blobs(repo, &packer, p, used_idx)?;
         progress.item(std::path::Path::new(&p.id.short()));
@@ -511,31 +506,31 @@ fn replace_index_files(
             },
         )?;
     }
-    let old: Vec<String> = supersedes
-        .iter()
-        .map(|id| crate::object::Object::Index.name(id))
-        .collect();
-    repo.backend().delete_many(&old)?;
+    repo.delete_objects(Object::Index, &supersedes)?;
     Ok(())
 }
 
 /// Copies blobs `which` of pack `p` into `packer`, after verifying the
 /// pack against its name.
 fn copy_blobs(repo: &Repository, packer: &Packer, p: &IndexPack, which: &[usize]) -> Result<()> {
-    let bytes = crate::object::Object::Pack
-        .read(&**repo.backend(), &p.id)
-        .map_err(|e| Error::Other(format!("{e}; prune stopped, run `snap check --read-data`")))?;
-    for &i in which {
-        let b = &p.blobs[i];
-        let stored = bytes
-            .get(b.offset as usize..b.offset as usize + b.length as usize)
-            .ok_or_else(|| {
-                Error::corrupt(format!("pack {}", p.id.short()), "blob outside the pack")
-            })?;
-        let plain = repo.codec().decode(b.ty, &b.id, stored, b.raw_length)?;
-        packer.add_with_id(b.ty, b.id, &plain)?;
-    }
-    Ok(())
+    let stopped =
+        |e: Error| Error::Other(format!("{e}; prune stopped, run `snap check --read-data`"));
+    let pack = repo.fetcher().pack(&p.id).map_err(stopped)?;
+    let mut outcome = Ok(());
+    pack.blobs(
+        which,
+        |&i| Slot::from(&p.blobs[i]),
+        &mut Buffers::default(),
+        |&i, blob| {
+            let b = &p.blobs[i];
+            if outcome.is_ok() {
+                outcome = blob
+                    .map_err(stopped)
+                    .and_then(|blob| packer.add_with_id(b.ty, b.id, blob.plain).map(drop));
+            }
+        },
+    );
+    outcome
 }
 
 /// The index files phase 1 replaces: those naming a pack that goes, those
@@ -729,13 +724,7 @@ fn empty_trash(
     // delete that pack, may still delete it. The old pack then goes too.
     if !restore.is_empty() {
         result.packs_restored = restore.len() as u64;
-        let packer = Packer::new(
-            repo.backend().clone(),
-            repo.codec().clone(),
-            &indexed,
-            repo.cache().cloned(),
-            PackerOptions::default(),
-        );
+        let packer = repo.packer(&indexed, PackerOptions::default());
         for p in &restore {
             let needed: Vec<usize> = (0..p.blobs.len())
                 .filter(|&i| used.contains(p.blobs[i].ty, &p.blobs[i].id))
@@ -745,8 +734,7 @@ fn empty_trash(
         packer.finish()?;
         delete.extend(restore.iter().map(|p| p.id));
     }
-    repo.backend()
-        .delete_many(&delete.iter().map(pack_path).collect::<Vec<_>>())?;
+    repo.delete_objects(Object::Pack, &delete)?;
     result.packs_deleted = delete.len() as u64;
     for id in &emptied {
         trash::remove(repo, id)?;

@@ -62,7 +62,7 @@ impl std::str::FromStr for Overwrite {
 }
 
 /// The tag of an undo snapshot.
-pub const UNDO_TAG: &str = "pre-restore";
+pub(crate) const UNDO_TAG: &str = "pre-restore";
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {

@@ -122,7 +122,7 @@ impl Plan {
     }
 
     /// Entries and bytes per change (bytes are file sizes).
-    pub fn tally(&self) -> HashMap<Change, Tally> {
+    pub(crate) fn tally(&self) -> HashMap<Change, Tally> {
         let mut t: HashMap<Change, Tally> = HashMap::new();
         for e in self.entries() {
             let x = t.entry(e.change).or_default();
@@ -141,7 +141,7 @@ impl Plan {
 
     /// Whether anything that exists is changed or deleted: only then is an
     /// undo snapshot worth taking.
-    pub fn touches_existing(&self) -> bool {
+    pub(crate) fn touches_existing(&self) -> bool {
         !self.extras.is_empty()
             || self
                 .entries()

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use crate::blob::BlobType;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::fetch::{Buffers, Slot};
 use crate::id::Id;
 use crate::index::BlobLocation;
-use crate::pack::{self, pack_path};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::sys;
@@ -48,7 +48,7 @@ type FilePlan = (usize, u64, Vec<(BlobLocation, Id, u64)>);
 type PackPlan = BTreeMap<(u32, Id), BlobPlan>;
 
 /// A file to write: where, and what the snapshot says it is.
-pub struct FileJob<'a> {
+pub(crate) struct FileJob<'a> {
     pub path: &'a Path,
     pub node: &'a Node,
     /// A directory is in the way: the file is completed under its partial
@@ -64,7 +64,7 @@ pub struct Written {
 }
 
 /// Writes `files`; `fail` hears of each file that could not be.
-pub fn write_files(
+pub(crate) fn write_files(
     repo: &Repository,
     files: &[FileJob],
     trust: sys::Trust,
@@ -280,65 +280,47 @@ impl Writer<'_> {
         let packs: Vec<_> = by_pack.into_iter().collect();
         let pool = self.repo.transfer_pool()?;
         pool.install(|| {
-            // Each worker reuses its two blob buffers for every blob it decodes.
-            let buffers = || (Vec::new(), Vec::new());
+            // Each worker reuses its blob buffers for every blob it decodes.
             packs
                 .par_iter()
-                .for_each_init(buffers, |(plain, scratch), (pack, blobs)| {
-                    self.fetch_pack(*pack, blobs, plain, scratch)
+                .for_each_init(Buffers::default, |buffers, (pack, blobs)| {
+                    self.fetch_pack(*pack, blobs, buffers)
                 })
         });
         Ok(())
     }
 
-    fn fetch_pack(&self, pack: u32, blobs: &PackPlan, plain: &mut Vec<u8>, scratch: &mut Vec<u8>) {
-        let index = self.repo.index();
-        let pack_id = index.pack_id(pack);
-        let span = |b: &(&(u32, Id), &BlobPlan)| (b.0.0 as u64, b.1.length as u64);
-        for run in pack::runs(blobs.iter(), span) {
-            let range = pack::run_range(&run, span);
-            let start = range.start;
-            let bytes = match self
-                .repo
-                .backend()
-                .read_range(&pack_path(&pack_id), range.clone())
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    for (_, plan) in &run {
-                        self.mark_broken(
-                            &plan.targets,
-                            &format!("pack {} cannot be read: {e}", pack_id.short()),
-                        );
+    fn fetch_pack(&self, pack: u32, blobs: &PackPlan, buffers: &mut Buffers) {
+        let pack_id = self.repo.index().pack_id(pack);
+        let items: Vec<(&(u32, Id), &BlobPlan)> = blobs.iter().collect();
+        let slot = |&((offset, id), plan): &(&(u32, Id), &BlobPlan)| Slot {
+            ty: BlobType::Data,
+            id: *id,
+            offset: *offset,
+            length: plan.length,
+            raw_length: plan.raw_length,
+        };
+        let fetcher = self.repo.fetcher();
+        let downloaded =
+            fetcher.ranges(
+                &pack_id,
+                &items,
+                slot,
+                buffers,
+                |(_, plan), blob| match blob {
+                    Ok(b) => {
+                        self.place_blob(b.plain, &plan.targets);
+                        self.progress
+                            .bytes(b.plain.len() as u64 * plan.targets.len() as u64);
                     }
-                    continue;
-                }
-            };
-            self.downloaded
-                .fetch_add(range.end - start, Ordering::Relaxed);
-            for ((offset, id), plan) in run {
-                let s = (*offset as u64 - start) as usize;
-                let stored = bytes.get(s..s + plan.length as usize).unwrap_or(&[]);
-                let decoded = self.repo.codec().decode_into(
-                    BlobType::Data,
-                    id,
-                    stored,
-                    plan.raw_length,
-                    plain,
-                    scratch,
-                );
-                if let Err(e) = decoded {
-                    self.mark_broken(
+                    Err(e @ Error::Corrupt { .. }) => self.mark_broken(
                         &plan.targets,
                         &format!("damaged data in pack {}: {e}", pack_id.short()),
-                    );
-                    continue;
-                }
-                self.place_blob(plain, &plan.targets);
-                self.progress
-                    .bytes(plain.len() as u64 * plan.targets.len() as u64);
-            }
-        }
+                    ),
+                    Err(e) => self.mark_broken(&plan.targets, &e.to_string()),
+                },
+            );
+        self.downloaded.fetch_add(downloaded, Ordering::Relaxed);
     }
 
     /// Writes one decoded blob to each place it goes; all zeros stay holes.
@@ -368,7 +350,7 @@ impl Writer<'_> {
 /// Where a file's content is assembled before it gets its name: hidden,
 /// beside the target (so the rename stays on one file system), and named by
 /// a hash so that long names stay within the file system's limit.
-pub fn partial_path(path: &Path) -> PathBuf {
+pub(crate) fn partial_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     let tag = &blake3::hash(name).to_hex()[..16];
     path.with_file_name(format!(".snap-{tag}.partial"))
