@@ -98,13 +98,13 @@ fn prune_during_backup(env: &Env) {
     let gate = Arc::new(Gate::default());
     let backup = {
         let (gate, src) = (gate.clone(), src.clone());
-        let mut repo = open(env);
+        let repo = open(env);
         std::thread::spawn(move || {
             let opts = CreateOptions {
                 paths: vec![src],
                 ..Default::default()
             };
-            create(&mut repo, &opts, &*gate).map(|r| r.snapshot_id)
+            create(&repo, &opts, &*gate).map(|r| r.snapshot_id)
         })
     };
     gate.wait_reached();

@@ -80,9 +80,9 @@ fn a_backup_counts_its_work_ahead_and_its_progress_reaches_it() {
         ..Default::default()
     };
     for run in ["first", "unchanged rerun"] {
-        let mut repo = open(&env);
+        let repo = open(&env);
         let p = Recorder::new(true);
-        create(&mut repo, &opts, &p).unwrap();
+        create(&repo, &opts, &p).unwrap();
         let (bytes, items) = p.total.lock().unwrap().expect("no total was reported");
         assert_eq!(bytes, expected_bytes, "{run}");
         // src, docs, deep, a.txt, b.bin, empty, link; not skip.tmp
@@ -90,8 +90,8 @@ fn a_backup_counts_its_work_ahead_and_its_progress_reaches_it() {
         assert_eq!(p.bytes.load(Ordering::Relaxed), bytes, "{run}");
     }
     // Nobody watching: no scan.
-    let mut repo = open(&env);
+    let repo = open(&env);
     let p = Recorder::new(false);
-    create(&mut repo, &opts, &p).unwrap();
+    create(&repo, &opts, &p).unwrap();
     assert_eq!(*p.total.lock().unwrap(), None);
 }

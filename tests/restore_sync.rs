@@ -899,7 +899,7 @@ fn a_target_that_changes_during_the_undo_snapshot_is_left_alone() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::write(elsewhere.join("junk"), b"not yours").unwrap();
     let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
-    let mut repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
+    let repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
     let opts = RestoreOptions {
         snapshot: "latest".into(),
         path: Some(src.clone()),
@@ -912,9 +912,7 @@ fn a_target_that_changes_during_the_undo_snapshot_is_left_alone() {
         elsewhere: elsewhere.clone(),
         done: Default::default(),
     };
-    let err = restore::restore(&mut repo, &opts, &p)
-        .unwrap_err()
-        .to_string();
+    let err = restore::restore(&repo, &opts, &p).unwrap_err().to_string();
     assert!(err.contains("changed while its undo snapshot"), "{err}");
     assert_eq!(std::fs::read(elsewhere.join("junk")).unwrap(), b"not yours");
     assert!(!elsewhere.join("b.txt").exists());

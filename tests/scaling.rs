@@ -77,12 +77,12 @@ fn prune_and_check_work_in_proportion_to_change() {
         .assert()
         .success();
     let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
-    let mut repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
+    let repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
     let opts = PruneOptions {
         merge_index_below: 0,
         ..Default::default()
     };
-    let r = prune(&mut repo, &opts, &Silent).unwrap();
+    let r = prune(&repo, &opts, &Silent).unwrap();
     assert_eq!(r.trees_read, first_trees + 5 * per_change);
     assert!(r.packs_deleted >= 1, "{r:?}");
     assert_eq!((r.index_files_kept, r.index_files_written), (6, 1), "{r:?}");

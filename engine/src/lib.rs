@@ -1,13 +1,19 @@
 //! The snap backup engine.
 //!
 //! Data flows one way: source files → [`chunker`] → [`blob`] encoder →
-//! [`packer`] → [`backend`], and back on restore. [`repo::Repository`] ties
-//! storage, keys and the [`index`] together; [`commands`] holds one plain
-//! function per CLI command, each with a typed result, and [`report`] the
-//! serializable reports that `--json` prints and the UI reads. The
-//! on-storage format is specified in `format-spec.md` at the repository
-//! root. No unsafe code: what needs the C library (mallopt) lives in the
-//! CLI.
+//! packer → [`backend`], and back on restore through one fetch path.
+//! [`Repository`] is an opened repository: storage, keys, config,
+//! snapshots and locks. [`Indexed`], which only [`Repository::indexed`]
+//! gives, adds the [`index`] and alone reads blobs and trees and packs new
+//! data. [`commands`] holds one plain function per CLI command, each with a
+//! typed result, and [`report`] the serializable reports that `--json`
+//! prints and the UI reads. The on-storage format is specified in
+//! `format-spec.md` at the repository root.
+//!
+//! The public modules are what the CLI, the tests, the benches and the
+//! fuzz targets use; the rest (cache, fetch, known, object, packer,
+//! pattern, scan, sys, walk) are the engine's own. No unsafe code: what
+//! needs the C library (mallopt) lives in the CLI.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +29,7 @@ mod fetch;
 pub mod forgotten;
 pub mod id;
 pub mod index;
+pub mod indexed;
 mod known;
 pub mod lock;
 mod object;
@@ -41,4 +48,5 @@ mod walk;
 
 pub use error::{Error, Result};
 pub use id::Id;
+pub use indexed::Indexed;
 pub use repo::{InitOptions, OpenOptions, Repository};

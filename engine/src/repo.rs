@@ -1,5 +1,7 @@
-//! An open repository: its storage, its unlocked keys and its index. Every
-//! object read through it is verified against its name or its id first.
+//! An open repository: its storage, its unlocked keys, its config,
+//! snapshots and locks. Loading the index gives an [`Indexed`] repository,
+//! the one that reads blobs. Every object read through either is verified
+//! against its name or its id first.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,20 +12,20 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
-use crate::blob::{BlobCodec, BlobType};
+use crate::blob::BlobCodec;
 use crate::cache::Cache;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
 use crate::error::{Error, Result};
-use crate::fetch::{Buffers, Fetcher, Slot};
+use crate::fetch::Fetcher;
 use crate::id::Id;
 use crate::index::{Index, IndexBuilder, IndexFile};
+use crate::indexed::Indexed;
 use crate::known::DeviceState;
 use crate::object::Object;
 use crate::packer::{Packer, PackerOptions};
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
-use crate::tree::Tree;
 
 /// Version 2 chunks with a gear table derived from the id key; version 1
 /// (still read) with fastcdc's table XORed with the chunker seed.
@@ -137,7 +139,6 @@ pub struct Repository {
     config: Config,
     codec: BlobCodec,
     chunker: Arc<Chunker>,
-    index: Index,
     key_id: Option<Id>,
     cache: Option<Cache>,
     /// What this device remembers of the repository, when it keeps that.
@@ -265,7 +266,6 @@ impl Repository {
             config,
             codec,
             chunker,
-            index: Index::default(),
             key_id,
             cache: None,
             state: None,
@@ -319,7 +319,7 @@ impl Repository {
 
     /// A packer that writes this repository's packs, deduplicating against
     /// `known` (and the blobs it adds itself).
-    pub(crate) fn packer<'a>(&self, known: &'a Index, options: PackerOptions) -> Packer<'a> {
+    pub(crate) fn packer_over<'a>(&self, known: &'a Index, options: PackerOptions) -> Packer<'a> {
         Packer::new(
             self.backend.clone(),
             self.codec.clone(),
@@ -644,10 +644,6 @@ impl Repository {
         self.key_id
     }
 
-    pub(crate) fn index(&self) -> &Index {
-        &self.index
-    }
-
     /// Every pack on storage, with its size: the truth that the index is
     /// checked against.
     pub(crate) fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
@@ -675,8 +671,9 @@ impl Repository {
             .collect()
     }
 
-    /// Loads every index file, skipping those another one supersedes.
-    pub(crate) fn load_index(&mut self) -> Result<()> {
+    /// Loads every index file, skipping those another one supersedes:
+    /// the one way to a value that reads blobs and trees.
+    pub fn indexed(&self) -> Result<Indexed<'_>> {
         let files = crate::index::current(self.read_index_files()?);
         let mut builder = IndexBuilder::default();
         // Each file is dropped once added, so the decoded files and the
@@ -684,14 +681,13 @@ impl Repository {
         for (_, file) in files {
             builder.add_file(&file);
         }
-        self.index = builder.build();
-        Ok(())
+        Ok(self.with_index(builder.build()))
     }
 
     /// Uses an index built elsewhere, such as check's, which skips index
     /// files that fail to decode instead of stopping.
-    pub(crate) fn set_index(&mut self, index: Index) {
-        self.index = index;
+    pub(crate) fn with_index(&self, index: Index) -> Indexed<'_> {
+        Indexed { repo: self, index }
     }
 
     /// Writes an index file; called only after its packs are stored.
@@ -704,55 +700,9 @@ impl Repository {
         self.cache.as_ref()
     }
 
-    /// A tree's plaintext from this device's cache, verified; `None` when
-    /// the cache lacks it or holds bytes that fail (then it is fetched).
-    fn cached_tree(&self, id: &Id) -> Option<Vec<u8>> {
-        let stored = self.cache.as_ref()?.get_blob(id)?;
-        let loc = self.index.get(BlobType::Tree, id)?;
-        self.codec
-            .decode(BlobType::Tree, id, &stored, loc.raw_length)
-            .ok()
-    }
-
-    /// Reads, opens and verifies one blob.
-    pub(crate) fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let cache = self.cache.as_ref().filter(|_| ty == BlobType::Tree);
-        if cache.is_some()
-            && let Some(plain) = self.cached_tree(id)
-        {
-            return Ok(plain);
-        }
-        let loc = self.index.get(ty, id).ok_or_else(|| Error::Missing {
-            what: ty.name(),
-            id: id.to_hex(),
-        })?;
-        let mut plain = Err(Error::Other("not fetched".into()));
-        let slot = Slot::located(*id, &loc);
-        let pack = self.index.pack_id(loc.pack);
-        self.fetcher().ranges(
-            &pack,
-            &[slot],
-            |s| *s,
-            &mut Buffers::default(),
-            |_, b| {
-                plain = b.map(|b| {
-                    if let Some(c) = cache {
-                        c.put_blob(id, b.stored);
-                    }
-                    b.plain.to_vec()
-                });
-            },
-        );
-        plain
-    }
-
     /// The way commands read blobs out of packs.
     pub(crate) fn fetcher(&self) -> Fetcher<'_> {
         Fetcher::new(&*self.backend, &self.codec)
-    }
-
-    pub(crate) fn load_tree(&self, id: &Id) -> Result<Tree> {
-        Tree::decode(&self.read_blob(BlobType::Tree, id)?)
     }
 
     /// Threads for transfers that also decode what they fetch. Remote
@@ -771,97 +721,6 @@ impl Repository {
             .build()
             .map_err(|e| Error::Other(format!("thread pool: {e}")))?;
         Ok(self.transfers.get_or_init(|| pool))
-    }
-
-    /// Loads many trees at once, in the order given (repeats allowed).
-    /// Cached trees are decoded in parallel; the others are fetched pack by
-    /// pack, in coalesced ranges, several at a time, and cached. A walk that
-    /// loads the directories of one level together so makes a few requests
-    /// per level on a device with an empty cache, where loading them one by
-    /// one made a round trip per directory.
-    pub(crate) fn load_trees(&self, ids: &[Id]) -> Result<Vec<Result<Tree>>> {
-        let pool = self.transfer_pool()?;
-        let cache = self.cache.as_ref();
-        let cached: Vec<Option<Result<Tree>>> = pool.install(|| {
-            ids.par_iter()
-                .map(|id| Some(Tree::decode(&self.cached_tree(id)?)))
-                .collect()
-        });
-        // What the cache lacks, once per id, grouped by pack in offset order.
-        let mut wanted: std::collections::BTreeMap<Id, Vec<usize>> = Default::default();
-        for (i, c) in cached.iter().enumerate() {
-            if c.is_none() {
-                wanted.entry(ids[i]).or_default().push(i);
-            }
-        }
-        let mut by_pack: std::collections::BTreeMap<u32, Vec<Slot>> = Default::default();
-        let mut unindexed = Vec::new();
-        for id in wanted.keys() {
-            match self.index.get(BlobType::Tree, id) {
-                Some(loc) => by_pack
-                    .entry(loc.pack)
-                    .or_default()
-                    .push(Slot::located(*id, &loc)),
-                None => unindexed.push(*id),
-            }
-        }
-        let packs: Vec<(u32, Vec<Slot>)> = by_pack
-            .into_iter()
-            .map(|(pack, mut slots)| {
-                slots.sort_unstable_by_key(|s| s.offset);
-                (pack, slots)
-            })
-            .collect();
-        let fetcher = self.fetcher();
-        let fetched: Vec<(Id, Result<Vec<u8>>)> = pool.install(|| {
-            packs
-                .par_iter()
-                .flat_map_iter(|(pack, slots)| {
-                    let mut out = Vec::with_capacity(slots.len());
-                    let pack = self.index.pack_id(*pack);
-                    fetcher.ranges(
-                        &pack,
-                        slots,
-                        |s| *s,
-                        &mut Buffers::default(),
-                        |s, b| {
-                            let plain = b.map(|b| {
-                                if let Some(c) = cache {
-                                    c.put_blob(&s.id, b.stored);
-                                }
-                                b.plain.to_vec()
-                            });
-                            out.push((s.id, plain));
-                        },
-                    );
-                    out
-                })
-                .collect()
-        });
-        let mut out: Vec<Option<Result<Tree>>> = cached;
-        for (id, plain) in fetched {
-            let at = &wanted[&id];
-            match plain {
-                Ok(p) => at.iter().for_each(|&i| out[i] = Some(Tree::decode(&p))),
-                Err(e) => {
-                    out[at[0]] = Some(Err(e));
-                    // Errors do not clone; a repeat of a broken tree, rare,
-                    // is loaded again for its own.
-                    at[1..]
-                        .iter()
-                        .for_each(|&i| out[i] = Some(self.load_tree(&id)));
-                }
-            }
-        }
-        for id in unindexed {
-            for &i in &wanted[&id] {
-                out[i] = Some(self.load_tree(&id));
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|t| t.expect("every id was loaded"))
-            .collect())
     }
 
     pub(crate) fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {

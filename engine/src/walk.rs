@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 
 use crate::error::Result;
 use crate::id::Id;
-use crate::repo::Repository;
+use crate::indexed::Indexed;
 use crate::tree::Node;
 
 /// How many trees a walk loads at once: enough that a wide level costs a
@@ -20,14 +20,14 @@ pub const TREE_BATCH: usize = 1024;
 /// visited, even below two directories with the same content. A tree that
 /// cannot be loaded is passed to `on_error` and skipped.
 pub fn walk(
-    repo: &Repository,
+    repo: &Indexed,
     root: Id,
     seen: Option<&mut HashSet<Id>>,
     visit: &mut dyn FnMut(&[u8], &Node),
     on_error: &mut dyn FnMut(&[u8], crate::error::Error),
 ) -> Result<()> {
     let mut seen = seen;
-    // Level by level, a batch of trees at a time: see `Repository::load_trees`.
+    // Level by level, a batch of trees at a time: see `Indexed::load_trees`.
     let mut queue: VecDeque<(Id, Vec<u8>)> = VecDeque::from([(root, Vec::new())]);
     while !queue.is_empty() {
         let take = queue.len().min(TREE_BATCH);

@@ -10,9 +10,9 @@ use crate::output;
 /// `snap check`.
 pub(crate) fn check(ctx: &Ctx, a: &args::CheckArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open_with(a.with_cache)?;
+    let repo = ctx.open_with(a.with_cache)?;
     let r = check::check(
-        &mut repo,
+        &repo,
         &check::CheckOptions {
             read_data: a.read_data,
             subset: a.read_data_subset,

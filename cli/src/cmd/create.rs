@@ -12,7 +12,7 @@ use crate::output::{self, outln};
 pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
     let ui = ctx.ui;
     let (loc, is_default) = ctx.location()?;
-    let mut repo = match ctx.open() {
+    let repo = match ctx.open() {
         Err(e) if is_default && matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
             if let Some(hint) = ctx.forgotten_profile() {
                 return Err(anyhow!(
@@ -49,7 +49,7 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
         force: a.force,
         ..Default::default()
     };
-    let r = create::create(&mut repo, &opts, ui)?;
+    let r = create::create(&repo, &opts, ui)?;
     let s = &r.snapshot.summary;
     if ui.json {
         output::report(&r.report())?;

@@ -11,11 +11,11 @@ use crate::output::{self, outln};
 /// `snap ls`.
 pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
+    let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
     let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter)?;
     let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
-    let (id, _, entries) = inspect::ls(&mut repo, &chosen.to_hex(), &filter, under.as_deref())?;
+    let (id, _, entries) = inspect::ls(&repo, &chosen.to_hex(), &filter, under.as_deref())?;
     if ui.json {
         output::report(&report::LsReport {
             snapshot_id: id,
@@ -40,11 +40,11 @@ pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
 /// `snap diff`.
 pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
+    let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
     let (first, _) = choose(&repo, ui, &a.first, &filter)?;
     let (second, _) = choose(&repo, ui, &a.second, &filter)?;
-    let (ia, ib, changes) = inspect::diff(&mut repo, &first.to_hex(), &second.to_hex())?;
+    let (ia, ib, changes) = inspect::diff(&repo, &first.to_hex(), &second.to_hex())?;
     let mark = |k: inspect::ChangeKind| match k {
         inspect::ChangeKind::Added => ("+", "added"),
         inspect::ChangeKind::Removed => ("-", "removed"),
@@ -82,8 +82,8 @@ pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
 /// `snap find`.
 pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
-    let hits = inspect::find(&mut repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
+    let repo = ctx.open()?;
+    let hits = inspect::find(&repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
     if ui.json {
         let list: Vec<report::FindHit> = hits
             .iter()
@@ -110,8 +110,8 @@ pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
 /// `snap stats`.
 pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
-    let st = inspect::stats(&mut repo)?;
+    let repo = ctx.open()?;
+    let st = inspect::stats(&repo)?;
     if ui.json {
         output::report(&st.report())?;
     } else {

@@ -11,7 +11,7 @@ use crate::output;
 /// `snap prune`.
 pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
+    let repo = ctx.open()?;
     let opts = prune::PruneOptions {
         policy: KeepPolicy {
             last: a.keep_last,
@@ -31,7 +31,7 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
         dry_run: a.dry_run,
         ..Default::default()
     };
-    let r = prune::prune(&mut repo, &opts, ui)?;
+    let r = prune::prune(&repo, &opts, ui)?;
     if ui.json {
         output::report(&r)?;
     } else {

@@ -16,7 +16,7 @@ use crate::output::{self, Ui, outln};
 pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     let ui = ctx.ui;
     return_large_buffers_on_free();
-    let mut repo = ctx.open()?;
+    let repo = ctx.open()?;
     let mut filter = snapshot_filter(&a.filter)?;
     let (spec, path) = split_snapshot_path(&a.snapshot);
     // `latest:PATH` is the newest snapshot that has PATH.
@@ -38,12 +38,13 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
             .map_err(|e: String| anyhow!("--overwrite: {e}"))?,
         no_undo: a.no_undo,
     };
-    let plan = restore::plan(&mut repo, &opts)?;
+    let repo = repo.indexed()?;
+    let plan = restore::plan(&repo, &opts)?;
     if a.dry_run {
         return print_restore_plan(ui, &plan);
     }
     confirm_deletions(&plan, a.yes)?;
-    let r = restore::apply(&mut repo, &plan, &opts, ui)?;
+    let r = restore::apply(&repo, &plan, &opts, ui)?;
     let undo_command = r.undo.as_ref().map(restore::Undo::command);
     if ui.json {
         output::report(&r.report())?;
@@ -105,11 +106,11 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
 /// `snap dump`.
 pub(crate) fn dump(ctx: &Ctx, a: &args::DumpArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let mut repo = ctx.open()?;
+    let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
     let (id, _) = choose(&repo, ui, &a.snapshot, &filter)?;
     let path = path_bytes(&a.path)?;
-    dump_to_stdout(&mut repo, &id, &filter, &path)?;
+    dump_to_stdout(&repo, &id, &filter, &path)?;
     Ok(0)
 }
 
@@ -212,7 +213,7 @@ pub(crate) fn confirm_deletions(plan: &restore::Plan, yes: bool) -> Result<()> {
 
 /// `snap dump`: to stdout, which must not be a terminal for a tar stream.
 pub(crate) fn dump_to_stdout(
-    repo: &mut Repository,
+    repo: &Repository,
     id: &Id,
     filter: &SnapshotFilter,
     path: &[u8],

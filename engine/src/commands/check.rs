@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fetch::{Buffers, Slot};
 use crate::id::Id;
 use crate::index::{IndexBuilder, IndexFile, IndexPack};
+use crate::indexed::Indexed;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -148,7 +149,7 @@ fn read_pack(repo: &Repository, p: &IndexPack) -> std::result::Result<(), String
 }
 
 pub fn check(
-    repo: &mut Repository,
+    repo: &Repository,
     opts: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<CheckResult> {
@@ -161,8 +162,7 @@ pub fn check(
     }
     // Trees are read through the index built here, so a bad index file
     // is reported above and does not stop the check.
-    repo.set_index(index.build());
-    let repo = &*repo;
+    let repo = &repo.with_index(index.build());
     r.packs = packs.len() as u64;
     let mut sorted_packs: Vec<&IndexPack> = packs.values().copied().collect();
     sorted_packs.sort_by_key(|p| p.id);
@@ -251,7 +251,7 @@ fn compare_packs(
 
 /// Every snapshot's trees, and every blob they name, in the index.
 fn check_snapshots(
-    repo: &Repository,
+    repo: &Indexed,
     progress: &dyn Progress,
     r: &mut CheckResult,
 ) -> Result<Vec<(Id, Snapshot)>> {
@@ -351,7 +351,7 @@ fn read_data(
 /// Names what damage costs: every file and directory of every snapshot
 /// that needs a damaged or missing pack.
 fn name_affected(
-    repo: &Repository,
+    repo: &Indexed,
     snapshots: &[(Id, Snapshot)],
     damaged: &HashSet<Id>,
     r: &mut CheckResult,

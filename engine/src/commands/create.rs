@@ -17,6 +17,7 @@ use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::IndexFile;
+use crate::indexed::Indexed;
 use crate::lock::{LockGuard, LockKind};
 use crate::packer::{Packer, PackerOptions};
 use crate::pattern::Patterns;
@@ -153,7 +154,7 @@ struct Stats {
 }
 
 struct Archiver<'a> {
-    repo: &'a Repository,
+    repo: &'a Indexed<'a>,
     packer: Packer<'a>,
     excludes: Patterns,
     /// Which exclude patterns matched something.
@@ -565,7 +566,7 @@ fn clean_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 pub fn create(
-    repo: &mut Repository,
+    repo: &Repository,
     opts: &CreateOptions,
     progress: &dyn Progress,
 ) -> Result<CreateResult> {
@@ -577,15 +578,14 @@ pub fn create(
     // later sees the lock and keeps what this backup may rely on.
     let lock = LockGuard::acquire(repo, LockKind::Backup)?;
     let trash_at_start = trash::ids(repo)?;
-    repo.load_index()?;
+    let repo = &repo.indexed()?;
     let parent = find_parent(repo, opts, &host, &sources.path_bytes)?;
     let parent_root = match &parent {
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
         None => None,
     };
 
-    let repo_ref: &Repository = repo;
-    let archiver = Archiver::new(repo_ref, opts, &lock, &sources.missing, progress)?;
+    let archiver = Archiver::new(repo, opts, &lock, &sources.missing, progress)?;
     for m in &sources.missing {
         progress.warn(m);
     }
@@ -719,7 +719,7 @@ impl Sources {
 /// time first, into the cache: the walk would otherwise load them one
 /// round trip per directory.
 fn find_parent(
-    repo: &Repository,
+    repo: &Indexed,
     opts: &CreateOptions,
     host: &str,
     path_bytes: &[Vec<u8>],
@@ -749,7 +749,7 @@ fn find_parent(
 
 impl<'a> Archiver<'a> {
     fn new(
-        repo: &'a Repository,
+        repo: &'a Indexed<'a>,
         opts: &CreateOptions,
         lock: &LockGuard,
         missing: &[String],
@@ -757,13 +757,10 @@ impl<'a> Archiver<'a> {
     ) -> Result<Archiver<'a>> {
         Ok(Archiver {
             repo,
-            packer: repo.packer(
-                repo.index(),
-                PackerOptions {
-                    writer: Some(lock.id()),
-                    ..opts.packer.clone()
-                },
-            ),
+            packer: repo.packer(PackerOptions {
+                writer: Some(lock.id()),
+                ..opts.packer.clone()
+            }),
             excludes: Patterns::new(&opts.excludes, "exclude")?,
             exclude_used: opts
                 .excludes

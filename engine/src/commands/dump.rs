@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::indexed::Indexed;
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter};
 use crate::tree::{Node, NodeKind};
@@ -23,7 +24,7 @@ pub struct DumpResult {
 
 /// Reads a file's content blob by blob, each verified as it is decoded.
 struct Content<'a> {
-    repo: &'a Repository,
+    repo: &'a Indexed<'a>,
     ids: &'a [Id],
     next: usize,
     buf: Vec<u8>,
@@ -31,7 +32,7 @@ struct Content<'a> {
 }
 
 impl<'a> Content<'a> {
-    fn new(repo: &'a Repository, ids: &'a [Id]) -> Content<'a> {
+    fn new(repo: &'a Indexed<'a>, ids: &'a [Id]) -> Content<'a> {
         Content {
             repo,
             ids,
@@ -66,14 +67,14 @@ impl Read for Content<'_> {
 /// to `out`: a file's bytes, or a tar stream of a directory unless
 /// `tar_ok` is false (the output is a terminal), which is then an error.
 pub fn dump(
-    repo: &mut Repository,
+    repo: &Repository,
     spec: &str,
     filter: &SnapshotFilter,
     path: &[u8],
     tar_ok: bool,
     out: &mut dyn Write,
 ) -> Result<DumpResult> {
-    repo.load_index()?;
+    let repo = &repo.indexed()?;
     let (snapshot_id, snapshot) = repo.find_snapshot(spec, filter)?;
     let trimmed = if path.len() > 1 {
         path.strip_suffix(b"/").unwrap_or(path)
@@ -157,7 +158,7 @@ pub fn dump(
 
 /// One entry into the tar stream; returns the content bytes written.
 fn append(
-    repo: &Repository,
+    repo: &Indexed,
     builder: &mut tar::Builder<&mut dyn Write>,
     name: &[u8],
     node: &Node,

@@ -5,6 +5,7 @@
 use crate::blob::BlobType;
 use crate::error::Result;
 use crate::id::Id;
+use crate::indexed::Indexed;
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter};
 use crate::tree::{Node, NodeKind, Tree};
@@ -26,12 +27,12 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
 /// Every entry of a snapshot at or below `under` (all when `None`), in
 /// depth-first order.
 pub fn ls(
-    repo: &mut Repository,
+    repo: &Repository,
     spec: &str,
     filter: &SnapshotFilter,
     under: Option<&[u8]>,
 ) -> Result<(Id, Snapshot, Vec<Entry>)> {
-    repo.load_index()?;
+    let repo = &repo.indexed()?;
     let (id, snapshot) = repo.find_snapshot(spec, filter)?;
     let under = under.map(|u| {
         if u.len() > 1 {
@@ -65,9 +66,9 @@ pub fn ls(
 
 /// Every node below `tree`, depth first, children right after their
 /// directory, in name order. Trees are loaded breadth first in batches
-/// (see `Repository::load_trees`) and put in order after; the first tree
+/// (see `Indexed::load_trees`) and put in order after; the first tree
 /// that cannot be loaded is the error.
-pub(crate) fn walk_sorted(repo: &Repository, tree: Id) -> Result<Vec<Entry>> {
+pub(crate) fn walk_sorted(repo: &Indexed, tree: Id) -> Result<Vec<Entry>> {
     let mut all = Vec::new();
     let mut failure = None;
     crate::walk::walk(
@@ -124,8 +125,8 @@ fn same_metadata(a: &Node, b: &Node) -> bool {
 }
 
 /// What changed from snapshot `a` to snapshot `b`.
-pub fn diff(repo: &mut Repository, a: &str, b: &str) -> Result<(Id, Id, Vec<Change>)> {
-    repo.load_index()?;
+pub fn diff(repo: &Repository, a: &str, b: &str) -> Result<(Id, Id, Vec<Change>)> {
+    let repo = &repo.indexed()?;
     let (ia, sa) = repo.find_snapshot(a, &SnapshotFilter::default())?;
     let (ib, sb) = repo.find_snapshot(b, &SnapshotFilter::default())?;
     let mut out = Vec::new();
@@ -133,7 +134,7 @@ pub fn diff(repo: &mut Repository, a: &str, b: &str) -> Result<(Id, Id, Vec<Chan
     Ok((ia, ib, out))
 }
 
-fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
+fn load(repo: &Indexed, id: Option<Id>) -> Result<Tree> {
     match id {
         Some(id) => repo.load_tree(&id),
         None => Ok(Tree::default()),
@@ -142,7 +143,7 @@ fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
 
 /// A node and every path below it, as added or removed.
 fn whole(
-    repo: &Repository,
+    repo: &Indexed,
     n: &Node,
     prefix: &[u8],
     kind: ChangeKind,
@@ -158,7 +159,7 @@ fn whole(
 
 /// Every path below a subtree, as added or removed.
 fn all_below(
-    repo: &Repository,
+    repo: &Indexed,
     tree: Option<Id>,
     prefix: &[u8],
     kind: ChangeKind,
@@ -171,7 +172,7 @@ fn all_below(
 }
 
 fn diff_trees(
-    repo: &Repository,
+    repo: &Indexed,
     a: Option<Id>,
     b: Option<Id>,
     prefix: &[u8],
@@ -232,14 +233,14 @@ fn diff_trees(
 /// Entries matching `pattern` in every snapshot that `filter` selects, as
 /// (snapshot id, snapshot, entry), oldest snapshot first.
 pub fn find(
-    repo: &mut Repository,
+    repo: &Repository,
     pattern: &str,
     filter: &SnapshotFilter,
 ) -> Result<Vec<(Id, Snapshot, Entry)>> {
     // The syntax of --exclude, so that a pattern found here excludes the
     // same files from a backup.
     let pattern = crate::pattern::Patterns::new(&[pattern.to_string()], "find")?;
-    repo.load_index()?;
+    let repo = &repo.indexed()?;
     let mut out = Vec::new();
     for (id, s) in repo
         .snapshots()?
@@ -302,8 +303,8 @@ impl Stats {
     }
 }
 
-pub fn stats(repo: &mut Repository) -> Result<Stats> {
-    repo.load_index()?;
+pub fn stats(repo: &Repository) -> Result<Stats> {
+    let repo = &repo.indexed()?;
     let index = repo.index();
     let mut st = Stats {
         packs: index.pack_count() as u64,

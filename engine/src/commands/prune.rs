@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::indexed::Indexed;
 
 use crate::fetch::{Buffers, Slot};
 use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack};
@@ -110,7 +111,7 @@ pub struct RetentionGroup {
 const PACKS_PER_INDEX: usize = 4096;
 
 pub fn prune(
-    repo: &mut Repository,
+    repo: &Repository,
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneResult> {
@@ -134,14 +135,14 @@ pub fn prune(
     // snapshots (see format-spec.md section 10).
     let state = read_index_and_locks(repo, &lock)?;
     let (all, forget) = apply_retention(repo, opts, &mut result)?;
-    let lingering = index_for_marking(repo, &state)?;
-    let index = repo.index();
+    let (marking, lingering) = index_for_marking(repo, &state)?;
+    let index = marking.index();
     progress.start("marking used data", None, Some(all.len() as u64));
     let mut used = BlobSet::new(index);
     let mut seen = HashSet::new();
     let marked: HashSet<Id> = all.iter().map(|(id, _)| *id).collect();
     for (id, s) in all.iter().filter(|(id, _)| !forget.contains(id)) {
-        mark(repo, id, s.tree, &mut used, &mut seen)?;
+        mark(&marking, id, s.tree, &mut used, &mut seen)?;
     }
     result.trees_read = seen.len() as u64;
     let sweep = sweep(&state, index, &used, &lingering, opts, &mut result);
@@ -155,9 +156,9 @@ pub fn prune(
     repack(repo, &sweep, opts, progress, &mut result)?;
     replace_index_files(repo, &lock, &state, &sweep, &lingering, opts, &mut result)?;
     // Phase 2.
-    empty_trash(repo, &lock, &marked, &mut used, &mut seen, &mut result)?;
+    empty_trash(&marking, &lock, &marked, &mut used, &mut seen, &mut result)?;
     progress.finish();
-    repo.load_index()?;
+    let repo = &repo.indexed()?;
     // Trees of deleted packs are no longer worth keeping on this device.
     if let Some(c) = repo.cache() {
         let trees = repo
@@ -303,7 +304,10 @@ fn apply_retention(
 /// trash: naming them again under their old id would undo what another
 /// prune, paused, may still carry out. Phase 2 copies what of them is
 /// needed.
-fn index_for_marking(repo: &mut Repository, state: &State) -> Result<HashSet<Id>> {
+fn index_for_marking<'r>(
+    repo: &'r Repository,
+    state: &State,
+) -> Result<(Indexed<'r>, HashSet<Id>)> {
     let mut builder = IndexBuilder::default();
     for (_, f) in &state.files {
         for p in f.packs.iter().filter(|p| state.stored.contains_key(&p.id)) {
@@ -316,16 +320,17 @@ fn index_for_marking(repo: &mut Repository, state: &State) -> Result<HashSet<Id>
             builder.add_pack(p);
         }
     }
-    repo.set_index(builder.build());
+    let indexed = repo.with_index(builder.build());
     let current: HashSet<Id> = crate::index::current(state.files.clone())
         .iter()
         .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
         .collect();
-    Ok(trashed_now
+    let lingering = trashed_now
         .iter()
         .flat_map(|t| t.packs.iter().map(|p| p.id))
         .filter(|id| !current.contains(id))
-        .collect())
+        .collect();
+    Ok((indexed, lingering))
 }
 
 /// The packs by what happens to them.
@@ -415,7 +420,7 @@ fn repack(
     }
     let kept = kept.build();
     progress.start("repacking", None, Some(sweep.repack.len() as u64));
-    let packer = repo.packer(&kept, opts.packer.clone());
+    let packer = repo.packer_over(&kept, opts.packer.clone());
     for (p, used_idx) in &sweep.repack {
         copy_blobs(repo, &packer, p, used_idx)?;
         progress.item(std::path::Path::new(&p.id.short()));
@@ -566,7 +571,7 @@ fn files_to_rewrite(
 /// be read stops the prune: what it references is unknown, so nothing may
 /// be deleted.
 fn mark(
-    repo: &Repository,
+    repo: &Indexed,
     id: &Id,
     tree: Id,
     used: &mut BlobSet,
@@ -637,7 +642,7 @@ fn running_backups(repo: &Repository, lock: &LockGuard) -> Result<HashSet<Id>> {
 /// whose lock lapsed may have been missed by any record, so while one is
 /// live no record is emptied.
 fn empty_trash(
-    repo: &Repository,
+    repo: &Indexed,
     lock: &LockGuard,
     marked: &HashSet<Id>,
     used: &mut BlobSet,
@@ -724,7 +729,7 @@ fn empty_trash(
     // delete that pack, may still delete it. The old pack then goes too.
     if !restore.is_empty() {
         result.packs_restored = restore.len() as u64;
-        let packer = repo.packer(&indexed, PackerOptions::default());
+        let packer = repo.packer_over(&indexed, PackerOptions::default());
         for p in &restore {
             let needed: Vec<usize> = (0..p.blobs.len())
                 .filter(|&i| used.contains(p.blobs[i].ty, &p.blobs[i].id))

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::indexed::Indexed;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::SnapshotFilter;
@@ -188,17 +189,18 @@ impl Undo {
 
 /// Plans and carries out a restore.
 pub fn restore(
-    repo: &mut Repository,
+    repo: &Repository,
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
+    let repo = &repo.indexed()?;
     let plan = plan(repo, opts)?;
     apply(repo, &plan, opts, progress)
 }
 
-/// Carries out `plan` (from [`plan`] with the same options).
+/// Carries out `plan` (from [`plan`] with the same options and index).
 pub fn apply(
-    repo: &mut Repository,
+    repo: &Indexed,
     plan: &Plan,
     opts: &RestoreOptions,
     progress: &dyn Progress,
@@ -306,7 +308,7 @@ impl Apply<'_> {
     /// first path of each (device, inode) gets the content, the others are
     /// linked to it once it is complete), the metadata of files whose
     /// content was right already, and of links and special files.
-    fn write_files(&self, repo: &Repository, result: &mut RestoreResult) -> Result<()> {
+    fn write_files(&self, repo: &Indexed, result: &mut RestoreResult) -> Result<()> {
         let plan = self.plan;
         let mut first_of: std::collections::HashMap<(u64, u64), usize> = Default::default();
         let mut links: Vec<(usize, usize)> = Vec::new();
@@ -556,7 +558,7 @@ fn trust(repo: &Repository) -> sys::Trust {
 }
 
 /// Backs up what the restore covers, as it is now: the undo snapshot.
-fn take_undo(repo: &mut Repository, plan: &Plan, progress: &dyn Progress) -> Result<Undo> {
+fn take_undo(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<Undo> {
     let paths: Vec<PathBuf> = plan
         .covered
         .iter()

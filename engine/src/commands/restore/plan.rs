@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::indexed::Indexed;
 use crate::pattern::Patterns;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -230,7 +231,7 @@ struct Pending {
 }
 
 /// The node at `path` (absolute, as backed up) in the tree `root`.
-pub(crate) fn node_at(repo: &Repository, root: Id, path: &[u8]) -> Result<Option<Node>> {
+pub(crate) fn node_at(repo: &Indexed, root: Id, path: &[u8]) -> Result<Option<Node>> {
     let mut tree = root;
     let mut parts = path
         .split(|&b| b == b'/')
@@ -311,8 +312,7 @@ fn mtime_ns(m: &Metadata) -> i64 {
 
 /// Decides, reading the snapshot's trees and the target, what the restore
 /// will do. Touches nothing.
-pub fn plan(repo: &mut Repository, opts: &RestoreOptions) -> Result<Plan> {
-    repo.load_index()?;
+pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
     let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
     let target = resolve_target(opts)?;
     let mut planner = Planner {
@@ -412,7 +412,7 @@ impl Planner<'_> {
     /// Where the walk starts: with `ID:PATH`, PATH's directory straight in
     /// the target (or its one file, planned here); otherwise the root, with
     /// the snapshot's paths recreated below the target.
-    fn start(&mut self, repo: &Repository) -> Result<Option<Pending>> {
+    fn start(&mut self, repo: &Indexed) -> Result<Option<Pending>> {
         let snapshot = self.plan.snapshot.clone();
         let target = self.plan.target.clone();
         let exists = target.is_dir();
@@ -561,7 +561,7 @@ impl Planner<'_> {
 
     /// After the walk: includes that named nothing are an error; only the
     /// directories needed for what is included stay; contents compared.
-    fn finish(self, repo: &Repository) -> Result<Plan> {
+    fn finish(self, repo: &Indexed) -> Result<Plan> {
         let mut plan = self.plan;
         if let Some(i) = self.hits.iter().position(|hit| !hit) {
             return Err(Error::InvalidArgument(format!(
@@ -775,7 +775,7 @@ fn keep_needed_dirs(plan: &mut Plan, included_dirs: &std::collections::HashSet<V
 /// Files of the right size whose contents are the snapshot's are kept (or
 /// only their metadata updated); others are replaced. Read in parallel and
 /// hashed chunk by chunk against the snapshot's ids: nothing is downloaded.
-fn compare_contents(repo: &Repository, plan: &mut Plan) {
+fn compare_contents(repo: &Indexed, plan: &mut Plan) {
     let index = repo.index();
     let as_root = crate::sys::is_root();
     let trust = super::trust(repo);

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::fetch::{Buffers, Slot};
 use crate::id::Id;
 use crate::index::BlobLocation;
+use crate::indexed::Indexed;
 use crate::progress::Progress;
-use crate::repo::Repository;
 use crate::sys;
 use crate::tree::Node;
 
@@ -65,7 +65,7 @@ pub struct Written {
 
 /// Writes `files`; `fail` hears of each file that could not be.
 pub(crate) fn write_files(
-    repo: &Repository,
+    repo: &Indexed,
     files: &[FileJob],
     trust: sys::Trust,
     progress: &dyn Progress,
@@ -112,7 +112,7 @@ pub(crate) fn write_files(
 /// blob placements still to land, whether it is one blob, and whether it
 /// broke.
 struct Writer<'a> {
-    repo: &'a Repository,
+    repo: &'a Indexed<'a>,
     files: &'a [FileJob<'a>],
     trust: sys::Trust,
     progress: &'a dyn Progress,
