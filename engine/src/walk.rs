@@ -1,17 +1,51 @@
-//! Walks over snapshot trees, shared by prune, check, ls, find and the
-//! parent prefetch of create. (Restore keeps its own loop of the same
-//! shape: it carries a target directory per tree and skips excluded ones.)
+//! Walks over snapshot trees, breadth first, a batch of directories at a
+//! time. [`walk_dirs`] carries a context of the caller's per directory and
+//! lets the caller choose which subdirectories to descend into: restore's
+//! planner walks with it, carrying a target directory per tree and
+//! skipping excluded ones. [`walk`], built on it, visits every node with
+//! its path, for prune, check, ls, find and the parent prefetch of create.
 
 use std::collections::{HashSet, VecDeque};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::indexed::Indexed;
-use crate::tree::Node;
+use crate::tree::{Node, Tree};
 
 /// How many trees a walk loads at once: enough that a wide level costs a
 /// few requests, few enough that the decoded trees of a batch stay small.
 pub const TREE_BATCH: usize = 1024;
+
+/// Walks directories level by level from `start`. Each directory is a
+/// context `C` whose tree `tree_of` gives (`None`: an empty directory).
+/// `visit` gets each context with its tree, or why the tree could not be
+/// loaded, and returns the subdirectories to walk next: what it leaves out
+/// is not descended into. Trees of a level are loaded together (see
+/// `Indexed::load_trees`), so a device with an empty cache makes a few
+/// requests per level, not a round trip per directory.
+pub fn walk_dirs<C>(
+    repo: &Indexed,
+    start: Vec<C>,
+    tree_of: impl Fn(&C) -> Option<Id>,
+    mut visit: impl FnMut(C, Result<Tree>) -> Vec<C>,
+) -> Result<()> {
+    let mut queue: VecDeque<C> = start.into();
+    while !queue.is_empty() {
+        let take = queue.len().min(TREE_BATCH);
+        let batch: Vec<C> = queue.drain(..take).collect();
+        let ids: Vec<Id> = batch.iter().filter_map(&tree_of).collect();
+        let mut loaded = repo.load_trees(&ids)?.into_iter();
+        for dir in batch {
+            let tree = match tree_of(&dir).map(|_| loaded.next()) {
+                None => Ok(Tree::default()),
+                Some(Some(t)) => t,
+                Some(None) => Err(Error::Other("tree batch came back short".into())),
+            };
+            queue.extend(visit(dir, tree));
+        }
+    }
+    Ok(())
+}
 
 /// Calls `visit(path, node)` for every node below `root`, breadth first,
 /// where `path` is the node's absolute path as backed up. With `seen`,
@@ -22,38 +56,39 @@ pub const TREE_BATCH: usize = 1024;
 pub fn walk(
     repo: &Indexed,
     root: Id,
-    seen: Option<&mut HashSet<Id>>,
+    mut seen: Option<&mut HashSet<Id>>,
     visit: &mut dyn FnMut(&[u8], &Node),
-    on_error: &mut dyn FnMut(&[u8], crate::error::Error),
+    on_error: &mut dyn FnMut(&[u8], Error),
 ) -> Result<()> {
-    let mut seen = seen;
-    // Level by level, a batch of trees at a time: see `Indexed::load_trees`.
-    let mut queue: VecDeque<(Id, Vec<u8>)> = VecDeque::from([(root, Vec::new())]);
-    while !queue.is_empty() {
-        let take = queue.len().min(TREE_BATCH);
-        let batch: Vec<(Id, Vec<u8>)> = queue
-            .drain(..take)
-            .filter(|(id, _)| seen.as_mut().is_none_or(|s| s.insert(*id)))
-            .collect();
-        let ids: Vec<Id> = batch.iter().map(|(id, _)| *id).collect();
-        for ((_, prefix), tree) in batch.into_iter().zip(repo.load_trees(&ids)?) {
+    let mut first = |id: Id| seen.as_mut().is_none_or(|s| s.insert(id));
+    let start = if first(root) {
+        vec![(root, Vec::new())]
+    } else {
+        Vec::new()
+    };
+    walk_dirs(
+        repo,
+        start,
+        |(id, _): &(Id, Vec<u8>)| Some(*id),
+        |(_, prefix), tree| {
             let tree = match tree {
                 Ok(t) => t,
                 Err(e) => {
                     on_error(if prefix.is_empty() { b"/" } else { &prefix }, e);
-                    continue;
+                    return Vec::new();
                 }
             };
+            let mut next = Vec::new();
             for node in &tree.nodes {
                 let mut path = prefix.clone();
                 path.push(b'/');
                 path.extend_from_slice(&node.name);
                 visit(&path, node);
-                if let Some(sub) = node.subtree {
-                    queue.push_back((sub, path));
+                if let Some(sub) = node.subtree.filter(|&s| first(s)) {
+                    next.push((sub, path));
                 }
             }
-        }
-    }
-    Ok(())
+            next
+        },
+    )
 }

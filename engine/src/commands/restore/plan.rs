@@ -9,7 +9,7 @@
 //! target is an entry like any other, replaced or deleted itself, never
 //! the place it points to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{FileType, Metadata};
 use std::os::unix::ffi::OsStrExt;
@@ -337,29 +337,22 @@ pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
         hits: vec![false; opts.include.len()],
         included_dirs: std::collections::HashSet::new(),
     };
-    let mut queue: VecDeque<Pending> = planner.start(repo)?.into_iter().collect();
-    // Level by level, a batch of directories at a time, so that a device
-    // with an empty cache fetches trees a few requests per level.
-    while !queue.is_empty() {
-        let take = queue.len().min(crate::walk::TREE_BATCH);
-        let batch: Vec<Pending> = queue.drain(..take).collect();
-        let ids: Vec<Id> = batch.iter().filter_map(|b| b.tree).collect();
-        let mut loaded = repo.load_trees(&ids)?.into_iter();
-        for dir in batch {
-            let tree = match dir.tree.map(|_| loaded.next()) {
-                None => Ok(crate::tree::Tree::default()),
-                Some(Some(t)) => t,
-                Some(None) => Err(Error::Other("tree batch came back short".into())),
-            };
-            match tree {
-                Ok(t) => queue.extend(planner.visit(&dir, t)),
-                Err(e) => planner.plan.errors.push(format!(
+    let start: Vec<Pending> = planner.start(repo)?.into_iter().collect();
+    crate::walk::walk_dirs(
+        repo,
+        start,
+        |d| d.tree,
+        |dir, tree| match tree {
+            Ok(t) => planner.visit(&dir, t),
+            Err(e) => {
+                planner.plan.errors.push(format!(
                     "{}: directory cannot be read from the repository: {e}",
                     dir.path.display()
-                )),
+                ));
+                Vec::new()
             }
-        }
-    }
+        },
+    )?;
     planner.finish(repo)
 }
 
