@@ -42,7 +42,7 @@ pub fn scan(
             continue;
         };
         let kind = meta.file_type();
-        if is_socket(&kind) {
+        if crate::sys::is_socket(&kind) {
             continue;
         }
         totals.items += 1;
@@ -55,16 +55,6 @@ pub fn scan(
         }
     }
     Some(totals)
-}
-
-#[cfg(unix)]
-fn is_socket(kind: &std::fs::FileType) -> bool {
-    std::os::unix::fs::FileTypeExt::is_socket(kind)
-}
-
-#[cfg(not(unix))]
-fn is_socket(_: &std::fs::FileType) -> bool {
-    false
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,7 +116,7 @@ impl Above {
             }
             let mut node = &mut root;
             for (i, part) in parts.iter().enumerate() {
-                let key = part.as_bytes().to_vec();
+                let key = sys::name_bytes(part).to_vec();
                 if i + 1 == parts.len() {
                     node.children.insert(key, AboveEntry::Source(p.clone()));
                     break;
@@ -198,7 +197,7 @@ impl Archiver<'_> {
     fn save_above(&self, above: &Above, real: &Path, parent: Option<&Tree>) -> Result<Tree> {
         let mut tree = Tree::default();
         for (name, entry) in &above.children {
-            let name_os = OsStr::from_bytes(name);
+            let name_os = &*sys::os_name(name);
             let parent_node = parent.and_then(|t| t.nodes.iter().find(|n| &n.name == name));
             match entry {
                 AboveEntry::Source(path) => {
@@ -274,7 +273,7 @@ impl Archiver<'_> {
                 None => return Ok(None),
             },
             NodeKind::Symlink => match std::fs::read_link(path) {
-                Ok(t) => node.link_target = t.into_os_string().into_vec(),
+                Ok(t) => node.link_target = sys::into_name_bytes(t.into_os_string()),
                 Err(e) => {
                     self.warn(format!("{}: {e}", path.display()));
                     return Ok(None);
@@ -304,12 +303,12 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.sort_by(|a, b| sys::name_bytes(a).cmp(sys::name_bytes(b)));
         let find_parent = |name: &OsStr| {
             let t = parent.as_ref()?;
             let i = t
                 .nodes
-                .binary_search_by(|n| n.name.as_slice().cmp(name.as_bytes()))
+                .binary_search_by(|n| n.name.as_slice().cmp(sys::name_bytes(name)))
                 .ok()?;
             Some(&t.nodes[i])
         };
@@ -423,12 +422,7 @@ impl Archiver<'_> {
         // A file written to while we read it may be stored torn. Say so:
         // the node keeps the old mtime, so the next backup reads it again.
         let after = std::fs::symlink_metadata(path).ok();
-        let mtime_after = after.as_ref().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec())
-        });
+        let mtime_after = after.as_ref().map(sys::mtime_ns);
         if size != node.size
             || after.as_ref().map(|m| m.len()) != Some(size)
             || mtime_after != Some(node.mtime_ns)
@@ -703,7 +697,7 @@ impl Sources {
         }
         let path_bytes = paths
             .iter()
-            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .map(|p| sys::path_bytes(p).into_owned())
             .collect();
         Ok(Sources {
             present,

@@ -163,8 +163,7 @@ fn append(
     name: &[u8],
     node: &Node,
 ) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(name));
+    let path = &*crate::sys::bytes_path(name);
     let mut h = tar::Header::new_gnu();
     h.set_mode(node.mode & 0o7777);
     h.set_uid(node.uid.into());
@@ -187,7 +186,7 @@ fn append(
         }
         NodeKind::Symlink => {
             h.set_entry_type(tar::EntryType::Symlink);
-            let target = std::path::Path::new(std::ffi::OsStr::from_bytes(&node.link_target));
+            let target = &*crate::sys::bytes_path(&node.link_target);
             builder.append_link(&mut h, path, target)?;
         }
         NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -196,9 +195,9 @@ fn append(
                 NodeKind::CharDevice => tar::EntryType::Char,
                 _ => tar::EntryType::Block,
             });
-            let rdev = node.rdev as nix::libc::dev_t;
-            h.set_device_major(nix::sys::stat::major(rdev) as u32)?;
-            h.set_device_minor(nix::sys::stat::minor(rdev) as u32)?;
+            let (major, minor) = crate::sys::device_numbers(node.rdev);
+            h.set_device_major(major)?;
+            h.set_device_minor(minor)?;
             builder.append_data(&mut h, path, std::io::empty())?;
         }
     }

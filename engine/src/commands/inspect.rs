@@ -247,10 +247,9 @@ pub fn find(
         .into_iter()
         .filter(|(_, s)| filter.matches(s))
     {
-        let hits = walk_sorted(repo, s.tree)?.into_iter().filter(|e| {
-            use std::os::unix::ffi::OsStrExt;
-            pattern.matches(std::path::Path::new(std::ffi::OsStr::from_bytes(&e.path)))
-        });
+        let hits = walk_sorted(repo, s.tree)?
+            .into_iter()
+            .filter(|e| pattern.matches(&crate::sys::bytes_path(&e.path)));
         out.extend(hits.into_iter().map(|e| (id, s.clone(), e)));
     }
     Ok(out)

@@ -15,8 +15,6 @@
 pub mod plan;
 pub mod write;
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -340,7 +338,7 @@ impl Apply<'_> {
         let complete = |i: usize| job_of[i].is_none_or(|j| written.complete[j]);
         for (first, other) in &links {
             let (src, dst) = (&plan.files[*first].path, &plan.files[*other].path);
-            if !complete(*first) || same_inode(src, dst) {
+            if !complete(*first) || sys::same_file(src, dst) {
                 continue;
             }
             let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
@@ -493,9 +491,7 @@ impl Apply<'_> {
 /// Creates a link or special file.
 fn make_other(e: &Entry, trust: sys::Trust) -> std::io::Result<()> {
     match e.node.kind {
-        NodeKind::Symlink => {
-            std::os::unix::fs::symlink(OsStr::from_bytes(&e.node.link_target), &e.path)
-        }
+        NodeKind::Symlink => sys::symlink(&e.node.link_target, &e.path),
         _ => sys::make_special(&e.path, &e.node, trust),
     }
 }
@@ -534,18 +530,15 @@ fn inside(target: &Path, path: &Path) -> std::io::Result<()> {
 
 /// Holds an exclusive lock on the target directory for the restore's
 /// length; a second restore into it stops at once.
-fn lock_target(target: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = std::fs::File::open(target).map_err(|e| Error::io(target, e))?;
-    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        if e == nix::errno::Errno::EWOULDBLOCK {
+fn lock_target(target: &Path) -> Result<sys::DirLock> {
+    sys::lock_dir(target)
+        .map_err(|e| Error::io(target, e))?
+        .ok_or_else(|| {
             Error::Locked(format!(
                 "another restore into {} is running; try again when it is done",
                 target.display()
             ))
-        } else {
-            Error::io(target, std::io::Error::from(e))
-        }
-    })
+        })
 }
 
 /// How far the repository's trees are believed: see [`sys::Trust`].
@@ -580,7 +573,7 @@ fn take_undo(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<
     let wanted: Vec<Vec<u8>> = {
         let mut v: Vec<Vec<u8>> = paths
             .iter()
-            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .map(|p| sys::path_bytes(p).into_owned())
             .collect();
         v.sort();
         v
@@ -620,7 +613,7 @@ fn take_undo(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<
         .snapshot
         .paths
         .iter()
-        .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+        .map(|p| sys::bytes_path(p).into_owned())
         .collect();
     Ok(Undo {
         snapshot_id: r.snapshot_id,
@@ -629,14 +622,6 @@ fn take_undo(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<
         earlier,
         taken: true,
     })
-}
-
-fn same_inode(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
 }
 
 /// Makes room for a new entry: an existing file or link is replaced, an

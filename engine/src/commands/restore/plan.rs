@@ -10,10 +10,8 @@
 //! the place it points to.
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::{FileType, Metadata};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -25,6 +23,7 @@ use crate::indexed::Indexed;
 use crate::pattern::Patterns;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
+use crate::sys;
 use crate::tree::{Node, NodeKind};
 
 use super::{Overwrite, RestoreOptions};
@@ -265,8 +264,8 @@ fn at_or_below(path: &[u8], root: &[u8]) -> bool {
     root == b"/" || path == root || (path.starts_with(root) && path.get(root.len()) == Some(&b'/'))
 }
 
-fn as_path(logical: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(logical))
+fn as_path(logical: &[u8]) -> std::borrow::Cow<'_, Path> {
+    sys::bytes_path(logical)
 }
 
 /// Files and bytes below `path` (itself included), links not followed.
@@ -304,10 +303,11 @@ fn read_target_dir(path: &Path) -> std::io::Result<HashMap<OsString, FileType>> 
     Ok(out)
 }
 
-fn mtime_ns(m: &Metadata) -> i64 {
-    m.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(m.mtime_nsec())
+/// Permission bits match, and owners too where they are restored (as
+/// root).
+fn same_mode_and_owners(m: &Metadata, node: &Node, as_root: bool) -> bool {
+    let (mode, uid, gid) = sys::mode_and_owners(m);
+    mode == node.mode & 0o7777 && (!as_root || (uid == node.uid && gid == node.gid))
 }
 
 /// Decides, reading the snapshot's trees and the target, what the restore
@@ -413,7 +413,7 @@ impl Planner<'_> {
             self.roots = snapshot.paths.clone();
             for r in &self.roots {
                 let rel = r.strip_prefix(b"/").unwrap_or(r);
-                self.plan.covered.push(target.join(OsStr::from_bytes(rel)));
+                self.plan.covered.push(target.join(sys::bytes_path(rel)));
             }
             return Ok(Some(Pending {
                 tree: Some(snapshot.tree),
@@ -424,7 +424,7 @@ impl Planner<'_> {
                 included: self.includes.is_empty(),
             }));
         };
-        let logical = p.as_os_str().as_bytes();
+        let logical = &*sys::path_bytes(p);
         let logical = if logical.len() > 1 {
             logical.strip_suffix(b"/").unwrap_or(logical)
         } else {
@@ -463,12 +463,12 @@ impl Planner<'_> {
             }));
         }
         // A single file: into the target, under its own name.
-        let path = target.join(OsStr::from_bytes(&node.name));
+        let path = target.join(sys::os_name(&node.name));
         self.plan.covered.push(path.clone());
         let existing = if exists {
             read_target_dir(&target)
                 .map_err(|e| Error::io(&target, e))?
-                .remove(OsStr::from_bytes(&node.name))
+                .remove(&*sys::os_name(&node.name))
         } else {
             None
         };
@@ -497,12 +497,12 @@ impl Planner<'_> {
             HashMap::new()
         };
         for node in tree.nodes {
-            let name = OsStr::from_bytes(&node.name).to_os_string();
+            let name = sys::os_name(&node.name).into_owned();
             let logical = join(&dir.logical, &node.name);
             let path = dir.path.join(&name);
             let in_the_way = existing.remove(&name);
             // A pattern may name the path in the snapshot or in the target.
-            if self.excludes.matches(as_path(&logical)) || self.excludes.matches(&path) {
+            if self.excludes.matches(&as_path(&logical)) || self.excludes.matches(&path) {
                 continue;
             }
             let covered = dir.covered || self.roots.iter().any(|r| at_or_below(&logical, r));
@@ -524,9 +524,9 @@ impl Planner<'_> {
     /// What is in the target only: counted, and with `--delete` deleted.
     fn extras(&mut self, dir: &Pending, existing: HashMap<OsString, FileType>) {
         for (name, kind) in existing {
-            let logical = join(&dir.logical, name.as_bytes());
+            let logical = join(&dir.logical, sys::name_bytes(&name));
             let path = dir.path.join(&name);
-            if self.excludes.matches(as_path(&logical)) || self.excludes.matches(&path) {
+            if self.excludes.matches(&as_path(&logical)) || self.excludes.matches(&path) {
                 continue;
             }
             let (files, bytes) = match count_files(&path, kind.is_dir()) {
@@ -574,7 +574,7 @@ impl Planner<'_> {
 
     /// Whether an include pattern matches `logical`; notes which did.
     fn include_hit(&mut self, logical: &[u8]) -> bool {
-        let m = self.includes.matching(as_path(logical));
+        let m = self.includes.matching(&as_path(logical));
         for &i in &m {
             self.hits[i] = true;
         }
@@ -713,7 +713,7 @@ impl Planner<'_> {
         let t = m.file_type();
         match node.kind {
             NodeKind::File if t.is_file() => {
-                if self.opts.overwrite == Overwrite::IfNewer && mtime_ns(m) > node.mtime_ns {
+                if self.opts.overwrite == Overwrite::IfNewer && sys::mtime_ns(m) > node.mtime_ns {
                     Change::Skip
                 } else if self.opts.overwrite == Overwrite::Always || m.len() != node.size {
                     Change::Replace
@@ -722,8 +722,8 @@ impl Planner<'_> {
                 }
             }
             NodeKind::Symlink if t.is_symlink() => match std::fs::read_link(path) {
-                Ok(to) if to.as_os_str().as_bytes() == node.link_target.as_slice() => {
-                    if mtime_ns(m) == node.mtime_ns {
+                Ok(to) if *sys::path_bytes(&to) == node.link_target[..] => {
+                    if sys::mtime_ns(m) == node.mtime_ns {
                         Change::Keep
                     } else {
                         Change::Update
@@ -731,9 +731,9 @@ impl Planner<'_> {
                 }
                 _ => Change::Replace,
             },
-            NodeKind::Fifo if t.is_fifo() => Change::Keep,
+            NodeKind::Fifo if sys::node_kind(m) == Some(NodeKind::Fifo) => Change::Keep,
             NodeKind::CharDevice | NodeKind::BlockDevice
-                if (t.is_char_device() || t.is_block_device()) && m.rdev() == node.rdev =>
+                if sys::node_kind(m) == Some(node.kind) && sys::rdev(m) == node.rdev =>
             {
                 Change::Keep
             }
@@ -795,11 +795,10 @@ fn compare_contents(repo: &Indexed, plan: &mut Plan) {
                 // Another name may be outside the target: setting this
                 // inode's metadata would change that file too. Written anew,
                 // the link is broken instead.
-                Ok(m) if m.nlink() > 1 && e.node.links <= 1 => Change::Replace,
+                Ok(m) if sys::file_id(&m).links > 1 && e.node.links <= 1 => Change::Replace,
                 Ok(m)
-                    if mtime_ns(&m) == e.node.mtime_ns
-                        && m.mode() & 0o7777 == e.node.mode & 0o7777
-                        && (!as_root || (m.uid() == e.node.uid && m.gid() == e.node.gid))
+                    if sys::mtime_ns(&m) == e.node.mtime_ns
+                        && same_mode_and_owners(&m, &e.node, as_root)
                         && crate::sys::xattrs_match(&e.path, &e.node, trust) =>
                 {
                     Change::Keep

@@ -9,8 +9,6 @@
 //! complete and writes the rest.
 
 use std::collections::BTreeMap;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -351,7 +349,7 @@ impl Writer<'_> {
 /// beside the target (so the rename stays on one file system), and named by
 /// a hash so that long names stay within the file system's limit.
 pub(crate) fn partial_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    let name = path.file_name().map(sys::name_bytes).unwrap_or_default();
     let tag = &blake3::hash(name).to_hex()[..16];
     path.with_file_name(format!(".snap-{tag}.partial"))
 }
@@ -363,21 +361,17 @@ pub(crate) fn partial_path(path: &Path) -> PathBuf {
 /// file is created exclusively, readable by its owner only until its
 /// metadata is set); later opens must find the inode created.
 fn open_partial(partial: &Path, create: bool, inode: &AtomicU64) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).custom_flags(nix::libc::O_NOFOLLOW);
     if create {
         match std::fs::remove_file(partial) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        o.create_new(true).mode(0o600);
     }
-    let file = o.open(partial)?;
-    let meta = file.metadata()?;
+    let file = sys::open_no_follow(create).open(partial)?;
+    let id = sys::file_id(&file.metadata()?);
     if create {
-        inode.store(meta.ino(), Ordering::Relaxed);
-    } else if meta.ino() != inode.load(Ordering::Relaxed) || meta.nlink() != 1 {
+        inode.store(id.inode, Ordering::Relaxed);
+    } else if id.inode != inode.load(Ordering::Relaxed) || id.links != 1 {
         return Err(std::io::Error::other(
             "its partial file was replaced by something else while it was written",
         ));
@@ -388,11 +382,12 @@ fn open_partial(partial: &Path, create: bool, inode: &AtomicU64) -> std::io::Res
 /// Gives a complete file its name. rename(2) replaces a file or link in
 /// the way and refuses a directory, which is what restore wants.
 fn place(partial: &Path, path: &Path) -> std::io::Result<()> {
-    std::fs::rename(partial, path).map_err(|e| match e.raw_os_error() {
-        Some(nix::libc::EISDIR) | Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {
+    std::fs::rename(partial, path).map_err(|e| {
+        if sys::directory_in_the_way(&e) {
             std::io::Error::other("a directory is in the way")
+        } else {
+            e
         }
-        _ => e,
     })
 }
 
@@ -409,7 +404,7 @@ fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Resu
         match (zero, run_start) {
             (false, None) => run_start = Some(pos),
             (true, Some(start)) => {
-                file.write_all_at(&data[start..pos], offset + start as u64)?;
+                sys::write_at(file, &data[start..pos], offset + start as u64)?;
                 run_start = None;
             }
             _ => {}
@@ -417,7 +412,7 @@ fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Resu
         pos = end;
     }
     if let Some(start) = run_start {
-        file.write_all_at(&data[start..], offset + start as u64)?;
+        sys::write_at(file, &data[start..], offset + start as u64)?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! What the engine asks of the operating system: who and where we are, and
-//! file metadata in and out. Unix only for now.
+//! The Unix side of [`crate::sys`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::Metadata;
@@ -9,6 +9,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
 
+use super::FileId;
+use super::Trust;
 use crate::tree::{Node, NodeKind};
 
 pub fn hostname() -> String {
@@ -247,31 +249,6 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// How far a restore believes a tree's metadata. Trees of an unencrypted
-/// repository are not authenticated: whoever controls the storage could
-/// have written them, so they get no owners, no set-id bits and no device
-/// files (a planted set-uid root shell, or a block device readable by all).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trust {
-    Authenticated,
-    Unauthenticated,
-}
-
-impl Trust {
-    /// The permission bits to apply: without set-uid and set-gid when the
-    /// tree is not authenticated.
-    pub fn mode(self, node: &Node) -> u32 {
-        match self {
-            Trust::Authenticated => node.mode,
-            Trust::Unauthenticated => node.mode & 0o1777,
-        }
-    }
-
-    fn owners(self) -> bool {
-        self == Trust::Authenticated && is_root()
-    }
-}
-
 /// Applies ownership (as root only, as restic does), permissions and
 /// modification time. Ownership first: chown clears set-id bits.
 pub fn restore_metadata(path: &Path, node: &Node, trust: Trust) -> std::io::Result<()> {
@@ -326,4 +303,112 @@ pub fn make_special(path: &Path, node: &Node, trust: Trust) -> std::io::Result<(
         _ => return Err(std::io::Error::other("not a special file")),
     };
     mknod(path, kind, mode, node.rdev as nix::libc::dev_t).map_err(std::io::Error::from)
+}
+
+/// A file name as the bytes snap records.
+pub fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_bytes()
+}
+
+/// [`name_bytes`], owned.
+pub fn into_name_bytes(name: std::ffi::OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    name.into_vec()
+}
+
+/// Recorded bytes as a file name or path of this system.
+pub fn os_name(bytes: &[u8]) -> Cow<'_, OsStr> {
+    Cow::Borrowed(OsStr::from_bytes(bytes))
+}
+
+/// A path as the bytes snap records (absolute paths start with `/`).
+pub fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
+    Cow::Borrowed(path.as_os_str().as_bytes())
+}
+
+/// Recorded path bytes as a path of this system.
+pub fn bytes_path(bytes: &[u8]) -> Cow<'_, Path> {
+    Cow::Borrowed(Path::new(OsStr::from_bytes(bytes)))
+}
+
+/// Modification time in nanoseconds since the epoch.
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    ns(meta.mtime(), meta.mtime_nsec())
+}
+
+/// What tells one file from another, and whether others share it.
+pub fn file_id(meta: &Metadata) -> FileId {
+    FileId {
+        device: meta.dev(),
+        inode: meta.ino(),
+        links: meta.nlink(),
+    }
+}
+
+/// Permission bits and owners, as a restore compares them.
+pub fn mode_and_owners(meta: &Metadata) -> (u32, u32, u32) {
+    (meta.mode() & 0o7777, meta.uid(), meta.gid())
+}
+
+/// The device number of a device file.
+pub fn rdev(meta: &Metadata) -> u64 {
+    meta.rdev()
+}
+
+/// Major and minor numbers of a recorded device number, for tar.
+pub fn device_numbers(rdev: u64) -> (u32, u32) {
+    let rdev = rdev as nix::libc::dev_t;
+    (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    )
+}
+
+/// Sockets are not recorded: they are made by the program that listens.
+pub fn is_socket(kind: &std::fs::FileType) -> bool {
+    std::os::unix::fs::FileTypeExt::is_socket(kind)
+}
+
+/// Writes all of `data` at `offset` without moving a shared file position,
+/// so that several threads write one file.
+pub fn write_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, data, offset)
+}
+
+/// Opens for writing without following a link at the last component; a
+/// new file is created readable by its owner only.
+pub fn open_no_follow(create: bool) -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).custom_flags(nix::libc::O_NOFOLLOW);
+    if create {
+        o.create_new(true).mode(0o600);
+    }
+    o
+}
+
+/// Whether a rename failed because a directory holds the name.
+pub fn directory_in_the_way(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EISDIR) | Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST)
+    )
+}
+
+/// Creates a symbolic link at `path` to the recorded `target`.
+pub fn symlink(target: &[u8], path: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
+}
+
+/// An exclusive advisory lock on a directory, held until dropped.
+pub struct DirLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+/// Locks `dir` exclusively; `Ok(None)` when another process holds it.
+pub fn lock_dir(dir: &Path) -> std::io::Result<Option<DirLock>> {
+    let file = std::fs::File::open(dir)?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Some(DirLock(l))),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(std::io::Error::from(e)),
+    }
 }
