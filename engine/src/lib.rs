@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod archiver;
 pub mod backend;
 pub mod blob;
 mod cache;
@@ -41,6 +42,7 @@ pub mod repo;
 pub mod report;
 mod scan;
 pub mod snapshot;
+mod sources;
 mod sys;
 pub mod trash;
 pub mod tree;

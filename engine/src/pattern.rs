@@ -94,6 +94,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn excludes_match_names_and_paths() {
+        let e = Patterns::new(
+            &["*.log".into(), "/home/*/cache".into(), "build/out".into()],
+            "exclude",
+        )
+        .unwrap();
+        assert!(e.matches(Path::new("/a/b/x.log")));
+        assert!(!e.matches(Path::new("/a/b/x.log.txt")));
+        assert!(e.matches(Path::new("/home/u/cache")));
+        assert!(!e.matches(Path::new("/home/u/v/cache")));
+        assert!(e.matches(Path::new("/src/p/build/out")));
+        assert!(Patterns::new(&["[".into()], "exclude").is_err());
+    }
+
+    #[test]
     fn names_anywhere_paths_whole() {
         let p = Patterns::new(
             &[
