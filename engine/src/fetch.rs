@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::Id;
 use crate::backend::Backend;
 use crate::blob::{BlobCodec, BlobType};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::index::{BlobLocation, IndexBlob};
 use crate::object::Object;
@@ -41,8 +42,23 @@ impl Slot {
         }
     }
 
-    fn span(&self) -> (u64, u64) {
+    pub(crate) fn span(&self) -> (u64, u64) {
         (self.offset as u64, self.length as u64)
+    }
+
+    /// Why the format's limits rule this slot out, if they do.
+    fn too_long(&self) -> Option<Error> {
+        let over = self.length as usize > codec::MAX_STORED_BLOB
+            || self.raw_length as usize > codec::MAX_BLOB;
+        over.then(|| {
+            Error::corrupt(
+                format!("{} {}", self.ty.name(), self.id.short()),
+                format!(
+                    "its index entry claims {} stored and {} plain bytes, over the blob limit",
+                    self.length, self.raw_length
+                ),
+            )
+        })
     }
 }
 
@@ -87,9 +103,11 @@ impl<'a> Fetcher<'a> {
     }
 
     /// Reads the blobs `items` of pack `pack`, given in offset order, in
-    /// coalesced ranges, and calls `each` for every item in turn with its
-    /// verified blob or the reason it could not be had. Returns the bytes
-    /// downloaded.
+    /// coalesced ranges, and calls `each` once for every item with its
+    /// verified blob or the reason it could not be had. A slot longer than
+    /// the format allows is refused before anything is requested: an
+    /// unauthenticated record could otherwise ask for a 4 GiB range.
+    /// Returns the bytes downloaded.
     pub fn ranges<T>(
         &self,
         pack: &Id,
@@ -100,7 +118,14 @@ impl<'a> Fetcher<'a> {
     ) -> u64 {
         let span = |t: &&T| slot(t).span();
         let mut downloaded = 0;
-        for run in runs(items.iter(), span) {
+        let mut wanted = Vec::with_capacity(items.len());
+        for t in items {
+            match slot(t).too_long() {
+                Some(e) => each(t, Err(e)),
+                None => wanted.push(t),
+            }
+        }
+        for run in runs(wanted, span) {
             let range = run_range(&run, span);
             match self
                 .backend
@@ -144,6 +169,9 @@ impl<'a> Fetcher<'a> {
         slot: &Slot,
         buffers: &'b mut Buffers,
     ) -> Result<Blob<'b>> {
+        if let Some(e) = slot.too_long() {
+            return Err(e);
+        }
         let stored = usize::try_from(at)
             .ok()
             .and_then(|s| bytes.get(s..s.checked_add(slot.length as usize)?))
@@ -219,7 +247,10 @@ pub fn runs<T>(blobs: impl IntoIterator<Item = T>, span: impl Fn(&T) -> (u64, u6
         let (start, length) = span(&blob);
         let blob_end = start + length;
         match out.last_mut() {
-            Some(run) if start <= end + GAP && blob_end - run_start <= MAX_RUN => run.push(blob),
+            // Saturating: items out of offset order only make more runs.
+            Some(run) if start <= end + GAP && blob_end.saturating_sub(run_start) <= MAX_RUN => {
+                run.push(blob)
+            }
             _ => {
                 out.push(vec![blob]);
                 run_start = start;
@@ -310,15 +341,28 @@ mod tests {
         }
     }
 
-    /// An index the bucket forged can name a blob under another's id, or
-    /// put it past the end of its pack: each is an error for that blob,
-    /// never a panic, and the others still arrive.
+    /// An index the bucket forged can name a blob under another's id, put
+    /// it past the end of its pack, or claim more than the format allows:
+    /// each is an error for that blob, never a panic, and the others still
+    /// arrive. The over-limit claim is refused before any request.
     #[test]
     fn forged_locations_are_errors_for_their_blob_only() {
         let (backend, codec, pack, mut slots, _) = stored_pack();
         slots[1].id = slots[2].id;
         slots[3].length += 10_000_000;
+        let mut huge = slots[4];
+        huge.length = u32::MAX;
         let f = Fetcher::new(&backend, &codec);
+        let mut refused = None;
+        let n = f.ranges(
+            &pack,
+            &[huge],
+            |s| *s,
+            &mut Buffers::default(),
+            |_, b| refused = Some(b.err().unwrap().to_string()),
+        );
+        assert_eq!(n, 0, "nothing is downloaded for an over-limit claim");
+        assert!(refused.unwrap().contains("over the blob limit"));
         let mut verdicts = Vec::new();
         f.ranges(
             &pack,

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
-use crate::fetch::{Buffers, Slot};
+use crate::fetch::{Buffers, Slot, runs};
 use crate::id::Id;
 use crate::index::Index;
 use crate::packer::{Packer, PackerOptions};
@@ -30,7 +30,13 @@ impl Deref for Indexed<'_> {
     }
 }
 
-impl Indexed<'_> {
+impl<'r> Indexed<'r> {
+    /// The repository, for as long as it lives: a fresh index can replace
+    /// this one.
+    pub fn repository(&self) -> &'r Repository {
+        self.repo
+    }
+
     pub(crate) fn index(&self) -> &Index {
         &self.index
     }
@@ -119,32 +125,43 @@ impl Indexed<'_> {
                 None => unindexed.push(*id),
             }
         }
-        let packs: Vec<(u32, Vec<Slot>)> = by_pack
+        // One range request per run, all runs of all packs in parallel.
+        let runs: Vec<(Id, Vec<Slot>)> = by_pack
             .into_iter()
-            .map(|(pack, mut slots)| {
+            .flat_map(|(pack, mut slots)| {
                 slots.sort_unstable_by_key(|s| s.offset);
-                (pack, slots)
+                let pack = self.index.pack_id(pack);
+                runs(slots, Slot::span).into_iter().map(move |r| (pack, r))
             })
             .collect();
         let fetcher = self.fetcher();
         let fetched: Vec<(Id, Result<Vec<u8>>)> = pool.install(|| {
-            packs
-                .par_iter()
+            runs.par_iter()
                 .flat_map_iter(|(pack, slots)| {
                     let mut out = Vec::with_capacity(slots.len());
-                    let pack = self.index.pack_id(*pack);
+                    let mut buffers = Buffers::default();
                     fetcher.ranges(
-                        &pack,
+                        pack,
                         slots,
                         |s| *s,
-                        &mut Buffers::default(),
+                        &mut buffers,
                         |s, b| {
-                            let plain = b.map(|b| {
-                                if let Some(c) = cache {
-                                    c.put_blob(&s.id, b.stored);
+                            let plain = match b {
+                                Ok(b) => {
+                                    if let Some(c) = cache {
+                                        c.put_blob(&s.id, b.stored);
+                                    }
+                                    Ok(b.plain.to_vec())
                                 }
-                                b.plain.to_vec()
-                            });
+                                // A range shared with other trees failed: alone,
+                                // each gets another chance and its own error.
+                                Err(e)
+                                    if slots.len() > 1 && !matches!(e, Error::Corrupt { .. }) =>
+                                {
+                                    self.read_blob(BlobType::Tree, &s.id)
+                                }
+                                Err(e) => Err(e),
+                            };
                             out.push((s.id, plain));
                         },
                     );

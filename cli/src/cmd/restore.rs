@@ -44,7 +44,7 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
         return print_restore_plan(ui, &plan);
     }
     confirm_deletions(&plan, a.yes)?;
-    let r = restore::apply(&repo, &plan, &opts, ui)?;
+    let r = restore::apply(repo, &plan, &opts, ui)?;
     let undo_command = r.undo.as_ref().map(restore::Undo::command);
     if ui.json {
         output::report(&r.report())?;

@@ -191,14 +191,16 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
-    let repo = &repo.indexed()?;
-    let plan = plan(repo, opts)?;
+    let repo = repo.indexed()?;
+    let plan = plan(&repo, opts)?;
     apply(repo, &plan, opts, progress)
 }
 
 /// Carries out `plan` (from [`plan`] with the same options and index).
+/// Takes the index: after an undo snapshot it is replaced by a fresh one,
+/// and only one is held while files are written.
 pub fn apply(
-    repo: &Indexed,
+    repo: Indexed<'_>,
     plan: &Plan,
     opts: &RestoreOptions,
     progress: &dyn Progress,
@@ -211,13 +213,17 @@ pub fn apply(
     // and corrupted each other's files.
     std::fs::create_dir_all(&plan.target).map_err(|e| Error::io(&plan.target, e))?;
     let _target_lock = lock_target(&plan.target)?;
+    let mut repo = repo;
     let replanned;
     let plan = if !opts.no_undo && plan.touches_existing() {
-        let undo = take_undo(repo, plan, progress)?;
-        // The undo snapshot may take long; what it saved must still be what
-        // the plan changes (a directory swapped for a link meanwhile would
-        // send writes and deletions elsewhere).
-        replanned = self::plan(repo, opts)?;
+        let undo = take_undo(&repo, plan, progress)?;
+        // The undo snapshot may take long, and a confirmation before it
+        // longer: a prune meanwhile may have moved blobs to new packs, so
+        // the rest reads a fresh index. And what the undo saved must still
+        // be what the plan changes (a directory swapped for a link
+        // meanwhile would send writes and deletions elsewhere).
+        repo = repo.repository().indexed()?;
+        replanned = self::plan(&repo, opts)?;
         if summary(&replanned) != summary(plan) {
             return Err(Error::Other(format!(
                 "{} changed while its undo snapshot {} was taken; nothing was restored. Run the \
@@ -231,6 +237,7 @@ pub fn apply(
     } else {
         plan
     };
+    let repo = &repo;
     let run = Apply {
         plan,
         trust: trust(repo),
