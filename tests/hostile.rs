@@ -197,7 +197,7 @@ fn restore_from_an_unencrypted_repository_applies_no_set_id_bits_or_owners() {
         &src.join("disk"),
         nix::sys::stat::SFlag::S_IFBLK,
         nix::sys::stat::Mode::from_bits_truncate(0o666),
-        nix::sys::stat::makedev(7, 0),
+        common::makedev(7, 0),
     )
     .unwrap();
     plain(&["create"]).arg(&src).assert().success();

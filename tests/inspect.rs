@@ -49,6 +49,15 @@ fn ls_lists_a_snapshot_and_a_subtree() {
         .unwrap();
     assert_eq!(link["type"], "symlink");
     assert_eq!(link["link_target"], "../nowhere/at/all");
+    // A link records whether it points at a directory, which Windows
+    // needs to make it (format-spec.md section 8).
+    let mode_of = |name: &str| {
+        let e = all["entries"].as_array().unwrap().iter();
+        let mut e = e.filter(|e| e["path"] == format!("{s}/{name}"));
+        e.next().unwrap()["mode"].as_u64().unwrap()
+    };
+    assert_eq!(mode_of("dangling") & 0o040000, 0);
+    assert_eq!(mode_of("link-to-dir") & 0o040000, 0o040000);
 
     let sub = env.json(&["ls", "latest", &format!("{s}/dir/nested")]);
     let p = paths(&sub);

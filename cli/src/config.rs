@@ -2,9 +2,7 @@
 //! from the command line, the environment and the profile, in that order.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -66,13 +64,10 @@ impl ConfigFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        if let Ok(meta) = std::fs::metadata(&path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
+        if let Some(mode) = others_can_read(&path) {
             warn(&format!(
-                "warning: {} may hold secrets but others can read it (mode {:o}); run chmod 600 on it",
+                "warning: {} may hold secrets but others can read it (mode {mode:o}); run chmod 600 on it",
                 path.display(),
-                meta.permissions().mode() & 0o777
             ));
         }
         toml::from_str(&text)
@@ -90,17 +85,20 @@ impl ConfigFile {
         let tmp = path.with_extension("toml.tmp");
         {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            only_the_owner_reads(&mut o);
+            let mut f = o
                 .open(&tmp)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
         }
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
@@ -162,10 +160,35 @@ pub fn choose(global: &Global, warn: &dyn Fn(&str)) -> Result<Chosen> {
     Ok(Chosen { profile, all })
 }
 
+/// The permission bits of a file that others than its owner can read
+/// (Unix); `None` when only the owner can, or where modes do not say.
+pub(crate) fn others_can_read(path: &std::path::Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// The config holds secrets: mode 0600 on Unix. On Windows the file is
+/// created in the user's own profile folder (`%APPDATA%`), whose
+/// inherited ACL lets only that user, administrators and SYSTEM read it;
+/// snap sets no ACL of its own (the README says so).
+fn only_the_owner_reads(o: &mut std::fs::OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(o, 0o600);
+    #[cfg(not(unix))]
+    let _ = o;
+}
+
 fn run_secret_command(cmd: &str) -> Result<String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
+    let out = crate::password::shell(cmd)
         .output()
         .with_context(|| format!("cannot run the secret command {cmd:?}"))?;
     if !out.status.success() {

@@ -111,9 +111,7 @@ pub(crate) fn split_tags(given: &[String]) -> Result<Vec<String>> {
 /// A path as snapshots record it: absolute and lexically cleaned, as
 /// `create` cleans its sources, so `--path ~/Documents/` finds them.
 pub(crate) fn path_bytes(p: &std::path::Path) -> Result<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let clean = create::clean_path(p)?;
-    Ok(clean.as_os_str().as_bytes().to_vec())
+    Ok(create::recorded_path(p)?)
 }
 
 /// A snapshot as a person recognises it: short id, host, local time, paths.

@@ -16,22 +16,14 @@ fn first_line(s: &str) -> String {
 
 /// A password file others can read is a password others know: said as the
 /// config file's mode is.
-#[cfg(unix)]
 fn warn_if_others_can_read(file: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(file)
-        && meta.permissions().mode() & 0o077 != 0
-    {
+    if let Some(mode) = crate::config::others_can_read(file) {
         eprintln!(
-            "warning: the password file {} can be read by others (mode {:o}); run chmod 600 on it",
+            "warning: the password file {} can be read by others (mode {mode:o}); run chmod 600 on it",
             file.display(),
-            meta.permissions().mode() & 0o777
         );
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_others_can_read(_: &std::path::Path) {}
 
 /// Whether a non-interactive password source is set: the user then
 /// believes the repository is encrypted, and a plain config is refused.
@@ -132,10 +124,21 @@ fn read_file(file: &std::path::Path) -> Result<String> {
     Ok(pw)
 }
 
+/// A command line run as the user's shell would: `sh -c` on Unix, `cmd /C`
+/// on Windows.
+pub(crate) fn shell(cmd: &str) -> Command {
+    let (shell, flag) = if cfg!(windows) {
+        ("cmd", "/C")
+    } else {
+        ("sh", "-c")
+    };
+    let mut c = Command::new(shell);
+    c.arg(flag).arg(cmd);
+    c
+}
+
 fn run_command(cmd: &str) -> Result<String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
+    let out = shell(cmd)
         .output()
         .with_context(|| format!("cannot run the password command {cmd:?}"))?;
     if !out.status.success() {

@@ -95,10 +95,15 @@ impl Archiver<'_> {
                     }
                 }
                 AboveEntry::Dir(sub) => {
-                    let path = real.join(name_os);
+                    // Below the root, on Windows, `C` is the drive `C:\`.
+                    let path = if real.parent().is_none() {
+                        sys::bytes_path(&[b"/", &name[..]].concat()).into_owned()
+                    } else {
+                        real.join(name_os)
+                    };
                     let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
                     let mut node =
-                        sys::node_from_metadata(name_os, NodeKind::Dir, &meta, &self.names);
+                        sys::node_from_metadata(&path, name_os, NodeKind::Dir, &meta, &self.names);
                     let ptree = self.parent_tree(parent_node);
                     let subtree = self.save_above(sub, &path, ptree.as_ref())?;
                     node.subtree = Some(self.store_tree(subtree)?);
@@ -132,7 +137,7 @@ impl Archiver<'_> {
                 .warn(&format!("{}: socket not backed up", path.display()));
             return Ok(None);
         };
-        let mut node = sys::node_from_metadata(name, kind, &meta, &self.names);
+        let mut node = sys::node_from_metadata(path, name, kind, &meta, &self.names);
         let parent = parent.filter(|p| p.kind == kind);
         // Setting an attribute changes the ctime: with the same inode and
         // ctime, the parent's attributes are still the file's. Listing them

@@ -4,7 +4,6 @@
 //! absolute paths.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -16,17 +15,27 @@ use crate::sys;
 /// theirs the same way.
 pub fn clean_path(p: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-    let mut clean = PathBuf::from("/");
+    let mut clean = PathBuf::new();
     for c in abs.components() {
         match c {
+            // `/`, or `C:` then `\` on Windows: kept, never popped.
+            Component::Prefix(_) | Component::RootDir => clean.push(c),
             Component::Normal(s) => clean.push(s),
             Component::ParentDir => {
-                clean.pop();
+                if clean.parent().is_some() {
+                    clean.pop();
+                }
             }
-            _ => {}
+            Component::CurDir => {}
         }
     }
     Ok(clean)
+}
+
+/// [`clean_path`] as the bytes snapshots record (`/C/Users/me` for
+/// `C:\Users\me` on Windows).
+pub fn recorded_path(p: &Path) -> Result<Vec<u8>> {
+    Ok(sys::path_bytes(&clean_path(p)?).into_owned())
 }
 
 /// [`clean_path`] of each source, sorted, without repeats.
@@ -98,12 +107,13 @@ impl Above {
     pub fn build(paths: &[PathBuf]) -> Result<(Above, Option<PathBuf>)> {
         let mut root = Above::default();
         for p in paths {
-            let parts: Vec<&OsStr> = p
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(s) => Some(s),
-                    _ => None,
-                })
+            // The path as recorded (on Windows the drive is its first
+            // component: `C:\a` is `/C/a`), so the tree and the snapshot's
+            // paths agree.
+            let recorded = sys::path_bytes(p);
+            let parts: Vec<&[u8]> = recorded
+                .split(|&b| b == b'/')
+                .filter(|s| !s.is_empty())
                 .collect();
             if parts.is_empty() {
                 // The file system root itself.
@@ -111,7 +121,7 @@ impl Above {
             }
             let mut node = &mut root;
             for (i, part) in parts.iter().enumerate() {
-                let key = sys::name_bytes(part).to_vec();
+                let key = part.to_vec();
                 if i + 1 == parts.len() {
                     node.children.insert(key, AboveEntry::Source(p.clone()));
                     break;

@@ -85,6 +85,9 @@ pub struct Xattr {
 }
 
 /// Linux's limits: XATTR_NAME_MAX and XATTR_SIZE_MAX.
+/// In a symbolic link's mode: the link points at a directory. Windows
+/// makes a link one kind or the other; Unix ignores the bit.
+pub const LINK_TO_DIR: u32 = 0o040000;
 pub(crate) const MAX_XATTR_NAME: usize = 255;
 pub(crate) const MAX_XATTR_VALUE: usize = 64 * 1024;
 

@@ -226,6 +226,19 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// A device number from its major and minor numbers, as `mknod` takes it.
+#[cfg(not(target_vendor = "apple"))]
+pub fn makedev(major: u64, minor: u64) -> nix::libc::dev_t {
+    nix::sys::stat::makedev(major, minor)
+}
+
+/// A device number from its major and minor numbers: Darwin packs them
+/// as 8 and 24 bits.
+#[cfg(target_vendor = "apple")]
+pub fn makedev(major: u64, minor: u64) -> nix::libc::dev_t {
+    ((major << 24) | minor) as nix::libc::dev_t
+}
+
 /// A tree with every kind of entry the issue lists.
 pub fn make_tree(root: &Path) {
     use std::fs;
@@ -270,7 +283,7 @@ pub fn make_tree(root: &Path) {
             &root.join("null-device"),
             nix::sys::stat::SFlag::S_IFCHR,
             nix::sys::stat::Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(1, 3),
+            makedev(1, 3),
         )
         .unwrap();
         std::os::unix::fs::lchown(root.join("hello.txt"), Some(1234), Some(5678)).unwrap();

@@ -21,7 +21,7 @@ use crate::sources::Sources;
 use crate::sys;
 use crate::trash;
 
-pub use crate::sources::clean_path;
+pub use crate::sources::{clean_path, recorded_path};
 
 #[derive(Clone, Debug, Default)]
 pub struct CreateOptions {

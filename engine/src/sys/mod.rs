@@ -8,6 +8,15 @@
 mod unix;
 #[cfg(unix)]
 pub use unix::*;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
+
+// Pure rules, compiled everywhere so that every platform tests them; only
+// Windows builds use them.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub mod windows_names;
 
 use crate::tree::Node;
 
@@ -33,6 +42,7 @@ impl Trust {
 
     /// Whether owners are applied: as root (as restic does), from an
     /// authenticated tree.
+    #[cfg(unix)]
     fn owners(self) -> bool {
         self == Trust::Authenticated && is_root()
     }
@@ -45,15 +55,4 @@ pub struct FileId {
     pub device: u64,
     pub inode: u64,
     pub links: u64,
-}
-
-/// Whether two paths name the same file (links not followed).
-pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
-        (Ok(x), Ok(y)) => {
-            let (x, y) = (file_id(&x), file_id(&y));
-            x.device == y.device && x.inode == y.inode
-        }
-        _ => false,
-    }
 }

@@ -134,6 +134,7 @@ pub fn node_kind(meta: &Metadata) -> Option<NodeKind> {
 /// A node with `meta`'s metadata; content, subtree and link target are
 /// filled in by the caller.
 pub fn node_from_metadata(
+    path: &Path,
     name: &OsStr,
     kind: NodeKind,
     meta: &Metadata,
@@ -150,6 +151,9 @@ pub fn node_from_metadata(
     n.inode = meta.ino();
     n.device = meta.dev();
     n.links = meta.nlink();
+    if kind == NodeKind::Symlink && std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        n.mode |= crate::tree::LINK_TO_DIR;
+    }
     if kind == NodeKind::File {
         n.size = meta.size();
     }
@@ -165,6 +169,31 @@ pub fn node_from_metadata(
 /// `trusted.*`) only as root, who alone may restore them. Links get none:
 /// Linux refuses `user.*` on them. A file system without attributes gives
 /// none; an attribute that vanishes meanwhile is skipped.
+/// macOS has no attribute namespaces: its attribute `N` is recorded as
+/// `user.N` (any user may set it there), and `user.N` restored there as
+/// `N`, so that attributes cross between macOS and Linux.
+const NAMESPACES: bool = !cfg!(target_vendor = "apple");
+
+/// The name snap records for an attribute this system lists.
+fn recorded_xattr_name(name: &[u8]) -> Vec<u8> {
+    if NAMESPACES {
+        name.to_vec()
+    } else {
+        [&b"user."[..], name].concat()
+    }
+}
+
+/// The name this system uses for a recorded attribute; `None` when it
+/// cannot have it (on macOS, the other namespaces).
+fn system_xattr_name(recorded: &[u8]) -> Option<&OsStr> {
+    let name = if NAMESPACES {
+        recorded
+    } else {
+        recorded.strip_prefix(b"user.")?
+    };
+    Some(OsStr::from_bytes(name))
+}
+
 pub fn read_xattrs(path: &Path, kind: NodeKind) -> std::io::Result<Vec<crate::tree::Xattr>> {
     use crate::tree::{MAX_XATTR_NAME, MAX_XATTR_VALUE, Xattr};
     if kind == NodeKind::Symlink || !xattr::SUPPORTED_PLATFORM {
@@ -178,15 +207,12 @@ pub fn read_xattrs(path: &Path, kind: NodeKind) -> std::io::Result<Vec<crate::tr
     let root = is_root();
     let mut out = Vec::new();
     for name in names {
-        let n = name.as_bytes();
+        let n = recorded_xattr_name(name.as_bytes());
         if !(n.starts_with(b"user.") || root) || n.len() > MAX_XATTR_NAME {
             continue;
         }
         match xattr::get(path, &name)? {
-            Some(value) if value.len() <= MAX_XATTR_VALUE => out.push(Xattr {
-                name: n.to_vec(),
-                value,
-            }),
+            Some(value) if value.len() <= MAX_XATTR_VALUE => out.push(Xattr { name: n, value }),
             _ => {}
         }
     }
@@ -209,7 +235,9 @@ pub fn restore_xattrs(path: &Path, node: &Node, trust: Trust) -> Vec<String> {
         if !x.name.starts_with(b"user.") && !privileged {
             continue;
         }
-        let name = OsStr::from_bytes(&x.name);
+        let Some(name) = system_xattr_name(&x.name) else {
+            continue;
+        };
         if xattr::get(path, name).ok().flatten().as_deref() == Some(&x.value[..]) {
             continue;
         }
@@ -223,7 +251,7 @@ pub fn restore_xattrs(path: &Path, node: &Node, trust: Trust) -> Vec<String> {
     }
     if let Ok(present) = xattr::list(path) {
         for name in present {
-            let n = name.as_bytes();
+            let n = recorded_xattr_name(name.as_bytes());
             if n.starts_with(b"user.") && !node.xattrs.iter().any(|x| x.name == n) {
                 let _ = xattr::remove(path, &name);
             }
@@ -321,6 +349,12 @@ pub fn os_name(bytes: &[u8]) -> Cow<'_, OsStr> {
     Cow::Borrowed(OsStr::from_bytes(bytes))
 }
 
+/// Whether a name must be escaped to be restored here: never on Unix,
+/// where a name is any bytes but `/` and NUL.
+pub fn name_needs_escape(_bytes: &[u8]) -> bool {
+    false
+}
+
 /// A path as the bytes snap records (absolute paths start with `/`).
 pub fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
     Cow::Borrowed(path.as_os_str().as_bytes())
@@ -336,12 +370,32 @@ pub fn mtime_ns(meta: &Metadata) -> i64 {
     ns(meta.mtime(), meta.mtime_nsec())
 }
 
-/// What tells one file from another, and whether others share it.
-pub fn file_id(meta: &Metadata) -> FileId {
+fn id_of(meta: &Metadata) -> FileId {
     FileId {
         device: meta.dev(),
         inode: meta.ino(),
         links: meta.nlink(),
+    }
+}
+
+/// What tells an open file from another, and whether others share it.
+pub fn file_id(file: &std::fs::File) -> std::io::Result<FileId> {
+    Ok(id_of(&file.metadata()?))
+}
+
+/// How many names the file at `path`, whose `lstat` is `meta`, has.
+pub fn links(meta: &Metadata, _path: &Path) -> u64 {
+    meta.nlink()
+}
+
+/// Whether two paths name the same file (links not followed).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => {
+            let (x, y) = (id_of(&x), id_of(&y));
+            x.device == y.device && x.inode == y.inode
+        }
+        _ => false,
     }
 }
 
@@ -355,7 +409,15 @@ pub fn rdev(meta: &Metadata) -> u64 {
     meta.rdev()
 }
 
+/// Major and minor numbers of a recorded device number, for tar. Darwin
+/// packs them as 8 and 24 bits.
+#[cfg(target_vendor = "apple")]
+pub fn device_numbers(rdev: u64) -> (u32, u32) {
+    (((rdev >> 24) & 0xff) as u32, (rdev & 0xff_ffff) as u32)
+}
+
 /// Major and minor numbers of a recorded device number, for tar.
+#[cfg(not(target_vendor = "apple"))]
 pub fn device_numbers(rdev: u64) -> (u32, u32) {
     let rdev = rdev as nix::libc::dev_t;
     (
@@ -395,8 +457,9 @@ pub fn directory_in_the_way(e: &std::io::Error) -> bool {
     )
 }
 
-/// Creates a symbolic link at `path` to the recorded `target`.
-pub fn symlink(target: &[u8], path: &Path) -> std::io::Result<()> {
+/// Creates a symbolic link at `path` to the recorded `target` (Unix links
+/// have no kind: `_to_dir` is for Windows).
+pub fn symlink(target: &[u8], path: &Path, _to_dir: bool) -> std::io::Result<()> {
     std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
 }
 

@@ -252,7 +252,8 @@ pub fn apply(
     run.write_files(repo, &mut result)?;
     run.delete(&mut result);
     run.set_dir_metadata();
-    result.warnings = run.set_xattrs();
+    result.warnings = plan.warnings.clone();
+    result.warnings.extend(run.set_xattrs());
     result.dirs = plan.dirs.len() as u64;
     progress.finish();
     result.errors = run.errors.into_inner().unwrap();
@@ -498,7 +499,11 @@ impl Apply<'_> {
 /// Creates a link or special file.
 fn make_other(e: &Entry, trust: sys::Trust) -> std::io::Result<()> {
     match e.node.kind {
-        NodeKind::Symlink => sys::symlink(&e.node.link_target, &e.path),
+        NodeKind::Symlink => sys::symlink(
+            &e.node.link_target,
+            &e.path,
+            e.node.mode & crate::tree::LINK_TO_DIR != 0,
+        ),
         _ => sys::make_special(&e.path, &e.node, trust),
     }
 }

@@ -114,6 +114,9 @@ pub struct Plan {
     pub files_deleted: u64,
     /// What cannot be restored as asked; nothing has been touched.
     pub errors: Vec<String>,
+    /// What is restored otherwise than recorded: names this system cannot
+    /// hold, escaped (Windows).
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -170,6 +173,7 @@ pub struct PlanReport {
     pub existing_files: u64,
     pub files_deleted: u64,
     pub errors: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -211,6 +215,7 @@ impl Plan {
             existing_files: self.existing_files,
             files_deleted: self.files_deleted,
             errors: self.errors.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 }
@@ -332,6 +337,7 @@ pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
             existing_files: 0,
             files_deleted: 0,
             errors: Vec::new(),
+            warnings: Vec::new(),
         },
         roots: Vec::new(),
         hits: vec![false; opts.include.len()],
@@ -498,6 +504,14 @@ impl Planner<'_> {
         };
         for node in tree.nodes {
             let name = sys::os_name(&node.name).into_owned();
+            if sys::name_needs_escape(&node.name) {
+                self.plan.warnings.push(format!(
+                    "{}: the name {:?} is not allowed here; restored as {:?}",
+                    dir.path.display(),
+                    String::from_utf8_lossy(&node.name),
+                    name
+                ));
+            }
             let logical = join(&dir.logical, &node.name);
             let path = dir.path.join(&name);
             let in_the_way = existing.remove(&name);
@@ -795,7 +809,7 @@ fn compare_contents(repo: &Indexed, plan: &mut Plan) {
                 // Another name may be outside the target: setting this
                 // inode's metadata would change that file too. Written anew,
                 // the link is broken instead.
-                Ok(m) if sys::file_id(&m).links > 1 && e.node.links <= 1 => Change::Replace,
+                Ok(m) if sys::links(&m, &e.path) > 1 && e.node.links <= 1 => Change::Replace,
                 Ok(m)
                     if sys::mtime_ns(&m) == e.node.mtime_ns
                         && same_mode_and_owners(&m, &e.node, as_root)

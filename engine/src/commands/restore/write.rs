@@ -368,7 +368,7 @@ fn open_partial(partial: &Path, create: bool, inode: &AtomicU64) -> std::io::Res
         }
     }
     let file = sys::open_no_follow(create).open(partial)?;
-    let id = sys::file_id(&file.metadata()?);
+    let id = sys::file_id(&file)?;
     if create {
         inode.store(id.inode, Ordering::Relaxed);
     } else if id.inode != inode.load(Ordering::Relaxed) || id.links != 1 {
