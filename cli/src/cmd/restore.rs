@@ -94,8 +94,8 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     }
     if !r.warnings.is_empty() {
         ui.say(&format!(
-            "restored, but {} extended attribute(s) were refused by the target (listed \
-             above)",
+            "restored, with {} warning(s) listed above: names escaped for this system, \
+             attributes the target refused, or entries it cannot hold",
             r.warnings.len()
         ));
         return Ok(3);

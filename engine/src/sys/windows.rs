@@ -261,13 +261,16 @@ pub fn restore_file_metadata(
 
 /// Fifos and device files do not exist on Windows.
 pub fn make_special(_path: &Path, node: &Node, _trust: Trust) -> std::io::Result<()> {
-    Err(std::io::Error::other(format!(
-        "{} not made: Windows has no fifos or device files",
-        match node.kind {
-            NodeKind::Fifo => "fifo",
-            _ => "device file",
-        }
-    )))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!(
+            "{} not made: Windows has no fifos or device files",
+            match node.kind {
+                NodeKind::Fifo => "fifo",
+                _ => "device file",
+            }
+        ),
+    ))
 }
 
 /// A file name as the bytes snap records: WTF-8, which is UTF-8 for every
@@ -410,7 +413,8 @@ pub fn symlink(target: &[u8], path: &Path, to_dir: bool) -> std::io::Result<()> 
     };
     made.map_err(|e| {
         if e.raw_os_error() == Some(1314) {
-            std::io::Error::other(
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
                 "symbolic link not made: it needs administrator rights or Windows developer mode",
             )
         } else {

@@ -243,9 +243,13 @@ pub fn apply(
         trust: trust(repo),
         progress,
         errors: Mutex::new(Vec::new()),
+        skipped: Mutex::new(Vec::new()),
     };
     for e in &plan.errors {
         run.fail(e.clone());
+    }
+    for w in &plan.warnings {
+        progress.warn(w);
     }
     run.make_dirs();
     run.make_links_and_specials();
@@ -254,6 +258,9 @@ pub fn apply(
     run.set_dir_metadata();
     result.warnings = plan.warnings.clone();
     result.warnings.extend(run.set_xattrs());
+    result
+        .warnings
+        .extend(run.skipped.lock().unwrap().drain(..));
     result.dirs = plan.dirs.len() as u64;
     progress.finish();
     result.errors = run.errors.into_inner().unwrap();
@@ -268,12 +275,20 @@ struct Apply<'a> {
     trust: sys::Trust,
     progress: &'a dyn Progress,
     errors: Mutex<Vec<String>>,
+    /// What this system cannot make (a fifo on Windows, a link without
+    /// the privilege): warnings, which do not stop the deletions.
+    skipped: Mutex<Vec<String>>,
 }
 
 impl Apply<'_> {
     fn fail(&self, msg: String) {
         self.progress.warn(&msg);
         self.errors.lock().unwrap().push(msg);
+    }
+
+    fn skip(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.skipped.lock().unwrap().push(msg);
     }
 
     /// Directories, parents first; a file or link in the way of one goes.
@@ -300,12 +315,16 @@ impl Apply<'_> {
                 continue;
             }
             let r = remove_existing(&o.path).and_then(|_| make_other(o, self.trust));
-            if let Err(e) = r {
-                self.fail(format!(
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    self.skip(format!("{}: skipped: {e}", o.path.display()))
+                }
+                Err(e) => self.fail(format!(
                     "{}: cannot create {:?}: {e}",
                     o.path.display(),
                     o.node.kind
-                ));
+                )),
             }
         }
     }
