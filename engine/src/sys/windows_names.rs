@@ -21,9 +21,36 @@ const FORBIDDEN: &[char] = &['"', '*', ':', '<', '>', '?', '\\', '|'];
 /// Device names that Windows reserves with any extension, compared without
 /// case.
 const RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "COM1", "COM2", "COM3", "COM4", "COM5",
-    "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    "COM1",
+    "COM2",
+    "COM3",
+    "COM4",
+    "COM5",
+    "COM6",
+    "COM7",
+    "COM8",
+    "COM9",
+    "LPT1",
+    "LPT2",
+    "LPT3",
+    "LPT4",
+    "LPT5",
+    "LPT6",
+    "LPT7",
+    "LPT8",
     "LPT9",
+    "COM\u{b9}",
+    "COM\u{b2}",
+    "COM\u{b3}",
+    "LPT\u{b9}",
+    "LPT\u{b2}",
+    "LPT\u{b3}",
 ];
 
 /// Where escaped characters and bytes go: U+F000 plus the code.
@@ -150,6 +177,7 @@ mod tests {
             (b"Com1.tar.gz", Some("Com\u{f031}.tar.gz")),
             (b"CONSOLE", None),
             (b"lpt10", None),
+            ("COM\u{b2}".as_bytes(), Some("COM\u{f0b2}")),
             (b"bad\xffbyte", Some("bad\u{f0ff}byte")),
         ];
         for (name, want) in cases {
