@@ -40,9 +40,9 @@ for arg in "$@"; do
   if [ -n "$out_next" ]; then : > "$arg"; out_next=; continue; fi
   case "$arg" in
     -o) out_next=1 ;;
+    -out:*|-OUT:*|/out:*|/OUT:*) : > "${arg#*:}" ;;
     -o?*) : > "${arg#-o}" ;;
     -Fo?*|/Fo?*) : > "${arg#??o}" ;;
-    -out:*|-OUT:*|/out:*|/OUT:*) : > "${arg#*:}" ;;
   esac
 done
 exit 0

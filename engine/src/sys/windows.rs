@@ -308,23 +308,10 @@ pub fn path_bytes(path: &Path) -> Cow<'_, [u8]> {
     ))
 }
 
-/// Recorded path bytes as a Windows path; each component is made a name
-/// Windows accepts.
+/// Recorded path bytes as a Windows path, each component a name Windows
+/// accepts (see [`windows_names::windows_path`]).
 pub fn bytes_path(bytes: &[u8]) -> Cow<'_, Path> {
-    let mapped = windows_names::windows_path(bytes);
-    let mut out = OsString::new();
-    for (i, part) in mapped.split(|&b| b == b'\\').enumerate() {
-        if i > 0 {
-            out.push("\\");
-        }
-        // The drive (`C:`) keeps its colon.
-        if i == 0 && part.len() == 2 && part[1] == b':' {
-            out.push(std::str::from_utf8(part).unwrap_or("C:"));
-        } else {
-            out.push(os_name(part));
-        }
-    }
-    Cow::Owned(out.into())
+    Cow::Owned(windows_names::windows_path(bytes).into())
 }
 
 /// Modification time in nanoseconds since the epoch, to Windows' 100 ns.

@@ -130,29 +130,44 @@ pub fn recorded_path(windows: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The inverse of [`recorded_path`]: `/C/a` → `C:\a`, `/UNC/s/sh/a` →
-/// `\\s\sh\a`; another absolute path (one recorded on Linux or macOS)
-/// stays rooted, on the current drive.
-pub fn windows_path(recorded: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(recorded.len() + 1);
+/// The inverse of [`recorded_path`], as a path Windows can use: `/C/a` →
+/// `C:\a`, `/UNC/s/sh/a` → `\\s\sh\a`; another absolute path (one
+/// recorded on Linux or macOS) stays rooted, on the current drive. Every
+/// component is escaped by [`escape_name`] (`.` and `..` excepted, which a
+/// link target needs), so only the leading `/X` form names a drive: a
+/// component `C:` from storage could otherwise make `join` leave the
+/// folder it joins onto.
+pub fn windows_path(recorded: &[u8]) -> String {
+    let mut out = String::with_capacity(recorded.len() + 2);
     let rest = if let Some(unc) = recorded.strip_prefix(b"/UNC/") {
-        out.extend_from_slice(br"\\");
+        out.push_str("\\\\");
         unc
     } else if recorded.len() >= 2
         && recorded[0] == b'/'
         && recorded[1].is_ascii_alphabetic()
         && matches!(recorded.get(2), None | Some(b'/'))
     {
-        out.push(recorded[1]);
-        out.push(b':');
-        if recorded.len() == 2 {
-            out.push(b'\\');
-        }
-        &recorded[2..]
+        out.push(recorded[1] as char);
+        out.push_str(":\\");
+        recorded.get(3..).unwrap_or_default()
+    } else if let Some(rooted) = recorded.strip_prefix(b"/") {
+        out.push('\\');
+        rooted
     } else {
         recorded
     };
-    out.extend(rest.iter().map(|&b| if b == b'/' { b'\\' } else { b }));
+    for (i, part) in rest.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push('\\');
+        }
+        match part {
+            b"." | b".." => out.push_str(if part == b"." { "." } else { ".." }),
+            _ => match escape_name(part) {
+                Some(e) => out.push_str(&e),
+                None => out.push_str(std::str::from_utf8(part).unwrap_or_default()),
+            },
+        }
+    }
     out
 }
 
@@ -217,13 +232,19 @@ mod tests {
             assert_eq!(recorded_path(windows), recorded.to_vec());
         }
         for (recorded, windows) in [
-            (&b"/C/Users/me"[..], &br"C:\Users\me"[..]),
-            (b"/C", br"C:\"),
-            (b"/UNC/server/share/dir", br"\\server\share\dir"),
-            (b"/home/me", br"\home\me"),
-            (b"/Cx/y", br"\Cx\y"),
+            (&b"/C/Users/me"[..], r"C:\Users\me"),
+            (b"/C", r"C:\"),
+            (b"/UNC/server/share/dir", r"\\server\share\dir"),
+            (b"/home/me", r"\home\me"),
+            (b"/Cx/y", r"\Cx\y"),
+            (b"../up/x", r"..\up\x"),
+            // A drive-like component from storage names no drive: joined
+            // onto a folder, it stays inside.
+            (b"C:/x", "C\u{f03a}\\x"),
+            (b"/home/C:/x", "\\home\\C\u{f03a}\\x"),
+            (b"a\\b/c", "a\u{f05c}b\\c"),
         ] {
-            assert_eq!(windows_path(recorded), windows.to_vec());
+            assert_eq!(windows_path(recorded), windows, "{:?}", recorded);
         }
     }
 }
