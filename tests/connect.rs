@@ -27,11 +27,12 @@ fn each_wrong_setting_is_named_by_commands_and_by_config_check() {
     let bare_host = g.endpoint.trim_start_matches("http://").to_string();
     let cases: Vec<Case> = vec![
         (
-            // Once made init put the repository at snap-test/snap-test/….
-            "an endpoint with the bucket in it",
+            // A path that is not the bucket is a mistake (the bucket
+            // itself is taken off: see below).
+            "an endpoint with a path in it",
             vec![(
                 "AWS_ENDPOINT_URL",
-                format!("{}/{}", g.endpoint, garage::BUCKET),
+                format!("{}/not-{}", g.endpoint, garage::BUCKET),
             )],
             vec![
                 "has a path".into(),
@@ -93,7 +94,17 @@ fn each_wrong_setting_is_named_by_commands_and_by_config_check() {
         err.contains("storage: ok") && err.contains("snap init"),
         "{err}"
     );
-    env.init();
+    // The endpoint as R2's dashboard shows it, the bucket after the host,
+    // once made init put the repository at snap-test/snap-test/…. Now the
+    // bucket is taken off, and the repository is where the plain endpoint
+    // finds it.
+    let with_bucket = format!("{}/{}", g.endpoint, garage::BUCKET);
+    let (code, err) = run(
+        &env,
+        &[("AWS_ENDPOINT_URL", with_bucket.as_str())],
+        &["init", "--kdf-memory", "1024", "--kdf-iterations", "1"],
+    );
+    assert_eq!(code, Some(0), "{err}");
     let out = env.snap().args(["config", "--check"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);

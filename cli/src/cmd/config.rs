@@ -268,7 +268,12 @@ pub(crate) fn check_profile(name: &str, p: &Profile) -> Result<()> {
         check_location(r)?;
     }
     if let Some(e) = &p.endpoint {
-        snap_engine::backend::S3Options::check_endpoint(e)?;
+        let bucket = p
+            .repository
+            .as_deref()
+            .and_then(|r| snap_engine::backend::S3Options::parse_location(r).ok())
+            .map(|(bucket, _)| bucket);
+        snap_engine::backend::S3Options::check_endpoint(e, bucket.as_deref())?;
     }
     if p.region.as_ref().is_some_and(|r| r.trim().is_empty()) {
         return Err(anyhow!(

@@ -37,13 +37,98 @@ impl std::str::FromStr for Addressing {
     }
 }
 
-/// Providers whose endpoints only answer virtual-hosted requests.
+/// Providers whose endpoints only answer virtual-hosted requests: Alibaba
+/// OSS, Tencent COS, Volcano Engine and BytePlus TOS, Huawei OBS (which
+/// answers a path-style PUT with a misleading 404 NoSuchKey) and AWS.
 const VIRTUAL_ONLY: &[&str] = &[
     "aliyuncs.com",
     "myqcloud.com",
     "volces.com",
+    "bytepluses.com",
+    "myhuaweicloud.com",
     "amazonaws.com",
 ];
+
+/// Provider domains whose endpoint hosts have a known shape, so that a
+/// bucket label in front of one can be told apart, and a region read.
+const KNOWN_PROVIDERS: &[&str] = &[
+    "aliyuncs.com",
+    "myqcloud.com",
+    "volces.com",
+    "bytepluses.com",
+    "myhuaweicloud.com",
+    "amazonaws.com",
+    "backblazeb2.com",
+    "wasabisys.com",
+    "r2.cloudflarestorage.com",
+];
+
+fn on_domain(host: &str, domain: &str) -> bool {
+    host == domain || host.ends_with(&format!(".{domain}"))
+}
+
+/// The first label of a provider's service host (`oss-cn-hangzhou`, `s3`,
+/// `cos`, `tos-s3-cn-beijing`, `obs`), as opposed to a bucket's.
+fn is_service_label(label: &str) -> bool {
+    label == "s3"
+        || label.starts_with("s3-")
+        || label.starts_with("oss-")
+        || label == "cos"
+        || label.starts_with("tos-")
+        || label == "obs"
+}
+
+/// The bucket label in front of a known provider's service host, as a
+/// console's "bucket domain" shows it (`mybucket.oss-cn-hangzhou.aliyuncs.com`,
+/// `b-1250000000.cos.ap-guangzhou.myqcloud.com`).
+fn bucket_label(host: &str) -> Option<&str> {
+    KNOWN_PROVIDERS.iter().find(|d| on_domain(host, d))?;
+    let (first, rest) = host.split_once('.')?;
+    let next = rest.split('.').next()?;
+    (is_service_label(next) && !is_service_label(first) && !first.is_empty()).then_some(first)
+}
+
+/// The region a known provider's host names: `oss-cn-hangzhou.aliyuncs.com`
+/// is `cn-hangzhou`, `s3.eu-west-3.amazonaws.com` is `eu-west-3`, R2 is
+/// `auto`.
+fn region_from_host(host: &str) -> Option<String> {
+    let provider = KNOWN_PROVIDERS.iter().find(|d| on_domain(host, d))?;
+    if *provider == "r2.cloudflarestorage.com" {
+        return Some("auto".into());
+    }
+    let labels: Vec<&str> = host
+        .strip_suffix(provider)?
+        .trim_end_matches('.')
+        .split('.')
+        .collect();
+    let region = match *provider {
+        "aliyuncs.com" => labels
+            .iter()
+            .find_map(|l| l.strip_prefix("oss-"))
+            .map(|r| r.trim_end_matches("-internal")),
+        "volces.com" | "bytepluses.com" => labels
+            .iter()
+            .find_map(|l| l.strip_prefix("tos-s3-").or_else(|| l.strip_prefix("tos-"))),
+        // cos.REGION, s3.REGION, obs.REGION, s3.dualstack.REGION; s3-REGION.
+        _ => {
+            let i = labels.iter().position(|l| is_service_label(l))?;
+            let mut after = labels[i + 1..]
+                .iter()
+                .filter(|l| !is_service_label(l) && **l != "dualstack");
+            after
+                .next()
+                .copied()
+                .or_else(|| labels[i].strip_prefix("s3-"))
+        }
+    }?;
+    let plausible = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !matches!(region, "accelerate" | "accelerate-overseas" | "external-1");
+    plausible.then(|| region.to_string())
+}
 
 #[derive(Clone, Debug)]
 pub struct S3Options {
@@ -107,19 +192,29 @@ impl S3Options {
         Ok((bucket.to_string(), root.trim_matches('/').to_string()))
     }
 
-    pub fn region(&self) -> &str {
-        if self.region.is_empty() {
-            "us-east-1"
-        } else {
-            &self.region
+    /// The region given; else the one a known provider's host names (most
+    /// do: `oss-cn-hangzhou`, `s3.eu-west-3.amazonaws.com`); else
+    /// `us-east-1`, which AWS and most others accept.
+    pub fn region(&self) -> String {
+        if !self.region.is_empty() {
+            return self.region.clone();
         }
+        self.endpoint_url()
+            .ok()
+            .flatten()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .and_then(|h| region_from_host(&h))
+            .unwrap_or_else(|| "us-east-1".into())
     }
 
     /// Checks an endpoint as `--endpoint` takes it, before it is saved in a
     /// profile that would otherwise fail only at its first use.
-    pub fn check_endpoint(endpoint: &str) -> Result<()> {
+    /// The bucket, when known, lets an endpoint that ends in it or starts
+    /// with it be taken as consoles show it.
+    pub fn check_endpoint(endpoint: &str, bucket: Option<&str>) -> Result<()> {
         S3Options {
             endpoint: Some(endpoint.to_string()),
+            bucket: bucket.unwrap_or_default().to_string(),
             ..S3Options::default()
         }
         .endpoint_url()
@@ -141,7 +236,7 @@ impl S3Options {
         } else {
             format!("https://{e}")
         };
-        let url = url::Url::parse(&with_scheme)
+        let mut url = url::Url::parse(&with_scheme)
             .map_err(|err| Error::InvalidArgument(format!("endpoint {e:?} is not a URL: {err}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(Error::InvalidArgument(format!(
@@ -149,8 +244,13 @@ impl S3Options {
             )));
         }
         // `http://host:port/bucket` once put the repository at
-        // bucket/bucket/…: the requests carry the bucket themselves.
-        if !url.path().trim_matches('/').is_empty() || url.query().is_some() {
+        // bucket/bucket/…: the requests carry the bucket themselves. The
+        // bucket itself is what consoles show after the host (R2), so it
+        // is taken off; any other path is refused.
+        let path = url.path().trim_matches('/');
+        if !path.is_empty() && path == self.bucket && url.query().is_none() {
+            url.set_path("");
+        } else if !path.is_empty() || url.query().is_some() {
             return Err(Error::InvalidArgument(format!(
                 "endpoint {e:?} has a path ({:?}): the endpoint is the server alone, such as \
                  {}://{}; the bucket and any folder in it belong in the repository, \
@@ -160,6 +260,25 @@ impl S3Options {
                 &url[url::Position::BeforeHost..url::Position::AfterPort],
             )));
         }
+        if let Some(url::Host::Domain(host)) = url.host() {
+            let host = host.to_ascii_lowercase();
+            if let Some(label) = bucket_label(&host) {
+                let rest = host[label.len() + 1..].to_string();
+                if label == self.bucket.to_ascii_lowercase() {
+                    // A bucket domain: the bucket goes back in front of the
+                    // host, or into the path, as the addressing says.
+                    url.set_host(Some(&rest))
+                        .map_err(|err| Error::InvalidArgument(format!("endpoint {e:?}: {err}")))?;
+                } else if !self.bucket.is_empty() {
+                    return Err(Error::InvalidArgument(format!(
+                        "endpoint {e:?} is the domain of bucket {label:?}, but the repository \
+                         names bucket {:?}: give the provider's endpoint ({rest}) and \
+                         s3://{label} as the repository, or correct the bucket",
+                        self.bucket
+                    )));
+                }
+            }
+        }
         Ok(Some(url))
     }
 
@@ -168,18 +287,22 @@ impl S3Options {
         Ok(match self.addressing {
             Addressing::Path => false,
             Addressing::Virtual => true,
-            Addressing::Auto => match self.endpoint_url()? {
-                None => true,
-                Some(url) => match url.host() {
-                    Some(url::Host::Domain(d)) => {
-                        let d = d.to_ascii_lowercase();
-                        VIRTUAL_ONLY
-                            .iter()
-                            .any(|p| d == *p || d.ends_with(&format!(".{p}")))
-                    }
-                    _ => false,
-                },
-            },
+            Addressing::Auto => {
+                // A bucket name with a dot breaks AWS's wildcard
+                // certificate in a host name: path style keeps TLS whole.
+                let dotted = self.bucket.contains('.');
+                match self.endpoint_url()? {
+                    None => !dotted,
+                    Some(url) => match url.host() {
+                        Some(url::Host::Domain(d)) => {
+                            let d = d.to_ascii_lowercase();
+                            VIRTUAL_ONLY.iter().any(|p| on_domain(&d, p))
+                                && !(dotted && on_domain(&d, "amazonaws.com"))
+                        }
+                        _ => false,
+                    },
+                }
+            }
         })
     }
 
@@ -288,7 +411,22 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     let scan = error_words(&text);
     let has = |s: &str| scan.contains(s);
     let endpoint = o.endpoint.as_deref().unwrap_or("AWS S3");
-    let msg = if has("NoSuchBucket") || (has("404") && has("bucket")) {
+    let host = o
+        .endpoint_url()
+        .ok()
+        .flatten()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let msg = if has("PathStyleDomainForbidden")
+        || has("VirtualHostDomainRequired")
+        || has("SecondLevelDomainForbidden")
+    {
+        format!(
+            "the provider at {endpoint} answers only requests with the bucket in the host name \
+             (bucket.{}); leave --s3-addressing at auto or set it to virtual",
+            if host.is_empty() { "endpoint" } else { &host }
+        )
+    } else if has("NoSuchBucket") || (has("404") && has("bucket")) {
         format!(
             "bucket {:?} does not exist at {endpoint} (check the bucket name in --repo)",
             o.bucket
@@ -311,7 +449,7 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
         || has("PermanentRedirect")
         || has("region")
     {
-        match reported_region(&text).filter(|r| r != o.region()) {
+        match reported_region(&text).filter(|r| *r != o.region()) {
             Some(right) => format!(
                 "region {:?} is wrong for this bucket at {endpoint}: the server says it is \
                  {right:?} (use --region {right})",
@@ -373,7 +511,37 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     } else {
         return None;
     };
-    Some(msg)
+    Some(msg + &provider_hint(o, &host, &scan))
+}
+
+/// What a provider's own rules add to an explanation: B2's master key and
+/// COS's bucket names are the usual first-day mistakes there.
+fn provider_hint(o: &S3Options, host: &str, scan: &str) -> String {
+    let refused = [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "403",
+    ]
+    .iter()
+    .any(|w| scan.contains(w));
+    if on_domain(host, "backblazeb2.com") && refused {
+        return ". Backblaze's master application key cannot use the S3 API: create an \
+                application key in the B2 console and use its keyID and applicationKey"
+            .into();
+    }
+    let appid = o
+        .bucket
+        .rsplit_once('-')
+        .is_some_and(|(_, id)| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()));
+    if on_domain(host, "myqcloud.com") && scan.contains("NoSuchBucket") && !appid {
+        return format!(
+            ". Tencent COS bucket names end in the account's APPID, as the console shows \
+             them: {}-1250000000, not {}",
+            o.bucket, o.bucket
+        );
+    }
+    String::new()
 }
 
 /// The words of an error without the names the user chose: a root path
@@ -578,5 +746,139 @@ mod tests {
             msg.contains("rejected the request") && msg.contains("region"),
             "{msg}"
         );
+    }
+
+    fn at(bucket: &str, endpoint: &str) -> S3Options {
+        S3Options {
+            bucket: bucket.into(),
+            ..with(endpoint)
+        }
+    }
+
+    fn host(o: &S3Options) -> String {
+        o.endpoint_url()
+            .unwrap()
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn endpoints_as_consoles_show_them() {
+        // R2's dashboard shows the bucket after the host.
+        let r2 = at("photos", "https://acct.r2.cloudflarestorage.com/photos");
+        assert_eq!(r2.endpoint_url().unwrap().unwrap().path(), "/");
+        assert_eq!(r2.region(), "auto");
+        assert!(!r2.virtual_hosted().unwrap());
+        let other = at("photos", "https://acct.r2.cloudflarestorage.com/videos");
+        assert!(
+            other
+                .endpoint_url()
+                .unwrap_err()
+                .to_string()
+                .contains("has a path")
+        );
+        // An OSS or COS bucket domain: the label is taken off and put back
+        // by virtual-hosted addressing, once.
+        let oss = at("mybucket", "https://mybucket.oss-cn-hangzhou.aliyuncs.com");
+        assert_eq!(host(&oss), "oss-cn-hangzhou.aliyuncs.com");
+        assert!(oss.virtual_hosted().unwrap());
+        assert_eq!(oss.region(), "cn-hangzhou");
+        let wrong = at("yours", "https://mybucket.oss-cn-hangzhou.aliyuncs.com");
+        let err = wrong.endpoint_url().unwrap_err().to_string();
+        assert!(
+            err.contains("\"mybucket\"") && err.contains("\"yours\""),
+            "{err}"
+        );
+        let cos = at("b-1250000000", "b-1250000000.cos.ap-guangzhou.myqcloud.com");
+        assert_eq!(host(&cos), "cos.ap-guangzhou.myqcloud.com");
+        assert_eq!(cos.region(), "ap-guangzhou");
+        // The S3-compatible OSS host keeps its `s3.` label.
+        let s3oss = at("b", "https://s3.oss-cn-shanghai.aliyuncs.com");
+        assert_eq!(host(&s3oss), "s3.oss-cn-shanghai.aliyuncs.com");
+        assert_eq!(s3oss.region(), "cn-shanghai");
+        // A bucket named like a service label is not taken for one.
+        let s3b = at(
+            "s3-backups",
+            "https://s3-backups.s3.us-west-2.amazonaws.com",
+        );
+        assert_eq!(s3b.region(), "us-west-2");
+    }
+
+    #[test]
+    fn virtual_only_hosts_dotted_buckets_and_regions() {
+        let obs = at("b", "https://obs.cn-north-4.myhuaweicloud.com");
+        assert!(obs.virtual_hosted().unwrap());
+        assert_eq!(obs.region(), "cn-north-4");
+        let byteplus = at("b", "https://tos-s3-ap-southeast-1.bytepluses.com");
+        assert!(byteplus.virtual_hosted().unwrap());
+        assert_eq!(byteplus.region(), "ap-southeast-1");
+        let volc = at("b", "https://tos-s3-cn-beijing.volces.com");
+        assert_eq!(volc.region(), "cn-beijing");
+        // Dots in a bucket name break AWS's wildcard certificate.
+        assert!(!at("my.bucket", "").virtual_hosted().unwrap());
+        assert!(at("mybucket", "").virtual_hosted().unwrap());
+        let dotted = at("my.bucket", "https://s3.eu-west-1.amazonaws.com");
+        assert!(!dotted.virtual_hosted().unwrap());
+        assert_eq!(dotted.region(), "eu-west-1");
+        assert_eq!(
+            at("b", "https://s3-us-west-2.amazonaws.com").region(),
+            "us-west-2"
+        );
+        assert_eq!(at("b", "https://s3.amazonaws.com").region(), "us-east-1");
+        assert_eq!(
+            at("b", "https://s3.us-west-004.backblazeb2.com").region(),
+            "us-west-004"
+        );
+        assert_eq!(
+            at("b", "https://s3.eu-central-1.wasabisys.com").region(),
+            "eu-central-1"
+        );
+        assert_eq!(at("b", "http://127.0.0.1:3900").region(), "us-east-1");
+        let given = S3Options {
+            region: "garage".into(),
+            ..at("b", "https://oss-cn-hangzhou.aliyuncs.com")
+        };
+        assert_eq!(given.region(), "garage", "an explicit region wins");
+    }
+
+    #[test]
+    fn provider_answers_are_explained_in_words() {
+        let generic = |body: &str| object_store::Error::Generic {
+            store: "S3",
+            source: body.to_string().into(),
+        };
+        let obs = at("b", "https://obs.cn-north-4.myhuaweicloud.com");
+        let msg = explain(
+            &obs,
+            &generic("403 Forbidden: <Error><Code>PathStyleDomainForbidden</Code></Error>"),
+        )
+        .unwrap();
+        assert!(msg.contains("bucket in the host name"), "{msg}");
+        let b2 = at("b", "https://s3.us-west-004.backblazeb2.com");
+        let msg = explain(
+            &b2,
+            &generic("403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>"),
+        )
+        .unwrap();
+        assert!(msg.contains("master application key"), "{msg}");
+        let cos = at("mybucket", "https://cos.ap-guangzhou.myqcloud.com");
+        let msg = explain(
+            &cos,
+            &generic("404 Not Found: <Error><Code>NoSuchBucket</Code></Error>"),
+        )
+        .unwrap();
+        assert!(msg.contains("mybucket-1250000000"), "{msg}");
+        let named = at(
+            "mybucket-1250000000",
+            "https://cos.ap-guangzhou.myqcloud.com",
+        );
+        let msg = explain(
+            &named,
+            &generic("404 Not Found: <Error><Code>NoSuchBucket</Code></Error>"),
+        )
+        .unwrap();
+        assert!(!msg.contains("APPID"), "{msg}");
     }
 }
