@@ -56,3 +56,15 @@ pub struct FileId {
     pub inode: u64,
     pub links: u64,
 }
+
+/// The key a file system matches names by: the name itself on Linux; the
+/// upper-cased name on Windows and macOS, whose usual file systems (NTFS,
+/// APFS) ignore case, so that a restore sees `README.TXT` in the target as
+/// the snapshot's `readme.txt`.
+pub fn name_key(name: &std::ffi::OsStr) -> std::ffi::OsString {
+    if cfg!(any(windows, target_vendor = "apple")) {
+        name.to_string_lossy().to_uppercase().into()
+    } else {
+        name.to_os_string()
+    }
+}

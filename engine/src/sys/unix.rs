@@ -457,6 +457,11 @@ pub fn directory_in_the_way(e: &std::io::Error) -> bool {
     )
 }
 
+/// Removes a file or a link (to a file or a directory) at `path`.
+pub fn remove_link(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)
+}
+
 /// Creates a symbolic link at `path` to the recorded `target` (Unix links
 /// have no kind: `_to_dir` is for Windows).
 pub fn symlink(target: &[u8], path: &Path, _to_dir: bool) -> std::io::Result<()> {

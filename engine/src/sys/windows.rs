@@ -26,7 +26,7 @@ use windows_sys::Win32::Foundation::{
     HANDLE, STILL_ACTIVE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_READONLY, FILE_BASIC_INFO,
+    BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY, FILE_BASIC_INFO,
     FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_READ_ATTRIBUTES, FileBasicInfo,
     GetFileInformationByHandle, GetFileInformationByHandleEx,
 };
@@ -408,6 +408,18 @@ pub fn symlink(target: &[u8], path: &Path, to_dir: bool) -> std::io::Result<()> 
             e
         }
     })
+}
+
+/// Removes a file or a link at `path`. A link to a directory, or a
+/// junction, is a directory to Windows: `DeleteFileW` refuses it, and
+/// `RemoveDirectoryW` removes the link, never what it points at.
+pub fn remove_link(path: &Path) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(path)?;
+    if m.file_attributes() & FILE_ATTRIBUTE_DIRECTORY != 0 {
+        std::fs::remove_dir(path)
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 /// A named mutex held for a restore into one folder, released when

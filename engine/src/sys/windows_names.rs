@@ -85,7 +85,10 @@ pub fn escape_name(name: &[u8]) -> Option<String> {
         changed = true;
     }
     // `CON`, `con.txt`: the stem's last character is escaped.
-    let stem_len = out.find('.').unwrap_or(out.len());
+    // Windows ignores spaces before the extension too: `CON .txt` is CON.
+    let stem_len = out[..out.find('.').unwrap_or(out.len())]
+        .trim_end_matches(' ')
+        .len();
     if RESERVED
         .iter()
         .any(|r| r.eq_ignore_ascii_case(&out[..stem_len]))
@@ -193,6 +196,8 @@ mod tests {
             (b"CONSOLE", None),
             (b"lpt10", None),
             ("COM\u{b2}".as_bytes(), Some("COM\u{f0b2}")),
+            (b"CON .txt", Some("CO\u{f04e} .txt")),
+            (b"nul  .tar.gz", Some("nu\u{f06c}  .tar.gz")),
             (b"bad\xffbyte", Some("bad\u{f0ff}byte")),
         ];
         for (name, want) in cases {

@@ -244,6 +244,7 @@ pub fn apply(
         progress,
         errors: Mutex::new(Vec::new()),
         skipped: Mutex::new(Vec::new()),
+        bad_dirs: Default::default(),
     };
     for e in &plan.errors {
         run.fail(e.clone());
@@ -278,6 +279,10 @@ struct Apply<'a> {
     /// What this system cannot make (a fifo on Windows, a link without
     /// the privilege): warnings, which do not stop the deletions.
     skipped: Mutex<Vec<String>>,
+    /// Directories of the plan that are not real directories once made
+    /// (one could not be made, or a link was in its way and stayed):
+    /// nothing is written, linked or changed below them.
+    bad_dirs: std::sync::RwLock<std::collections::HashSet<PathBuf>>,
 }
 
 impl Apply<'_> {
@@ -293,25 +298,51 @@ impl Apply<'_> {
 
     /// Directories, parents first; a file or link in the way of one goes.
     fn make_dirs(&self) {
+        let mut bad = self.bad_dirs.write().unwrap();
         for d in &self.plan.dirs {
             let r = match d.change {
                 Change::Create => std::fs::create_dir(&d.path),
                 Change::Replace => {
-                    std::fs::remove_file(&d.path).and_then(|_| std::fs::create_dir(&d.path))
+                    sys::remove_link(&d.path).and_then(|_| std::fs::create_dir(&d.path))
                 }
                 _ => Ok(()),
             };
             if let Err(e) = r {
                 self.fail(format!("{}: {e}", d.path.display()));
             }
+            // Whatever happened, only a real directory is written into: a
+            // link left in the way (one Windows would not remove, or one
+            // whose name differs only in case) would lead the writes
+            // below it out of the target.
+            if !std::fs::symlink_metadata(&d.path).is_ok_and(|m| m.is_dir()) {
+                self.fail(format!(
+                    "{}: not a directory after restoring it, so nothing below it is restored",
+                    d.path.display()
+                ));
+                bad.insert(d.path.clone());
+            }
         }
+    }
+
+    /// Whether `path` lies below a directory that [`Apply::make_dirs`]
+    /// found is not one (the path itself included).
+    fn blocked(&self, path: &Path) -> bool {
+        let bad = self.bad_dirs.read().unwrap();
+        !bad.is_empty()
+            && path
+                .ancestors()
+                .take_while(|a| *a != self.plan.target)
+                .any(|a| bad.contains(a))
     }
 
     /// Links and special files; those with a directory in their way wait
     /// until deleting is known to be safe (see [`Apply::delete`]).
     fn make_links_and_specials(&self) {
         for o in &self.plan.others {
-            if !matches!(o.change, Change::Create | Change::Replace) || o.dir_in_way {
+            if !matches!(o.change, Change::Create | Change::Replace)
+                || o.dir_in_way
+                || self.blocked(&o.path)
+            {
                 continue;
             }
             let r = remove_existing(&o.path).and_then(|_| make_other(o, self.trust));
@@ -340,7 +371,7 @@ impl Apply<'_> {
         let mut jobs: Vec<write::FileJob> = Vec::new();
         let mut job_of: Vec<Option<usize>> = vec![None; plan.files.len()];
         for (i, f) in plan.files.iter().enumerate() {
-            if f.change == Change::Skip {
+            if f.change == Change::Skip || self.blocked(&f.path) {
                 continue;
             }
             if f.node.links > 1 {
@@ -362,10 +393,12 @@ impl Apply<'_> {
         let fail = |msg: String| self.fail(msg);
         let written = write::write_files(repo, &jobs, self.trust, self.progress, &fail)?;
         result.bytes_downloaded = written.bytes_downloaded;
-        let complete = |i: usize| job_of[i].is_none_or(|j| written.complete[j]);
+        let complete = |i: usize| {
+            !self.blocked(&plan.files[i].path) && job_of[i].is_none_or(|j| written.complete[j])
+        };
         for (first, other) in &links {
             let (src, dst) = (&plan.files[*first].path, &plan.files[*other].path);
-            if !complete(*first) || sys::same_file(src, dst) {
+            if !complete(*first) || self.blocked(dst) || sys::same_file(src, dst) {
                 continue;
             }
             let r = remove_existing(dst).and_then(|_| std::fs::hard_link(src, dst));
@@ -380,6 +413,7 @@ impl Apply<'_> {
         plan.files.par_iter().enumerate().for_each(|(i, f)| {
             if f.change == Change::Update
                 && job_of[i].is_none()
+                && !self.blocked(&f.path)
                 && let Err(e) = sys::restore_metadata(&f.path, &f.node, self.trust)
             {
                 self.fail(format!("{}: metadata: {e}", f.path.display()));
@@ -478,6 +512,9 @@ impl Apply<'_> {
         let mut dirs: Vec<&Entry> = plan.dirs.iter().collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
         for d in dirs {
+            if self.blocked(&d.path) {
+                continue;
+            }
             if let Err(e) = sys::restore_metadata(&d.path, &d.node, self.trust) {
                 self.fail(format!("{}: metadata: {e}", d.path.display()));
             }
@@ -501,6 +538,7 @@ impl Apply<'_> {
                 Change::Keep => e.node.kind == NodeKind::Dir,
                 _ => true,
             })
+            .filter(|e| !self.blocked(&e.path))
             .map(|e| (&e.path, &e.node))
             .chain(plan.root.as_ref().map(|r| (&plan.target, r)))
             .collect();
@@ -660,7 +698,7 @@ fn take_undo(repo: &Repository, plan: &Plan, progress: &dyn Progress) -> Result<
 fn remove_existing(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(std::io::Error::other("a directory is in the way")),
-        Ok(_) => std::fs::remove_file(path),
+        Ok(_) => sys::remove_link(path),
         Err(_) => Ok(()),
     }
 }

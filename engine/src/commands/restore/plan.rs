@@ -298,12 +298,16 @@ fn count_files(path: &Path, is_dir: bool) -> std::io::Result<(u64, u64)> {
     Ok((files, bytes))
 }
 
-/// The entries of a directory of the target, links not followed.
-fn read_target_dir(path: &Path) -> std::io::Result<HashMap<OsString, FileType>> {
+/// The entries of a directory of the target, links not followed, by the
+/// key the file system matches names with ([`sys::name_key`]): on a
+/// case-insensitive one, `README.TXT` is what the snapshot's `readme.txt`
+/// replaces, not an extra that `--delete` would remove after it.
+fn read_target_dir(path: &Path) -> std::io::Result<HashMap<OsString, (OsString, FileType)>> {
     let mut out = HashMap::new();
     for e in std::fs::read_dir(path)? {
         let e = e?;
-        out.insert(e.file_name(), e.file_type()?);
+        let name = e.file_name();
+        out.insert(sys::name_key(&name), (name, e.file_type()?));
     }
     Ok(out)
 }
@@ -474,7 +478,8 @@ impl Planner<'_> {
         let existing = if exists {
             read_target_dir(&target)
                 .map_err(|e| Error::io(&target, e))?
-                .remove(&*sys::os_name(&node.name))
+                .remove(&sys::name_key(&sys::os_name(&node.name)))
+                .map(|(_, kind)| kind)
         } else {
             None
         };
@@ -514,7 +519,7 @@ impl Planner<'_> {
             }
             let logical = join(&dir.logical, &node.name);
             let path = dir.path.join(&name);
-            let in_the_way = existing.remove(&name);
+            let in_the_way = existing.remove(&sys::name_key(&name)).map(|(_, kind)| kind);
             // A pattern may name the path in the snapshot or in the target.
             if self.excludes.matches(&as_path(&logical)) || self.excludes.matches(&path) {
                 continue;
@@ -536,8 +541,8 @@ impl Planner<'_> {
     }
 
     /// What is in the target only: counted, and with `--delete` deleted.
-    fn extras(&mut self, dir: &Pending, existing: HashMap<OsString, FileType>) {
-        for (name, kind) in existing {
+    fn extras(&mut self, dir: &Pending, existing: HashMap<OsString, (OsString, FileType)>) {
+        for (name, kind) in existing.into_values() {
             let logical = join(&dir.logical, sys::name_bytes(&name));
             let path = dir.path.join(&name);
             if self.excludes.matches(&as_path(&logical)) || self.excludes.matches(&path) {
