@@ -94,7 +94,7 @@ pub struct Global {
     #[arg(long, global = true, value_name = "N", help_heading = "S3")]
     pub connections: Option<usize>,
 
-    /// Delete objects one by one (for providers without multi-object delete, such as OSS)
+    /// Delete objects one by one from the start (snap falls back to this by itself where a provider lacks multi-object delete)
     #[arg(long, global = true, help_heading = "S3")]
     pub no_bulk_delete: bool,
 

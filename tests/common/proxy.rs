@@ -1,6 +1,8 @@
 //! A fault-injecting HTTP proxy on 127.0.0.1 between snap and Garage: it
 //! drops connections, answers 500 and 503, and delays responses, on a fixed
-//! schedule so that every run injects the same faults.
+//! schedule so that every run injects the same faults. It can also imitate
+//! a provider's quirk ([`Quirk`]) in front of Garage, which has none of
+//! them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,6 +18,21 @@ pub enum Fault {
     Slow,
 }
 
+/// What a provider does differently from Garage, answered by the proxy
+/// itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quirk {
+    None,
+    /// No multi-object delete (`POST ?delete`): this status (501 or 405).
+    NoBulkDelete(u16),
+    /// B2: `If-None-Match` on a PUT is 501 NotImplemented.
+    NoConditionalCreate,
+    /// A multi-object delete's answer names a key that was not sent.
+    BulkAnswerNamesAnotherKey,
+    /// A multi-object delete answers NoSuchKey for every key.
+    BulkNoSuchKey,
+}
+
 pub struct FaultProxy {
     pub endpoint: String,
     /// Every how many requests a fault is injected (0: none).
@@ -27,6 +44,7 @@ pub struct FaultProxy {
     /// The request line (`GET /bucket/key?query HTTP/1.1`) of every
     /// request forwarded, so tests can assert what snap asked for.
     pub log: Arc<Mutex<Vec<String>>>,
+    quirk: Arc<Mutex<Quirk>>,
 }
 
 const SCHEDULE: [Fault; 4] = [
@@ -48,13 +66,15 @@ impl FaultProxy {
             requests: Arc::new(AtomicU64::new(0)),
             faults: Arc::new(AtomicU64::new(0)),
             log: Arc::new(Mutex::new(Vec::new())),
+            quirk: Arc::new(Mutex::new(Quirk::None)),
         };
-        let (every, down, requests, faults, log) = (
+        let (every, down, requests, faults, log, quirk) = (
             proxy.every.clone(),
             proxy.down.clone(),
             proxy.requests.clone(),
             proxy.faults.clone(),
             proxy.log.clone(),
+            proxy.quirk.clone(),
         );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -70,8 +90,9 @@ impl FaultProxy {
                     faults.fetch_add(1, Ordering::SeqCst);
                 }
                 let log = log.clone();
+                let quirk = *quirk.lock().unwrap();
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, fault, &log);
+                    let _ = serve(conn, upstream, fault, quirk, &log);
                 });
             }
         });
@@ -80,6 +101,10 @@ impl FaultProxy {
 
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_quirk(&self, quirk: Quirk) {
+        *self.quirk.lock().unwrap() = quirk;
     }
 
     pub fn set_every(&self, every: u64) {
@@ -143,10 +168,76 @@ fn rewrite(head: &[String]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The proxy's own answer to a request, when the quirk decides it.
+fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
+    let line = head.first()?;
+    let bulk_delete = line.starts_with("POST ") && line.contains("?delete");
+    let xml = |status: &str, code: &str, message: &str| {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        );
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let deleted = |entries: String| {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult>{entries}</DeleteResult>"
+        );
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    match quirk {
+        Quirk::NoBulkDelete(501) if bulk_delete => Some(xml(
+            "501 Not Implemented",
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+        )),
+        Quirk::NoBulkDelete(_) if bulk_delete => Some(xml(
+            "405 Method Not Allowed",
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        )),
+        Quirk::NoConditionalCreate
+            if line.starts_with("PUT ")
+                && head.iter().any(|h| h.to_ascii_lowercase().starts_with("if-none-match:")) =>
+        {
+            Some(xml(
+                "501 Not Implemented",
+                "NotImplemented",
+                "A header you provided implies functionality that is not implemented",
+            ))
+        }
+        Quirk::BulkAnswerNamesAnotherKey if bulk_delete => Some(deleted(
+            "<Error><Key>a-key-nobody-sent</Key><Code>InternalError</Code><Message>x</Message></Error>"
+                .into(),
+        )),
+        Quirk::BulkNoSuchKey if bulk_delete => {
+            let text = String::from_utf8_lossy(body);
+            let keys = text
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|k| k.split("</Key>").next())
+                .map(|k| {
+                    format!(
+                        "<Error><Key>{k}</Key><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+                    )
+                })
+                .collect();
+            Some(deleted(keys))
+        }
+        _ => None,
+    }
+}
+
 fn serve(
     client: TcpStream,
     upstream: SocketAddr,
     fault: Option<Fault>,
+    quirk: Quirk,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
@@ -159,6 +250,10 @@ fn serve(
     let mut body = vec![0u8; content_length(&head)];
     reader.read_exact(&mut body)?;
     let mut client = client;
+    if let Some(answer) = quirk_answer(quirk, &head, &body) {
+        client.write_all(answer.as_bytes())?;
+        return Ok(());
+    }
     match fault {
         Some(Fault::Drop) => return Ok(()),
         Some(Fault::Unavailable) => {

@@ -37,6 +37,9 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
             r.repository_id.short(),
             r.location
         ));
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
         if r.encrypted {
             ui.say(LOST_PASSWORD);
         } else {

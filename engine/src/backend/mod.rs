@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 
@@ -57,6 +58,11 @@ pub trait Backend: Send + Sync {
         names.iter().try_for_each(|n| self.delete(n))
     }
     fn exists(&self, name: &str) -> Result<bool>;
+    /// Whether [`Backend::create`] is atomic here: false once the store
+    /// has refused conditional writes (B2), and `create` looks first.
+    fn create_is_atomic(&self) -> bool {
+        true
+    }
     /// How many transfers to run at once: more hide latency on a remote
     /// store, and cost nothing but memory.
     fn connections(&self) -> usize {
@@ -75,6 +81,17 @@ pub struct StoreBackend {
     /// Turns a store's error into a message naming the setting at fault.
     explain: Option<Explain>,
     connections: usize,
+    /// The same bucket for multi-object deletes (S3 only), without
+    /// retries: a pass that fails is finished by single deletes, which
+    /// retry. `store` sends single deletes as plain `DELETE`s (object_store
+    /// would send even one as a `POST ?delete`, which some providers
+    /// lack, and retry a 501 for six seconds).
+    bulk_store: Option<Arc<dyn ObjectStore>>,
+    /// Whether to try multi-object deletes: S3 with `bulk_delete` on, until
+    /// the provider has refused one in this run.
+    bulk: std::sync::atomic::AtomicBool,
+    /// Set once the provider refused a conditional write in this run.
+    create_unsupported: std::sync::atomic::AtomicBool,
 }
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
@@ -98,7 +115,62 @@ impl StoreBackend {
             multipart: None,
             explain: None,
             connections: 2,
+            bulk_store: None,
+            bulk: std::sync::atomic::AtomicBool::new(false),
+            create_unsupported: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Deletes `names` one request each, several at a time; a missing
+    /// object is not an error.
+    fn delete_each(&self, names: &[String]) -> Result<()> {
+        let paths: Vec<object_store::Result<StorePath>> =
+            names.iter().map(|n| Ok(self.path(n))).collect();
+        let results: Vec<object_store::Result<StorePath>> = self.runtime.block_on(
+            self.store
+                .delete_stream(futures::stream::iter(paths).boxed())
+                .collect(),
+        );
+        for (r, name) in results.into_iter().zip(names) {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.err(name, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One multi-object delete pass: the names it confirmed deleted. It
+    /// runs as a task of its own, so that an answer object_store cannot
+    /// take (one naming a key that was not sent once made it panic) is a
+    /// failed pass, not a crash.
+    fn delete_bulk(&self, names: &[String]) -> std::collections::HashSet<String> {
+        let Some(store) = self.bulk_store.clone() else {
+            return Default::default();
+        };
+        let paths: Vec<object_store::Result<StorePath>> =
+            names.iter().map(|n| Ok(self.path(n))).collect();
+        let task = async move {
+            store
+                .delete_stream(futures::stream::iter(paths).boxed())
+                .collect::<Vec<_>>()
+                .await
+        };
+        let done: Vec<object_store::Result<StorePath>> = self
+            .runtime
+            .block_on(async { tokio::spawn(task).await })
+            .unwrap_or_default();
+        let root_len = self.path("").as_ref().len();
+        done.into_iter()
+            .filter_map(|r| r.ok())
+            .map(|p| {
+                let full = p.as_ref();
+                full.get(root_len..)
+                    .unwrap_or(full)
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .collect()
     }
 
     /// A repository in a local directory. `create` makes the directory (for
@@ -224,18 +296,34 @@ impl Backend for StoreBackend {
             return Ok(false);
         }
         let path = self.path(name);
+        if self.create_unsupported.load(Ordering::Relaxed) {
+            self.write(name, data)?;
+            return Ok(true);
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
-            .runtime
-            .block_on(self.store.put_opts(&path, PutPayload::from(data), opts))
-        {
+        match self.runtime.block_on(self.store.put_opts(
+            &path,
+            PutPayload::from(data.clone()),
+            opts,
+        )) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            // B2 answers If-None-Match with 501: the look above is all the
+            // provider allows, and the caller says so.
+            Err(e) if refuses_conditional_writes(&e) => {
+                self.create_unsupported.store(true, Ordering::Relaxed);
+                self.write(name, data)?;
+                Ok(true)
+            }
             Err(e) => Err(self.err(name, e)),
         }
+    }
+
+    fn create_is_atomic(&self) -> bool {
+        !self.create_unsupported.load(Ordering::Relaxed)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
@@ -274,24 +362,31 @@ impl Backend for StoreBackend {
         self.connections
     }
 
+    /// S3's multi-object delete (1,000 a request) where the provider has
+    /// it; what it did not confirm (a provider without it: 501, 405,
+    /// NotImplemented, MissingContentMD5; a per-key NoSuchKey; an answer
+    /// that cannot be read) is deleted one by one. A pass that deleted
+    /// nothing while the single deletes worked means the provider lacks
+    /// it: the rest of the run deletes one by one.
     fn delete_many(&self, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }
-        let paths: Vec<object_store::Result<StorePath>> =
-            names.iter().map(|n| Ok(self.path(n))).collect();
-        // S3's multi-object delete where the provider has it (1,000 a
-        // request), single deletes where it was switched off.
-        let results: Vec<object_store::Result<StorePath>> = self.runtime.block_on(
-            self.store
-                .delete_stream(futures::stream::iter(paths).boxed())
-                .collect(),
-        );
-        for r in results {
-            match r {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err("(bulk delete)", e)),
-            }
+        if !self.bulk.load(Ordering::Relaxed) {
+            return self.delete_each(names);
+        }
+        let done = self.delete_bulk(names);
+        let rest: Vec<String> = names
+            .iter()
+            .filter(|n| !done.contains(*n))
+            .cloned()
+            .collect();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        self.delete_each(&rest)?;
+        if done.is_empty() {
+            self.bulk.store(false, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -304,4 +399,25 @@ impl Backend for StoreBackend {
             Err(e) => Err(self.err(name, e)),
         }
     }
+}
+
+/// Whether a store's answer to a conditional write says it has none: 501,
+/// NotImplemented, or InvalidArgument about the header (B2, some gateways).
+fn refuses_conditional_writes(e: &object_store::Error) -> bool {
+    if matches!(e, object_store::Error::NotImplemented { .. }) {
+        return true;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    [
+        "501 Not Implemented",
+        "<Code>NotImplemented</Code>",
+        "<Code>InvalidArgument</Code>",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }

@@ -327,7 +327,6 @@ impl StoreBackend {
             .with_bucket_name(&opts.bucket)
             .with_region(opts.region())
             .with_virtual_hosted_style_request(virtual_hosted)
-            .with_disable_bulk_delete(!opts.bulk_delete)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(200),
@@ -370,10 +369,23 @@ impl StoreBackend {
                 "S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or keys in a profile".into(),
             ));
         }
+        let bulk = b
+            .clone()
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
         let store = b
+            .with_disable_bulk_delete(true)
             .build()
             .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
         let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
+        backend.bulk_store = Some(Arc::new(bulk));
+        backend
+            .bulk
+            .store(opts.bulk_delete, std::sync::atomic::Ordering::Relaxed);
         backend.multipart = Some(opts.multipart_part_size);
         backend.connections = opts.connections.max(1);
         let o = opts.clone();

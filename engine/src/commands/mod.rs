@@ -21,6 +21,8 @@ pub struct InitResult {
     pub repository_id: Id,
     pub encrypted: bool,
     pub key_id: Option<Id>,
+    /// What the provider did not allow, in words.
+    pub warnings: Vec<String>,
 }
 
 pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<(Repository, InitResult)> {
@@ -30,6 +32,16 @@ pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<(Repository,
         repository_id: repo.config().id,
         encrypted: repo.is_encrypted(),
         key_id: repo.key_id(),
+        warnings: if repo.backend().create_is_atomic() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{} refused a conditional write (If-None-Match), so init looked for an \
+                 existing repository first and then wrote: two devices running init on the \
+                 same place at the same moment could both succeed there",
+                repo.location()
+            )]
+        },
     };
     Ok((repo, result))
 }

@@ -1,0 +1,119 @@
+//! Providers' quirks, imitated by the loopback proxy in front of Garage
+//! (which has none of them): each test is a provider behaviour users met,
+//! and what snap does about it.
+
+mod common;
+
+use bytes::Bytes;
+use common::garage::{self, Garage};
+use common::proxy::{FaultProxy, Quirk};
+use common::*;
+use snap_engine::backend::{Backend, StoreBackend};
+
+/// The requests the proxy forwarded or answered that match `pred`.
+fn count(log: &[String], pred: impl Fn(&str) -> bool) -> usize {
+    log.iter().filter(|l| pred(l)).count()
+}
+
+fn is_bulk_delete(l: &str) -> bool {
+    l.starts_with("POST ") && l.contains("?delete")
+}
+
+/// The repository's objects under `folder`, read straight from Garage.
+fn stored(env: &Env, folder: &str) -> Vec<String> {
+    let direct = StoreBackend::s3(&garage::options(&env.repo, &Garage::get().endpoint)).unwrap();
+    direct
+        .list(folder)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect()
+}
+
+/// A provider without the multi-object delete (501 NotImplemented, or 405
+/// from a gateway): once made every delete fail after six seconds of
+/// retries, the lock after each backup stayed, and prune failed.
+#[test]
+fn deletes_work_on_a_provider_without_bulk_delete() {
+    for status in [501, 405] {
+        let mut env = Env::s3(&format!("nobulk{status}"));
+        let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+        proxy.set_quirk(Quirk::NoBulkDelete(status));
+        env.set_endpoint(&proxy.endpoint);
+        env.init();
+        let src = env.path("src");
+        std::fs::create_dir_all(&src).unwrap();
+        for round in 0..3u64 {
+            std::fs::write(src.join("f"), random_bytes(round, 300_000)).unwrap();
+            env.create(&[&src], &[]);
+        }
+        // Each backup removed its lock with one plain DELETE.
+        assert_eq!(stored(&env, "locks/"), Vec::<String>::new(), "{status}");
+        proxy.take_log();
+        env.snap()
+            .args(["prune", "--keep-last", "1"])
+            .assert()
+            .success();
+        let log = proxy.take_log();
+        // Tried once, then single deletes for the rest of the run.
+        assert!(count(&log, is_bulk_delete) <= 1, "{status}: {log:?}");
+        assert!(
+            count(&log, |l| l.starts_with("DELETE ")) >= 2,
+            "{status}: {log:?}"
+        );
+        assert_eq!(stored(&env, "snapshots/").len(), 1, "{status}");
+        env.snap().args(["check", "--read-data"]).assert().success();
+    }
+}
+
+/// Answers that object_store's multi-object delete cannot take, or
+/// NoSuchKey for keys already gone: deletes still succeed, snap does not
+/// crash, and what was asked is gone.
+#[test]
+fn odd_bulk_delete_answers_neither_crash_nor_fail() {
+    for quirk in [Quirk::BulkAnswerNamesAnotherKey, Quirk::BulkNoSuchKey] {
+        let env = Env::s3("oddbulk");
+        let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+        let opts = garage::options(&env.repo, &proxy.endpoint);
+        let backend = StoreBackend::s3(&opts).unwrap();
+        let names: Vec<String> = (0..5).map(|i| format!("data/00/junk-{i}")).collect();
+        for n in &names {
+            backend.write(n, Bytes::from_static(b"x")).unwrap();
+        }
+        proxy.set_quirk(quirk);
+        backend.delete_many(&names).unwrap();
+        assert_eq!(stored(&env, "data/"), Vec::<String>::new(), "{quirk:?}");
+        // And deleting them again, missing now, is no error either.
+        backend.delete_many(&names).unwrap();
+    }
+}
+
+/// Backblaze B2 answers `If-None-Match: *` with 501: init once failed
+/// there. It now looks first, writes, and says init was not atomic.
+#[test]
+fn init_works_where_conditional_writes_are_refused() {
+    let mut env = Env::s3("b2create");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    proxy.set_quirk(Quirk::NoConditionalCreate);
+    env.set_endpoint(&proxy.endpoint);
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("refused a conditional write"), "{err}");
+    // A second init finds the repository, atomic or not.
+    let again = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+}
