@@ -117,3 +117,51 @@ fn init_works_where_conditional_writes_are_refused() {
     let restored = env.restore("latest", &src, "out");
     assert_same_tree(&src, &restored);
 }
+
+/// Listings in ListObjectsV1's shape come a page of 1,000 at a time with
+/// no continuation token, and object_store stopped after the first page:
+/// check and prune saw a partial repository. snap continues after the last
+/// key; where the provider ignores that too, it stops with an error.
+#[test]
+fn listings_cut_at_a_thousand_are_continued_or_refused() {
+    let mut env = Env::s3("v1list");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    env.set_endpoint(&proxy.endpoint);
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    // 1,100 packs no index names (as an interrupted backup leaves them).
+    let direct = StoreBackend::s3(&garage::options(&env.repo, &Garage::get().endpoint)).unwrap();
+    let junk = 1100;
+    for i in 0..junk {
+        let id = format!("{:064x}", 0xabc000 + i);
+        direct
+            .write(&format!("data/{}/{id}", &id[..2]), Bytes::from_static(b"x"))
+            .unwrap();
+    }
+    let unindexed = |out: &std::process::Output| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w.as_str().unwrap().contains("not in any index"))
+            .count()
+    };
+    proxy.set_quirk(Quirk::ListV1);
+    let out = env.snap().args(["--json", "check"]).output().unwrap();
+    assert_eq!(unindexed(&out), junk as usize, "{}", stderr(&out));
+    proxy.set_quirk(Quirk::ListV1IgnoresStartAfter);
+    for args in [&["check"][..], &["prune", "--keep-last", "1"]] {
+        let out = env.snap().args(args).output().unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("ignores the request to continue"),
+            "{args:?}: {err}"
+        );
+    }
+    // Nothing was deleted from the partial view.
+    assert_eq!(stored(&env, "data/").len(), junk as usize + 1);
+}

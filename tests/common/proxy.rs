@@ -31,6 +31,11 @@ pub enum Quirk {
     BulkAnswerNamesAnotherKey,
     /// A multi-object delete answers NoSuchKey for every key.
     BulkNoSuchKey,
+    /// Listings in ListObjectsV1's shape (Tencent COS, some gateways): a
+    /// page of 1,000 with no continuation token.
+    ListV1,
+    /// The same, and `start-after` is ignored.
+    ListV1IgnoresStartAfter,
 }
 
 pub struct FaultProxy {
@@ -267,12 +272,105 @@ fn serve(
         Some(Fault::Slow) => std::thread::sleep(Duration::from_millis(1500)),
         None => {}
     }
+    let listing = matches!(quirk, Quirk::ListV1 | Quirk::ListV1IgnoresStartAfter)
+        && head
+            .first()
+            .is_some_and(|l| l.starts_with("GET ") && l.contains("list-type=2"));
+    // The first page of each listing, answered again to a request that
+    // asks to start after a key (a request cannot be altered: it is
+    // signed).
+    static FIRST_PAGES: Mutex<Vec<(String, Vec<u8>)>> = Mutex::new(Vec::new());
+    let page_key = drop_query_param(&head[0], "start-after");
+    if listing && quirk == Quirk::ListV1IgnoresStartAfter && page_key != head[0] {
+        let pages = FIRST_PAGES.lock().unwrap();
+        if let Some((_, answer)) = pages.iter().find(|(k, _)| *k == page_key) {
+            client.write_all(answer)?;
+            return Ok(());
+        }
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(&rewrite(&head))?;
     up.write_all(&body)?;
     let mut up_reader = BufReader::new(up);
     let response_head = read_head(&mut up_reader)?;
+    if listing {
+        // The V2 answer, less its continuation token: a V1-shaped page.
+        let body = read_body(&mut up_reader, &response_head)?;
+        let text = String::from_utf8_lossy(&body);
+        let cut = match (
+            text.find("<NextContinuationToken>"),
+            text.find("</NextContinuationToken>"),
+        ) {
+            (Some(a), Some(b)) => format!(
+                "{}{}",
+                &text[..a],
+                &text[b + "</NextContinuationToken>".len()..]
+            ),
+            _ => text.into_owned(),
+        };
+        let kept: Vec<String> = response_head
+            .iter()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
+            })
+            .cloned()
+            .chain([format!("Content-Length: {}", cut.len())])
+            .collect();
+        let mut answer = rewrite(&kept);
+        answer.extend_from_slice(cut.as_bytes());
+        client.write_all(&answer)?;
+        if page_key == head[0] {
+            FIRST_PAGES.lock().unwrap().push((page_key, answer));
+        }
+        return Ok(());
+    }
     client.write_all(&rewrite(&response_head))?;
     std::io::copy(&mut up_reader, &mut client)?;
     Ok(())
+}
+
+/// A response body, by its length or in chunks.
+fn read_body(r: &mut BufReader<TcpStream>, head: &[String]) -> std::io::Result<Vec<u8>> {
+    let chunked = head.iter().any(|l| {
+        l.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    if !chunked {
+        let mut body = vec![0u8; content_length(head)];
+        r.read_exact(&mut body)?;
+        return Ok(body);
+    }
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size)?;
+        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+            .map_err(std::io::Error::other)?;
+        let mut chunk = vec![0u8; n + 2];
+        r.read_exact(&mut chunk)?;
+        if n == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A request line without one query parameter.
+fn drop_query_param(line: &str, name: &str) -> String {
+    let mut parts = line.splitn(3, ' ');
+    let (method, target, version) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let Some((path, query)) = target.split_once('?') else {
+        return line.to_string();
+    };
+    let query: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with(&format!("{name}=")))
+        .collect();
+    format!("{method} {path}?{} {version}", query.join("&"))
 }

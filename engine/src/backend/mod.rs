@@ -12,6 +12,9 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::atomic::Ordering;
 
+/// The page size of S3 listings: 1,000 keys, the most a provider returns.
+const LIST_PAGE: usize = 1000;
+
 use crate::error::{Error, Result};
 
 mod s3;
@@ -333,10 +336,39 @@ impl Backend for StoreBackend {
         } else {
             self.root.as_ref().len() + 1
         };
-        let metas: Vec<object_store::ObjectMeta> = self
+        let mut metas: Vec<object_store::ObjectMeta> = self
             .runtime
             .block_on(self.store.list(Some(&path)).try_collect())
             .map_err(|e| self.err(prefix, e))?;
+        // A provider answering in ListObjectsV1's shape gives no
+        // continuation token, and object_store then stops after the first
+        // page: prune or check working from that view could delete live
+        // data or miss damage. A listing that ends on a full page is
+        // continued after its last key, until a page comes back short.
+        while !metas.is_empty() && metas.len().is_multiple_of(LIST_PAGE) {
+            let last = metas[metas.len() - 1].location.clone();
+            let more: Vec<object_store::ObjectMeta> = self
+                .runtime
+                .block_on(
+                    self.store
+                        .list_with_offset(Some(&path), &last)
+                        .try_collect(),
+                )
+                .map_err(|e| self.err(prefix, e))?;
+            if more.first().is_some_and(|m| m.location <= last) {
+                return Err(Error::Backend(format!(
+                    "{}: the listing of {prefix} stops at {} objects and the provider ignores \
+                     the request to continue after the last one, so snap cannot see them all; \
+                     nothing was done from this partial view",
+                    self.location,
+                    metas.len()
+                )));
+            }
+            if more.is_empty() {
+                break;
+            }
+            metas.extend(more);
+        }
         Ok(metas
             .into_iter()
             .filter_map(|m| {
