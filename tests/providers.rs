@@ -165,3 +165,54 @@ fn listings_cut_at_a_thousand_are_continued_or_refused() {
     // Nothing was deleted from the partial view.
     assert_eq!(stored(&env, "data/").len(), junk as usize + 1);
 }
+
+/// Everything snap sends passes a provider that refuses checksum headers,
+/// aws-chunked bodies and multi-object deletes without Content-MD5: a
+/// backup, a restore, a prune and a check.
+#[test]
+fn a_strict_provider_takes_every_request() {
+    let mut env = Env::s3("strict");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    proxy.set_quirk(Quirk::Strict);
+    env.set_endpoint(&proxy.endpoint);
+    env.init();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    std::fs::write(src.join("hello.txt"), b"changed").unwrap();
+    env.create(&[&src], &[]);
+    env.snap()
+        .args(["prune", "--keep-last", "1"])
+        .assert()
+        .success();
+    env.snap().args(["check", "--read-data"]).assert().success();
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+    let log = proxy.take_log();
+    assert!(
+        log.iter().any(|l| is_bulk_delete(l)),
+        "no multi-object delete was tried: {log:?}"
+    );
+}
+
+/// R2 refuses a multipart upload whose parts are not all one size but the
+/// last: snap's parts are equal.
+#[test]
+fn multipart_parts_are_equal_as_r2_requires() {
+    let env = Env::s3("r2parts");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    proxy.set_quirk(Quirk::EqualParts);
+    let opts = snap_engine::backend::S3Options {
+        multipart_part_size: 5 << 20,
+        ..garage::options(&env.repo, &proxy.endpoint)
+    };
+    let backend = StoreBackend::s3(&opts).unwrap();
+    let data = random_bytes(3, (12 << 20) + 12_345);
+    backend.write("big", Bytes::from(data.clone())).unwrap();
+    assert!(backend.read("big", u64::MAX).unwrap() == data[..]);
+    let log = proxy.take_log();
+    assert!(
+        log.iter().filter(|l| l.contains("partNumber=")).count() >= 3,
+        "{log:?}"
+    );
+}

@@ -36,6 +36,14 @@ pub enum Quirk {
     ListV1,
     /// The same, and `start-after` is ignored.
     ListV1IgnoresStartAfter,
+    /// What stricter providers refuse, so that an object_store upgrade
+    /// that starts sending it cannot pass unnoticed: `x-amz-checksum-*`
+    /// headers, `aws-chunked` bodies, a multi-object delete without
+    /// `Content-MD5`.
+    Strict,
+    /// R2: a multipart upload whose parts, but the last, differ in size is
+    /// refused when completed.
+    EqualParts,
 }
 
 pub struct FaultProxy {
@@ -195,6 +203,31 @@ fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
             body.len()
         )
     };
+    let has = |prefix: &str| {
+        head.iter()
+            .any(|h| h.to_ascii_lowercase().starts_with(prefix))
+    };
+    if quirk == Quirk::Strict {
+        let refused = if has("x-amz-checksum-") || has("x-amz-sdk-checksum-algorithm") {
+            Some("a checksum header")
+        } else if has("content-encoding: aws-chunked") || has("x-amz-content-sha256: streaming-") {
+            Some("an aws-chunked body")
+        } else if bulk_delete && !has("content-md5:") {
+            Some("a multi-object delete without Content-MD5")
+        } else {
+            None
+        };
+        return refused.map(|what| {
+            xml(
+                "400 Bad Request",
+                "InvalidRequest",
+                &format!("strict provider: {what}"),
+            )
+        });
+    }
+    if quirk == Quirk::EqualParts {
+        return multipart_rule(line, body.len());
+    }
     match quirk {
         Quirk::NoBulkDelete(501) if bulk_delete => Some(xml(
             "501 Not Implemented",
@@ -328,6 +361,45 @@ fn serve(
     client.write_all(&rewrite(&response_head))?;
     std::io::copy(&mut up_reader, &mut client)?;
     Ok(())
+}
+
+/// R2's rule on multipart uploads: every part but the last has one size.
+/// Parts are noted as they pass; the completion is refused if they break
+/// the rule.
+fn multipart_rule(line: &str, size: usize) -> Option<String> {
+    static PARTS: Mutex<Vec<(String, u32, usize)>> = Mutex::new(Vec::new());
+    let param = |name: &str| {
+        line.split(['?', '&', ' '])
+            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let upload = param("uploadId")?;
+    if line.starts_with("PUT ") {
+        let n = param("partNumber")?.parse().ok()?;
+        PARTS.lock().unwrap().push((upload, n, size));
+        return None;
+    }
+    if !line.starts_with("POST ") {
+        return None;
+    }
+    let mut sizes: Vec<(u32, usize)> = PARTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(u, _, _)| *u == upload)
+        .map(|(_, n, s)| (*n, *s))
+        .collect();
+    sizes.sort();
+    let body_sizes: Vec<usize> = sizes.iter().map(|(_, s)| *s).collect();
+    let (last, rest) = body_sizes.split_last()?;
+    let equal = rest.windows(2).all(|w| w[0] == w[1]) && rest.first().is_none_or(|f| last <= f);
+    (!equal).then(|| {
+        let body = "<Error><Code>InvalidPart</Code><Message>All non-trailing parts must have the same length.</Message></Error>";
+        format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    })
 }
 
 /// A response body, by its length or in chunks.
