@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use common::garage::{self, Garage};
 use common::proxy::{FaultProxy, Quirk};
@@ -215,4 +217,58 @@ fn multipart_parts_are_equal_as_r2_requires() {
         log.iter().filter(|l| l.contains("partNumber=")).count() >= 3,
         "{log:?}"
     );
+}
+
+/// Sends every host name to 127.0.0.1, so that a provider's real host
+/// names reach the test server.
+#[derive(Debug)]
+struct Loopback;
+
+impl snap_engine::backend::DnsResolver for Loopback {
+    fn resolve(&self, _host: &str) -> snap_engine::backend::DnsFuture {
+        Box::pin(async { Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]) })
+    }
+}
+
+/// Huawei OBS refuses path style, and answered a path-style PUT with a
+/// misleading 404 while HEAD succeeded. With its real host name (resolved
+/// to a Garage that serves that domain, behind a proxy refusing path
+/// style), snap goes virtual-hosted by itself and reads the region from
+/// the host; forced to path style, it is told why it fails.
+#[test]
+fn a_virtual_only_provider_by_its_real_host_name() {
+    let domain = "obs.cn-north-4.myhuaweicloud.com";
+    let g = Garage::serving_domain("obs", domain);
+    let proxy = FaultProxy::start(&g.endpoint, 0);
+    proxy.set_quirk(Quirk::VirtualOnly);
+    let port = proxy.endpoint.rsplit(':').next().unwrap().to_string();
+    let opts = snap_engine::backend::S3Options {
+        dns_resolver: Some(Arc::new(Loopback)),
+        ..garage::options(&g.repo("obs"), &format!("http://{domain}:{port}"))
+    };
+    let auto = snap_engine::backend::S3Options {
+        region: String::new(),
+        ..opts.clone()
+    };
+    assert_eq!(auto.region(), "cn-north-4", "read from the host");
+    let backend = StoreBackend::s3(&opts).unwrap();
+    backend.write("config", Bytes::from_static(b"c")).unwrap();
+    assert_eq!(&backend.read("config", 10).unwrap()[..], b"c");
+    assert_eq!(backend.list("").unwrap().len(), 1);
+    backend.delete_many(&["config".to_string()]).unwrap();
+    assert!(backend.list("").unwrap().is_empty());
+    assert!(
+        proxy.take_log().iter().all(|l| !l.contains(garage::BUCKET)),
+        "path style was used"
+    );
+    let path = snap_engine::backend::S3Options {
+        addressing: snap_engine::backend::Addressing::Path,
+        ..opts
+    };
+    let err = StoreBackend::s3(&path)
+        .unwrap()
+        .write("x", Bytes::from_static(b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bucket in the host name"), "{err}");
 }

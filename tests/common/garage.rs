@@ -59,12 +59,19 @@ impl Garage {
     /// The shared server, started on first use.
     pub fn get() -> &'static Garage {
         static G: OnceLock<Garage> = OnceLock::new();
-        G.get_or_init(|| Garage::start("shared"))
+        G.get_or_init(|| Garage::start("shared", "s3.garage.localhost"))
     }
 
     /// A server of the caller's own, to stop and restart.
     pub fn private(name: &str) -> Garage {
-        Garage::start(name)
+        Garage::start(name, "s3.garage.localhost")
+    }
+
+    /// A server of the caller's own that answers virtual-hosted requests
+    /// for buckets under `domain` (a provider's host name, which the test
+    /// resolves to 127.0.0.1).
+    pub fn serving_domain(name: &str, domain: &str) -> Garage {
+        Garage::start(name, domain)
     }
 
     /// Runs a garage admin command. A node that has just started may not
@@ -172,7 +179,7 @@ impl Garage {
         }
     }
 
-    fn start(name: &str) -> Garage {
+    fn start(name: &str, root_domain: &str) -> Garage {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         // Leftovers of earlier runs whose process is gone.
         if let Ok(rd) = std::fs::read_dir(base) {
@@ -206,7 +213,7 @@ rpc_secret = "{RPC_SECRET}"
 [s3_api]
 s3_region = "{REGION}"
 api_bind_addr = "127.0.0.1:{s3}"
-root_domain = ".s3.garage.localhost"
+root_domain = ".{root_domain}"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin}"

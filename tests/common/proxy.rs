@@ -44,6 +44,9 @@ pub enum Quirk {
     /// R2: a multipart upload whose parts, but the last, differ in size is
     /// refused when completed.
     EqualParts,
+    /// Huawei OBS and others: a request without the bucket in the host
+    /// name is refused with PathStyleDomainForbidden.
+    VirtualOnly,
 }
 
 pub struct FaultProxy {
@@ -227,6 +230,13 @@ fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
     }
     if quirk == Quirk::EqualParts {
         return multipart_rule(line, body.len());
+    }
+    if quirk == Quirk::VirtualOnly && !has(&format!("host: {}.", super::garage::BUCKET)) {
+        return Some(xml(
+            "403 Forbidden",
+            "PathStyleDomainForbidden",
+            "The path style domain is forbidden, please use virtual hosted style",
+        ));
     }
     match quirk {
         Quirk::NoBulkDelete(501) if bulk_delete => Some(xml(

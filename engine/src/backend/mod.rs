@@ -18,6 +18,8 @@ const LIST_PAGE: usize = 1000;
 use crate::error::{Error, Result};
 
 mod s3;
+/// What a resolver given in [`S3Options::dns_resolver`] implements.
+pub use object_store::client::{DnsFuture, DnsResolver};
 pub use s3::{Addressing, S3Options};
 
 /// An object as listed: its name relative to the repository root and size.

@@ -153,6 +153,9 @@ pub struct S3Options {
     pub multipart_part_size: usize,
     /// Use the multi-object delete request (some providers lack it).
     pub bulk_delete: bool,
+    /// Where host names resolve; the system's resolver when `None`. Tests
+    /// send providers' real host names to a server on 127.0.0.1 with it.
+    pub dns_resolver: Option<Arc<dyn object_store::client::DnsResolver>>,
 }
 
 impl Default for S3Options {
@@ -173,6 +176,7 @@ impl Default for S3Options {
             retries: 5,
             multipart_part_size: 64 * 1024 * 1024,
             bulk_delete: true,
+            dns_resolver: None,
         }
     }
 }
@@ -325,7 +329,7 @@ impl StoreBackend {
         let virtual_hosted = opts.virtual_hosted()?;
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&opts.bucket)
-            .with_region(opts.region())
+            .with_region(aws_region(opts))
             .with_virtual_hosted_style_request(virtual_hosted)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
@@ -336,13 +340,17 @@ impl StoreBackend {
                 max_retries: opts.retries,
                 retry_timeout: opts.timeout,
             })
-            .with_client_options(
-                ClientOptions::new()
+            .with_client_options({
+                let c = ClientOptions::new()
                     .with_timeout(opts.timeout)
                     .with_connect_timeout(opts.connect_timeout)
                     .with_pool_max_idle_per_host(opts.connections.max(1))
-                    .with_allow_http(true),
-            );
+                    .with_allow_http(true);
+                match &opts.dns_resolver {
+                    Some(r) => c.with_dns_resolver(r.clone()),
+                    None => c,
+                }
+            });
         if let Some(mut url) = opts.endpoint_url()? {
             if virtual_hosted {
                 let host = url.host_str().unwrap_or_default().to_string();
@@ -392,6 +400,29 @@ impl StoreBackend {
         backend.explain = Some(Box::new(move |e| explain(&o, e)));
         Ok(backend)
     }
+}
+
+/// The region to sign with. On AWS itself with no region given, the
+/// bucket's region as AWS reports it (one HEAD request): a bucket outside
+/// us-east-1 otherwise failed, and was only explained afterwards. Where
+/// that cannot be asked, [`S3Options::region`].
+fn aws_region(opts: &S3Options) -> String {
+    if opts.endpoint.is_some() || !opts.region.is_empty() {
+        return opts.region();
+    }
+    let client = ClientOptions::new().with_timeout(opts.connect_timeout);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+        .and_then(|rt| {
+            rt.block_on(object_store::aws::resolve_bucket_region(
+                &opts.bucket,
+                &client,
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| opts.region())
 }
 
 /// The error and its causes as one line.
