@@ -441,6 +441,26 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// actually meet when they first connect; `None` leaves the error as is.
 fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     let text = chain(e);
+    // OBS answers a path-style PUT with 404 NoSuchKey while HEAD works:
+    // a "missing" object there means the addressing, not the object.
+    let host = o
+        .endpoint_url()
+        .ok()
+        .flatten()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if matches!(e, object_store::Error::NotFound { .. })
+        && text.contains("NoSuchKey")
+        && !o.virtual_hosted().unwrap_or(true)
+        && VIRTUAL_ONLY.iter().any(|d| on_domain(&host, d))
+    {
+        return Some(format!(
+            "the provider at {} answered a path-style request with 404, as providers that \
+             want the bucket in the host name do: leave --s3-addressing at auto or set it to \
+             virtual",
+            o.endpoint.as_deref().unwrap_or(&host)
+        ));
+    }
     if matches!(
         e,
         object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
@@ -454,12 +474,6 @@ fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     let scan = error_words(&text);
     let has = |s: &str| scan.contains(s);
     let endpoint = o.endpoint.as_deref().unwrap_or("AWS S3");
-    let host = o
-        .endpoint_url()
-        .ok()
-        .flatten()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-        .unwrap_or_default();
     let msg = if has("PathStyleDomainForbidden")
         || has("VirtualHostDomainRequired")
         || has("SecondLevelDomainForbidden")
@@ -899,6 +913,20 @@ mod tests {
         )
         .unwrap();
         assert!(msg.contains("bucket in the host name"), "{msg}");
+        let forced = S3Options {
+            addressing: Addressing::Path,
+            ..obs.clone()
+        };
+        let missing = object_store::Error::NotFound {
+            path: "b/config".into(),
+            source: "404 Not Found: <Error><Code>NoSuchKey</Code></Error>".into(),
+        };
+        let msg = explain(&forced, &missing).unwrap();
+        assert!(msg.contains("path-style request with 404"), "{msg}");
+        assert!(
+            explain(&obs, &missing).is_none(),
+            "virtual-hosted: a missing object is one"
+        );
         let b2 = at("b", "https://s3.us-west-004.backblazeb2.com");
         let msg = explain(
             &b2,
