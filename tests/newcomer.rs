@@ -712,7 +712,7 @@ fn a_default_profile_and_the_source_of_each_setting() {
                 "--repo",
                 "s3://b",
                 "--endpoint",
-                "http://127.0.0.1:9/b",
+                "http://127.0.0.1:9/folder",
             ],
             "has a path",
         ),

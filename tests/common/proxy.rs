@@ -36,6 +36,11 @@ pub enum Quirk {
     ListV1,
     /// The same, and `start-after` is ignored.
     ListV1IgnoresStartAfter,
+    /// ListObjectsV1 pages of this many keys (a provider paging by 100).
+    ListV1Page(usize),
+    /// A multi-object delete answers 200, deleting none and naming no key
+    /// it was sent (object_store takes every key for deleted then).
+    BulkAnswersNothing,
     /// What stricter providers refuse, so that an object_store upgrade
     /// that starts sending it cannot pass unnoticed: `x-amz-checksum-*`
     /// headers, `aws-chunked` bodies, a multi-object delete without
@@ -263,6 +268,9 @@ fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
             "<Error><Key>a-key-nobody-sent</Key><Code>InternalError</Code><Message>x</Message></Error>"
                 .into(),
         )),
+        Quirk::BulkAnswersNothing if bulk_delete => Some(deleted(
+            "<Deleted><Key>a-key-nobody-sent</Key></Deleted>".into(),
+        )),
         Quirk::BulkNoSuchKey if bulk_delete => {
             let text = String::from_utf8_lossy(body);
             let keys = text
@@ -315,10 +323,12 @@ fn serve(
         Some(Fault::Slow) => std::thread::sleep(Duration::from_millis(1500)),
         None => {}
     }
-    let listing = matches!(quirk, Quirk::ListV1 | Quirk::ListV1IgnoresStartAfter)
-        && head
-            .first()
-            .is_some_and(|l| l.starts_with("GET ") && l.contains("list-type=2"));
+    let listing = matches!(
+        quirk,
+        Quirk::ListV1 | Quirk::ListV1IgnoresStartAfter | Quirk::ListV1Page(_)
+    ) && head
+        .first()
+        .is_some_and(|l| l.starts_with("GET ") && l.contains("list-type=2"));
     // The first page of each listing, answered again to a request that
     // asks to start after a key (a request cannot be altered: it is
     // signed).
@@ -340,7 +350,7 @@ fn serve(
         // The V2 answer, less its continuation token: a V1-shaped page.
         let body = read_body(&mut up_reader, &response_head)?;
         let text = String::from_utf8_lossy(&body);
-        let cut = match (
+        let mut cut = match (
             text.find("<NextContinuationToken>"),
             text.find("</NextContinuationToken>"),
         ) {
@@ -351,6 +361,14 @@ fn serve(
             ),
             _ => text.into_owned(),
         };
+        if let Quirk::ListV1Page(n) = quirk {
+            // Keep the first n entries: from the (n+1)th <Contents> to the
+            // last </Contents> goes.
+            let starts: Vec<usize> = cut.match_indices("<Contents>").map(|(i, _)| i).collect();
+            if let (Some(&from), Some(end)) = (starts.get(n), cut.rfind("</Contents>")) {
+                cut.replace_range(from..end + "</Contents>".len(), "");
+            }
+        }
         let kept: Vec<String> = response_head
             .iter()
             .filter(|l| {

@@ -12,8 +12,13 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::atomic::Ordering;
 
-/// The page size of S3 listings: 1,000 keys, the most a provider returns.
-const LIST_PAGE: usize = 1000;
+/// The fewest keys a provider is known to page listings by; a shorter
+/// listing cannot have been cut, and is not asked for more.
+const MIN_PAGE: usize = 100;
+
+/// A bound on listing continuations (a hundred million keys at 1,000 a
+/// page): a provider that keeps answering cannot hold snap forever.
+const MAX_CONTINUATIONS: usize = 100_000;
 
 use crate::error::{Error, Result};
 
@@ -95,6 +100,8 @@ pub struct StoreBackend {
     /// Whether to try multi-object deletes: S3 with `bulk_delete` on, until
     /// the provider has refused one in this run.
     bulk: std::sync::atomic::AtomicBool,
+    /// Whether listings come in pages that a provider may cut (S3).
+    paged: bool,
     /// Set once the provider refused a conditional write in this run.
     create_unsupported: std::sync::atomic::AtomicBool,
 }
@@ -121,6 +128,7 @@ impl StoreBackend {
             explain: None,
             connections: 2,
             bulk_store: None,
+            paged: false,
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
         })
@@ -143,6 +151,51 @@ impl StoreBackend {
             }
         }
         Ok(())
+    }
+
+    /// A provider answering in ListObjectsV1's shape gives no
+    /// continuation token, and object_store then stops after the first
+    /// page, of whatever size the provider pages by: prune or check
+    /// working from that view could delete live data or miss damage. So a
+    /// listing long enough to have been cut is asked for more after its
+    /// last key until nothing comes (one more request where nothing was
+    /// cut). What comes must be new keys, in order, under the prefix:
+    /// anything else means the provider ignores `start-after`, and the
+    /// listing is refused rather than trusted or looped over.
+    fn continue_listing(
+        &self,
+        path: &StorePath,
+        prefix: &str,
+        metas: &mut Vec<object_store::ObjectMeta>,
+    ) -> Result<()> {
+        let refuse = |count: usize| {
+            Error::Backend(format!(
+                "{}: the listing of {prefix} stops at {count} objects and the provider does not \
+                 continue it after the last one, so snap cannot see them all; nothing was done \
+                 from this partial view",
+                self.location,
+            ))
+        };
+        let Some(mut last) = metas.iter().map(|m| m.location.clone()).max() else {
+            return Ok(());
+        };
+        for _ in 0..MAX_CONTINUATIONS {
+            let more: Vec<object_store::ObjectMeta> = self
+                .runtime
+                .block_on(self.store.list_with_offset(Some(path), &last).try_collect())
+                .map_err(|e| self.err(prefix, e))?;
+            let Some(end) = more.last().map(|m| m.location.clone()) else {
+                return Ok(());
+            };
+            let in_order = more.windows(2).all(|w| w[0].location < w[1].location);
+            let under = more.iter().all(|m| m.location.prefix_matches(path));
+            if !in_order || !under || more[0].location <= last {
+                return Err(refuse(metas.len()));
+            }
+            last = end;
+            metas.extend(more);
+        }
+        Err(refuse(metas.len()))
     }
 
     /// One multi-object delete pass: the names it confirmed deleted. It
@@ -309,17 +362,37 @@ impl Backend for StoreBackend {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.runtime.block_on(self.store.put_opts(
-            &path,
-            PutPayload::from(data.clone()),
-            opts,
-        )) {
+        // Without retries where there is a store for that (S3): a 501 is
+        // retried for seconds otherwise, and the look before the plain
+        // write below would be that much older.
+        let quick = self.bulk_store.as_ref().unwrap_or(&self.store);
+        let put = |store: &Arc<dyn ObjectStore>| {
+            self.runtime.block_on(store.put_opts(
+                &path,
+                PutPayload::from(data.clone()),
+                opts.clone(),
+            ))
+        };
+        let result = match put(quick) {
+            // A transient failure: again, with the store's retries.
+            Err(e)
+                if !matches!(e, object_store::Error::AlreadyExists { .. })
+                    && !refuses_conditional_writes(&e) =>
+            {
+                put(&self.store)
+            }
+            other => other,
+        };
+        match result {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            // B2 answers If-None-Match with 501: the look above is all the
-            // provider allows, and the caller says so.
+            // B2 answers If-None-Match with 501: looking again right before
+            // the write is all the provider allows, and the caller says so.
             Err(e) if refuses_conditional_writes(&e) => {
                 self.create_unsupported.store(true, Ordering::Relaxed);
+                if self.exists(name)? {
+                    return Ok(false);
+                }
                 self.write(name, data)?;
                 Ok(true)
             }
@@ -342,34 +415,8 @@ impl Backend for StoreBackend {
             .runtime
             .block_on(self.store.list(Some(&path)).try_collect())
             .map_err(|e| self.err(prefix, e))?;
-        // A provider answering in ListObjectsV1's shape gives no
-        // continuation token, and object_store then stops after the first
-        // page: prune or check working from that view could delete live
-        // data or miss damage. A listing that ends on a full page is
-        // continued after its last key, until a page comes back short.
-        while !metas.is_empty() && metas.len().is_multiple_of(LIST_PAGE) {
-            let last = metas[metas.len() - 1].location.clone();
-            let more: Vec<object_store::ObjectMeta> = self
-                .runtime
-                .block_on(
-                    self.store
-                        .list_with_offset(Some(&path), &last)
-                        .try_collect(),
-                )
-                .map_err(|e| self.err(prefix, e))?;
-            if more.first().is_some_and(|m| m.location <= last) {
-                return Err(Error::Backend(format!(
-                    "{}: the listing of {prefix} stops at {} objects and the provider ignores \
-                     the request to continue after the last one, so snap cannot see them all; \
-                     nothing was done from this partial view",
-                    self.location,
-                    metas.len()
-                )));
-            }
-            if more.is_empty() {
-                break;
-            }
-            metas.extend(more);
+        if self.paged && metas.len() >= MIN_PAGE {
+            self.continue_listing(&path, prefix, &mut metas)?;
         }
         Ok(metas
             .into_iter()
@@ -409,7 +456,20 @@ impl Backend for StoreBackend {
         if !self.bulk.load(Ordering::Relaxed) {
             return self.delete_each(names);
         }
-        let done = self.delete_bulk(names);
+        let mut done = self.delete_bulk(names);
+        // object_store counts every key as deleted that the answer does not
+        // name as an error: an empty answer, or one about fewer keys than
+        // were sent, would pass. A few of the keys are looked for; if one
+        // is still there, nothing of the pass is believed.
+        let confirmed: Vec<&String> = names.iter().filter(|n| done.contains(*n)).collect();
+        let sample = [0, confirmed.len() / 2, confirmed.len().saturating_sub(1)];
+        let mut still_there = false;
+        for &i in sample.iter().filter(|&&i| i < confirmed.len()) {
+            still_there |= self.exists(confirmed[i])?;
+        }
+        if still_there {
+            done.clear();
+        }
         let rest: Vec<String> = names
             .iter()
             .filter(|n| !done.contains(*n))

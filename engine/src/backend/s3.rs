@@ -81,11 +81,21 @@ fn is_service_label(label: &str) -> bool {
 /// The bucket label in front of a known provider's service host, as a
 /// console's "bucket domain" shows it (`mybucket.oss-cn-hangzhou.aliyuncs.com`,
 /// `b-1250000000.cos.ap-guangzhou.myqcloud.com`).
-fn bucket_label(host: &str) -> Option<&str> {
+/// The bucket's own name counts even where it looks like a service label
+/// (a bucket called `oss-backup`). AWS PrivateLink and access-point hosts
+/// (`vpce-….s3.REGION.vpce.amazonaws.com`) carry no bucket.
+fn bucket_label<'h>(host: &'h str, bucket: &str) -> Option<&'h str> {
     KNOWN_PROVIDERS.iter().find(|d| on_domain(host, d))?;
+    if host
+        .split('.')
+        .any(|l| l == "vpce" || l.starts_with("s3-accesspoint"))
+    {
+        return None;
+    }
     let (first, rest) = host.split_once('.')?;
     let next = rest.split('.').next()?;
-    (is_service_label(next) && !is_service_label(first) && !first.is_empty()).then_some(first)
+    let named = first.eq_ignore_ascii_case(bucket) || !is_service_label(first);
+    (is_service_label(next) && named && !first.is_empty()).then_some(first)
 }
 
 /// The region a known provider's host names: `oss-cn-hangzhou.aliyuncs.com`
@@ -266,7 +276,7 @@ impl S3Options {
         }
         if let Some(url::Host::Domain(host)) = url.host() {
             let host = host.to_ascii_lowercase();
-            if let Some(label) = bucket_label(&host) {
+            if let Some(label) = bucket_label(&host, &self.bucket) {
                 let rest = host[label.len() + 1..].to_string();
                 if label == self.bucket.to_ascii_lowercase() {
                     // A bucket domain: the bucket goes back in front of the
@@ -353,8 +363,13 @@ impl StoreBackend {
             });
         if let Some(mut url) = opts.endpoint_url()? {
             if virtual_hosted {
-                let host = url.host_str().unwrap_or_default().to_string();
-                if !host.starts_with(&format!("{}.", opts.bucket)) {
+                let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+                // A known provider's host has lost any bucket label above:
+                // the bucket always goes in front (a bucket called `obs` on
+                // `obs.cn-north-4.myhuaweicloud.com` too). Another host that
+                // already starts with the bucket is taken as given.
+                let known = KNOWN_PROVIDERS.iter().any(|d| on_domain(&host, d));
+                if known || !host.starts_with(&format!("{}.", opts.bucket)) {
                     url.set_host(Some(&format!("{}.{host}", opts.bucket)))
                         .map_err(|e| {
                             Error::InvalidArgument(format!("endpoint with bucket: {e}"))
@@ -391,6 +406,7 @@ impl StoreBackend {
             .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
         let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
         backend.bulk_store = Some(Arc::new(bulk));
+        backend.paged = true;
         backend
             .bulk
             .store(opts.bulk_delete, std::sync::atomic::Ordering::Relaxed);
@@ -407,10 +423,18 @@ impl StoreBackend {
 /// us-east-1 otherwise failed, and was only explained afterwards. Where
 /// that cannot be asked, [`S3Options::region`].
 fn aws_region(opts: &S3Options) -> String {
-    if opts.endpoint.is_some() || !opts.region.is_empty() {
+    // Not from inside a runtime (a library caller's): blocking there panics.
+    if opts.endpoint.is_some()
+        || !opts.region.is_empty()
+        || tokio::runtime::Handle::try_current().is_ok()
+    {
         return opts.region();
     }
-    let client = ClientOptions::new().with_timeout(opts.connect_timeout);
+    // Short: offline, a command waits at most this long before signing
+    // for us-east-1, whose errors name the right region.
+    let client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(5));
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -656,6 +680,28 @@ fn last_cause(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_like_service_labels_and_aws_private_hosts() {
+        // A bucket called like a service label, in front of its host.
+        let oss = at(
+            "oss-backup",
+            "https://oss-backup.oss-cn-hangzhou.aliyuncs.com",
+        );
+        assert_eq!(host(&oss), "oss-cn-hangzhou.aliyuncs.com");
+        assert_eq!(oss.region(), "cn-hangzhou");
+        // A bucket called like the host's first label stays a bucket.
+        let obs = at("obs", "https://obs.cn-north-4.myhuaweicloud.com");
+        assert_eq!(host(&obs), "obs.cn-north-4.myhuaweicloud.com");
+        assert_eq!(obs.region(), "cn-north-4");
+        // PrivateLink and access points carry no bucket label.
+        for h in [
+            "https://bucket.vpce-0a1b2c3d4e5f-abcdefgh.s3.us-east-1.vpce.amazonaws.com",
+            "https://ap-123456789012.s3-accesspoint.us-west-2.amazonaws.com",
+        ] {
+            assert!(at("mine", h).endpoint_url().is_ok(), "{h}");
+        }
+    }
 
     fn with(endpoint: &str) -> S3Options {
         S3Options {
