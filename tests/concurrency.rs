@@ -256,13 +256,7 @@ fn a_prune_killed_at_any_moment_never_loses_needed_data() {
         );
     }
     // A prune that runs to the end finishes the job.
-    env.snap()
-        .args(["prune", "--keep-last", "1"])
-        .assert()
-        .success();
-    env.snap().args(["check", "--read-data"]).assert().success();
-    let restored = env.restore("latest", &src, "out");
-    assert_same_tree(&src, &restored);
+    prune_check_and_restore(&env, &src);
 }
 
 /// Files of fresh random data, `n` of 16 MiB each, so that a backup of

@@ -191,13 +191,7 @@ fn a_strict_provider_takes_every_request() {
     env.create(&[&src], &[]);
     std::fs::write(src.join("hello.txt"), b"changed").unwrap();
     env.create(&[&src], &[]);
-    env.snap()
-        .args(["prune", "--keep-last", "1"])
-        .assert()
-        .success();
-    env.snap().args(["check", "--read-data"]).assert().success();
-    let restored = env.restore("latest", &src, "out");
-    assert_same_tree(&src, &restored);
+    prune_check_and_restore(&env, &src);
     let log = proxy.take_log();
     assert!(
         log.iter().any(|l| is_bulk_delete(l)),

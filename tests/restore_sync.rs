@@ -897,8 +897,7 @@ fn a_target_that_changes_during_the_undo_snapshot_is_left_alone() {
     let elsewhere = env.path("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::write(elsewhere.join("junk"), b"not yours").unwrap();
-    let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
-    let repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
+    let repo = open_local(&env);
     let opts = RestoreOptions {
         snapshot: "latest".into(),
         path: Some(src.clone()),
@@ -939,8 +938,7 @@ fn a_directory_swapped_for_a_link_after_the_plan_is_not_written_through() {
         .assert()
         .success();
     std::fs::remove_file(t.join("d/file.txt")).unwrap();
-    let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
-    let repo = Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap();
+    let repo = open_local(&env);
     let opts = RestoreOptions {
         snapshot: "latest".into(),
         path: Some(src.clone()),
@@ -970,3 +968,9 @@ fn a_directory_swapped_for_a_link_after_the_plan_is_not_written_through() {
 use snap_engine::Repository;
 use snap_engine::backend::StoreBackend;
 use std::sync::Arc;
+
+/// The env's local repository, opened through the engine's API.
+fn open_local(env: &Env) -> Repository {
+    let backend = Arc::new(StoreBackend::local(Path::new(&env.repo), false).unwrap());
+    Repository::open(backend, &|| Ok(PASSWORD.to_string())).unwrap()
+}

@@ -473,3 +473,15 @@ fn is_socket(p: &Path) -> bool {
         .map(|m| m.file_type().is_socket())
         .unwrap_or(false)
 }
+
+/// The end of a story: a prune keeping the last snapshot, a check that
+/// reads every pack, and a restore identical to `src`.
+pub fn prune_check_and_restore(env: &Env, src: &Path) {
+    env.snap()
+        .args(["prune", "--keep-last", "1"])
+        .assert()
+        .success();
+    env.snap().args(["check", "--read-data"]).assert().success();
+    let restored = env.restore("latest", src, "out");
+    assert_same_tree(src, &restored);
+}

@@ -463,28 +463,39 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A message that names the setting at fault, for the failures people
 /// actually meet when they first connect; `None` leaves the error as is.
-fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
-    let text = chain(e);
-    // OBS answers a path-style PUT with 404 NoSuchKey while HEAD works:
-    // a "missing" object there means the addressing, not the object.
-    let host = o
-        .endpoint_url()
+/// The endpoint's host, lower-cased ("" for AWS itself).
+fn endpoint_host(o: &S3Options) -> String {
+    o.endpoint_url()
         .ok()
         .flatten()
         .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-        .unwrap_or_default();
-    if matches!(e, object_store::Error::NotFound { .. })
+        .unwrap_or_default()
+}
+
+/// OBS answers a path-style PUT with 404 NoSuchKey while HEAD works: a
+/// "missing" object there means the addressing, not the object.
+fn misleading_not_found(o: &S3Options, e: &object_store::Error, text: &str) -> Option<String> {
+    let host = endpoint_host(o);
+    (matches!(e, object_store::Error::NotFound { .. })
         && text.contains("NoSuchKey")
         && !o.virtual_hosted().unwrap_or(true)
-        && VIRTUAL_ONLY.iter().any(|d| on_domain(&host, d))
-    {
-        return Some(format!(
+        && VIRTUAL_ONLY.iter().any(|d| on_domain(&host, d)))
+    .then(|| {
+        format!(
             "the provider at {} answered a path-style request with 404, as providers that \
              want the bucket in the host name do: leave --s3-addressing at auto or set it to \
              virtual",
             o.endpoint.as_deref().unwrap_or(&host)
-        ));
+        )
+    })
+}
+
+fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
+    let text = chain(e);
+    if let Some(msg) = misleading_not_found(o, e, &text) {
+        return Some(msg);
     }
+    let host = endpoint_host(o);
     if matches!(
         e,
         object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
@@ -952,13 +963,17 @@ mod tests {
             store: "S3",
             source: body.to_string().into(),
         };
+        let says = |o: &S3Options, body: &str, words: &str| {
+            let msg = explain(o, &generic(body)).unwrap();
+            assert!(msg.contains(words), "{msg}");
+            msg
+        };
         let obs = at("b", "https://obs.cn-north-4.myhuaweicloud.com");
-        let msg = explain(
+        says(
             &obs,
-            &generic("403 Forbidden: <Error><Code>PathStyleDomainForbidden</Code></Error>"),
-        )
-        .unwrap();
-        assert!(msg.contains("bucket in the host name"), "{msg}");
+            "403 Forbidden: <Error><Code>PathStyleDomainForbidden</Code></Error>",
+            "bucket in the host name",
+        );
         let forced = S3Options {
             addressing: Addressing::Path,
             ..obs.clone()
@@ -974,28 +989,19 @@ mod tests {
             "virtual-hosted: a missing object is one"
         );
         let b2 = at("b", "https://s3.us-west-004.backblazeb2.com");
-        let msg = explain(
+        says(
             &b2,
-            &generic("403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>"),
-        )
-        .unwrap();
-        assert!(msg.contains("master application key"), "{msg}");
+            "403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>",
+            "master application key",
+        );
+        let no_bucket = "404 Not Found: <Error><Code>NoSuchBucket</Code></Error>";
         let cos = at("mybucket", "https://cos.ap-guangzhou.myqcloud.com");
-        let msg = explain(
-            &cos,
-            &generic("404 Not Found: <Error><Code>NoSuchBucket</Code></Error>"),
-        )
-        .unwrap();
-        assert!(msg.contains("mybucket-1250000000"), "{msg}");
+        says(&cos, no_bucket, "mybucket-1250000000");
         let named = at(
             "mybucket-1250000000",
             "https://cos.ap-guangzhou.myqcloud.com",
         );
-        let msg = explain(
-            &named,
-            &generic("404 Not Found: <Error><Code>NoSuchBucket</Code></Error>"),
-        )
-        .unwrap();
+        let msg = says(&named, no_bucket, "does not exist");
         assert!(!msg.contains("APPID"), "{msg}");
     }
 }
