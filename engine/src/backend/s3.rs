@@ -49,15 +49,10 @@ const VIRTUAL_ONLY: &[&str] = &[
     "amazonaws.com",
 ];
 
-/// Provider domains whose endpoint hosts have a known shape, so that a
-/// bucket label in front of one can be told apart, and a region read.
-const KNOWN_PROVIDERS: &[&str] = &[
-    "aliyuncs.com",
-    "myqcloud.com",
-    "volces.com",
-    "bytepluses.com",
-    "myhuaweicloud.com",
-    "amazonaws.com",
+/// Other providers whose endpoint hosts have a known shape. With
+/// [`VIRTUAL_ONLY`], the hosts in front of which a bucket label can be told
+/// apart, and from which a region can be read.
+const PATH_STYLE_PROVIDERS: &[&str] = &[
     "backblazeb2.com",
     "wasabisys.com",
     "r2.cloudflarestorage.com",
@@ -65,6 +60,15 @@ const KNOWN_PROVIDERS: &[&str] = &[
 
 fn on_domain(host: &str, domain: &str) -> bool {
     host == domain || host.ends_with(&format!(".{domain}"))
+}
+
+/// The known provider domain `host` is on, if any.
+fn known_provider(host: &str) -> Option<&'static str> {
+    VIRTUAL_ONLY
+        .iter()
+        .chain(PATH_STYLE_PROVIDERS)
+        .find(|d| on_domain(host, d))
+        .copied()
 }
 
 /// The first label of a provider's service host (`oss-cn-hangzhou`, `s3`,
@@ -85,7 +89,7 @@ fn is_service_label(label: &str) -> bool {
 /// (a bucket called `oss-backup`). AWS PrivateLink and access-point hosts
 /// (`vpce-….s3.REGION.vpce.amazonaws.com`) carry no bucket.
 fn bucket_label<'h>(host: &'h str, bucket: &str) -> Option<&'h str> {
-    KNOWN_PROVIDERS.iter().find(|d| on_domain(host, d))?;
+    known_provider(host)?;
     if host
         .split('.')
         .any(|l| l == "vpce" || l.starts_with("s3-accesspoint"))
@@ -102,8 +106,8 @@ fn bucket_label<'h>(host: &'h str, bucket: &str) -> Option<&'h str> {
 /// is `cn-hangzhou`, `s3.eu-west-3.amazonaws.com` is `eu-west-3`, R2 is
 /// `auto`.
 fn region_from_host(host: &str) -> Option<String> {
-    let provider = KNOWN_PROVIDERS.iter().find(|d| on_domain(host, d))?;
-    if *provider == "r2.cloudflarestorage.com" {
+    let provider = known_provider(host)?;
+    if provider == "r2.cloudflarestorage.com" {
         return Some("auto".into());
     }
     let labels: Vec<&str> = host
@@ -111,7 +115,7 @@ fn region_from_host(host: &str) -> Option<String> {
         .trim_end_matches('.')
         .split('.')
         .collect();
-    let region = match *provider {
+    let region = match provider {
         "aliyuncs.com" => labels
             .iter()
             .find_map(|l| l.strip_prefix("oss-"))
@@ -368,7 +372,7 @@ impl StoreBackend {
                 // the bucket always goes in front (a bucket called `obs` on
                 // `obs.cn-north-4.myhuaweicloud.com` too). Another host that
                 // already starts with the bucket is taken as given.
-                let known = KNOWN_PROVIDERS.iter().any(|d| on_domain(&host, d));
+                let known = known_provider(&host).is_some();
                 if known || !host.starts_with(&format!("{}.", opts.bucket)) {
                     url.set_host(Some(&format!("{}.{host}", opts.bucket)))
                         .map_err(|e| {
