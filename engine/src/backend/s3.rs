@@ -478,28 +478,32 @@ fn endpoint_host(o: &S3Options) -> String {
 
 /// OBS answers a path-style PUT with 404 NoSuchKey while HEAD works: a
 /// "missing" object there means the addressing, not the object.
-fn misleading_not_found(o: &S3Options, e: &object_store::Error, text: &str) -> Option<String> {
-    let host = endpoint_host(o);
+fn misleading_not_found(
+    o: &S3Options,
+    host: &str,
+    e: &object_store::Error,
+    text: &str,
+) -> Option<String> {
     (matches!(e, object_store::Error::NotFound { .. })
         && text.contains("NoSuchKey")
         && !o.virtual_hosted().unwrap_or(true)
-        && VIRTUAL_ONLY.iter().any(|d| on_domain(&host, d)))
+        && VIRTUAL_ONLY.iter().any(|d| on_domain(host, d)))
     .then(|| {
         format!(
             "the provider at {} answered a path-style request with 404, as providers that \
              want the bucket in the host name do: leave --s3-addressing at auto or set it to \
              virtual",
-            o.endpoint.as_deref().unwrap_or(&host)
+            o.endpoint.as_deref().unwrap_or(host)
         )
     })
 }
 
 fn explain(o: &S3Options, e: &object_store::Error) -> Option<String> {
     let text = chain(e);
-    if let Some(msg) = misleading_not_found(o, e, &text) {
+    let host = endpoint_host(o);
+    if let Some(msg) = misleading_not_found(o, &host, e, &text) {
         return Some(msg);
     }
-    let host = endpoint_host(o);
     if matches!(
         e,
         object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }

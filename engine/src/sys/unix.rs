@@ -344,15 +344,11 @@ pub fn into_name_bytes(name: std::ffi::OsString) -> Vec<u8> {
     name.into_vec()
 }
 
-/// Recorded bytes as a file name or path of this system.
+/// Recorded bytes as a file name or path of this system: always borrowed
+/// (a Unix name is any bytes but `/` and NUL, so none is escaped; an
+/// owned name is one escaped for Windows).
 pub fn os_name(bytes: &[u8]) -> Cow<'_, OsStr> {
     Cow::Borrowed(OsStr::from_bytes(bytes))
-}
-
-/// Whether a name must be escaped to be restored here: never on Unix,
-/// where a name is any bytes but `/` and NUL.
-pub fn name_needs_escape(_bytes: &[u8]) -> bool {
-    false
 }
 
 /// A path as the bytes snap records (absolute paths start with `/`).

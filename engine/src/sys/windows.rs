@@ -283,8 +283,9 @@ pub fn into_name_bytes(name: OsString) -> Vec<u8> {
     name.into_encoded_bytes()
 }
 
-/// Recorded bytes as a Windows name: as they are when they are UTF-8 that
-/// Windows accepts, escaped otherwise (see [`windows_names`]). Never
+/// Recorded bytes as a Windows name: borrowed as they are when they are
+/// UTF-8 that Windows accepts, owned and escaped otherwise (see
+/// [`windows_names`]); restore reports an owned one as escaped. Never
 /// `from_encoded_bytes_unchecked`: bytes from storage are not trusted to
 /// be WTF-8.
 pub fn os_name(bytes: &[u8]) -> Cow<'_, OsStr> {
@@ -294,11 +295,6 @@ pub fn os_name(bytes: &[u8]) -> Cow<'_, OsStr> {
             std::str::from_utf8(bytes).expect("escape_name passes only UTF-8"),
         )),
     }
-}
-
-/// Whether a name must be escaped to be restored here.
-pub fn name_needs_escape(bytes: &[u8]) -> bool {
-    windows_names::escape_name(bytes).is_some()
 }
 
 /// A path as the bytes snap records: `C:\Users\me` is `/C/Users/me`.

@@ -508,8 +508,10 @@ impl Planner<'_> {
             HashMap::new()
         };
         for node in tree.nodes {
-            let name = sys::os_name(&node.name).into_owned();
-            if sys::name_needs_escape(&node.name) {
+            let os = sys::os_name(&node.name);
+            let escaped = matches!(os, std::borrow::Cow::Owned(_));
+            let name = os.into_owned();
+            if escaped {
                 self.plan.warnings.push(format!(
                     "{}: the name {:?} is not allowed here; restored as {:?}",
                     dir.path.display(),
