@@ -262,6 +262,9 @@ pub enum Command {
     Find(FindArgs),
     /// Repository size, deduplication and compression
     Stats,
+    /// Open the web interface: settings, Backup now, Manage, browse and
+    /// restore, checks; and run the automatic backups of every profile
+    Ui(UiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_name = "SHELL")]
@@ -269,6 +272,18 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
+}
+
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Address to listen on. Default: 127.0.0.1 and a free port. Another
+    /// address than loopback lets other machines reach the page (the token
+    /// is still required)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Do not open a browser: run as a service (automatic backups)
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Args, Debug)]

@@ -30,6 +30,20 @@ pub struct Profile {
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
     pub cache_dir: Option<PathBuf>,
+    /// The folders `snap ui` backs up ("Backup now" and the schedule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// Exclude patterns for those backups, as `--exclude` takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+    /// How often `snap ui` backs up by itself: "off", "15m", "1h", ...
+    pub schedule: Option<String>,
+    /// After each automatic backup, keep only this many snapshots of this
+    /// device (per set of folders); none keeps them all.
+    pub keep_last: Option<u32>,
+    /// Run with the shell when an automatic backup fails, with
+    /// SNAP_PROFILE and SNAP_ERROR set.
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

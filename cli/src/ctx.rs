@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use zeroize::Zeroizing;
+
 use anyhow::{Result, anyhow};
 use snap_engine::commands::{self, create};
 use snap_engine::snapshot::{Snapshot, SnapshotFilter};
@@ -166,6 +168,12 @@ pub(crate) struct Ctx<'a> {
     /// Every profile in the config file, named when none is in use.
     pub(crate) profiles: Vec<String>,
     pub(crate) ui: &'a Ui,
+    /// The repository password typed into `snap ui`, kept only in memory:
+    /// it comes before every other source.
+    pub(crate) typed_password: Option<Zeroizing<String>>,
+    /// Whether a missing password may be asked for on the terminal (not
+    /// from `snap ui`, whose terminal nobody watches).
+    pub(crate) prompt: bool,
 }
 
 impl Ctx<'_> {
@@ -284,15 +292,17 @@ impl Ctx<'_> {
     /// location (`config --check` makes it first, to test it alone).
     pub(crate) fn open_on(&self, backend: Arc<dyn Backend>, cache: bool) -> Result<Repository> {
         let (loc, is_default) = self.location()?;
-        let pw = || {
-            password::existing(self.global, &self.profile)
-                .map_err(|e| Error::Other(format!("{e:#}")))
+        let pw = || match &self.typed_password {
+            Some(typed) => Ok(typed.to_string()),
+            None => password::existing(self.global, &self.profile, self.prompt)
+                .map_err(|e| Error::Other(format!("{e:#}"))),
         };
         let opts = snap_engine::OpenOptions {
             cache: if cache { self.cache_base(&loc)? } else { None },
             state: Some(self.state_base()?),
             allow_unencrypted: self.global.insecure_no_encryption,
-            password_configured: password::is_configured(self.global, &self.profile),
+            password_configured: self.typed_password.is_some()
+                || password::is_configured(self.global, &self.profile),
         };
         let repo = Repository::open_with(backend, &pw, &opts).map_err(|e| self.hint(e, &loc))?;
         if is_default && let Some(hint) = self.forgotten_profile() {
@@ -375,8 +385,13 @@ impl Ctx<'_> {
                 ));
             }
             None
+        } else if let Some(typed) = &self.typed_password {
+            if typed.is_empty() {
+                return Err(anyhow!("the password is empty"));
+            }
+            Some(typed.to_string())
         } else {
-            Some(password::new(self.global, &self.profile)?)
+            Some(password::new(self.global, &self.profile, self.prompt)?)
         };
         Ok(InitOptions::new(password))
     }

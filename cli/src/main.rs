@@ -8,6 +8,7 @@ mod config;
 mod ctx;
 mod output;
 mod password;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
             output::write_all(&script)?;
             return Ok(0);
         }
+        Command::Ui(a) => return ui::serve(g, a),
         Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
@@ -73,6 +75,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         profile: chosen.profile,
         profiles: chosen.all,
         ui,
+        typed_password: None,
+        prompt: true,
     };
     match &cli.command {
         Command::Init(a) => cmd::init(&ctx, a),
@@ -89,6 +93,8 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         Command::Diff(a) => cmd::diff(&ctx, a),
         Command::Find(a) => cmd::find(&ctx, a),
         Command::Stats => cmd::stats(&ctx),
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man | Command::Ui(_) => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -151,10 +151,18 @@ fn run_command(cmd: &str) -> Result<String> {
 const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_PASSWORD, \
                          --password-file or --password-command";
 
-/// The password of an existing repository.
-pub fn existing(global: &Global, profile: &Profile) -> Result<String> {
+/// Said by `existing` and `new` when no source gives a password and none
+/// may be asked for: `snap ui` then asks for it in the page.
+pub const NONE_GIVEN: &str = "no password given";
+
+/// The password of an existing repository; asked on the terminal only
+/// when `prompt`.
+pub fn existing(global: &Global, profile: &Profile, prompt: bool) -> Result<String> {
     if let Some(pw) = configured(global, profile)? {
         return Ok(pw);
+    }
+    if !prompt {
+        bail!(NONE_GIVEN);
     }
     if !std::io::stdin().is_terminal() {
         bail!(NO_SOURCE);
@@ -163,9 +171,10 @@ pub fn existing(global: &Global, profile: &Profile) -> Result<String> {
 }
 
 /// The password for a new repository: asked twice on a terminal.
-pub fn new(global: &Global, profile: &Profile) -> Result<String> {
+pub fn new(global: &Global, profile: &Profile, prompt: bool) -> Result<String> {
     let pw = match configured(global, profile)? {
         Some(pw) => pw,
+        None if !prompt => bail!(NONE_GIVEN),
         None => {
             if !std::io::stdin().is_terminal() {
                 bail!(NO_SOURCE);

@@ -68,6 +68,14 @@ impl Id {
     }
 }
 
+/// A full id in hex, as ids are shown and sent (the UI's forms).
+impl std::str::FromStr for Id {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Id> {
+        Id::from_hex(s)
+    }
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

@@ -141,6 +141,22 @@ pub struct DiffReport {
     pub changes: Vec<ChangeReport>,
 }
 
+impl DiffReport {
+    pub fn new(from: Id, to: Id, changes: &[crate::commands::inspect::Change]) -> DiffReport {
+        DiffReport {
+            from,
+            to,
+            changes: changes
+                .iter()
+                .map(|c| ChangeReport {
+                    change: c.kind.name(),
+                    path: String::from_utf8_lossy(&c.path).into_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Restore size of one snapshot, in `snap stats`.
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotSize {

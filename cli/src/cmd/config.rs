@@ -216,24 +216,35 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
 /// "Check connection" button of backup apps does.
 pub(crate) fn check_connection(ctx: &Ctx) -> Result<u8> {
     let ui = ctx.ui;
+    let checked = diagnose(ctx, &mut |step| ui.say(step))?;
+    if ui.json {
+        output::report(&checked)?;
+    }
+    Ok(0)
+}
+
+/// The steps of `snap config --check`, each said as it passes; the first
+/// that fails is the error, naming the setting it points at. The UI's
+/// "Check connection" shows the same steps.
+pub(crate) fn diagnose(ctx: &Ctx, say: &mut dyn FnMut(&str)) -> Result<Checked> {
     let (loc, is_default) = ctx.location()?;
     if is_default && let Some(hint) = ctx.forgotten_profile() {
-        ui.say(&format!("note: {hint}"));
+        say(&format!("note: {hint}"));
     }
     let backend = match ctx.backend(&loc, false) {
         Ok(b) => b,
         // A local folder without a repository yet: the settings are fine.
         Err(e) if matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
-            ui.say("settings: ok");
+            say("settings: ok");
             return Err(e);
         }
         Err(e) => return Err(e.context("the settings are not usable")),
     };
-    ui.say(&format!("settings: ok ({})", backend.location()));
+    say(&format!("settings: ok ({})", backend.location()));
     let keys = backend
         .list("keys/")
         .context("cannot list the repository's keys")?;
-    ui.say(&format!(
+    say(&format!(
         "storage: ok (reached and listed; {} key file(s))",
         keys.len()
     ));
@@ -243,18 +254,15 @@ pub(crate) fn check_connection(ctx: &Ctx) -> Result<u8> {
     } else {
         "NOT encrypted"
     };
-    ui.say(&format!(
+    say(&format!(
         "repository: ok ({}, {what})",
         repo.config().id.short()
     ));
-    if ui.json {
-        output::report(&Checked {
-            location: backend.location(),
-            repository_id: repo.config().id,
-            encrypted: repo.is_encrypted(),
-        })?;
-    }
-    Ok(0)
+    Ok(Checked {
+        location: backend.location().to_string(),
+        repository_id: repo.config().id,
+        encrypted: repo.is_encrypted(),
+    })
 }
 
 /// A profile's settings checked as a command would check them, when they
@@ -330,8 +338,8 @@ struct InEffect<'a> {
 
 /// `snap config --check`, when every step passed.
 #[derive(Serialize)]
-struct Checked<'a> {
-    location: &'a str,
-    repository_id: snap_engine::Id,
-    encrypted: bool,
+pub(crate) struct Checked {
+    pub(crate) location: String,
+    pub(crate) repository_id: snap_engine::Id,
+    pub(crate) encrypted: bool,
 }

@@ -46,26 +46,16 @@ pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
     let (second, _) = choose(&repo, ui, &a.second, &filter)?;
     let (ia, ib, changes) = inspect::diff(&repo, &first.to_hex(), &second.to_hex())?;
     let mark = |k: inspect::ChangeKind| match k {
-        inspect::ChangeKind::Added => ("+", "added"),
-        inspect::ChangeKind::Removed => ("-", "removed"),
-        inspect::ChangeKind::Modified => ("M", "modified"),
-        inspect::ChangeKind::Metadata => ("U", "metadata"),
+        inspect::ChangeKind::Added => "+",
+        inspect::ChangeKind::Removed => "-",
+        inspect::ChangeKind::Modified => "M",
+        inspect::ChangeKind::Metadata => "U",
     };
     if ui.json {
-        output::report(&report::DiffReport {
-            from: ia,
-            to: ib,
-            changes: changes
-                .iter()
-                .map(|c| report::ChangeReport {
-                    change: mark(c.kind).1,
-                    path: String::from_utf8_lossy(&c.path).into_owned(),
-                })
-                .collect(),
-        })?;
+        output::report(&report::DiffReport::new(ia, ib, &changes))?;
     } else {
         for c in &changes {
-            outln!("{} {}", mark(c.kind).0, String::from_utf8_lossy(&c.path))?;
+            outln!("{} {}", mark(c.kind), String::from_utf8_lossy(&c.path))?;
         }
         let count = |k| changes.iter().filter(|c| c.kind == k).count();
         ui.say(&format!(

@@ -23,6 +23,12 @@ use crate::trash;
 
 pub use crate::sources::{clean_path, recorded_path};
 
+/// This device's name, as a backup records it when no host is given:
+/// what "this device" means to retention and to the UI's Manage list.
+pub fn this_host() -> String {
+    sys::hostname()
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct CreateOptions {
     pub paths: Vec<PathBuf>,

@@ -64,6 +64,58 @@ pub fn ls(
     Ok((id, snapshot, out))
 }
 
+/// The entries of one directory of a snapshot (`/` for its top), in name
+/// order: what a file browser shows. Only the trees on the way down are
+/// read, where `ls` walks the whole snapshot, so a click in a snapshot of
+/// a home directory costs a few tree reads, not all of them.
+pub fn list_dir(repo: &Repository, spec: &str, dir: &[u8]) -> Result<(Id, Snapshot, Vec<Entry>)> {
+    let repo = &repo.indexed()?;
+    let (id, snapshot) = repo.find_snapshot(spec, &SnapshotFilter::default())?;
+    let trimmed = if dir.len() > 1 {
+        dir.strip_suffix(b"/").unwrap_or(dir)
+    } else {
+        dir
+    };
+    let tree = if trimmed == b"/" || trimmed.is_empty() {
+        snapshot.tree
+    } else {
+        match super::restore::plan::node_at(repo, snapshot.tree, trimmed)? {
+            Some(n) if n.kind == NodeKind::Dir => n.subtree.ok_or_else(|| {
+                crate::Error::corrupt(
+                    format!("snapshot {}", id.short()),
+                    format!("directory {} has no tree", String::from_utf8_lossy(trimmed)),
+                )
+            })?,
+            Some(_) => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "{} in snapshot {} is not a directory",
+                    String::from_utf8_lossy(trimmed),
+                    id.short()
+                )));
+            }
+            None => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "{} is not in snapshot {} (its paths: {})",
+                    String::from_utf8_lossy(trimmed),
+                    id.short(),
+                    snapshot.paths_lossy().join(", ")
+                )));
+            }
+        }
+    };
+    let prefix: &[u8] = if trimmed == b"/" { b"" } else { trimmed };
+    let entries = repo
+        .load_tree(&tree)?
+        .nodes
+        .into_iter()
+        .map(|node| Entry {
+            path: join(prefix, &node.name),
+            node,
+        })
+        .collect();
+    Ok((id, snapshot, entries))
+}
+
 /// Every node below `tree`, depth first, children right after their
 /// directory, in name order. Trees are loaded breadth first in batches
 /// (see `Indexed::load_trees`) and put in order after; the first tree
@@ -104,6 +156,18 @@ pub enum ChangeKind {
     Modified,
     /// Same content; mode, owner or times differ.
     Metadata,
+}
+
+impl ChangeKind {
+    /// The word `diff --json` and the UI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Metadata => "metadata",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -152,6 +152,33 @@ impl RestoreResult {
 }
 
 impl Undo {
+    /// The restore that puts the target back from this undo snapshot: the
+    /// UI runs it, and [`Undo::command`] spells the same for a terminal.
+    pub fn options(&self) -> RestoreOptions {
+        let snapshot = self.snapshot_id.to_hex();
+        match self.paths.as_slice() {
+            [one] if self.file => RestoreOptions {
+                snapshot,
+                path: Some(one.clone()),
+                target: one.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                ..Default::default()
+            },
+            [one] => RestoreOptions {
+                snapshot,
+                path: Some(one.clone()),
+                target: one.clone(),
+                delete: true,
+                ..Default::default()
+            },
+            _ => RestoreOptions {
+                snapshot,
+                target: PathBuf::from("/"),
+                delete: true,
+                ..Default::default()
+            },
+        }
+    }
+
     /// The command that puts the target back from this undo snapshot.
     pub fn command(&self) -> String {
         let quote = |p: &Path| {
@@ -164,24 +191,16 @@ impl Undo {
                 format!("'{}'", s.replace('\'', "'\\''"))
             }
         };
-        match self.paths.as_slice() {
-            [one] if self.file => format!(
-                "snap restore {}:{} --target {}",
-                self.snapshot_id.short(),
-                quote(one),
-                quote(one.parent().unwrap_or(Path::new("/")))
-            ),
-            [one] => format!(
-                "snap restore {}:{} --target {} --delete",
-                self.snapshot_id.short(),
-                quote(one),
-                quote(one)
-            ),
-            _ => format!(
-                "snap restore {} --target / --delete",
-                self.snapshot_id.short()
-            ),
+        let o = self.options();
+        let mut cmd = format!("snap restore {}", self.snapshot_id.short());
+        if let Some(p) = &o.path {
+            cmd.push_str(&format!(":{}", quote(p)));
         }
+        cmd.push_str(&format!(" --target {}", quote(&o.target)));
+        if o.delete {
+            cmd.push_str(" --delete");
+        }
+        cmd
     }
 }
 

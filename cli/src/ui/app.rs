@@ -1,0 +1,290 @@
+//! What the server keeps: the token, the profile in use, passwords typed
+//! into the page (in memory only), the repositories it has opened, the
+//! running task and the schedule's board.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow};
+use snap_engine::{Error, Repository};
+use zeroize::Zeroizing;
+
+use super::{jobs, schedule};
+use crate::args::Global;
+use crate::config::{self, ConfigFile, Profile};
+use crate::ctx::{Ctx, engine_error};
+use crate::output::Ui;
+use crate::password;
+
+pub(crate) struct App {
+    global: Global,
+    /// In the URL printed at start; exchanged for a cookie.
+    pub(crate) token: String,
+    /// Sent back in a header with every state-changing request: a form on
+    /// another site can send the cookie but not this.
+    pub(crate) session: String,
+    pub(crate) addr: SocketAddr,
+    /// The profile the pages show; "" is the one the command line, the
+    /// environment or the default profile gives.
+    current: Mutex<String>,
+    /// Typed passwords by repository location: a password belongs to a
+    /// repository, whichever profile (or none) reaches it.
+    passwords: Mutex<HashMap<String, Zeroizing<String>>>,
+    /// Opened repositories by profile, so a page does not derive the key
+    /// again; dropped when the profile's settings change.
+    repos: Mutex<HashMap<String, Arc<Repository>>>,
+    pub(crate) jobs: jobs::Jobs,
+    pub(crate) board: schedule::Board,
+    /// The undo snapshot of the last restore, for the Undo button.
+    pub(crate) last_undo: Mutex<Option<(String, snap_engine::commands::restore::Undo)>>,
+}
+
+/// What keeps a page from showing a repository, in words.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    /// Encrypted, and no password source is set: the page asks for it.
+    NeedPassword(String),
+    /// Nothing at the location yet: the page offers Initialize.
+    NoRepository(String),
+    Failed(String),
+}
+
+impl Problem {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Problem::NeedPassword(m) | Problem::NoRepository(m) | Problem::Failed(m) => m,
+        }
+    }
+}
+
+/// An error with its causes, in one line, as the CLI prints it.
+pub(crate) fn words(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+/// Everything one engine call needs to make a [`Ctx`], owned, so that it
+/// can move to a worker thread.
+pub(crate) struct Session {
+    global: Global,
+    pub(crate) profile: Profile,
+    profiles: Vec<String>,
+    typed: Option<Zeroizing<String>>,
+    ui: Ui,
+}
+
+impl Session {
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            global: &self.global,
+            profile: self.profile.clone(),
+            profiles: self.profiles.clone(),
+            ui: &self.ui,
+            typed_password: self.typed.clone(),
+            prompt: false,
+        }
+    }
+
+    pub(crate) fn global(&self) -> &Global {
+        &self.global
+    }
+
+    pub(crate) fn typed(&self) -> Option<&Zeroizing<String>> {
+        self.typed.as_ref()
+    }
+
+    /// The same settings with another profile (Check connection of a form
+    /// not yet saved).
+    pub(crate) fn with_profile(mut self, p: Profile) -> Session {
+        self.profile = p;
+        self
+    }
+
+    pub(crate) fn with_password(mut self, pw: Option<Zeroizing<String>>) -> Session {
+        if pw.is_some() {
+            self.typed = pw;
+        }
+        self
+    }
+}
+
+/// Runs engine work on a thread of its own: the engine blocks on storage,
+/// and its S3 client runs its own runtime. A panic there becomes an error
+/// on the page, and the server goes on.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("snap-ui-task".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| anyhow!("cannot start a worker thread: {e}"))?;
+    rx.await
+        .map_err(|_| anyhow!("the task stopped unexpectedly (a bug in snap; see its log)"))?
+}
+
+fn random_hex() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("no random numbers for the token: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl App {
+    pub(crate) fn new(global: Global, addr: SocketAddr) -> Result<App> {
+        Ok(App {
+            global,
+            token: random_hex()?,
+            session: random_hex()?,
+            addr,
+            current: Mutex::new(String::new()),
+            passwords: Mutex::default(),
+            repos: Mutex::default(),
+            jobs: jobs::Jobs::default(),
+            board: schedule::Board::default(),
+            last_undo: Mutex::default(),
+        })
+    }
+
+    /// The address to open: with the token, and a host a local browser
+    /// reaches even when listening on all addresses.
+    pub(crate) fn url(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            format!("127.0.0.1:{}", self.addr.port())
+        } else {
+            self.addr.to_string()
+        };
+        format!("http://{host}/?token={}", self.token)
+    }
+
+    /// A line in the log (stderr), with the local time.
+    pub(crate) fn log(&self, msg: &str) {
+        eprintln!("{} {msg}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S"));
+    }
+
+    pub(crate) fn current(&self) -> String {
+        self.current.lock().unwrap().clone()
+    }
+
+    pub(crate) fn set_current(&self, name: &str) {
+        *self.current.lock().unwrap() = name.to_string();
+    }
+
+    pub(crate) fn config(&self) -> Result<ConfigFile> {
+        ConfigFile::load(&|w| self.log(w))
+    }
+
+    /// The settings of profile `name` ("": the command line's, the
+    /// environment's or the default profile's).
+    pub(crate) fn session(&self, name: &str) -> Result<Session> {
+        let (profile, profiles) = if name.is_empty() {
+            let chosen = config::choose(&self.global, &|w| self.log(w))?;
+            (chosen.profile, chosen.all)
+        } else {
+            let file = self.config()?;
+            let mut p = file
+                .profiles
+                .get(name)
+                .cloned()
+                .ok_or_else(|| anyhow!("there is no profile {name:?} in the config file"))?;
+            p.name = name.to_string();
+            (p, file.profiles.keys().cloned().collect())
+        };
+        let mut session = Session {
+            global: self.global.clone(),
+            profile,
+            profiles,
+            typed: None,
+            ui: Ui::new(true, 0, false),
+        };
+        session.typed = self.typed_for(&session);
+        Ok(session)
+    }
+
+    fn typed_for(&self, session: &Session) -> Option<Zeroizing<String>> {
+        let (location, _) = session.ctx().location().ok()?;
+        self.passwords.lock().unwrap().get(&location).cloned()
+    }
+
+    /// The profile's name in the config file: what "" stands for when a
+    /// default profile exists.
+    pub(crate) fn resolved_name(&self, name: &str) -> String {
+        if !name.is_empty() {
+            return name.to_string();
+        }
+        self.session(name)
+            .map(|s| s.profile.name)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn remember_password(&self, name: &str, pw: Zeroizing<String>) {
+        if let Some((location, _)) = self
+            .session(name)
+            .ok()
+            .and_then(|s| s.ctx().location().ok())
+        {
+            self.passwords.lock().unwrap().insert(location, pw);
+        }
+        self.forget_repository(name);
+    }
+
+    pub(crate) fn forget_password(&self, name: &str) {
+        if let Some((location, _)) = self
+            .session(name)
+            .ok()
+            .and_then(|s| s.ctx().location().ok())
+        {
+            self.passwords.lock().unwrap().remove(&location);
+        }
+    }
+
+    /// Settings changed: the next page opens the repository again.
+    pub(crate) fn forget_repository(&self, name: &str) {
+        let mut repos = self.repos.lock().unwrap();
+        repos.remove(name);
+        repos.remove("");
+    }
+
+    /// The repository of profile `name`, opened once and kept.
+    pub(crate) async fn open(self: &Arc<App>, name: &str) -> Result<Arc<Repository>, Problem> {
+        if let Some(r) = self.repos.lock().unwrap().get(name) {
+            return Ok(r.clone());
+        }
+        let session = self.session(name).map_err(|e| Problem::Failed(words(&e)))?;
+        let typed = session.typed.is_some();
+        let configured = password::is_configured(&session.global, &session.profile);
+        let opened = blocking(move || session.ctx().open()).await;
+        match opened {
+            Ok(repo) => {
+                let repo = Arc::new(repo);
+                self.repos
+                    .lock()
+                    .unwrap()
+                    .insert(name.to_string(), repo.clone());
+                Ok(repo)
+            }
+            Err(e) => {
+                let msg = words(&e);
+                if matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) {
+                    return Err(Problem::NoRepository(msg));
+                }
+                if matches!(engine_error(&e), Some(Error::WrongPassword)) && typed {
+                    self.forget_password(name);
+                    return Err(Problem::NeedPassword(
+                        "that password does not open this repository".into(),
+                    ));
+                }
+                if !typed && !configured && msg.contains(password::NONE_GIVEN) {
+                    return Err(Problem::NeedPassword(
+                        "this repository is encrypted: type its password to open it (it is \
+                         kept in memory only, until snap ui stops)"
+                            .into(),
+                    ));
+                }
+                self.log(&format!("cannot open the repository: {msg}"));
+                Err(Problem::Failed(msg))
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// snap's page script: sends forms as JSON with the session header, asks
+// before anything is deleted, follows the running task over server-sent
+// events, and shows times in the browser's own locale.
+"use strict";
+(() => {
+  const session = document.querySelector('meta[name="snap-session"]').content;
+
+  async function post(url, body) {
+    let r;
+    try {
+      r = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-Snap-Session": session },
+        body: JSON.stringify(body),
+      });
+    } catch (e) {
+      return { ok: false, message: "snap ui does not answer: is it still running? (" + e.message + ")" };
+    }
+    try {
+      return await r.json();
+    } catch (e) {
+      return { ok: false, message: "the server answered " + r.status + ": " + (await r.text().catch(() => "")) };
+    }
+  }
+
+  // A form's fields as one object: checkboxes marked data-many make a
+  // list of the checked values, other checkboxes a boolean; the button
+  // pressed adds its own name and value ("true"/"false" as booleans).
+  function fields(form, button) {
+    const o = {};
+    for (const el of form.elements) {
+      if (!el.name || el.tagName === "BUTTON" || el.disabled) continue;
+      if (el.type === "checkbox") {
+        if ("many" in el.dataset) {
+          (o[el.name] = o[el.name] || []);
+          if (el.checked) o[el.name].push(el.value);
+        } else {
+          o[el.name] = el.checked;
+        }
+      } else if (el.type === "radio") {
+        if (el.checked) o[el.name] = el.value;
+      } else {
+        o[el.name] = el.value;
+      }
+    }
+    if (button && button.name) {
+      o[button.name] = button.value === "true" ? true : button.value === "false" ? false : button.value;
+    }
+    return o;
+  }
+
+  function localTimes(root) {
+    for (const t of root.querySelectorAll("time[datetime]")) {
+      const d = new Date(t.dateTime);
+      if (!isNaN(d)) t.textContent = d.toLocaleString();
+    }
+  }
+
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target;
+    if (!form.dataset.action) return;
+    ev.preventDefault();
+    const button = ev.submitter;
+    const question = (button && button.dataset.confirm) || form.dataset.confirm;
+    if (question && !window.confirm(question)) return;
+    const action = (button && button.getAttribute("formaction")) || form.dataset.action;
+    const out = form.querySelector(".result");
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    if (out) { out.className = "result busy"; out.textContent = "Working…"; }
+    const reply = await post(action, fields(form, button));
+    buttons.forEach((b) => (b.disabled = false));
+    if (out) {
+      out.className = "result " + (reply.ok ? "ok" : "bad");
+      out.textContent = reply.message || "";
+      if (reply.html) {
+        const more = document.createElement("div");
+        more.innerHTML = reply.html; // rendered and escaped by the server
+        out.appendChild(more);
+        localTimes(more);
+      }
+      out.focus && out.setAttribute("tabindex", "-1");
+    }
+    if (reply.show) {
+      document.querySelectorAll('[data-show="' + reply.show + '"]').forEach((e) => (e.hidden = false));
+    }
+    if (reply.job) {
+      document.getElementById("job").scrollIntoView({ block: "nearest" });
+      follow();
+    }
+    if (reply.reload) setTimeout(() => location.reload(), reply.ok ? 600 : 0);
+  });
+
+  // A select marked data-autosubmit sends its form when changed.
+  document.addEventListener("change", (ev) => {
+    if ("autosubmit" in ev.target.dataset) ev.target.form.requestSubmit();
+  });
+
+  // Fragments filled in after the page (repository statistics).
+  for (const el of document.querySelectorAll("[data-fragment]")) {
+    fetch(el.dataset.fragment, { credentials: "same-origin" })
+      .then((r) => r.text())
+      .then((t) => { el.innerHTML = t; localTimes(el); })
+      .catch(() => { el.textContent = "could not load"; });
+  }
+
+  // The task box follows /api/events.
+  let source = null;
+  function render(status) {
+    const box = document.querySelector("#job .job");
+    const v = status.job;
+    if (!box || !v) return;
+    const changed = box.dataset.job !== String(v.id) || box.dataset.running !== String(v.running);
+    box.dataset.job = String(v.id);
+    box.dataset.running = String(v.running);
+    box.className = "job " + (v.running ? "running" : v.ok ? "ok" : "bad");
+    box.querySelector(".title").textContent = v.title;
+    const bar = box.querySelector("progress");
+    bar.hidden = !v.running;
+    if (v.total_bytes) bar.value = Math.min(100, (100 * v.bytes) / v.total_bytes);
+    else bar.removeAttribute("value");
+    box.querySelector(".text").textContent = v.progress_text;
+    if (changed) {
+      const html = box.querySelector(".html");
+      html.innerHTML = v.html || ""; // rendered and escaped by the server
+      localTimes(html);
+    }
+    for (const [name, e] of Object.entries(status.schedule || {})) {
+      const cell = document.querySelector('[data-schedule-result="' + CSS.escape(name) + '"]');
+      if (cell && e.last_result) {
+        cell.textContent = e.last_result;
+        cell.className = e.failing ? "bad" : "";
+      }
+    }
+  }
+  function follow() {
+    if (source) return;
+    source = new EventSource("/api/events");
+    source.onmessage = (e) => render(JSON.parse(e.data));
+  }
+  if (document.getElementById("job")) follow();
+  localTimes(document);
+})();

@@ -1,0 +1,253 @@
+//! The one long task at a time (a backup, restore, prune or check), what it
+//! has done so far, and how it ended. Two backups at once would only
+//! compete for the same disk and uplink, and a prune beside a restore is
+//! what a person least expects; so a second task waits (the schedule) or
+//! is refused with the name of the one running (a button).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+use snap_engine::progress::Progress;
+
+/// Warnings kept per task for the page; the log has them all.
+const WARNINGS_SHOWN: usize = 50;
+
+#[derive(Default)]
+pub(crate) struct Jobs {
+    current: Mutex<Option<Arc<Job>>>,
+    last: Mutex<Option<Arc<Job>>>,
+    next: AtomicU64,
+}
+
+pub(crate) struct Job {
+    pub(crate) id: u64,
+    pub(crate) kind: &'static str,
+    pub(crate) profile: String,
+    pub(crate) title: String,
+    started: Instant,
+    started_at: SystemTime,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    phase: String,
+    phase_started: Option<Instant>,
+    bytes: u64,
+    items: u64,
+    total_bytes: Option<u64>,
+    total_items: Option<u64>,
+    warnings: Vec<String>,
+    warnings_total: u64,
+    outcome: Option<Outcome>,
+}
+
+struct Outcome {
+    ok: bool,
+    message: String,
+    /// A fragment of HTML the page shows (rendered by `views`, escaped).
+    html: String,
+    report: Option<serde_json::Value>,
+    finished: SystemTime,
+}
+
+/// A task as the page and `/api/status` show it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct JobView {
+    pub(crate) id: u64,
+    pub(crate) kind: &'static str,
+    pub(crate) profile: String,
+    pub(crate) title: String,
+    pub(crate) running: bool,
+    pub(crate) ok: Option<bool>,
+    pub(crate) phase: String,
+    pub(crate) bytes: u64,
+    pub(crate) items: u64,
+    pub(crate) total_bytes: Option<u64>,
+    pub(crate) total_items: Option<u64>,
+    /// Bytes per second in the current phase.
+    pub(crate) rate: f64,
+    pub(crate) eta_seconds: Option<f64>,
+    pub(crate) elapsed_seconds: f64,
+    pub(crate) started: String,
+    pub(crate) finished: Option<String>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) warnings_total: u64,
+    pub(crate) message: String,
+    pub(crate) html: String,
+    pub(crate) report: Option<serde_json::Value>,
+    /// The same figures in words, for the page's progress line.
+    pub(crate) progress_text: String,
+}
+
+/// Another task is running.
+#[derive(Debug)]
+pub(crate) struct Busy(pub(crate) String);
+
+impl Jobs {
+    /// Starts a task, unless one is running.
+    pub(crate) fn start(
+        &self,
+        kind: &'static str,
+        profile: &str,
+        title: String,
+    ) -> Result<Arc<Job>, Busy> {
+        let mut current = self.current.lock().unwrap();
+        if let Some(j) = &*current {
+            return Err(Busy(format!(
+                "{} is running; try again when it has finished",
+                j.title
+            )));
+        }
+        let job = Arc::new(Job {
+            id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
+            kind,
+            profile: profile.to_string(),
+            title,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            state: Mutex::default(),
+        });
+        *current = Some(job.clone());
+        Ok(job)
+    }
+
+    /// Ends `job` with its outcome; it stays on show until the next task.
+    pub(crate) fn finish(
+        &self,
+        job: &Arc<Job>,
+        ok: bool,
+        message: String,
+        html: String,
+        report: Option<serde_json::Value>,
+    ) {
+        job.state.lock().unwrap().outcome = Some(Outcome {
+            ok,
+            message,
+            html,
+            report,
+            finished: SystemTime::now(),
+        });
+        *self.last.lock().unwrap() = Some(job.clone());
+        let mut current = self.current.lock().unwrap();
+        if current.as_ref().is_some_and(|c| c.id == job.id) {
+            *current = None;
+        }
+    }
+
+    pub(crate) fn running(&self) -> Option<Arc<Job>> {
+        self.current.lock().unwrap().clone()
+    }
+
+    /// The running task, else the last one that ended.
+    pub(crate) fn view(&self) -> Option<JobView> {
+        self.running()
+            .or_else(|| self.last.lock().unwrap().clone())
+            .map(|j| j.view())
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Job {
+    pub(crate) fn view(&self) -> JobView {
+        let s = self.state.lock().unwrap();
+        let phase_secs = s
+            .phase_started
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or_default();
+        let rate = if phase_secs > 0.5 {
+            s.bytes as f64 / phase_secs
+        } else {
+            0.0
+        };
+        let eta_seconds = match s.total_bytes {
+            Some(t) if rate > 0.0 && t >= s.bytes && s.outcome.is_none() => {
+                Some((t - s.bytes) as f64 / rate)
+            }
+            _ => None,
+        };
+        let mut v = JobView {
+            id: self.id,
+            kind: self.kind,
+            profile: self.profile.clone(),
+            title: self.title.clone(),
+            running: s.outcome.is_none(),
+            ok: s.outcome.as_ref().map(|o| o.ok),
+            phase: s.phase.clone(),
+            bytes: s.bytes,
+            items: s.items,
+            total_bytes: s.total_bytes,
+            total_items: s.total_items,
+            rate,
+            eta_seconds,
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            started: rfc3339(self.started_at),
+            finished: s.outcome.as_ref().map(|o| rfc3339(o.finished)),
+            warnings: s.warnings.clone(),
+            warnings_total: s.warnings_total,
+            message: s
+                .outcome
+                .as_ref()
+                .map(|o| o.message.clone())
+                .unwrap_or_default(),
+            html: s
+                .outcome
+                .as_ref()
+                .map(|o| o.html.clone())
+                .unwrap_or_default(),
+            report: s.outcome.as_ref().and_then(|o| o.report.clone()),
+            progress_text: String::new(),
+        };
+        v.progress_text = super::views::progress_text(&v);
+        v
+    }
+}
+
+impl Progress for Job {
+    fn warn(&self, message: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.warnings_total += 1;
+        if s.warnings.len() < WARNINGS_SHOWN {
+            s.warnings.push(message.to_string());
+        }
+        eprintln!(
+            "{} {}: warning: {message}",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S"),
+            self.title
+        );
+    }
+
+    fn start(&self, phase: &str, total_bytes: Option<u64>, total_items: Option<u64>) {
+        let mut s = self.state.lock().unwrap();
+        s.phase = phase.to_string();
+        s.phase_started = Some(Instant::now());
+        s.bytes = 0;
+        s.items = 0;
+        s.total_bytes = total_bytes;
+        s.total_items = total_items;
+    }
+
+    fn wants_totals(&self) -> bool {
+        true
+    }
+
+    fn total(&self, bytes: u64, items: u64) {
+        let mut s = self.state.lock().unwrap();
+        s.total_bytes = Some(bytes);
+        s.total_items = Some(items);
+    }
+
+    fn bytes(&self, n: u64) {
+        self.state.lock().unwrap().bytes += n;
+    }
+
+    fn item(&self, _path: &Path) {
+        self.state.lock().unwrap().items += 1;
+    }
+}

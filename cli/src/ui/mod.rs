@@ -1,0 +1,125 @@
+//! `snap ui`: the web interface, and the service that runs automatic
+//! backups. One binary gives the CLI and this; both call the same engine
+//! functions and show the same reports.
+//!
+//! The server listens on 127.0.0.1 (a free port unless `--listen` names
+//! one) and prints its address with a random token as the first line on
+//! stdout. Pages are rendered on the server ([`pages`]); a small script
+//! ([`assets`]) sends the forms, shows live progress over server-sent
+//! events and asks before anything is deleted. Every engine call runs on a
+//! thread of its own ([`app::blocking`]), so a slow bucket never stalls the
+//! pages, and one long task (backup, restore, prune, check) runs at a time
+//! ([`jobs`]), which the schedule ([`schedule`]) shares.
+
+mod actions;
+mod api;
+mod app;
+mod assets;
+mod guard;
+mod jobs;
+mod pages;
+mod schedule;
+mod views;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::args::{Global, UiArgs};
+use app::App;
+
+/// `snap ui`.
+pub(crate) fn serve(g: &Global, a: &UiArgs) -> Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the web server's runtime")?;
+    rt.block_on(run(g.clone(), a))?;
+    Ok(0)
+}
+
+async fn run(g: Global, a: &UiArgs) -> Result<()> {
+    let listen = a
+        .listen
+        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {addr}, which other machines may reach: anyone who has the \
+             address with its token can read and delete your backups. Requests must name {addr} \
+             as their host"
+        );
+    }
+    let app = Arc::new(App::new(g, addr)?);
+    let url = app.url();
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{url}").context("cannot write to standard output")?;
+        out.flush()?;
+    }
+    app.log(&format!("serving on {addr}"));
+    if !a.no_open
+        && let Err(e) = webbrowser::open(&url)
+    {
+        app.log(&format!(
+            "could not open a browser ({e}); open the address above"
+        ));
+    }
+    tokio::spawn(schedule::run(app.clone()));
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the web server stopped")?;
+    Ok(())
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/manage", get(pages::manage))
+        .route("/backup", get(pages::backup))
+        .route("/browse", get(pages::browse))
+        .route("/diff", get(pages::diff))
+        .route("/schedule", get(pages::schedule))
+        .route("/check", get(pages::check))
+        .route("/settings", get(pages::settings))
+        .route("/part/stats", get(pages::stats_part))
+        .route("/assets/app.js", get(assets::script))
+        .route("/assets/app.css", get(assets::style))
+        .route("/api/snapshots", get(api::snapshots))
+        .route("/api/stats", get(api::stats))
+        .route("/api/ls", get(api::ls))
+        .route("/api/diff", get(api::diff))
+        .route("/api/download", get(api::download))
+        .route("/api/status", get(api::status))
+        .route("/api/profiles", get(api::profiles))
+        .route("/api/events", get(api::events))
+        .route("/api/profile/use", post(actions::use_profile))
+        .route("/api/settings", post(actions::save_settings))
+        .route("/api/connection", post(actions::check_connection))
+        .route("/api/init", post(actions::init))
+        .route("/api/password", post(actions::password))
+        .route("/api/backup", post(actions::backup))
+        .route("/api/forget", post(actions::forget))
+        .route("/api/keep", post(actions::keep))
+        .route("/api/prune", post(actions::prune))
+        .route("/api/restore", post(actions::restore))
+        .route("/api/undo", post(actions::undo))
+        .route("/api/schedule", post(actions::schedule))
+        .route("/api/check", post(actions::check))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::guard,
+        ))
+        .with_state(app)
+}

@@ -1,0 +1,211 @@
+//! Pieces of pages that several pages and replies share: sizes in human
+//! units, times in local time, and the results of each task in words.
+//! maud escapes every value, so names from a snapshot cannot inject markup.
+
+use maud::{Markup, html};
+use snap_engine::commands::check::CheckResult;
+use snap_engine::commands::create::CreateResult;
+use snap_engine::commands::prune::PruneResult;
+use snap_engine::commands::restore::RestoreResult;
+use snap_engine::commands::restore::plan::PlanReport;
+
+use super::jobs::JobView;
+
+pub(crate) fn bytes(n: u64) -> String {
+    crate::output::bytes(n)
+}
+
+/// A time as the page shows it: local time on the server (the user's
+/// machine), and the script rewrites it in the browser's own locale.
+pub(crate) fn time_ns(ns: i64) -> Markup {
+    let t = chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(ns);
+    time(t)
+}
+
+pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> Markup {
+    let local = t.with_timezone(&chrono::Local);
+    html! {
+        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
+            (local.format("%Y-%m-%d %H:%M:%S"))
+        }
+    }
+}
+
+pub(crate) fn time_text(rfc3339: &str) -> Markup {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => time(t.with_timezone(&chrono::Utc)),
+        Err(_) => html! { (rfc3339) },
+    }
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The progress line: phase, bytes of total, files, rate, time left.
+pub(crate) fn progress_text(v: &JobView) -> String {
+    if !v.running {
+        return v.message.clone();
+    }
+    let mut parts = vec![if v.phase.is_empty() {
+        "starting".to_string()
+    } else {
+        v.phase.clone()
+    }];
+    match v.total_bytes {
+        Some(t) if t > 0 => parts.push(format!(
+            "{} of {} ({:.0}%)",
+            bytes(v.bytes),
+            bytes(t),
+            v.bytes as f64 * 100.0 / t as f64
+        )),
+        _ => parts.push(bytes(v.bytes)),
+    }
+    match v.total_items {
+        Some(t) => parts.push(format!("{} of {t} files", v.items)),
+        None => parts.push(format!("{} files", v.items)),
+    }
+    if v.rate > 0.0 {
+        parts.push(format!("{}/s", bytes(v.rate as u64)));
+    }
+    if let Some(eta) = v.eta_seconds {
+        parts.push(format!("{} left", duration(eta)));
+    }
+    parts.join(" · ")
+}
+
+/// The steps of Check connection, and the one that failed.
+pub(crate) fn steps(steps: &[String], error: Option<&str>) -> Markup {
+    html! {
+        ul.steps {
+            @for s in steps { li.ok { (s) } }
+            @if let Some(e) = error { li.bad { (e) } }
+        }
+    }
+}
+
+fn list(title: &str, items: &[String], class: &str) -> Markup {
+    html! {
+        @if !items.is_empty() {
+            details.(class) open {
+                summary { (title) " (" (items.len()) ")" }
+                ul { @for i in items.iter().take(200) { li { (i) } } }
+                @if items.len() > 200 { p { "… and " (items.len() - 200) " more (the log has them all)" } }
+            }
+        }
+    }
+}
+
+pub(crate) fn backup_result(r: &CreateResult) -> Markup {
+    let s = &r.snapshot.summary;
+    html! {
+        dl.summary {
+            dt { "Snapshot" } dd { code { (r.snapshot_id.short()) } }
+            dt { "Files" } dd { (s.files_new) " new, " (s.files_changed) " changed, " (s.files_unmodified) " unmodified" }
+            dt { "Read" } dd { (bytes(s.bytes_read)) }
+            dt { "Added to the repository" } dd { (bytes(s.bytes_added)) }
+            dt { "Took" } dd { (duration(s.duration_ns as f64 / 1e9)) }
+        }
+        (list("Not backed up or changed while read", &r.warnings, "bad"))
+        @if !r.unused_excludes.is_empty() {
+            (list("Excludes that matched nothing", &r.unused_excludes, "note"))
+        }
+    }
+}
+
+pub(crate) fn prune_preview(r: &PruneResult) -> Markup {
+    html! {
+        @for g in &r.groups {
+            h4 { (crate::cmd::group_name(&g.key)) }
+            table {
+                thead { tr { th { "Snapshot" } th { "Time" } th { "Decision" } } }
+                tbody {
+                    @for (id, s, why) in &g.snapshots {
+                        tr.(if why.is_empty() { "remove" } else { "keep" }) {
+                            td { code { (id.short()) } }
+                            td { (time_ns(s.time_ns)) }
+                            td { @if why.is_empty() { "remove" } @else { "keep (" (why.join(", ")) ")" } }
+                        }
+                    }
+                }
+            }
+        }
+        p { "Frees about " (bytes(r.bytes_before.saturating_sub(r.bytes_after))) "." }
+    }
+}
+
+pub(crate) fn plan_summary(p: &PlanReport) -> String {
+    let t = |c: &str| p.totals.get(c).map(|t| t.entries).unwrap_or(0);
+    format!(
+        "preview, nothing changed yet: {} to create, {} to replace, {} to update, {} to delete, {} already right",
+        t("create"),
+        t("replace"),
+        t("update"),
+        t("delete"),
+        t("keep")
+    )
+}
+
+pub(crate) fn plan(p: &PlanReport) -> Markup {
+    let changes: Vec<_> = p.changes.iter().filter(|c| c.change != "keep").collect();
+    html! {
+        p { "Into " code { (p.target.display()) } ", from snapshot " code { (p.snapshot_id.short()) } "." }
+        @if p.files_deleted > 0 {
+            p.warn { "This deletes " (p.files_deleted) " of the " (p.existing_files) " files there." }
+        }
+        @if changes.is_empty() {
+            p { "Nothing to change: the folder already matches the snapshot." }
+        } @else {
+            table.plan {
+                thead { tr { th { "Change" } th { "Path" } th { "Size" } } }
+                tbody {
+                    @for c in changes.iter().take(500) {
+                        tr.(c.change) { td { (c.change) } td { (c.path) } td { (bytes(c.bytes)) } }
+                    }
+                }
+            }
+            @if changes.len() > 500 { p { "… and " (changes.len() - 500) " more." } }
+        }
+        (list("Cannot be restored", &p.errors, "bad"))
+        (list("Restored otherwise than recorded", &p.warnings, "note"))
+    }
+}
+
+pub(crate) fn restore_result(r: &RestoreResult) -> Markup {
+    html! {
+        dl.summary {
+            dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) "), in " (r.dirs) " folders" }
+            dt { "Written" } dd { (r.files_written) }
+            dt { "Already right" } dd { (r.files_kept) }
+            dt { "Deleted" } dd { (r.deleted) }
+            dt { "Downloaded" } dd { (bytes(r.bytes_downloaded)) }
+        }
+        @if let Some(u) = &r.undo {
+            form data-action="/api/undo" {
+                p { "What was there before is kept in snapshot " code { (u.snapshot_id.short()) } "." }
+                button type="submit" data-confirm="Put back what was there before this restore?" { "Undo this restore" }
+                div.result role="status" {}
+            }
+        }
+        (list("Could not be restored", &r.errors, "bad"))
+        (list("Warnings", &r.warnings, "note"))
+    }
+}
+
+pub(crate) fn check_result(r: &CheckResult) -> Markup {
+    html! {
+        dl.summary {
+            dt { "Snapshots" } dd { (r.snapshots) }
+            dt { "Trees" } dd { (r.trees) }
+            dt { "Packs" } dd { (r.packs) ", " (r.packs_read) " read" }
+        }
+        (list("Errors", &r.errors, "bad"))
+        (list("Files that need damaged data", &r.affected, "bad"))
+        (list("Warnings", &r.warnings, "note"))
+    }
+}

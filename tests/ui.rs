@@ -1,0 +1,864 @@
+//! `snap ui` in a real browser (Debian's chromium over chromedriver, which
+//! `test.sh` installs) against a real Garage on 127.0.0.1, and its guard
+//! against requests without the token, for another host, or from another
+//! site. Screenshots of every page, at 1280×800 and at a phone's 390 px,
+//! go to `target/ui-screenshots/`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::garage::{self, Garage};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// `snap ui --no-open` in a home of its own, with nothing from the
+/// caller's environment.
+struct Server {
+    child: Child,
+    url: String,
+    base: String,
+    home: PathBuf,
+}
+
+impl Server {
+    fn start(home: &Path, extra: &[(&str, &str)]) -> Server {
+        for d in ["data", "cache", "config"] {
+            std::fs::create_dir_all(home.join(d)).unwrap();
+        }
+        let log = std::fs::File::create(home.join("ui.log")).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
+        c.args(["ui", "--no-open"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("SNAP_CONFIG", home.join("config.toml"))
+            .stdout(Stdio::piped())
+            .stderr(log);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first.trim().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+            "the first line is the URL with its token: {url:?}"
+        );
+        let base = url.split("/?").next().unwrap().to_string();
+        Server {
+            child,
+            url,
+            base,
+            home: home.to_path_buf(),
+        }
+    }
+
+    fn token(&self) -> &str {
+        self.url.split("token=").nth(1).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.join("ui.log")).unwrap_or_default()
+    }
+
+    /// A client that holds the token's cookie, as the browser does.
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    fn cookie(&self) -> String {
+        format!("snap_token={}", self.token())
+    }
+
+    fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client()
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie())
+            .send()
+            .unwrap()
+    }
+
+    /// The per-session header's value, from a page's meta tag.
+    fn session(&self) -> String {
+        let page = self.get("/backup").text().unwrap();
+        let at = page.find("snap-session\" content=\"").unwrap() + 23;
+        page[at..at + 64].to_string()
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .client()
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie())
+            .header("X-Snap-Session", self.session())
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap())
+    }
+
+    /// Waits for the running task to end; its status.
+    fn wait_job(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let s: serde_json::Value = self.get("/api/status").json().unwrap();
+            if s["job"]["running"] == false {
+                return s["job"].clone();
+            }
+            assert!(Instant::now() < deadline, "the task did not end: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver on 127.0.0.1, stopped when dropped.
+struct Driver(Child, u16);
+
+impl Driver {
+    fn start() -> Driver {
+        let bin = ["chromedriver", "/usr/bin/chromedriver"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("chromedriver is not installed: run ./test.sh, which installs Debian's chromium and chromium-driver");
+        let port = free_port();
+        let child = Command::new(bin)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,800", "--no-first-run", "--no-default-browser-check",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            }
+        }
+    });
+    let caps = match caps {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!(),
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("cannot start chromium through chromedriver")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The page as it is now: its source must never hold the secret.
+struct Page<'a> {
+    c: &'a Client,
+    secret: &'a str,
+}
+
+impl Page<'_> {
+    async fn go(&self, url: &str) {
+        self.c.goto(url).await.unwrap();
+        self.no_secret().await;
+    }
+
+    async fn no_secret(&self) {
+        let src = self.c.source().await.unwrap();
+        assert!(!src.contains(self.secret), "the secret is in a page");
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.c.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Accepts the confirmation the page asks for.
+    async fn accept(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.c.accept_alert().await.is_err() {
+            assert!(Instant::now() < deadline, "no confirmation was asked");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the element's text holds `want`; its text.
+    async fn wait_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut text = String::new();
+            for e in self.c.find_all(Locator::Css(css)).await.unwrap() {
+                text.push_str(&e.text().await.unwrap_or_default());
+                text.push('\n');
+            }
+            if text.contains(want) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never said {want:?}; it says {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn job_id(&self) -> String {
+        self.c
+            .find(Locator::Css("#job .job"))
+            .await
+            .unwrap()
+            .attr("data-job")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Waits for a task after `before` to end, and for it to have
+    /// succeeded; the task box's text.
+    async fn job_done(&self, before: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let e = self.c.find(Locator::Css("#job .job")).await.unwrap();
+            let id = e.attr("data-job").await.unwrap().unwrap_or_default();
+            let class = e.attr("class").await.unwrap().unwrap_or_default();
+            if id != before && (class.contains("ok") || class.contains("bad")) {
+                let text = e.text().await.unwrap();
+                assert!(class.contains("ok"), "the task failed: {text}");
+                return text;
+            }
+            assert!(Instant::now() < deadline, "the task did not end");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn rows(&self, css: &str) -> usize {
+        self.c.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+}
+
+fn tree(src: &Path) -> Vec<u8> {
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/report.txt"), b"the quarterly report").unwrap();
+    let photo = common::random_bytes(7, 300_000);
+    std::fs::write(src.join("docs/photo.bin"), &photo).unwrap();
+    std::fs::write(src.join("notes.txt"), b"notes").unwrap();
+    filetime::set_file_mtime(
+        src.join("docs/report.txt"),
+        filetime::FileTime::from_unix_time(1_600_000_000, 0),
+    )
+    .unwrap();
+    photo
+}
+
+fn wait_file(p: &Path, len: usize) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(b) = std::fs::read(p)
+            && b.len() == len
+        {
+            return b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} was not downloaded",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Settings (with a wrong secret first), Initialize, Backup now, Manage,
+/// Browse and download, Restore with preview, delete extras and undo,
+/// Compare, Delete, Check, and a scheduled run, in chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
+    let g = Garage::get();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let photo = tree(&src);
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let server = Server::start(&dir.path().join("home"), &[("SNAP_UI_TIME_SCALE", "60")]);
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), &downloads).await;
+    let p = Page {
+        c: &c,
+        secret: garage::SECRET_KEY,
+    };
+    let run = async {
+        // The token URL lands on Manage, which offers to make the default
+        // local repository.
+        p.go(&server.url).await;
+        assert!(c.current_url().await.unwrap().path() == "/manage");
+        assert!(
+            !c.current_url().await.unwrap().as_str().contains("token"),
+            "the token leaves the address bar"
+        );
+        p.wait_text("main", "There is no repository yet").await;
+        p.shot("manage-empty-desktop").await;
+
+        // Settings: a bucket, with a wrong secret first.
+        p.go(&format!("{}/settings", server.base)).await;
+        p.fill("#name", "bucket").await;
+        p.click("input[name=kind][value=s3]").await;
+        p.fill("#endpoint", &g.endpoint).await;
+        p.fill("#region", garage::REGION).await;
+        p.fill("#bucket", garage::BUCKET).await;
+        p.fill("#access_key_id", garage::ACCESS_KEY).await;
+        p.fill("#secret_access_key", "not-the-secret-0123456789")
+            .await;
+        let root = format!("ui-{}", std::process::id());
+        p.fill("#root", &root).await;
+        p.fill("#password", "a long passphrase for the ui").await;
+        p.click("button[formaction='/api/connection']").await;
+        let said = p
+            .wait_text("form.settings .result", "secret access key")
+            .await;
+        assert!(said.contains("does not match"), "{said}");
+        p.shot("settings-desktop").await;
+
+        // The right secret: nothing there yet, so Initialize appears.
+        p.fill("#secret_access_key", garage::SECRET_KEY).await;
+        p.click("button[formaction='/api/connection']").await;
+        p.wait_text("form.settings .result", "Initialize makes one")
+            .await;
+        p.fill("#password_again", "a long passphrase for the ui")
+            .await;
+        p.click("button[formaction='/api/init']").await;
+        p.wait_text("form.settings .result", "created repository")
+            .await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        p.no_secret().await;
+        let config = std::fs::read_to_string(server.home.join("config.toml")).unwrap();
+        assert!(
+            config.contains(&format!("s3://{}/{root}", garage::BUCKET)),
+            "{config}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(server.home.join("config.toml"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // Backup now, with live progress, then the snapshot in Manage.
+        p.go(&format!("{}/backup", server.base)).await;
+        p.fill("#sources", &src.display().to_string()).await;
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        let done = p.job_done(&before).await;
+        assert!(done.contains("written: 3 new"), "{done}");
+        p.shot("backup-desktop").await;
+        p.go(&format!("{}/manage", server.base)).await;
+        assert_eq!(p.rows("table.snapshots tbody tr").await, 1);
+        let host = snap_engine::commands::create::this_host();
+        p.wait_text("table.snapshots", &host).await;
+        p.wait_text("#stats", "Deduplication").await;
+        p.shot("manage-desktop").await;
+
+        // Browse into it and download a file.
+        p.click("table.snapshots a[href^='/browse']").await;
+        let browse = c.current_url().await.unwrap();
+        let snapshot = browse
+            .query_pairs()
+            .find(|(k, _)| k == "snapshot")
+            .unwrap()
+            .1
+            .into_owned();
+        p.go(&format!(
+            "{}/browse?snapshot={snapshot}&path={}",
+            server.base,
+            src.display()
+        ))
+        .await;
+        p.click("table.files a[href*='docs']").await;
+        p.wait_text("table.files", "photo.bin").await;
+        p.shot("browse-desktop").await;
+        p.click("table.files a[download='photo.bin']").await;
+        assert!(
+            wait_file(&downloads.join("photo.bin"), photo.len()) == photo,
+            "the download differs"
+        );
+
+        // Restore the folder over a changed copy: preview, then with
+        // delete extras, then undo.
+        std::fs::write(src.join("docs/report.txt"), b"changed since").unwrap();
+        std::fs::write(src.join("docs/extra.txt"), b"not in the snapshot").unwrap();
+        let target = c
+            .find(Locator::Css("#target"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            target,
+            src.join("docs").display().to_string(),
+            "a folder restores to where it was"
+        );
+        p.click("form[data-action='/api/restore'] input[name=delete]")
+            .await;
+        p.click("form[data-action='/api/restore'] button[value=true]")
+            .await;
+        let preview = p
+            .wait_text("form[data-action='/api/restore'] .result", "preview")
+            .await;
+        assert!(
+            preview.contains("1 to delete") && preview.contains("1 to replace"),
+            "{preview}"
+        );
+        p.wait_text("form[data-action='/api/restore'] tr.delete", "extra.txt")
+            .await;
+        assert!(
+            src.join("docs/extra.txt").exists(),
+            "a preview changes nothing"
+        );
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/restore'] button[value=false]")
+            .await;
+        p.accept().await;
+        p.job_done(&before).await;
+        assert_eq!(
+            std::fs::read(src.join("docs/report.txt")).unwrap(),
+            b"the quarterly report"
+        );
+        assert_eq!(
+            filetime::FileTime::from_last_modification_time(
+                &std::fs::metadata(src.join("docs/report.txt")).unwrap()
+            ),
+            filetime::FileTime::from_unix_time(1_600_000_000, 0)
+        );
+        assert!(
+            !src.join("docs/extra.txt").exists(),
+            "delete extras removed it"
+        );
+        assert_eq!(std::fs::read(src.join("docs/photo.bin")).unwrap(), photo);
+        p.shot("restore-desktop").await;
+        let before = p.job_id().await;
+        p.click("#job form[data-action='/api/undo'] button").await;
+        p.accept().await;
+        p.job_done(&before).await;
+        assert_eq!(
+            std::fs::read(src.join("docs/report.txt")).unwrap(),
+            b"changed since"
+        );
+        assert_eq!(
+            std::fs::read(src.join("docs/extra.txt")).unwrap(),
+            b"not in the snapshot"
+        );
+
+        // A second backup, compared with the first, then deleted.
+        p.go(&format!("{}/backup", server.base)).await;
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        p.job_done(&before).await;
+        p.go(&format!("{}/browse?snapshot={snapshot}", server.base))
+            .await;
+        p.click("form[action='/diff'] button").await;
+        let diff = p.wait_text("main", "change(s)").await;
+        assert!(
+            diff.contains("docs/extra.txt") && diff.contains("docs/report.txt"),
+            "{diff}"
+        );
+        p.shot("diff-desktop").await;
+        // Two backups, and the undo snapshots of the restore and of its undo.
+        p.go(&format!("{}/manage", server.base)).await;
+        assert_eq!(p.rows("table.snapshots tbody tr").await, 4);
+        let tags = p.wait_text("table.snapshots", "pre-restore").await;
+        assert_eq!(tags.matches("pre-restore").count(), 2, "{tags}");
+        p.click("table.snapshots tbody tr:last-child input[type=checkbox]")
+            .await;
+        p.click("form[data-action='/api/forget'] button.danger")
+            .await;
+        p.accept().await;
+        p.wait_text(
+            "form[data-action='/api/forget'] .result",
+            "deleted 1 snapshot",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(p.rows("table.snapshots tbody tr").await, 3);
+        let left = p.wait_text("table.snapshots", "").await;
+        assert!(
+            !left.contains(&format!("Browse {}", &snapshot[..8])),
+            "the oldest is gone: {left}"
+        );
+
+        // Check.
+        p.go(&format!("{}/check", server.base)).await;
+        p.click("input[name=read][value='100']").await;
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/check'] button").await;
+        let checked = p.job_done(&before).await;
+        assert!(checked.contains("no errors"), "{checked}");
+        p.shot("check-desktop").await;
+
+        // A schedule of "every minute" (a second at this test's scale),
+        // keeping 1: a run happens by itself, and thins to one snapshot.
+        p.go(&format!("{}/schedule", server.base)).await;
+        c.find(Locator::Css("#int-bucket"))
+            .await
+            .unwrap()
+            .select_by_value("1m")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#keep-bucket"))
+            .await
+            .unwrap()
+            .select_by_value("1")
+            .await
+            .unwrap();
+        p.click("form[data-action='/api/schedule'] button").await;
+        p.wait_text("[data-schedule-result=bucket]", "kept the last 1")
+            .await;
+        p.go(&format!("{}/schedule", server.base)).await;
+        p.shot("schedule-desktop").await;
+        c.find(Locator::Css("#int-bucket"))
+            .await
+            .unwrap()
+            .select_by_value("off")
+            .await
+            .unwrap();
+        p.click("form[data-action='/api/schedule'] button").await;
+        p.wait_text("form[data-action='/api/schedule'] .result", "saved")
+            .await;
+        let config = std::fs::read_to_string(server.home.join("config.toml")).unwrap();
+        assert!(config.contains("schedule = \"off\""), "{config}");
+
+        // Every page at a phone's width.
+        c.set_window_size(390, 844).await.unwrap();
+        for page in ["manage", "backup", "schedule", "check", "settings"] {
+            p.go(&format!("{}/{page}", server.base)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            p.shot(&format!("{page}-phone")).await;
+        }
+        // At that width nothing is wider than the page but the tables,
+        // which scroll in their own box.
+        let fits = async || {
+            let fits: serde_json::Value = c
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let at = c.current_url().await.unwrap();
+            assert_eq!(
+                fits,
+                serde_json::Value::Bool(true),
+                "{at} scrolls sideways at 390 px"
+            );
+        };
+        fits().await;
+        p.go(&format!("{}/manage", server.base)).await;
+        fits().await;
+        p.click("table.snapshots a[href^='/browse']").await;
+        p.wait_text("main", "Restore").await;
+        fits().await;
+        p.shot("browse-phone").await;
+    };
+    // The browser is closed whether the steps pass or not.
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if outcome.is_err() {
+        panic!(
+            "the steps above failed\n--- snap ui log ---\n{}",
+            server.log()
+        );
+    }
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    drop(driver);
+}
+
+/// A server with a profile holding a secret, its repository a local one.
+fn secured_server(dir: &Path) -> (Server, &'static str) {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let secret = "SECRETsecretSECRET0123456789abcdef";
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"work\"\n[profiles.work]\nrepository = \"{}\"\nsecret_access_key = \"{secret}\"\n",
+            dir.join("repo").display()
+        ),
+    )
+    .unwrap();
+    (Server::start(&home, &[("SNAP_PASSWORD", "pw")]), secret)
+}
+
+#[test]
+fn without_the_token_from_another_host_or_site_nothing_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, secret) = secured_server(dir.path());
+    let c = s.client();
+    // No token: 401 on pages and API, with no data.
+    for path in [
+        "/",
+        "/manage",
+        "/settings",
+        "/api/profiles",
+        "/api/snapshots",
+        "/api/status",
+    ] {
+        let r = c.get(format!("{}{path}", s.base)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let body = r.text().unwrap();
+        assert!(
+            !body.contains(secret) && !body.contains("work") && !body.contains("<html"),
+            "{path}: {body}"
+        );
+    }
+    let r = c
+        .get(format!("{}/manage?token=0000", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "a wrong token");
+    // The token is exchanged for an HttpOnly, SameSite=Strict cookie.
+    let r = c.get(&s.url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // A foreign Host header (DNS rebinding) is refused, token or not.
+    let port = s.base.rsplit(':').next().unwrap();
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_string(),
+        format!("127.0.0.1.evil.example:{port}"),
+    ] {
+        let r = c
+            .get(format!("{}/api/profiles", s.base))
+            .header("Host", &host)
+            .header("Cookie", s.cookie())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{host}");
+        assert!(!r.text().unwrap().contains("work"));
+    }
+    let r = c
+        .get(format!("{}/api/profiles", s.base))
+        .header("Host", format!("localhost:{port}"))
+        .header("Cookie", s.cookie())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "localhost is this server");
+    // A cross-site POST (a form elsewhere sends the cookie, not the
+    // session header) is refused, and so is one from another origin.
+    let settings = serde_json::json!({"name": "work", "kind": "local", "folder": "/tmp/elsewhere", "password_source": "keep"});
+    let r = c
+        .post(format!("{}/api/settings", s.base))
+        .header("Cookie", s.cookie())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("name=work&kind=local&folder=/tmp/elsewhere")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = c
+        .post(format!("{}/api/settings", s.base))
+        .header("Cookie", s.cookie())
+        .header("X-Snap-Session", s.session())
+        .header("Origin", "http://evil.example")
+        .json(&settings)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let config = std::fs::read_to_string(s.home.join("config.toml")).unwrap();
+    assert!(
+        !config.contains("elsewhere"),
+        "a refused request changed the settings"
+    );
+    // The secret is in no response: every page and API answer.
+    for path in [
+        "/manage",
+        "/backup",
+        "/schedule",
+        "/check",
+        "/settings",
+        "/settings?profile=work",
+        "/api/profiles",
+        "/api/status",
+        "/api/snapshots",
+        "/part/stats",
+        "/assets/app.js",
+    ] {
+        let body = s.get(path).text().unwrap();
+        assert!(!body.contains(secret), "{path} sent the secret");
+    }
+    let (status, reply) = s.post("/api/connection", serde_json::json!({"name": "work", "kind": "local", "folder": dir.path().join("repo").display().to_string(), "password_source": "keep"}));
+    assert!(!reply.to_string().contains(secret), "{status} {reply}");
+}
+
+/// A wrong password, an unreachable bucket and a source that is gone are
+/// each said in words, on the page's answer and in the log; the server
+/// goes on.
+#[test]
+fn bad_input_is_answered_in_words_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = dir.path().join("repo");
+    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("SNAP_CONFIG", home.join("none.toml"))
+        .env("SNAP_REPOSITORY", &repo)
+        .env("SNAP_PASSWORD", "right")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = Server::start(&home, &[("SNAP_REPOSITORY", repo.to_str().unwrap())]);
+
+    // No password source: the page asks; a wrong one is said, a right one opens.
+    let page = s.get("/manage").text().unwrap();
+    assert!(page.contains("type its password"), "{page}");
+    let (status, r) = s.post("/api/password", serde_json::json!({"password": "wrong"}));
+    assert_eq!(status, 401);
+    assert!(
+        r["message"].as_str().unwrap().contains("does not open"),
+        "{r}"
+    );
+    let (status, r) = s.post("/api/password", serde_json::json!({"password": "right"}));
+    assert_eq!(status, 200, "{r}");
+    assert!(s.get("/manage").text().unwrap().contains("No backups yet"));
+
+    // An unreachable bucket: the connection check says which setting.
+    let (status, r) = s.post(
+        "/api/connection",
+        serde_json::json!({"name": "away", "kind": "s3", "endpoint": format!("http://127.0.0.1:{}", free_port()),
+            "region": "garage", "bucket": "b", "access_key_id": "k", "secret_access_key": "s", "password_source": "page"}),
+    );
+    assert_eq!(status, 400, "{r}");
+    let said = r["message"].as_str().unwrap();
+    assert!(
+        said.contains("127.0.0.1") && said.to_lowercase().contains("endpoint"),
+        "{said}"
+    );
+
+    // A folder that is gone: the backup says so and writes nothing.
+    let gone = dir.path().join("gone");
+    let (status, r) = s.post(
+        "/api/backup",
+        serde_json::json!({"sources": gone.display().to_string()}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!(job["ok"], false);
+    assert!(
+        job["message"].as_str().unwrap().contains("is not there"),
+        "{job}"
+    );
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 0);
+
+    // A relative folder and a bad profile name are refused in words.
+    let (status, r) = s.post("/api/backup", serde_json::json!({"sources": "Documents"}));
+    assert_eq!(status, 400);
+    assert!(
+        r["message"].as_str().unwrap().contains("not a full path"),
+        "{r}"
+    );
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "a b", "kind": "local", "folder": "/x"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        r["message"].as_str().unwrap().contains("profile name"),
+        "{r}"
+    );
+
+    // Still serving, and it said all that in its log too.
+    assert_eq!(s.get("/api/status").status().as_u16(), 200);
+    let log = s.log();
+    assert!(
+        log.contains("is not there") && log.contains("does not open"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
