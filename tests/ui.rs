@@ -862,3 +862,190 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     );
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// A scheduled backup that fails (its folder is gone) is retried with a
+/// back-off, runs the profile's `on_failure` command once for the streak,
+/// and shows red until a run succeeds.
+#[test]
+fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let repo = dir.path().join("repo");
+    let src = dir.path().join("src");
+    let notes = dir.path().join("notified");
+    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("SNAP_CONFIG", home.join("none.toml"))
+        .env("SNAP_REPOSITORY", &repo)
+        .env("SNAP_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"laptop\"\n[profiles.laptop]\nrepository = \"{}\"\nsources = [\"{}\"]\nschedule = \"1m\"\n\
+             on_failure = \"echo \\\"$SNAP_PROFILE: $SNAP_ERROR\\\" >> {}\"\n",
+            repo.display(),
+            src.display(),
+            notes.display()
+        ),
+    )
+    .unwrap();
+    // A minute is a second here, and the waits 10 s, 30 s, 90 s are
+    // about 0.17 s, 0.5 s and 1.5 s.
+    let s = Server::start(
+        &home,
+        &[("SNAP_PASSWORD", "pw"), ("SNAP_UI_TIME_SCALE", "60")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let entry = loop {
+        let st: serde_json::Value = s.get("/api/status").json().unwrap();
+        let e = st["schedule"]["laptop"].clone();
+        if e["runs"].as_u64().unwrap_or(0) >= 4 {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not run and retry: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entry["failing"], true, "{entry}");
+    assert!(
+        entry["last_result"]
+            .as_str()
+            .unwrap()
+            .contains("is not there"),
+        "{entry}"
+    );
+    let page = s.get("/schedule").text().unwrap();
+    assert!(
+        page.contains("profile-schedule failing"),
+        "the profile shows red"
+    );
+    let said = std::fs::read_to_string(&notes).unwrap();
+    assert_eq!(
+        said.lines().count(),
+        1,
+        "one notification for the streak: {said}"
+    );
+    assert!(
+        said.starts_with("laptop: ") && said.contains("is not there"),
+        "{said}"
+    );
+
+    // The folder appears: the next run succeeds and the red goes.
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st: serde_json::Value = s.get("/api/status").json().unwrap();
+        let e = &st["schedule"]["laptop"];
+        if e["last_ok"] == true {
+            assert_eq!(e["failing"], false);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no run succeeded: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !s.get("/schedule")
+            .text()
+            .unwrap()
+            .contains("profile-schedule failing")
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap().lines().count(), 1);
+}
+
+/// Manage lists snapshots per device in pages of 20, and "keep the last N
+/// for this device" previews before it removes anything.
+#[test]
+fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let repo = dir.path().join("repo");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let snap = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_snap"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("SNAP_CONFIG", home.join("none.toml"))
+            .env("SNAP_REPOSITORY", &repo)
+            .env("SNAP_PASSWORD", "pw")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    snap(&["init", "--kdf-memory", "1024", "--kdf-iterations", "1"]);
+    for i in 0..23 {
+        std::fs::write(src.join("f"), format!("version {i}")).unwrap();
+        snap(&["create", "--host", "laptop", src.to_str().unwrap()]);
+    }
+    for _ in 0..2 {
+        snap(&["create", "--host", "desktop", src.to_str().unwrap()]);
+    }
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let rows = |page: &str| {
+        let html = s.get(page).text().unwrap();
+        html.matches("name=\"ids\"").count()
+    };
+    assert_eq!(rows("/manage"), 20);
+    assert_eq!(rows("/manage?page=2"), 5);
+    assert_eq!(rows("/manage?host=desktop"), 2);
+    assert_eq!(rows("/manage?host=laptop&page=2"), 3);
+    assert!(s.get("/manage").text().unwrap().contains("Page 1 of 2"));
+
+    let (status, r) = s.post(
+        "/api/keep",
+        serde_json::json!({"host": "laptop", "keep": "3", "apply": false}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("would remove 20"),
+        "{r}"
+    );
+    assert!(
+        r["html"].as_str().unwrap().matches(">remove<").count() == 20,
+        "{r}"
+    );
+    assert_eq!(
+        rows("/manage?host=laptop&page=2"),
+        3,
+        "a preview removes nothing"
+    );
+    let (status, r) = s.post(
+        "/api/keep",
+        serde_json::json!({"host": "laptop", "keep": "3", "apply": true}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!(job["ok"], true, "{job}");
+    assert_eq!(rows("/manage?host=laptop"), 3);
+    assert_eq!(rows("/manage?host=desktop"), 2, "another device's are kept");
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 5);
+}
