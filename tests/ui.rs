@@ -80,7 +80,8 @@ impl Server {
     }
 
     fn cookie(&self) -> String {
-        format!("snap_token={}", self.token())
+        let port = self.base.rsplit(':').next().unwrap();
+        format!("snap_token_{port}={}", self.token())
     }
 
     fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -543,8 +544,12 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         // Two backups, and the undo snapshots of the restore and of its undo.
         p.go(&format!("{}/manage", server.base)).await;
         assert_eq!(p.rows("table.snapshots tbody tr").await, 4);
-        let tags = p.wait_text("table.snapshots", "pre-restore").await;
-        assert_eq!(tags.matches("pre-restore").count(), 2, "{tags}");
+        let tags = p.wait_text("table.snapshots", "undo snapshot").await;
+        assert_eq!(tags.matches("undo snapshot").count(), 2, "{tags}");
+        assert!(
+            tags.contains(&format!("before restoring {}", &snapshot[..8])),
+            "{tags}"
+        );
         p.click("table.snapshots tbody tr:last-child input[type=checkbox]")
             .await;
         p.click("form[data-action='/api/forget'] button.danger")
@@ -700,8 +705,32 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    // A foreign Host header (DNS rebinding) is refused, token or not.
+    // Named for this server's port: cookies are not kept apart by port,
+    // and one name for all once let a second snap ui (or anything on
+    // another port of 127.0.0.1) take or receive the first's token.
     let port = s.base.rsplit(':').next().unwrap();
+    assert!(
+        cookie.starts_with(&format!("snap_token_{port}=")),
+        "{cookie}"
+    );
+    let r = c
+        .get(format!("{}/api/profiles", s.base))
+        .header("Cookie", format!("snap_token={}", s.token()))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "the token under another cookie name"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // The token address leads to this server only.
+    let r = c
+        .get(format!("{}//evil.example/?token={}", s.base, s.token()))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    // A foreign Host header (DNS rebinding) is refused, token or not.
     for host in [
         format!("evil.example:{port}"),
         "evil.example".to_string(),
@@ -820,21 +849,38 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
         "{said}"
     );
 
-    // A folder that is gone: the backup says so and writes nothing.
+    // Saving settings and typing the password again drop the opened
+    // repository inside a request: that once panicked and broke every
+    // later page.
+    let (status, r) = s.post("/api/password", serde_json::json!({"password": "right"}));
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "here", "kind": "local", "folder": repo.display().to_string(), "password_source": "page"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.post("/api/password", serde_json::json!({"password": "right"}));
+    assert_eq!(status, 200, "{r}");
+    assert!(s.get("/manage").text().unwrap().contains("No backups yet"));
+
+    // A folder that is gone: refused in words, nothing saved or written.
     let gone = dir.path().join("gone");
     let (status, r) = s.post(
         "/api/backup",
         serde_json::json!({"sources": gone.display().to_string()}),
     );
-    assert_eq!(status, 200, "{r}");
-    let job = s.wait_job();
-    assert_eq!(job["ok"], false);
+    assert_eq!(status, 400, "{r}");
     assert!(
-        job["message"].as_str().unwrap().contains("is not there"),
-        "{job}"
+        r["message"].as_str().unwrap().contains("is not there"),
+        "{r}"
     );
     let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 0);
+    assert!(
+        !std::fs::read_to_string(home.join("config.toml"))
+            .unwrap()
+            .contains("gone")
+    );
 
     // A relative folder and a bad profile name are refused in words.
     let (status, r) = s.post("/api/backup", serde_json::json!({"sources": "Documents"}));

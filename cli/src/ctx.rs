@@ -324,6 +324,10 @@ impl Ctx<'_> {
                 anyhow::Error::new(Hinted(e, hint))
             }
             // With several sources, which one won is the question.
+            Error::WrongPassword if self.typed_password.is_some() => anyhow::Error::new(Hinted(
+                e,
+                "the password tried is the one typed into the page".into(),
+            )),
             Error::WrongPassword => match password::source(self.global, &self.profile) {
                 Some((what, from)) => {
                     let hint = if what.starts_with('(') {

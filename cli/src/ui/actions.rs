@@ -14,7 +14,7 @@ use snap_engine::snapshot::{KeepPolicy, SnapshotFilter};
 use snap_engine::{Error, Id};
 use zeroize::Zeroizing;
 
-use super::app::{App, Problem, blocking, words};
+use super::app::{App, Problem, blocking, lock, words};
 use super::jobs::{Busy, Job};
 use super::{schedule, views};
 use crate::config::{ConfigFile, Profile};
@@ -35,6 +35,9 @@ pub(crate) struct Reply {
     pub(crate) show: Option<&'static str>,
     /// A task started: the page follows its progress.
     pub(crate) job: bool,
+    /// A page to go to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) redirect: Option<String>,
 }
 
 pub(crate) type Answer = (StatusCode, Json<Reply>);
@@ -85,6 +88,25 @@ fn problem(app: &App, p: Problem) -> Answer {
 
 fn busy(app: &App, b: Busy) -> Answer {
     failed(app, StatusCode::CONFLICT, b.0)
+}
+
+/// Runs a task in the background. Should it panic, the task still ends,
+/// as failed and said in words, so the next one can start: a task left
+/// "running" once refused every later one until a restart.
+pub(crate) fn spawn_task(
+    app: &Arc<App>,
+    job: &Arc<Job>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (app, job) = (app.clone(), job.clone());
+    tokio::spawn(async move {
+        let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(task)).await;
+        if outcome.is_err() {
+            let msg = "stopped unexpectedly (a bug in snap; its log has the details)".to_string();
+            app.log(&format!("{}: {msg}", job.title));
+            app.jobs.finish(&job, false, msg, String::new(), None);
+        }
+    });
 }
 
 // ---------------------------------------------------------------- profiles
@@ -242,13 +264,11 @@ pub(crate) async fn save_settings(
     Json(f): Json<SettingsForm>,
 ) -> Answer {
     match save_profile(&app, &f) {
-        Ok(_) => reloading(done(format!(
-            "saved profile {} to {}",
-            f.name.trim(),
-            crate::config::path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        ))),
+        Ok(p) => {
+            let mut a = done(format!("saved profile {}; the pages now use it", p.name));
+            a.1.redirect = Some(format!("/settings?profile={}&saved=true", p.name));
+            a
+        }
         Err(e) => failed(&app, StatusCode::BAD_REQUEST, e),
     }
 }
@@ -289,7 +309,7 @@ pub(crate) async fn check_connection(
     match r {
         Ok(c) => {
             let mut a = done(format!("connection ok: {}", c.location));
-            a.1.html = views::steps(&steps, None).into_string();
+            a.1.html = views::steps(&steps).into_string();
             a
         }
         Err(e) => {
@@ -312,7 +332,7 @@ pub(crate) async fn check_connection(
                 (StatusCode::BAD_REQUEST, msg.clone())
             };
             let mut a = failed(&app, status, message);
-            a.1.html = views::steps(&steps, Some(&msg)).into_string();
+            a.1.html = views::steps(&steps).into_string();
             if missing {
                 a.1.show = Some("init");
             }
@@ -361,7 +381,10 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
                 msg.push_str(&format!(". Note: {w}"));
             }
             app.log(&msg);
-            reloading(done(msg))
+            let mut a = done(msg);
+            a.1.html = maud::html! { p { a.button href="/backup" { "Choose what to back up" } } }
+                .into_string();
+            a
         }
         Err(e) => failed(
             &app,
@@ -420,6 +443,14 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
             "{rel:?} is not a full path: write it from the root, such as /home/me/Documents"
         ));
     }
+    if let Some(gone) = sources
+        .iter()
+        .find(|s| std::fs::symlink_metadata(s).is_err())
+    {
+        return Err(format!(
+            "the folder {gone} is not there: check the path (or mount its drive)"
+        ));
+    }
     let mut name = app.resolved_name(&app.current());
     let mut file = app.config().map_err(|e| words(&e))?;
     if name.is_empty() {
@@ -461,9 +492,9 @@ pub(crate) async fn backup(State(app): State<Arc<App>>, Json(f): Json<BackupForm
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
-    let app2 = app.clone();
-    tokio::spawn(async move {
-        let _ = run_backup(&app2, &name, &job, false).await;
+    let (app2, job2) = (app.clone(), job.clone());
+    spawn_task(&app, &job, async move {
+        let _ = run_backup(&app2, &name, &job2, false).await;
     });
     started("backup started")
 }
@@ -500,7 +531,13 @@ async fn backup_steps(
     job: &Arc<Job>,
     automatic: bool,
 ) -> Result<Outcome, String> {
-    let repo = app.open(name).await.map_err(|p| p.message().to_string())?;
+    let repo = app.open(name).await.map_err(|p| match p {
+        Problem::NeedPassword(_) if automatic => "the repository password is not known: a \
+            password typed into the page is forgotten when snap ui stops. Type it on Manage, or \
+            choose a password file or command in Settings so automatic backups run by themselves"
+            .to_string(),
+        p => p.message().to_string(),
+    })?;
     let session = app.session(name).map_err(|e| words(&e))?;
     let p = session.profile.clone();
     if p.sources.is_empty() {
@@ -721,7 +758,7 @@ fn spawn_prune(
     repo: Arc<snap_engine::Repository>,
     opts: prune::PruneOptions,
 ) {
-    tokio::spawn(async move {
+    spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(prune::prune(&repo, &opts, &*j)?)).await;
         match r {
@@ -822,7 +859,7 @@ fn spawn_restore(
     opts: restore::RestoreOptions,
     name: String,
 ) {
-    tokio::spawn(async move {
+    spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(restore::restore(&repo, &opts, &*j)?)).await;
         match r {
@@ -847,7 +884,7 @@ fn spawn_restore(
                         "; what was there before is in snapshot {}",
                         u.snapshot_id.short()
                     ));
-                    *app.last_undo.lock().unwrap() = Some((name, u.clone()));
+                    *lock(&app.last_undo) = Some((name, u.clone()));
                 }
                 app.log(&format!("{}: {msg}", job.title));
                 let html = views::restore_result(&r).into_string();
@@ -865,7 +902,7 @@ fn spawn_restore(
 
 /// Puts back what the last restore changed, from its undo snapshot.
 pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
-    let Some((name, u)) = app.last_undo.lock().unwrap().clone() else {
+    let Some((name, u)) = lock(&app.last_undo).clone() else {
         return failed(&app, StatusCode::NOT_FOUND, "there is no restore to undo");
     };
     let repo = match app.open(&name).await {
@@ -881,7 +918,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
-    *app.last_undo.lock().unwrap() = None;
+    *lock(&app.last_undo) = None;
     spawn_restore(app, job, repo, opts, name);
     started(format!(
         "putting back what was there, from snapshot {}",
@@ -936,7 +973,19 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
                 "profile {}: schedule {}, keep {}",
                 f.profile, f.interval, keep
             ));
-            reloading(done(format!("saved the schedule of profile {}", f.profile)))
+            let mut msg = format!("saved the schedule of profile {}", f.profile);
+            let unattended = app
+                .session(&f.profile)
+                .is_ok_and(|s| crate::password::is_configured(s.global(), &s.profile));
+            if f.interval != "off" && !unattended {
+                msg.push_str(
+                    ". Note: its repository password is only typed into this page, which forgets \
+                     it when snap ui stops; until it is typed again, automatic backups cannot \
+                     run. To have them run by themselves, choose a password file or command in \
+                     Settings",
+                );
+            }
+            reloading(done(msg))
         }
         Err(e) => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     }
@@ -976,7 +1025,7 @@ pub(crate) async fn check(State(app): State<Arc<App>>, Json(f): Json<CheckForm>)
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
-    tokio::spawn(async move {
+    spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(check::check(&repo, &opts, &*j)?)).await;
         match r {

@@ -58,9 +58,16 @@ impl Problem {
     }
 }
 
+/// A lock that a panic elsewhere poisoned is still usable: what it
+/// guards (a map, a status) is never left half-changed, and a poisoned lock
+/// once made every later page fail.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An error with its causes, in one line, as the CLI prints it.
 pub(crate) fn words(e: &anyhow::Error) -> String {
-    format!("{e:#}")
+    super::views::for_the_page(&format!("{e:#}"))
 }
 
 /// Everything one engine call needs to make a [`Ctx`], owned, so that it
@@ -164,11 +171,11 @@ impl App {
     }
 
     pub(crate) fn current(&self) -> String {
-        self.current.lock().unwrap().clone()
+        lock(&self.current).clone()
     }
 
     pub(crate) fn set_current(&self, name: &str) {
-        *self.current.lock().unwrap() = name.to_string();
+        *lock(&self.current) = name.to_string();
     }
 
     pub(crate) fn config(&self) -> Result<ConfigFile> {
@@ -204,7 +211,7 @@ impl App {
 
     fn typed_for(&self, session: &Session) -> Option<Zeroizing<String>> {
         let (location, _) = session.ctx().location().ok()?;
-        self.passwords.lock().unwrap().get(&location).cloned()
+        lock(&self.passwords).get(&location).cloned()
     }
 
     /// The profile's name in the config file: what "" stands for when a
@@ -224,7 +231,7 @@ impl App {
             .ok()
             .and_then(|s| s.ctx().location().ok())
         {
-            self.passwords.lock().unwrap().insert(location, pw);
+            lock(&self.passwords).insert(location, pw);
         }
         self.forget_repository(name);
     }
@@ -235,20 +242,20 @@ impl App {
             .ok()
             .and_then(|s| s.ctx().location().ok())
         {
-            self.passwords.lock().unwrap().remove(&location);
+            lock(&self.passwords).remove(&location);
         }
     }
 
     /// Settings changed: the next page opens the repository again.
     pub(crate) fn forget_repository(&self, name: &str) {
-        let mut repos = self.repos.lock().unwrap();
+        let mut repos = lock(&self.repos);
         repos.remove(name);
         repos.remove("");
     }
 
     /// The repository of profile `name`, opened once and kept.
     pub(crate) async fn open(self: &Arc<App>, name: &str) -> Result<Arc<Repository>, Problem> {
-        if let Some(r) = self.repos.lock().unwrap().get(name) {
+        if let Some(r) = lock(&self.repos).get(name) {
             return Ok(r.clone());
         }
         let session = self.session(name).map_err(|e| Problem::Failed(words(&e)))?;
@@ -256,14 +263,11 @@ impl App {
         let configured = password::is_configured(&session.global, &session.profile);
         let opened = blocking(move || session.ctx().open()).await;
         match opened {
-            Ok(repo) => {
-                let repo = Arc::new(repo);
-                self.repos
-                    .lock()
-                    .unwrap()
-                    .insert(name.to_string(), repo.clone());
-                Ok(repo)
-            }
+            // Two pages opening it at once keep the first.
+            Ok(repo) => Ok(lock(&self.repos)
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(repo))
+                .clone()),
             Err(e) => {
                 let msg = words(&e);
                 if matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) {

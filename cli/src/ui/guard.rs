@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cookie::Cookie;
@@ -16,20 +16,42 @@ use subtle::ConstantTimeEq;
 
 use super::app::App;
 
-pub(crate) const COOKIE: &str = "snap_token";
 pub(crate) const SESSION_HEADER: &str = "x-snap-session";
+
+/// The cookie's name carries the port: cookies are not kept apart by
+/// port, so one name let a second `snap ui` overwrite the first's token,
+/// and sent it to whatever else listens on 127.0.0.1.
+pub(crate) fn cookie_name(app: &App) -> String {
+    format!("snap_token_{}", app.addr.port())
+}
 
 fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        format!("{}: {why}\n", status.as_u16()),
-    )
-        .into_response()
+    hardened((status, format!("{}: {why}\n", status.as_u16())).into_response())
+}
+
+/// Headers every answer carries, refusals too: never cached, never
+/// framed, never sniffed into another type, no referrer.
+fn hardened(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 /// The names this server answers to: its listen address, and localhost
@@ -50,14 +72,14 @@ pub(crate) fn host_allowed(app: &App, host: &str) -> bool {
         .contains(&host)
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| Cookie::split_parse(v.to_string()))
         .filter_map(|c| c.ok())
-        .find(|c| c.name() == COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_string())
 }
 
@@ -70,7 +92,7 @@ fn query_token(req: &Request) -> Option<String> {
 
 /// The token's cookie, for the browser to send with every later request.
 fn token_cookie(app: &App) -> String {
-    Cookie::build((COOKIE, app.token.clone()))
+    Cookie::build((cookie_name(app), app.token.clone()))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)
         .path("/")
@@ -98,18 +120,22 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
                 "the token in this address is not this server's: open the address snap ui printed",
             );
         }
-        // Into a cookie, and out of the address bar and history.
-        return (
-            StatusCode::SEE_OTHER,
-            [
-                (header::SET_COOKIE, token_cookie(&app)),
-                (header::LOCATION, req.uri().path().to_string()),
-                (header::CACHE_CONTROL, "no-store".to_string()),
-            ],
-        )
-            .into_response();
+        // Into a cookie, and out of the address bar and history; to a
+        // path of this server only (`//host/` would be another server).
+        let path = req.uri().path();
+        let path = if path.starts_with("//") { "/" } else { path };
+        return hardened(
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::SET_COOKIE, token_cookie(&app)),
+                    (header::LOCATION, path.to_string()),
+                ],
+            )
+                .into_response(),
+        );
     }
-    if !cookie_token(req.headers()).is_some_and(|t| same(&t, &app.token)) {
+    if !cookie_token(req.headers(), &cookie_name(&app)).is_some_and(|t| same(&t, &app.token)) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "open the address snap ui printed when it started (it has the access token)",
@@ -141,16 +167,5 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
             return refuse(StatusCode::FORBIDDEN, "this request came from another site");
         }
     }
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, "no-store".parse().unwrap());
-    h.insert(header::X_FRAME_OPTIONS, "DENY".parse().unwrap());
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-            .parse()
-            .unwrap(),
-    );
-    h.insert(header::REFERRER_POLICY, "no-referrer".parse().unwrap());
-    resp
+    hardened(next.run(req).await)
 }

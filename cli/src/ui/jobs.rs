@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+
+use super::app::lock;
 use snap_engine::progress::Progress;
 
 /// Warnings kept per task for the page; the log has them all.
@@ -19,6 +21,9 @@ const WARNINGS_SHOWN: usize = 50;
 pub(crate) struct Jobs {
     current: Mutex<Option<Arc<Job>>>,
     last: Mutex<Option<Arc<Job>>>,
+    /// The last task of each kind: a check that ended just before a
+    /// scheduled backup began kept its result only in the log.
+    last_of: Mutex<std::collections::HashMap<&'static str, Arc<Job>>>,
     next: AtomicU64,
 }
 
@@ -95,7 +100,7 @@ impl Jobs {
         profile: &str,
         title: String,
     ) -> Result<Arc<Job>, Busy> {
-        let mut current = self.current.lock().unwrap();
+        let mut current = lock(&self.current);
         if let Some(j) = &*current {
             return Err(Busy(format!(
                 "{} is running; try again when it has finished",
@@ -124,28 +129,34 @@ impl Jobs {
         html: String,
         report: Option<serde_json::Value>,
     ) {
-        job.state.lock().unwrap().outcome = Some(Outcome {
+        lock(&job.state).outcome = Some(Outcome {
             ok,
             message,
             html,
             report,
             finished: SystemTime::now(),
         });
-        *self.last.lock().unwrap() = Some(job.clone());
-        let mut current = self.current.lock().unwrap();
+        *lock(&self.last) = Some(job.clone());
+        lock(&self.last_of).insert(job.kind, job.clone());
+        let mut current = lock(&self.current);
         if current.as_ref().is_some_and(|c| c.id == job.id) {
             *current = None;
         }
     }
 
+    /// The last task of `kind` that ended.
+    pub(crate) fn last_of(&self, kind: &str) -> Option<JobView> {
+        lock(&self.last_of).get(kind).map(|j| j.view())
+    }
+
     pub(crate) fn running(&self) -> Option<Arc<Job>> {
-        self.current.lock().unwrap().clone()
+        lock(&self.current).clone()
     }
 
     /// The running task, else the last one that ended.
     pub(crate) fn view(&self) -> Option<JobView> {
         self.running()
-            .or_else(|| self.last.lock().unwrap().clone())
+            .or_else(|| lock(&self.last).clone())
             .map(|j| j.view())
     }
 }
@@ -156,7 +167,7 @@ fn rfc3339(t: SystemTime) -> String {
 
 impl Job {
     pub(crate) fn view(&self) -> JobView {
-        let s = self.state.lock().unwrap();
+        let s = lock(&self.state);
         let phase_secs = s
             .phase_started
             .map(|t| t.elapsed().as_secs_f64())
@@ -211,7 +222,7 @@ impl Job {
 
 impl Progress for Job {
     fn warn(&self, message: &str) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         s.warnings_total += 1;
         if s.warnings.len() < WARNINGS_SHOWN {
             s.warnings.push(message.to_string());
@@ -224,7 +235,7 @@ impl Progress for Job {
     }
 
     fn start(&self, phase: &str, total_bytes: Option<u64>, total_items: Option<u64>) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         s.phase = phase.to_string();
         s.phase_started = Some(Instant::now());
         s.bytes = 0;
@@ -238,16 +249,16 @@ impl Progress for Job {
     }
 
     fn total(&self, bytes: u64, items: u64) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = lock(&self.state);
         s.total_bytes = Some(bytes);
         s.total_items = Some(items);
     }
 
     fn bytes(&self, n: u64) {
-        self.state.lock().unwrap().bytes += n;
+        lock(&self.state).bytes += n;
     }
 
     fn item(&self, _path: &Path) {
-        self.state.lock().unwrap().items += 1;
+        lock(&self.state).items += 1;
     }
 }

@@ -66,14 +66,13 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
         out.flush()?;
     }
     app.log(&format!("serving on {addr}"));
-    if !a.no_open
-        && let Err(e) = webbrowser::open(&url)
-    {
-        app.log(&format!(
-            "could not open a browser ({e}); open the address above"
-        ));
-    }
-    tokio::spawn(schedule::run(app.clone()));
+    // Kept until the server stops: the browser may read it late.
+    let _opener = if a.no_open {
+        None
+    } else {
+        open_browser(&app, &url)
+    };
+    tokio::spawn(schedule::supervise(app.clone()));
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -81,6 +80,36 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
         .await
         .context("the web server stopped")?;
     Ok(())
+}
+
+/// Opens the page in the browser through a file readable by this user
+/// alone that redirects to the address: given to the browser directly,
+/// the token stood in the process list for every local user to read.
+fn open_browser(app: &App, url: &str) -> Option<tempfile::NamedTempFile> {
+    let opened = (|| -> Result<tempfile::NamedTempFile> {
+        let mut file = tempfile::Builder::new()
+            .prefix("snap-ui-")
+            .suffix(".html")
+            .tempfile()?;
+        use std::io::Write;
+        write!(
+            file,
+            "<!DOCTYPE html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" \
+             content=\"0;url={url}\"><title>snap</title><a href=\"{url}\">Open snap</a>"
+        )?;
+        file.flush()?;
+        webbrowser::open(&file.path().display().to_string())?;
+        Ok(file)
+    })();
+    match opened {
+        Ok(f) => Some(f),
+        Err(e) => {
+            app.log(&format!(
+                "could not open a browser ({e:#}); open the address above"
+            ));
+            None
+        }
+    }
 }
 
 fn router(app: Arc<App>) -> Router {

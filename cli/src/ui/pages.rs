@@ -15,7 +15,7 @@ use snap_engine::{Id, Repository};
 
 use super::app::{App, Problem, blocking, words};
 use super::schedule::{INTERVALS, KEEP};
-use super::views::{bytes, time_ns, time_text};
+use super::views::{self, bytes, time_ns, time_text};
 use crate::config::Profile;
 
 const PER_PAGE: usize = 20;
@@ -63,15 +63,15 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                     @if !names.is_empty() {
                         form.profile data-action="/api/profile/use" {
                             label for="profile-pick" { "Profile" }
-                            select #profile-pick name="name" data-autosubmit {
+                            select #profile-pick name="name" {
                                 option value="" selected[current.is_empty()] {
-                                    "(default" @if let Some(d) = &default { ": " (d) } ")"
+                                    "Default" @if let Some(d) = &default { " (" (d) ")" }
                                 }
                                 @for n in &names {
                                     option value=(n) selected[*n == current] { (n) }
                                 }
                             }
-                            noscript { button type="submit" { "Use" } }
+                            button.small type="submit" { "Use" }
                         }
                     }
                 }
@@ -108,6 +108,28 @@ fn job_box(app: &App) -> Markup {
                 p.text {}
                 div.html {}
             }
+        }
+    }
+}
+
+/// The last task of a kind, kept on its page when another task followed.
+fn last_task(app: &App, kind: &str, heading: &str) -> Markup {
+    let Some(v) = app.jobs.last_of(kind) else {
+        return html! {};
+    };
+    // Already in the task box below.
+    if app.jobs.view().is_some_and(|shown| shown.id == v.id) {
+        return html! {};
+    }
+    html! {
+        section.last.(if v.ok == Some(true) { "ok" } else { "bad" }) {
+            h2 { (heading) }
+            p {
+                (v.title)
+                @if let Some(t) = &v.finished { ", ended " (time_text(t)) }
+                ": " span.(if v.ok == Some(true) { "ok" } else { "bad" }) { (v.message) }
+            }
+            div { (maud::PreEscaped(v.html.clone())) }
         }
     }
 }
@@ -254,7 +276,7 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                     @if *h == this { " (this device)" }
                 }
             }
-            form data-action="/api/forget" data-confirm="Delete the chosen snapshots? Their files stay in other snapshots that have them; Free space then deletes data no snapshot uses." {
+            form data-action="/api/forget" data-needs="ids" data-confirm="Delete the chosen snapshots? Their files stay in other snapshots that have them; Free space then deletes data no snapshot uses." {
                 div.scroll {
                     table.snapshots {
                         thead { tr { th { span.sr { "Choose" } } th { "Time" } th { "Device" } th { "Folders" } th { "Tags" } th { "Size" } th { "Snapshot" } } }
@@ -265,9 +287,9 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                                     td { (time_ns(s.time_ns)) }
                                     td { (s.host) }
                                     td { @for p in s.paths_lossy() { div { (p) } } }
-                                    td { (s.tags.join(", ")) }
+                                    td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
                                     td { (bytes(s.summary.bytes_total)) }
-                                    td { a href=(format!("/browse?snapshot={}", id.to_hex())) { "Browse " code { (id.short()) } } }
+                                    td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }
                                 }
                             }
                         }
@@ -320,11 +342,14 @@ pub(crate) async fn stats_part(State(app): State<Arc<App>>) -> Response {
     match blocking(move || Ok(commands::inspect::stats(&repo)?)).await {
         Ok(s) => html! {
             dl.stats {
-                dt { "Stored" } dd { (bytes(s.stored_bytes)) }
+                dt { "Stored in the repository" } dd { (bytes(s.stored_bytes)) }
                 dt { "Snapshots" } dd { (s.snapshots) }
-                dt { "All snapshots restored" } dd { (bytes(s.restore_bytes)) }
+                dt { "Size of all snapshots together" } dd { (bytes(s.restore_bytes)) }
                 dt { "Deduplication" } dd { (format!("{:.1}×", s.dedup_ratio())) }
-                dt { "Compression" } dd { (format!("{:.1}×", s.compression_ratio())) }
+                dt { "Compression" } dd {
+                    @if s.compression_ratio() >= 1.0 { (format!("{:.1}× smaller", s.compression_ratio())) }
+                    @else { "none yet (too little data: encryption adds a few bytes to each piece)" }
+                }
             }
         }
         .into_response(),
@@ -349,6 +374,7 @@ pub(crate) async fn backup(State(app): State<Arc<App>>) -> Response {
             button type="submit" { "Back up now" }
             div.result role="status" {}
         }
+        (last_task(&app, "backup", "The last backup"))
     };
     page(&app, "Backup", "/backup", body)
 }
@@ -463,7 +489,7 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<BrowseQu
                 }
                 label.check { input type="checkbox" name="delete"; " Delete files there that the snapshot does not have" }
                 button type="submit" name="preview" value="true" { "Preview" }
-                button type="submit" name="preview" value="false" data-confirm="Restore now? Files there that differ are replaced (an undo snapshot keeps what was there)." { "Restore" }
+                button type="submit" name="preview" value="false" data-confirm="Restore now? Files there that differ from the snapshot are replaced, and with “Delete files there…” ticked, files the snapshot does not have are deleted. An undo snapshot keeps what was there first." { "Restore" }
                 div.result role="status" {}
             }
         }
@@ -473,9 +499,12 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<BrowseQu
                 form method="get" action="/diff" {
                     input type="hidden" name="a" value=(hex);
                     label for="other" { "Snapshot" }
+                    @let previous = others.iter().rev().find(|(oid, o)| *oid != id && o.time_ns <= snap.time_ns && o.host == snap.host && o.paths == snap.paths).map(|(oid, _)| *oid);
                     select #other name="b" {
                         @for (oid, o) in others.iter().rev().filter(|(oid, _)| *oid != id) {
-                            option value=(oid.to_hex()) { (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) }
+                            option value=(oid.to_hex()) selected[Some(*oid) == previous] {
+                                (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) " · " (o.paths_lossy().join(", "))
+                            }
                         }
                     }
                     button type="submit" { "Compare" }
@@ -499,16 +528,29 @@ pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>
         Err(p) => return page(&app, "Compare", "/manage", problem_box(&app, &p)),
     };
     let (a, b) = (q.a.clone(), q.b.clone());
-    let r = blocking(move || Ok(inspect::diff(&repo, &a, &b)?)).await;
+    // Older to newer, whichever was browsed: from the newest, a file added
+    // since once read as removed.
+    let r = blocking(move || {
+        let any = SnapshotFilter::default();
+        let (ia, sa) = repo.find_snapshot(&a, &any)?;
+        let (ib, sb) = repo.find_snapshot(&b, &any)?;
+        let (from, to) = if (sa.time_ns, ia) <= (sb.time_ns, ib) {
+            (ia, ib)
+        } else {
+            (ib, ia)
+        };
+        Ok(inspect::diff(&repo, &from.to_hex(), &to.to_hex())?)
+    })
+    .await;
     let body = match r {
         Ok((ia, ib, changes)) => html! {
-            p { "From " code { (ia.short()) } " to " code { (ib.short()) } ": " (changes.len()) " change(s)." }
+            p { "From the older " code { (ia.short()) } " to the newer " code { (ib.short()) } ": " (changes.len()) " change(s)." }
             @if changes.is_empty() { p.empty { "The two snapshots hold the same files." } }
             @else {
                 div.scroll { table.plan {
                     thead { tr { th { "Change" } th { "Path" } } }
                     tbody { @for c in changes.iter().take(1000) {
-                        tr.(c.kind.name()) { td { (c.kind.name()) } td { (String::from_utf8_lossy(&c.path)) } }
+                        tr.(c.kind.name()) { td { (change_word(c.kind)) } td { (String::from_utf8_lossy(&c.path)) } }
                     } }
                 } }
                 @if changes.len() > 1000 { p { "… and " (changes.len() - 1000) " more." } }
@@ -517,6 +559,15 @@ pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>
         Err(e) => error_box(&words(&e)),
     };
     page(&app, "Compare snapshots", "/manage", body)
+}
+
+fn change_word(k: inspect::ChangeKind) -> &'static str {
+    match k {
+        inspect::ChangeKind::Added => "added",
+        inspect::ChangeKind::Removed => "removed",
+        inspect::ChangeKind::Modified => "changed",
+        inspect::ChangeKind::Metadata => "permissions or times changed",
+    }
 }
 
 // ---------------------------------------------------------------- schedule
@@ -587,6 +638,7 @@ pub(crate) async fn check(State(app): State<Arc<App>>) -> Response {
             div.result role="status" {}
         }
         p.small { "What the check finds appears below when it ends." }
+        (last_task(&app, "check", "The last check"))
     };
     page(&app, "Check", "/check", body)
 }
@@ -598,6 +650,8 @@ pub(crate) async fn check(State(app): State<Arc<App>>) -> Response {
 pub(crate) struct SettingsQuery {
     profile: Option<String>,
     new: bool,
+    /// Just saved: say so.
+    saved: bool,
 }
 
 pub(crate) async fn settings(
@@ -642,6 +696,9 @@ pub(crate) async fn settings(
         .map(|(l, _)| l)
         .unwrap_or_default();
     let body = html! {
+        @if q.saved && !editing.is_empty() {
+            p.notice.ok role="status" { "Saved profile " strong { (editing) } ". The pages now use it." }
+        }
         @if !file.profiles.is_empty() {
             section {
                 h2 { "Profiles" }
@@ -678,7 +735,7 @@ pub(crate) async fn settings(
                 fieldset.s3 {
                     legend { "Bucket" }
                     label for="endpoint" { "Endpoint" }
-                    input #endpoint type="url" name="endpoint" value=(p.endpoint.clone().unwrap_or_default()) placeholder="https://s3.us-east-1.amazonaws.com";
+                    input #endpoint type="text" inputmode="url" name="endpoint" value=(p.endpoint.clone().unwrap_or_default()) placeholder="https://s3.us-east-1.amazonaws.com";
                     label for="region" { "Region" }
                     input #region type="text" name="region" value=(p.region.clone().unwrap_or_default()) placeholder="us-east-1 (auto for Cloudflare R2)";
                     label for="bucket" { "Bucket" }

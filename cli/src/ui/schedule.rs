@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::app::App;
+use super::app::{App, lock};
 
 /// The intervals offered, as stored in a profile and shown.
 pub(crate) const INTERVALS: &[(&str, &str, u64)] = &[
@@ -147,17 +147,17 @@ pub(crate) struct Board {
 
 impl Board {
     pub(crate) fn get(&self, profile: &str) -> Option<Entry> {
-        self.entries.lock().unwrap().get(profile).cloned()
+        lock(&self.entries).get(profile).cloned()
     }
 
     pub(crate) fn all(&self) -> BTreeMap<String, Entry> {
-        self.entries.lock().unwrap().clone()
+        lock(&self.entries).clone()
     }
 
     /// Brings the board in line with the profiles' settings: a new or
     /// changed interval plans a run one interval from now.
     fn sync(&self, wanted: &BTreeMap<String, u64>, now: SystemTime, scale: u64) {
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = lock(&self.entries);
         entries.retain(|name, _| wanted.contains_key(name));
         for (name, &secs) in wanted {
             let label = INTERVALS
@@ -176,7 +176,7 @@ impl Board {
     }
 
     fn update(&self, profile: &str, f: impl FnOnce(&mut Entry)) {
-        if let Some(e) = self.entries.lock().unwrap().get_mut(profile) {
+        if let Some(e) = lock(&self.entries).get_mut(profile) {
             f(e);
         }
     }
@@ -197,8 +197,19 @@ fn scheduled(app: &App) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Runs forever beside the server.
-pub(crate) async fn run(app: Arc<App>) {
+/// Runs the schedule beside the server, and again should it panic: the
+/// automatic backups must not stop silently while the page still serves.
+pub(crate) async fn supervise(app: Arc<App>) {
+    loop {
+        let run = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run(app.clone())));
+        if run.await.is_err() {
+            app.log("the schedule stopped unexpectedly (a bug in snap); it starts again in 10 s");
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    }
+}
+
+async fn run(app: Arc<App>) {
     let scale = time_scale();
     let tick = Duration::from_millis((1000 / scale).clamp(50, 1000));
     loop {

@@ -79,12 +79,69 @@ pub(crate) fn progress_text(v: &JobView) -> String {
     parts.join(" · ")
 }
 
-/// The steps of Check connection, and the one that failed.
-pub(crate) fn steps(steps: &[String], error: Option<&str>) -> Markup {
+/// A snapshot's tag as people read it: the undo snapshots of restores
+/// carry `pre-restore` and `restoring:` with a full id.
+pub(crate) fn tag(t: &str) -> String {
+    match t.strip_prefix("restoring:") {
+        Some(id) if id.len() == 64 => format!("before restoring {}", &id[..8]),
+        _ if t == "pre-restore" => "undo snapshot".into(),
+        _ => t.to_string(),
+    }
+}
+
+/// Browse opens at the snapshot's folder when it has one.
+pub(crate) fn browse_link(id: &snap_engine::Id, s: &snap_engine::snapshot::Snapshot) -> String {
+    let mut link = format!("/browse?snapshot={}", id.to_hex());
+    if let [one] = s.paths.as_slice() {
+        link.push_str("&path=");
+        link.extend(url::form_urlencoded::byte_serialize(one));
+    }
+    link
+}
+
+/// A message written for the command line, in the page's words: its
+/// fields for the flags and variables the CLI names.
+pub(crate) fn for_the_page(msg: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("the settings are not usable: ", ""),
+        ("cannot list the repository's keys: ", ""),
+        ("storage backend: ", ""),
+        (
+            "(check AWS_ACCESS_KEY_ID or the profile's access_key_id)",
+            "(check the Access Key ID)",
+        ),
+        (
+            "(check AWS_SECRET_ACCESS_KEY or the profile's secret)",
+            "(check the Secret Access Key)",
+        ),
+        ("(check --region)", "(check the Region)"),
+        ("(use --region ", "(set the Region to "),
+        ("(check --endpoint:", "(check the Endpoint:"),
+        ("(check the bucket name in --repo)", "(check the Bucket)"),
+        (
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or keys in a profile",
+            "fill in the Access Key ID and the Secret Access Key",
+        ),
+    ];
+    let mut out = msg.to_string();
+    for (cli, page) in WORDS {
+        out = out.replace(cli, page);
+    }
+    // "(create one with `snap -P x init`)": the page has a button for that.
+    if let Some(at) = out.find(" (create one with `")
+        && let Some(end) = out[at..].find("`)")
+    {
+        out.replace_range(at..at + end + 2, ": Initialize makes one");
+    }
+    out
+}
+
+/// The steps of Check connection that passed (the reply's message says
+/// what failed).
+pub(crate) fn steps(steps: &[String]) -> Markup {
     html! {
         ul.steps {
             @for s in steps { li.ok { (s) } }
-            @if let Some(e) = error { li.bad { (e) } }
         }
     }
 }
@@ -179,11 +236,14 @@ pub(crate) fn plan(p: &PlanReport) -> Markup {
 pub(crate) fn restore_result(r: &RestoreResult) -> Markup {
     html! {
         dl.summary {
-            dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) "), in " (r.dirs) " folders" }
+            dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) ")" @if r.dirs > 0 { ", in " (r.dirs) " folders" } }
             dt { "Written" } dd { (r.files_written) }
             dt { "Already right" } dd { (r.files_kept) }
             dt { "Deleted" } dd { (r.deleted) }
-            dt { "Downloaded" } dd { (bytes(r.bytes_downloaded)) }
+            dt { "Read from the repository" } dd { (bytes(r.bytes_downloaded)) }
+        }
+        @if r.undo.is_none() {
+            p.small { "Nothing that was there was changed, so there is nothing to undo." }
         }
         @if let Some(u) = &r.undo {
             form data-action="/api/undo" {

@@ -85,7 +85,7 @@ pub struct StoreBackend {
     store: Arc<dyn ObjectStore>,
     root: StorePath,
     location: String,
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: IoRuntime,
     /// Objects larger than this go up in equal parts of this size.
     multipart: Option<usize>,
     /// Turns a store's error into a message naming the setting at fault.
@@ -108,12 +108,36 @@ pub struct StoreBackend {
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
 
-fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+/// The backend's own tokio runtime. Dropped, it is shut down without
+/// waiting: a plain drop blocks until its threads end, which tokio forbids
+/// inside another runtime, and `snap ui` drops a repository (settings
+/// saved, a password typed) from a request handler. That panicked, and
+/// left every later page broken.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for IoRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime is taken only when dropped")
+    }
+}
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn runtime() -> Result<IoRuntime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map(Arc::new)
+        .map(|rt| IoRuntime(Some(rt)))
         .map_err(|e| Error::Other(format!("cannot start I/O runtime: {e}")))
 }
 
@@ -514,4 +538,23 @@ fn refuses_conditional_writes(e: &object_store::Error) -> bool {
     ]
     .iter()
     .any(|w| text.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `snap ui` drops repositories from request handlers; a runtime
+    /// dropped there once panicked ("Cannot drop a runtime in a context
+    /// where blocking is not allowed").
+    #[test]
+    fn a_backend_dropped_inside_an_async_runtime_does_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = StoreBackend::local(dir.path(), true).unwrap();
+        backend.write("probe", Bytes::from_static(b"x")).unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async move { drop(backend) });
+    }
 }

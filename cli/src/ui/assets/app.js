@@ -62,14 +62,22 @@
     if (!form.dataset.action) return;
     ev.preventDefault();
     const button = ev.submitter;
+    const out = form.querySelector(".result");
+    const body = fields(form, button);
+    // A form that acts on chosen items says so when none is chosen,
+    // before asking to confirm nothing.
+    const needs = form.dataset.needs;
+    if (needs && !(body[needs] && body[needs].length)) {
+      if (out) { out.className = "result bad"; out.textContent = "Choose at least one first."; }
+      return;
+    }
     const question = (button && button.dataset.confirm) || form.dataset.confirm;
     if (question && !window.confirm(question)) return;
     const action = (button && button.getAttribute("formaction")) || form.dataset.action;
-    const out = form.querySelector(".result");
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     if (out) { out.className = "result busy"; out.textContent = "Working…"; }
-    const reply = await post(action, fields(form, button));
+    const reply = await post(action, body);
     buttons.forEach((b) => (b.disabled = false));
     if (out) {
       out.className = "result " + (reply.ok ? "ok" : "bad");
@@ -80,7 +88,9 @@
         out.appendChild(more);
         localTimes(more);
       }
-      out.focus && out.setAttribute("tabindex", "-1");
+      // Keyboard users land on what happened, not the top of the page.
+      out.setAttribute("tabindex", "-1");
+      out.focus();
     }
     if (reply.show) {
       document.querySelectorAll('[data-show="' + reply.show + '"]').forEach((e) => (e.hidden = false));
@@ -89,12 +99,8 @@
       document.getElementById("job").scrollIntoView({ block: "nearest" });
       follow();
     }
-    if (reply.reload) setTimeout(() => location.reload(), reply.ok ? 600 : 0);
-  });
-
-  // A select marked data-autosubmit sends its form when changed.
-  document.addEventListener("change", (ev) => {
-    if ("autosubmit" in ev.target.dataset) ev.target.form.requestSubmit();
+    if (reply.redirect) location.assign(reply.redirect);
+    else if (reply.reload) setTimeout(() => location.reload(), reply.ok ? 600 : 0);
   });
 
   // Fragments filled in after the page (repository statistics).
