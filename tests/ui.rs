@@ -7,12 +7,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::garage::{self, Garage};
+use common::garage::{self, Garage, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// `snap ui --no-open` in a home of its own, with nothing from the
@@ -133,12 +132,35 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The `snap` command line beside a server's home: the repository
+/// `repo`, the password `password`, no config file.
+fn cli(home: &Path, repo: &Path, password: &str, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("SNAP_CONFIG", home.join("none.toml"))
+        .env("SNAP_REPOSITORY", repo)
+        .env("SNAP_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "snap {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repository with a cheap key derivation, for the many opens of a test.
+fn init(home: &Path, repo: &Path, password: &str) {
+    cli(
+        home,
+        repo,
+        password,
+        &["init", "--kdf-memory", "1024", "--kdf-iterations", "1"],
+    );
 }
 
 /// chromedriver on 127.0.0.1, stopped when dropped.
@@ -806,21 +828,7 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = dir.path().join("repo");
-    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
-        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("SNAP_CONFIG", home.join("none.toml"))
-        .env("SNAP_REPOSITORY", &repo)
-        .env("SNAP_PASSWORD", "right")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init(&home, &repo, "right");
     let s = Server::start(&home, &[("SNAP_REPOSITORY", repo.to_str().unwrap())]);
 
     // No password source: the page asks; a wrong one is said, a right one opens.
@@ -920,21 +928,7 @@ fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
     let repo = dir.path().join("repo");
     let src = dir.path().join("src");
     let notes = dir.path().join("notified");
-    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
-        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("SNAP_CONFIG", home.join("none.toml"))
-        .env("SNAP_REPOSITORY", &repo)
-        .env("SNAP_PASSWORD", "pw")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init(&home, &repo, "pw");
     std::fs::write(
         home.join("config.toml"),
         format!(
@@ -1022,25 +1016,8 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     let repo = dir.path().join("repo");
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let snap = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_snap"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &home)
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("SNAP_CONFIG", home.join("none.toml"))
-            .env("SNAP_REPOSITORY", &repo)
-            .env("SNAP_PASSWORD", "pw")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    snap(&["init", "--kdf-memory", "1024", "--kdf-iterations", "1"]);
+    init(&home, &repo, "pw");
+    let snap = |args: &[&str]| cli(&home, &repo, "pw", args);
     for i in 0..23 {
         std::fs::write(src.join("f"), format!("version {i}")).unwrap();
         snap(&["create", "--host", "laptop", src.to_str().unwrap()]);

@@ -24,7 +24,8 @@ pub struct Garage {
     kill: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now, on 127.0.0.1.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

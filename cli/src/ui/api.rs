@@ -72,11 +72,12 @@ pub(crate) async fn stats(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// A place in a snapshot, as Browse, `/api/ls` and downloads name it.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct PathQuery {
-    snapshot: String,
-    path: String,
+    pub(crate) snapshot: String,
+    pub(crate) path: String,
 }
 
 /// One directory of a snapshot, as `ls --json` prints entries.
@@ -100,11 +101,12 @@ pub(crate) async fn ls(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) 
     }
 }
 
+/// Two snapshots to compare.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct DiffQuery {
-    a: String,
-    b: String,
+    pub(crate) a: String,
+    pub(crate) b: String,
 }
 
 pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {

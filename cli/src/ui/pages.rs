@@ -13,6 +13,7 @@ use snap_engine::snapshot::SnapshotFilter;
 use snap_engine::tree::NodeKind;
 use snap_engine::{Id, Repository};
 
+use super::api::{DiffQuery, PathQuery};
 use super::app::{App, Problem, blocking, words};
 use super::schedule::{INTERVALS, KEEP};
 use super::views::{self, bytes, time_ns, time_text};
@@ -381,13 +382,6 @@ pub(crate) async fn backup(State(app): State<Arc<App>>) -> Response {
 
 // ------------------------------------------------------------------ browse
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct BrowseQuery {
-    snapshot: String,
-    path: String,
-}
-
 fn parent_of(path: &str) -> String {
     match path.trim_end_matches('/').rsplit_once('/') {
         Some(("", _)) | None => "/".into(),
@@ -395,7 +389,7 @@ fn parent_of(path: &str) -> String {
     }
 }
 
-pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<BrowseQuery>) -> Response {
+pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) -> Response {
     let repo: Arc<Repository> = match app.open(&app.current()).await {
         Ok(r) => r,
         Err(p) => return page(&app, "Browse", "/manage", problem_box(&app, &p)),
@@ -513,13 +507,6 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<BrowseQu
         }
     };
     page(&app, "Browse", "/manage", body)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct DiffQuery {
-    a: String,
-    b: String,
 }
 
 pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {
