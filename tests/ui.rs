@@ -25,12 +25,17 @@ struct Server {
 
 impl Server {
     fn start(home: &Path, extra: &[(&str, &str)]) -> Server {
+        Server::start_with(home, extra, &[])
+    }
+
+    fn start_with(home: &Path, extra: &[(&str, &str)], args: &[&str]) -> Server {
         for d in ["data", "cache", "config"] {
             std::fs::create_dir_all(home.join(d)).unwrap();
         }
         let log = std::fs::File::create(home.join("ui.log")).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
         c.args(["ui", "--no-open"])
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
@@ -1071,4 +1076,31 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     assert_eq!(rows("/manage?host=desktop"), 2, "another device's are kept");
     let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 5);
+}
+
+/// The token is kept across starts (a service's bookmark keeps working),
+/// readable by this user alone, and `--new-token` replaces it.
+#[test]
+fn the_token_survives_a_restart_until_a_new_one_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let first = Server::start(&home, &[]).token().to_string();
+    let again = Server::start(&home, &[]).token().to_string();
+    assert_eq!(first, again);
+    let file = home.join("data/snap/ui-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let renewed = Server::start_with(&home, &[], &["--new-token"]);
+    assert_ne!(renewed.token(), first);
+    let r = renewed
+        .client()
+        .get(format!("{}/api/status", renewed.base))
+        .header("Cookie", renewed.cookie().replace(renewed.token(), &first))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the old token no longer opens it");
 }

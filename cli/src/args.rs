@@ -284,6 +284,10 @@ pub struct UiArgs {
     /// Do not open a browser: run as a service (automatic backups)
     #[arg(long)]
     pub no_open: bool,
+    /// Make a new access token: every browser that has the old address
+    /// must open the new one (the token is otherwise kept across starts)
+    #[arg(long)]
+    pub new_token: bool,
 }
 
 #[derive(Args, Debug)]

@@ -132,6 +132,39 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|_| anyhow!("the task stopped unexpectedly (a bug in snap; see its log)"))?
 }
 
+/// The access token: random, made once and kept in the data directory
+/// (readable by this user alone), so a bookmark of a service's fixed
+/// address keeps working across restarts; `--new-token` makes a new one
+/// and so locks out every browser that had the old.
+fn kept_token(new: bool) -> Result<String> {
+    let Some(dir) = dirs::data_dir().map(|d| d.join("snap")) else {
+        return random_hex();
+    };
+    let file = dir.join("ui-token");
+    if !new
+        && let Ok(t) = std::fs::read_to_string(&file)
+        && t.trim().len() == 64
+        && t.trim().bytes().all(|b| b.is_ascii_hexdigit())
+        && crate::config::others_can_read(&file).is_none()
+    {
+        return Ok(t.trim().to_string());
+    }
+    let token = random_hex()?;
+    // Made anew, so that a file others could read does not keep its mode.
+    let _ = std::fs::remove_file(&file);
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o
+        .open(&file)
+        .map_err(|e| anyhow!("cannot write {}: {e}", file.display()))?;
+    std::io::Write::write_all(&mut f, token.as_bytes())
+        .map_err(|e| anyhow!("cannot write {}: {e}", file.display()))?;
+    Ok(token)
+}
+
 fn random_hex() -> Result<String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| anyhow!("no random numbers for the token: {e}"))?;
@@ -139,10 +172,10 @@ fn random_hex() -> Result<String> {
 }
 
 impl App {
-    pub(crate) fn new(global: Global, addr: SocketAddr) -> Result<App> {
+    pub(crate) fn new(global: Global, addr: SocketAddr, new_token: bool) -> Result<App> {
         Ok(App {
             global,
-            token: random_hex()?,
+            token: kept_token(new_token)?,
             session: random_hex()?,
             addr,
             current: Mutex::new(String::new()),

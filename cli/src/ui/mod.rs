@@ -57,7 +57,7 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
              as their host"
         );
     }
-    let app = Arc::new(App::new(g, addr)?);
+    let app = Arc::new(App::new(g, addr, a.new_token)?);
     let url = app.url();
     {
         use std::io::Write;
