@@ -667,6 +667,23 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         p.wait_text("main", "Restore").await;
         fits().await;
         p.shot("browse-phone").await;
+        // Compare, between the two newest snapshots left.
+        p.go(&format!("{}/manage", server.base)).await;
+        let mut ids = Vec::new();
+        for a in c
+            .find_all(Locator::Css("table.snapshots a[href^='/browse']"))
+            .await
+            .unwrap()
+        {
+            let href = a.attr("href").await.unwrap().unwrap();
+            ids.push(href.split("snapshot=").nth(1).unwrap()[..64].to_string());
+        }
+        assert!(ids.len() >= 2, "{ids:?}");
+        p.go(&format!("{}/diff?a={}&b={}", server.base, ids[0], ids[1]))
+            .await;
+        p.wait_text("main", "change(s)").await;
+        fits().await;
+        p.shot("diff-phone").await;
     };
     // The browser is closed whether the steps pass or not.
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
