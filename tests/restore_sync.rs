@@ -360,6 +360,46 @@ fn delete_stays_inside(env: &Env) {
     assert!(sibling.join("f").exists());
 }
 
+/// A restore into the repository's folder, or over a folder that holds
+/// it, is refused before anything is touched: with --delete it deleted
+/// the repository, and the undo snapshot it had just written there.
+#[test]
+fn a_restore_never_writes_into_or_over_its_own_repository() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("one"), b"1").unwrap();
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo = PathBuf::from(&env.repo);
+    let before = listing(&repo);
+    // The repository itself, a folder inside it, and the folder above it.
+    for target in [
+        repo.clone(),
+        repo.join("data"),
+        env.dir.path().to_path_buf(),
+    ] {
+        let out = env
+            .snap()
+            .args(["restore", &format!("{id}:{}", src.display()), "--target"])
+            .arg(&target)
+            .args(["--delete", "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", target.display());
+        assert!(
+            stderr(&out).contains("where the repository it reads from is"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(listing(&repo), before, "{}", target.display());
+    }
+    env.snap().args(["check", "--read-data"]).assert().success();
+}
+
 #[test]
 fn deleting_most_of_a_folder_needs_yes_and_bad_paths_touch_nothing() {
     let env = Env::new();

@@ -866,6 +866,17 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     assert_eq!(status, 200, "{r}");
     assert!(s.get("/manage").text().unwrap().contains("No backups yet"));
 
+    // Checking another repository uses the form's password source, not
+    // the password typed for this one.
+    let other = dir.path().join("other");
+    init(&home, &other, "other");
+    let (status, r) = s.post(
+        "/api/connection",
+        serde_json::json!({"name": "other", "kind": "local", "folder": other.display().to_string(),
+            "password_source": "command", "password_command": "echo other"}),
+    );
+    assert_eq!(status, 200, "{r}");
+
     // An unreachable bucket: the connection check says which setting.
     let (status, r) = s.post(
         "/api/connection",
@@ -955,7 +966,7 @@ fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
         home.join("config.toml"),
         format!(
             "default = \"laptop\"\n[profiles.laptop]\nrepository = \"{}\"\nsources = [\"{}\"]\nschedule = \"1m\"\n\
-             on_failure = \"echo \\\"$SNAP_PROFILE: $SNAP_ERROR\\\" >> {}\"\n",
+             on_failure = \"sleep 6; echo \\\"$SNAP_PROFILE: $SNAP_ERROR\\\" >> {}\"\n",
             repo.display(),
             src.display(),
             notes.display()
@@ -982,6 +993,17 @@ fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(entry["failing"], true, "{entry}");
+    // The retries did not wait for the (slow) failure command.
+    assert!(
+        !notes.exists(),
+        "the retries waited for the failure command"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !notes.exists() {
+        assert!(Instant::now() < deadline, "the failure command never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     assert!(
         entry["last_result"]
             .as_str()
@@ -1044,9 +1066,18 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
         std::fs::write(src.join("f"), format!("version {i}")).unwrap();
         snap(&["create", "--host", "laptop", src.to_str().unwrap()]);
     }
-    for _ in 0..2 {
-        snap(&["create", "--host", "desktop", src.to_str().unwrap()]);
-    }
+    // One of them with a tag shaped like an undo snapshot's, but not hex:
+    // reading it as one once cut a character in two and broke the page.
+    let hostile = format!("restoring:{}é", "a".repeat(62));
+    snap(&[
+        "create",
+        "--host",
+        "desktop",
+        "--tag",
+        &hostile,
+        src.to_str().unwrap(),
+    ]);
+    snap(&["create", "--host", "desktop", src.to_str().unwrap()]);
     let s = Server::start(
         &home,
         &[
@@ -1063,6 +1094,12 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     assert_eq!(rows("/manage?host=desktop"), 2);
     assert_eq!(rows("/manage?host=laptop&page=2"), 3);
     assert!(s.get("/manage").text().unwrap().contains("Page 1 of 2"));
+    assert!(
+        s.get("/manage?host=desktop")
+            .text()
+            .unwrap()
+            .contains(&hostile)
+    );
 
     let (status, r) = s.post(
         "/api/keep",
@@ -1120,4 +1157,107 @@ fn the_token_survives_a_restart_until_a_new_one_is_asked_for() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401, "the old token no longer opens it");
+}
+
+/// A password command that never ends (a keyring waiting for input) costs
+/// a page a bounded wait and a task its failure, not the server; and
+/// Ctrl-C stops the server while a page follows its events.
+#[test]
+fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let repo = dir.path().join("repo");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    init(&home, &repo, "pw");
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\npassword_command = \"sleep 30; echo pw\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    // Opening waits a minute at most, a second at this scale.
+    let mut s = Server::start(&home, &[("SNAP_UI_TIME_SCALE", "60")]);
+    for _ in 0..3 {
+        let page = s.get("/manage").text().unwrap();
+        assert!(page.contains("takes longer than"), "{page}");
+    }
+    let (status, r) = s.post(
+        "/api/backup",
+        serde_json::json!({"sources": src.display().to_string()}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!(job["ok"], false, "{job}");
+    assert!(
+        job["message"]
+            .as_str()
+            .unwrap()
+            .contains("takes longer than"),
+        "{job}"
+    );
+
+    // Ctrl-C while a page follows /api/events: the server ends.
+    let mut events = s
+        .client()
+        .get(format!("{}/api/events", s.base))
+        .header("Cookie", s.cookie())
+        .send()
+        .unwrap();
+    let mut first = [0u8; 5];
+    std::io::Read::read_exact(&mut events, &mut first).unwrap();
+    assert_eq!(&first, b"data:");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if s.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "snap ui did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(events);
+}
+
+/// Saves at once each land: they once read, changed and wrote the config
+/// over each other, and profiles answered "saved" went missing.
+#[test]
+fn settings_saved_at_once_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let s = Server::start(&home, &[("SNAP_PASSWORD", "pw")]);
+    let session = s.session();
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let (s, session) = (&s, &session);
+            scope.spawn(move || {
+                let r = s
+                    .client()
+                    .post(format!("{}/api/settings", s.base))
+                    .header("Cookie", s.cookie())
+                    .header("X-Snap-Session", session)
+                    .json(
+                        &serde_json::json!({"name": format!("p{i}"), "kind": "local",
+                        "folder": format!("/tmp/nowhere-{i}"), "password_source": "keep"}),
+                    )
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+            });
+        }
+    });
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    for i in 0..16 {
+        assert!(
+            config.contains(&format!("[profiles.p{i}]")),
+            "p{i} is missing:\n{config}"
+        );
+    }
 }

@@ -241,6 +241,11 @@ impl Repository {
         };
         let bytes = codec::seal(Kind::Config, &sealer, &config);
         if !backend.create("config", Bytes::from(bytes))? {
+            // Another init won: its key stays, this one goes (it unlocks
+            // nothing, and `key list` showed it as a second password).
+            if let Some(id) = &key_id {
+                let _ = Object::Key.delete(&*backend, id);
+            }
             return Err(Error::RepositoryExists(backend.location().to_string()));
         }
         Ok(Repository::from_parts(backend, config, sealer, key_id))
@@ -857,4 +862,71 @@ pub(crate) fn write_index(
     }
     backend.write(&Object::Index.name(&id), Bytes::from(bytes))?;
     Ok((id, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+
+    use super::*;
+    use crate::backend::{ObjectInfo, StoreBackend};
+
+    /// A store where another device's init lands between this init's look
+    /// for a config and its write of one.
+    struct RacedInit(StoreBackend);
+
+    impl Backend for RacedInit {
+        fn location(&self) -> &str {
+            self.0.location()
+        }
+        fn read(&self, name: &str, max: u64) -> Result<Bytes> {
+            if name == "config" {
+                return Err(Error::Missing {
+                    what: "config",
+                    id: String::new(),
+                });
+            }
+            self.0.read(name, max)
+        }
+        fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+            self.0.read_range(name, range)
+        }
+        fn write(&self, name: &str, data: Bytes) -> Result<()> {
+            self.0.write(name, data)
+        }
+        fn create(&self, name: &str, data: Bytes) -> Result<bool> {
+            self.0.create(name, data)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+            self.0.list(prefix)
+        }
+        fn delete(&self, name: &str) -> Result<()> {
+            self.0.delete(name)
+        }
+        fn exists(&self, name: &str) -> Result<bool> {
+            self.0.exists(name)
+        }
+    }
+
+    /// The init that loses the race for the config leaves no key behind:
+    /// six parallel Initialize clicks once left three keys.
+    #[test]
+    fn an_init_that_loses_the_race_takes_its_key_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let fast = |pw: &str| {
+            let mut o = InitOptions::new(Some(pw.to_string()));
+            o.kdf = KdfParams {
+                memory_kib: 1024,
+                iterations: 1,
+                ..o.kdf
+            };
+            o
+        };
+        let first = Arc::new(StoreBackend::local(dir.path(), true).unwrap());
+        Repository::init(first.clone(), fast("one")).unwrap();
+        let raced = Arc::new(RacedInit(StoreBackend::local(dir.path(), false).unwrap()));
+        let lost = Repository::init(raced, fast("two"));
+        assert!(matches!(lost, Err(Error::RepositoryExists(_))));
+        assert_eq!(Object::Key.list(&*first).unwrap().len(), 1);
+    }
 }

@@ -242,6 +242,7 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
 }
 
 fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
+    let _one = lock(&app.config_write);
     let mut file = app.config().map_err(|e| words(&e))?;
     let name = f.name.trim().to_string();
     let p = profile_from(f, file.profiles.get(&name))?;
@@ -291,11 +292,17 @@ pub(crate) async fn check_connection(
         Ok(s) => s,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     };
-    let typed = some(&f.password).map(Zeroizing::new);
-    let name = p.name.clone();
-    let session = session
-        .with_profile(p)
-        .with_password(typed.or_else(|| app.session(&name).ok().and_then(|s| s.typed().cloned())));
+    // The password for the form's place: typed in the form (when that is
+    // its source), else one typed before for that same place; never one
+    // typed for another repository, and never before the form's command.
+    let session = session.with_profile(p);
+    let typed = match f.password_source.as_str() {
+        "page" | "" => some(&f.password)
+            .map(Zeroizing::new)
+            .or_else(|| app.typed_for(&session)),
+        _ => None,
+    };
+    let session = session.with_password_exactly(typed);
     let outcome = blocking(move || {
         let mut steps = Vec::new();
         let r = crate::cmd::diagnose(&session.ctx(), &mut |s| steps.push(s.to_string()));
@@ -342,6 +349,7 @@ pub(crate) async fn check_connection(
 }
 
 pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
+    let _one = app.initializing.lock().await;
     if f.password_source == "page" || f.password_source.is_empty() {
         if f.password.is_empty() {
             return failed(
@@ -451,6 +459,7 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
             "the folder {gone} is not there: check the path (or mount its drive)"
         ));
     }
+    let _one = lock(&app.config_write);
     let mut name = app.resolved_name(&app.current());
     let mut file = app.config().map_err(|e| words(&e))?;
     if name.is_empty() {
@@ -484,6 +493,16 @@ fn shown(name: &str) -> &str {
 }
 
 pub(crate) async fn backup(State(app): State<Arc<App>>, Json(f): Json<BackupForm>) -> Answer {
+    // Refused before anything is saved when a task runs.
+    if let Some(j) = app.jobs.running() {
+        return busy(
+            &app,
+            Busy(format!(
+                "{} is running; try again when it has finished",
+                j.title
+            )),
+        );
+    }
     let name = match save_sources(&app, &f) {
         Ok(n) => n,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
@@ -956,6 +975,7 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
         }
     };
     let r = (|| -> anyhow::Result<()> {
+        let _one = lock(&app.config_write);
         let mut file: ConfigFile = app.config()?;
         let p = file
             .profiles

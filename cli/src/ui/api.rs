@@ -192,6 +192,10 @@ pub(crate) async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures::stream::unfold((app, String::new()), |(app, last)| async move {
         loop {
+            // Ends when the server stops, which waits for open streams.
+            if *app.stopping.borrow() {
+                return None;
+            }
             let now = serde_json::to_string(&status_now(&app)).unwrap_or_default();
             if now != last {
                 let event = Event::default().data(now.clone());

@@ -38,6 +38,23 @@ pub(crate) struct App {
     pub(crate) board: schedule::Board,
     /// The undo snapshot of the last restore, for the Undo button.
     pub(crate) last_undo: Mutex<Option<(String, snap_engine::commands::restore::Undo)>>,
+    /// One opening at a time: a password command waiting for input once
+    /// left a thread and a process behind for every page loaded meanwhile.
+    opening: tokio::sync::Mutex<()>,
+    /// Held while the config file is read, changed and written: saves at
+    /// once lost each other's changes.
+    pub(crate) config_write: Mutex<()>,
+    /// One Initialize at a time.
+    pub(crate) initializing: tokio::sync::Mutex<()>,
+    /// Set when the server stops: the event streams end, so it can.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a page waits for the repository to open (a password command,
+/// slow storage) before it says so and goes on without it: a minute, or
+/// less under the tests' time scale.
+fn open_wait() -> std::time::Duration {
+    std::time::Duration::from_secs(60) / super::schedule::time_scale() as u32
 }
 
 /// What keeps a page from showing a repository, in words.
@@ -96,10 +113,6 @@ impl Session {
         &self.global
     }
 
-    pub(crate) fn typed(&self) -> Option<&Zeroizing<String>> {
-        self.typed.as_ref()
-    }
-
     /// The same settings with another profile (Check connection of a form
     /// not yet saved).
     pub(crate) fn with_profile(mut self, p: Profile) -> Session {
@@ -107,10 +120,8 @@ impl Session {
         self
     }
 
-    pub(crate) fn with_password(mut self, pw: Option<Zeroizing<String>>) -> Session {
-        if pw.is_some() {
-            self.typed = pw;
-        }
+    pub(crate) fn with_password_exactly(mut self, pw: Option<Zeroizing<String>>) -> Session {
+        self.typed = pw;
         self
     }
 }
@@ -141,7 +152,10 @@ fn kept_token(new: bool) -> Result<String> {
         return random_hex();
     };
     let file = dir.join("ui-token");
+    // A plain file only: a link, folder or pipe put there is replaced.
+    let plain = std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file());
     if !new
+        && plain
         && let Ok(t) = std::fs::read_to_string(&file)
         && t.trim().len() == 64
         && t.trim().bytes().all(|b| b.is_ascii_hexdigit())
@@ -151,7 +165,7 @@ fn kept_token(new: bool) -> Result<String> {
     }
     let token = random_hex()?;
     // Made anew, so that a file others could read does not keep its mode.
-    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&file).or_else(|_| std::fs::remove_dir(&file));
     std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
@@ -184,6 +198,10 @@ impl App {
             jobs: jobs::Jobs::default(),
             board: schedule::Board::default(),
             last_undo: Mutex::default(),
+            opening: tokio::sync::Mutex::new(()),
+            config_write: Mutex::new(()),
+            initializing: tokio::sync::Mutex::new(()),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -242,7 +260,7 @@ impl App {
         Ok(session)
     }
 
-    fn typed_for(&self, session: &Session) -> Option<Zeroizing<String>> {
+    pub(crate) fn typed_for(&self, session: &Session) -> Option<Zeroizing<String>> {
         let (location, _) = session.ctx().location().ok()?;
         lock(&self.passwords).get(&location).cloned()
     }
@@ -291,10 +309,30 @@ impl App {
         if let Some(r) = lock(&self.repos).get(name) {
             return Ok(r.clone());
         }
+        let wait = open_wait();
+        let slow = || {
+            Problem::Failed(format!(
+                "opening the repository takes longer than {} s: a password command waiting \
+                 for input, or storage that does not answer. Try again later, or check the \
+                 settings",
+                wait.as_secs_f64()
+            ))
+        };
+        let started = tokio::time::Instant::now();
+        let _one = tokio::time::timeout(wait, self.opening.lock())
+            .await
+            .map_err(|_| slow())?;
+        // Opened by the page that held the lock.
+        if let Some(r) = lock(&self.repos).get(name) {
+            return Ok(r.clone());
+        }
         let session = self.session(name).map_err(|e| Problem::Failed(words(&e)))?;
         let typed = session.typed.is_some();
         let configured = password::is_configured(&session.global, &session.profile);
-        let opened = blocking(move || session.ctx().open()).await;
+        let opened =
+            tokio::time::timeout_at(started + wait, blocking(move || session.ctx().open()))
+                .await
+                .map_err(|_| slow())?;
         match opened {
             // Two pages opening it at once keep the first.
             Ok(repo) => Ok(lock(&self.repos)

@@ -53,8 +53,8 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
     if !addr.ip().is_loopback() {
         eprintln!(
             "warning: listening on {addr}, which other machines may reach: anyone who has the \
-             address with its token can read and delete your backups. Requests must name {addr} \
-             as their host"
+             address with its token can read and delete your backups, and run commands as you \
+             (a password or failure command). Requests must name {addr} as their host"
         );
     }
     let app = Arc::new(App::new(g, addr, a.new_token)?);
@@ -73,12 +73,22 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
         open_browser(&app, &url)
     };
     tokio::spawn(schedule::supervise(app.clone()));
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async {
+    let stop = app.clone();
+    let serving = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            stop.stopping.send_replace(true);
         })
-        .await
-        .context("the web server stopped")?;
+        .into_future();
+    // Pages still loading get a few seconds after Ctrl-C, not forever.
+    let mut stopped = app.stopping.subscribe();
+    tokio::select! {
+        r = serving => r.context("the web server stopped")?,
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        } => app.log("stopped without waiting longer for open requests"),
+    }
     Ok(())
 }
 

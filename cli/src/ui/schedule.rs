@@ -237,8 +237,10 @@ async fn run(app: Arc<App>) {
             });
             if let Err(msg) = &result {
                 app.log(&format!("automatic backup of profile {name} failed: {msg}"));
+                // Beside the schedule: a slow command once held every
+                // other profile's backups.
                 if notify {
-                    notify_failure(&app, name, msg).await;
+                    tokio::spawn(notify_failure(app.clone(), name.clone(), msg.clone()));
                 }
             }
         }
@@ -248,18 +250,17 @@ async fn run(app: Arc<App>) {
 
 /// Runs the profile's `on_failure` command with the shell, with the
 /// profile and the error in its environment.
-async fn notify_failure(app: &Arc<App>, name: &str, error: &str) {
+async fn notify_failure(app: Arc<App>, name: String, error: String) {
     let Some(cmd) = app
         .config()
         .ok()
-        .and_then(|f| f.profiles.get(name).and_then(|p| p.on_failure.clone()))
+        .and_then(|f| f.profiles.get(&name).and_then(|p| p.on_failure.clone()))
     else {
         return;
     };
     let mut c = crate::password::shell(&cmd);
-    c.env("SNAP_PROFILE", name).env("SNAP_ERROR", error);
+    c.env("SNAP_PROFILE", &name).env("SNAP_ERROR", &error);
     let app2 = app.clone();
-    let name = name.to_string();
     let _ = super::app::blocking(move || {
         match c.status() {
             Ok(s) if s.success() => {}

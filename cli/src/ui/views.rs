@@ -83,7 +83,9 @@ pub(crate) fn progress_text(v: &JobView) -> String {
 /// carry `pre-restore` and `restoring:` with a full id.
 pub(crate) fn tag(t: &str) -> String {
     match t.strip_prefix("restoring:") {
-        Some(id) if id.len() == 64 => format!("before restoring {}", &id[..8]),
+        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("before restoring {}", &id[..8])
+        }
         _ if t == "pre-restore" => "undo snapshot".into(),
         _ => t.to_string(),
     }

@@ -73,6 +73,11 @@ pub trait Backend: Send + Sync {
     fn create_is_atomic(&self) -> bool {
         true
     }
+    /// The folder holding the repository, when it is on this machine: a
+    /// restore must not write into it, nor delete it.
+    fn local_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
     /// How many transfers to run at once: more hide latency on a remote
     /// store, and cost nothing but memory.
     fn connections(&self) -> usize {
@@ -102,6 +107,8 @@ pub struct StoreBackend {
     bulk: std::sync::atomic::AtomicBool,
     /// Whether listings come in pages that a provider may cut (S3).
     paged: bool,
+    /// The folder of a local repository.
+    local: Option<std::path::PathBuf>,
     /// Set once the provider refused a conditional write in this run.
     create_unsupported: std::sync::atomic::AtomicBool,
 }
@@ -153,6 +160,7 @@ impl StoreBackend {
             connections: 2,
             bulk_store: None,
             paged: false,
+            local: None,
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
         })
@@ -267,7 +275,9 @@ impl StoreBackend {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| Error::Backend(format!("{location}: {e}")))?
             .with_automatic_cleanup(true);
-        StoreBackend::new(Arc::new(store), "", location)
+        let mut backend = StoreBackend::new(Arc::new(store), "", location)?;
+        backend.local = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+        Ok(backend)
     }
 
     fn path(&self, name: &str) -> StorePath {
@@ -422,6 +432,10 @@ impl Backend for StoreBackend {
             }
             Err(e) => Err(self.err(name, e)),
         }
+    }
+
+    fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
     }
 
     fn create_is_atomic(&self) -> bool {

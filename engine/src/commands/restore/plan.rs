@@ -348,6 +348,7 @@ pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
         included_dirs: std::collections::HashSet::new(),
     };
     let start: Vec<Pending> = planner.start(repo)?.into_iter().collect();
+    spares_the_repository(repo, &planner.plan)?;
     crate::walk::walk_dirs(
         repo,
         start,
@@ -364,6 +365,35 @@ pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
         },
     )?;
     planner.finish(repo)
+}
+
+/// Refuses a restore that would write into the repository it reads from,
+/// or cover its folder (where `--delete` deletes it and a restore without
+/// overwrites it with whatever the snapshot held there). A restore of a
+/// home folder into its place, with the repository in the home's data
+/// folder, once deleted the repository, and its undo snapshot with it.
+fn spares_the_repository(repo: &Indexed, plan: &Plan) -> Result<()> {
+    let Some(dir) = repo.repository().backend().local_dir() else {
+        return Ok(());
+    };
+    // Into the repository, or over it: the target alone may be above it
+    // (a restore of other folders into `/`), what the restore covers not.
+    let inside = plan.target.starts_with(dir).then_some(&plan.target);
+    let over = || {
+        plan.covered
+            .iter()
+            .find(|p| p.starts_with(dir) || dir.starts_with(p))
+    };
+    if let Some(p) = inside.or_else(over) {
+        return Err(Error::InvalidArgument(format!(
+            "this restore would write into {}, where the repository it reads from is ({}): it \
+             would overwrite or delete the backups themselves. Nothing was changed; restore \
+             into another folder",
+            p.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The target as the kernel will resolve it. `dir/` names what `dir` links
