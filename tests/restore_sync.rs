@@ -360,6 +360,44 @@ fn delete_stays_inside(env: &Env) {
     assert!(sibling.join("f").exists());
 }
 
+/// An undo snapshot of a restore in place has the backups' host and
+/// folder; retention keeps it apart, so "keep the last 1" once kept it and
+/// removed the only backup.
+#[test]
+fn keep_last_never_trades_a_backup_for_an_undo_snapshot() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("one"), b"1").unwrap();
+    let backup = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(src.join("one"), b"changed").unwrap();
+    env.snap()
+        .args([
+            "restore",
+            &format!("{backup}:{}", src.display()),
+            "--target",
+        ])
+        .arg(&src)
+        .assert()
+        .success();
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    let r = env.json(&["prune", "--keep-last", "1"]);
+    let removed = r["snapshots_forgotten"].as_array().unwrap();
+    assert!(removed.is_empty(), "{r}");
+    let left: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(left.contains(&backup), "{left:?}");
+}
+
 /// A restore into the repository's folder, or over a folder that holds
 /// it, is refused before anything is touched: with --delete it deleted
 /// the repository, and the undo snapshot it had just written there.

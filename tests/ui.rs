@@ -562,7 +562,7 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         p.go(&format!("{}/browse?snapshot={snapshot}", server.base))
             .await;
         p.click("form[action='/diff'] button").await;
-        let diff = p.wait_text("main", "change(s)").await;
+        let diff = p.wait_text("main", "change").await;
         assert!(
             diff.contains("docs/extra.txt") && diff.contains("docs/report.txt"),
             "{diff}"
@@ -681,7 +681,7 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         assert!(ids.len() >= 2, "{ids:?}");
         p.go(&format!("{}/diff?a={}&b={}", server.base, ids[0], ids[1]))
             .await;
-        p.wait_text("main", "change(s)").await;
+        p.wait_text("main", "change").await;
         fits().await;
         p.shot("diff-phone").await;
     };
@@ -903,6 +903,34 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     let (status, r) = s.post("/api/password", serde_json::json!({"password": "right"}));
     assert_eq!(status, 200, "{r}");
     assert!(s.get("/manage").text().unwrap().contains("No backups yet"));
+
+    // "Keep it in a file on this computer": a file only its owner reads,
+    // which the profile then names, so automatic backups need no typing.
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "here", "kind": "local", "folder": repo.display().to_string(),
+            "password_source": "store", "password": "right"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let kept = home.join("password-here");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "right\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(
+        config.contains("password_file") && !config.contains("right"),
+        "{config}"
+    );
+    assert!(
+        !s.get("/settings?profile=here")
+            .text()
+            .unwrap()
+            .contains("right\n"),
+        "the kept password is not sent back"
+    );
 
     // A folder that is gone: refused in words, nothing saved or written.
     let gone = dir.path().join("gone");

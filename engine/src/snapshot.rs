@@ -80,11 +80,23 @@ impl Snapshot {
 
     /// The group this snapshot belongs to for retention: snapshots that
     /// agree on what `by` names form one history.
+    /// The retention group of this snapshot. Undo snapshots (a restore's
+    /// copy of what it changed) are a group apart even when tags do not
+    /// group: restored in place, one has the backups' host and folder, and
+    /// "keep the last 1" once kept it and removed the only real backup.
     pub(crate) fn group_key(&self, by: &GroupBy) -> GroupKey {
+        let undo = crate::commands::restore::UNDO_TAG;
+        let tags = if by.tags {
+            Some(self.tags.clone())
+        } else if self.tags.iter().any(|t| t == undo) {
+            Some(vec![undo.to_string()])
+        } else {
+            None
+        };
         GroupKey {
             host: by.host.then(|| self.host.clone()),
             paths: by.paths.then(|| self.paths.clone()),
-            tags: by.tags.then(|| self.tags.clone()),
+            tags,
         }
     }
 }
@@ -318,6 +330,18 @@ mod tests {
                 summary: Summary::default(),
             },
         )
+    }
+
+    #[test]
+    fn undo_snapshots_are_a_retention_group_apart() {
+        let (_, backup) = snap(2, "");
+        let (_, undo) = snap(1, crate::commands::restore::UNDO_TAG);
+        let by = GroupBy::default();
+        assert_ne!(backup.group_key(&by), undo.group_key(&by));
+        let (_, other_backup) = snap(0, "");
+        assert_eq!(backup.group_key(&by), other_backup.group_key(&by));
+        let with_tags = GroupBy { tags: true, ..by };
+        assert_eq!(undo.group_key(&with_tags).tags, Some(undo.tags.clone()));
     }
 
     #[test]

@@ -235,7 +235,8 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
             p.password_file = None;
             p.password_command = None;
         }
-        // "keep": as saved (an Initialize form that shows no password).
+        // "keep": as saved (an Initialize form that shows no password);
+        // "store": `save_profile` writes the file.
         _ => {}
     }
     Ok(p)
@@ -245,7 +246,11 @@ fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
     let _one = lock(&app.config_write);
     let mut file = app.config().map_err(|e| words(&e))?;
     let name = f.name.trim().to_string();
-    let p = profile_from(f, file.profiles.get(&name))?;
+    let mut p = profile_from(f, file.profiles.get(&name))?;
+    if f.password_source == "store" {
+        p.password_file = Some(store_password(&name, &f.password)?);
+        p.password_command = None;
+    }
     file.profiles.insert(name.clone(), p.clone());
     if f.make_default || file.default.is_none() {
         file.default = Some(name.clone());
@@ -258,6 +263,33 @@ fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
     }
     app.log(&format!("saved profile {name}"));
     Ok(p)
+}
+
+/// "Keep it in a file on this computer": the password in a file beside
+/// the config, readable by this user alone, so automatic backups run
+/// after a restart without anyone typing it (a desktop user cannot be
+/// asked to make a password file in a terminal).
+fn store_password(name: &str, password: &str) -> Result<PathBuf, String> {
+    if password.is_empty() {
+        return Err("type the password to keep in the file".into());
+    }
+    let dir = crate::config::path()
+        .map_err(|e| words(&e))?
+        .parent()
+        .map(|d| d.to_path_buf())
+        .ok_or("the config file has no folder")?;
+    let file = dir.join(format!("password-{name}"));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let _ = std::fs::remove_file(&file);
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        std::io::Write::write_all(&mut o.open(&file)?, format!("{password}\n").as_bytes())
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
 }
 
 pub(crate) async fn save_settings(
@@ -297,7 +329,7 @@ pub(crate) async fn check_connection(
     // typed for another repository, and never before the form's command.
     let session = session.with_profile(p);
     let typed = match f.password_source.as_str() {
-        "page" | "" => some(&f.password)
+        "page" | "store" | "" => some(&f.password)
             .map(Zeroizing::new)
             .or_else(|| app.typed_for(&session)),
         _ => None,
@@ -338,8 +370,8 @@ pub(crate) async fn check_connection(
             } else {
                 (StatusCode::BAD_REQUEST, msg.clone())
             };
+            let _ = steps;
             let mut a = failed(&app, status, message);
-            a.1.html = views::steps(&steps).into_string();
             if missing {
                 a.1.show = Some("init");
             }
@@ -350,7 +382,7 @@ pub(crate) async fn check_connection(
 
 pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
     let _one = app.initializing.lock().await;
-    if f.password_source == "page" || f.password_source.is_empty() {
+    if matches!(f.password_source.as_str(), "page" | "store" | "") {
         if f.password.is_empty() {
             return failed(
                 &app,
@@ -903,6 +935,8 @@ fn spawn_restore(
                         "; what was there before is in snapshot {}",
                         u.snapshot_id.short()
                     ));
+                    // Only the newest restore can be undone from the page.
+                    app.jobs.forget_undo();
                     *lock(&app.last_undo) = Some((name, u.clone()));
                 }
                 app.log(&format!("{}: {msg}", job.title));
@@ -938,6 +972,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
         Err(b) => return busy(&app, b),
     };
     *lock(&app.last_undo) = None;
+    app.jobs.forget_undo();
     spawn_restore(app, job, repo, opts, name);
     started(format!(
         "putting back what was there, from snapshot {}",
@@ -993,6 +1028,7 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
                 "profile {}: schedule {}, keep {}",
                 f.profile, f.interval, keep
             ));
+            schedule::refresh(&app);
             let mut msg = format!("saved the schedule of profile {}", f.profile);
             let unattended = app
                 .session(&f.profile)

@@ -144,6 +144,26 @@ impl Jobs {
         }
     }
 
+    /// Takes the Undo button out of every restore shown: after an undo,
+    /// or once a newer restore is the one to undo, an old button undid the
+    /// wrong thing.
+    pub(crate) fn forget_undo(&self) {
+        let mut jobs: Vec<Arc<Job>> = lock(&self.last_of).values().cloned().collect();
+        jobs.extend(lock(&self.last).clone());
+        for job in jobs {
+            if let Some(o) = &mut lock(&job.state).outcome
+                && let Some(at) = o.html.find(super::views::UNDO_MARK)
+            {
+                o.html.truncate(at);
+            }
+        }
+    }
+
+    /// The id of the newest task, 0 before any.
+    pub(crate) fn newest(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
     /// The last task of `kind` that ended.
     pub(crate) fn last_of(&self, kind: &str) -> Option<JobView> {
         lock(&self.last_of).get(kind).map(|j| j.view())

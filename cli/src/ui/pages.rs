@@ -65,14 +65,17 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                         form.profile data-action="/api/profile/use" {
                             label for="profile-pick" { "Profile" }
                             select #profile-pick name="name" {
-                                option value="" selected[current.is_empty()] {
-                                    "Default" @if let Some(d) = &default { " (" (d) ")" }
+                                // With a default profile, "" is that one: listed once.
+                                @if default.is_none() {
+                                    option value="" selected[current.is_empty()] { "Default" }
                                 }
                                 @for n in &names {
-                                    option value=(n) selected[*n == current] { (n) }
+                                    option value=(n) selected[*n == current || (current.is_empty() && default.as_deref() == Some(n.as_str()))] {
+                                        (n) @if default.as_deref() == Some(n.as_str()) { " (default)" }
+                                    }
                                 }
                             }
-                            button.small type="submit" { "Use" }
+                            button.use type="submit" { "Use" }
                         }
                     }
                 }
@@ -81,19 +84,37 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                     (body)
                 }
                 section #job aria-live="polite" aria-label="Current task" {
-                    (job_box(app))
+                    (job_box(app, title))
                 }
             }
         }
     }
 }
 
-/// The running or last task, filled in live by the script.
-fn job_box(app: &App) -> Markup {
-    let v = app.jobs.view();
+/// The kinds of task whose result a page keeps showing once ended: a
+/// finished restore's box (and its Undo button) followed the user to
+/// every page.
+fn kinds_shown(title: &str) -> &'static [&'static str] {
+    match title {
+        "Manage" => &["prune"],
+        "Backup" | "Schedule" => &["backup"],
+        "Browse" => &["restore"],
+        "Check" => &["check"],
+        _ => &[],
+    }
+}
+
+/// The running task, or the last one if this page is where it belongs;
+/// the script fills it in live, and shows tasks that start later.
+fn job_box(app: &App, title: &str) -> Markup {
+    let v = app
+        .jobs
+        .view()
+        .filter(|v| v.running || kinds_shown(title).contains(&v.kind));
+    let since = app.jobs.newest();
     html! {
         @if let Some(v) = v {
-            div.job.(if v.running { "running" } else if v.ok == Some(true) { "ok" } else { "bad" }) data-job=(v.id) {
+            div.job.(if v.running { "running" } else if v.ok == Some(true) { "ok" } else { "bad" }) data-job=(v.id) data-since=(since) {
                 h2 { span.title { (v.title) } }
                 progress max="100" value=[v.total_bytes.filter(|&t| t > 0).map(|t| (v.bytes * 100 / t).min(100))] hidden[!v.running] {}
                 p.text { (v.progress_text) }
@@ -103,7 +124,7 @@ fn job_box(app: &App) -> Markup {
                 }
             }
         } @else {
-            div.job.idle data-job="0" {
+            div.job.idle data-job="0" data-since=(since) {
                 h2 { span.title {} }
                 progress max="100" hidden {}
                 p.text {}
@@ -170,7 +191,7 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
                 div.notice {
                     p { "There is no repository yet at " code { (location) } "." }
                     @if local {
-                        form data-action="/api/init" {
+                        form data-action="/api/init" data-reload {
                             input type="hidden" name="name" value=(if name.is_empty() { "default" } else { &name });
                             input type="hidden" name="kind" value="local";
                             input type="hidden" name="folder" value=(location);
@@ -285,7 +306,7 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                             @for (id, s) in rows {
                                 tr {
                                     td { input type="checkbox" name="ids" value=(id.to_hex()) data-many aria-label=(format!("choose snapshot {}", id.short())); }
-                                    td { (time_ns(s.time_ns)) }
+                                    td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
                                     td { (s.host) }
                                     td { @for p in s.paths_lossy() { div { (p) } } }
                                     td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
@@ -349,9 +370,10 @@ pub(crate) async fn stats_part(State(app): State<Arc<App>>) -> Response {
                 dt { "Deduplication" } dd { (format!("{:.1}×", s.dedup_ratio())) }
                 dt { "Compression" } dd {
                     @if s.compression_ratio() >= 1.0 { (format!("{:.1}× smaller", s.compression_ratio())) }
-                    @else { "none yet (too little data: encryption adds a few bytes to each piece)" }
+                    @else { "none yet (too little data)" }
                 }
             }
+            p.small { "Stored includes what every repository needs beside your files (keys, index, packing), which weighs most while it holds little." }
         }
         .into_response(),
         Err(e) => error_box(&words(&e)).into_response(),
@@ -478,7 +500,7 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
                 input #target type="text" name="target" value=(if whole { "" } else { &dir }) placeholder="/home/me/restored" required;
                 p.small {
                     @if whole { "Each folder of the snapshot is recreated below this one with its full path." }
-                    @else { "The folder's contents go straight into this one; its original place makes it match the snapshot." }
+                    @else { "What this folder held goes into the folder you name. Its own place (the default) puts it back as it was in the snapshot." }
                     " What is changed is first saved in an undo snapshot."
                 }
                 label.check { input type="checkbox" name="delete"; " Delete files there that the snapshot does not have" }
@@ -526,12 +548,27 @@ pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>
         } else {
             (ib, ia)
         };
-        Ok(inspect::diff(&repo, &from.to_hex(), &to.to_hex())?)
+        let (a, b, mut changes) = inspect::diff(&repo, &from.to_hex(), &to.to_hex())?;
+        // The folders above what was backed up are recorded for their
+        // metadata only; their times changing is noise here.
+        let roots: Vec<&Vec<u8>> = sa.paths.iter().chain(&sb.paths).collect();
+        let above = |p: &[u8]| {
+            roots
+                .iter()
+                .any(|r| r.len() > p.len() && r.starts_with(p) && (p == b"/" || r[p.len()] == b'/'))
+        };
+        changes.retain(|c| c.kind != inspect::ChangeKind::Metadata || !above(&c.path));
+        Ok((a, b, changes))
     })
     .await;
     let body = match r {
         Ok((ia, ib, changes)) => html! {
-            p { "From the older " code { (ia.short()) } " to the newer " code { (ib.short()) } ": " (changes.len()) " change(s)." }
+            p {
+                "From the older " a href=(format!("/browse?snapshot={}", ia.to_hex())) { code { (ia.short()) } }
+                " to the newer " a href=(format!("/browse?snapshot={}", ib.to_hex())) { code { (ib.short()) } } ": "
+                (views::count(changes.len() as u64, "change", "changes")) ". "
+                a href="/manage" { "Back to the snapshots" }
+            }
             @if changes.is_empty() { p.empty { "The two snapshots hold the same files." } }
             @else {
                 div.scroll { table.plan {
@@ -579,6 +616,12 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
                 } @else {
                     p.small { "Backs up " (p.sources.join(", ")) }
                 }
+                @if p.schedule.as_deref().is_some_and(|s| s != "off") && !unattended(&app, name) {
+                    p.warn role="note" {
+                        "Its password is only typed into the page, which forgets it when snap ui stops: after a restart, automatic backups wait until it is typed again. To have them run by themselves, choose “Keep it in a file on this computer” in "
+                        a href=(format!("/settings?profile={name}")) { "Settings" } "."
+                    }
+                }
                 form data-action="/api/schedule" {
                     input type="hidden" name="profile" value=(name);
                     label for=(format!("int-{name}")) { "Back up automatically" }
@@ -608,6 +651,13 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
         }
     };
     page(&app, "Schedule", "/schedule", body)
+}
+
+/// Whether snap ui finds the profile's password by itself after a
+/// restart (a file, a command, the environment).
+fn unattended(app: &App, name: &str) -> bool {
+    app.session(name)
+        .is_ok_and(|s| crate::password::is_configured(s.global(), &s.profile))
 }
 
 // ------------------------------------------------------------------- check
@@ -738,6 +788,7 @@ pub(crate) async fn settings(
                 fieldset {
                     legend { "Repository password" }
                     label.check { input type="radio" name="password_source" value="page" checked[pw_source == "page"]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
+                    label.check { input type="radio" name="password_source" value="store"; " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
                     label.check { input type="radio" name="password_source" value="file" checked[pw_source == "file"]; " Read it from a file" }
                     label.check { input type="radio" name="password_source" value="command" checked[pw_source == "command"]; " Print it with a command (a keychain)" }
                     div.pw-file {

@@ -197,6 +197,13 @@ fn scheduled(app: &App) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Brings the board in line with the config now, so a page loaded right
+/// after a change shows the new next run.
+pub(crate) fn refresh(app: &App) {
+    app.board
+        .sync(&scheduled(app), SystemTime::now(), time_scale());
+}
+
 /// Runs the schedule beside the server, and again should it panic: the
 /// automatic backups must not stop silently while the page still serves.
 pub(crate) async fn supervise(app: Arc<App>) {
@@ -235,8 +242,8 @@ async fn run(app: Arc<App>) {
             app.board.update(name, |e| {
                 notify = e.ran(SystemTime::now(), result.clone(), secs, scale);
             });
+            // `run_backup` logged the failure.
             if let Err(msg) = &result {
-                app.log(&format!("automatic backup of profile {name} failed: {msg}"));
                 // Beside the schedule: a slow command once held every
                 // other profile's backups.
                 if notify {

@@ -11,6 +11,14 @@ use snap_engine::commands::restore::plan::PlanReport;
 
 use super::jobs::JobView;
 
+/// Where a restore's Undo button begins in its result, to take it out.
+pub(crate) const UNDO_MARK: &str = "<!--undo-->";
+
+/// "1 file", "2 files".
+pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub(crate) fn bytes(n: u64) -> String {
     crate::output::bytes(n)
 }
@@ -164,7 +172,7 @@ pub(crate) fn backup_result(r: &CreateResult) -> Markup {
     let s = &r.snapshot.summary;
     html! {
         dl.summary {
-            dt { "Snapshot" } dd { code { (r.snapshot_id.short()) } }
+            dt { "Snapshot" } dd { a href=(browse_link(&r.snapshot_id, &r.snapshot)) { code { (r.snapshot_id.short()) } } }
             dt { "Files" } dd { (s.files_new) " new, " (s.files_changed) " changed, " (s.files_unmodified) " unmodified" }
             dt { "Read" } dd { (bytes(s.bytes_read)) }
             dt { "Added to the repository" } dd { (bytes(s.bytes_added)) }
@@ -180,7 +188,7 @@ pub(crate) fn backup_result(r: &CreateResult) -> Markup {
 pub(crate) fn prune_preview(r: &PruneResult) -> Markup {
     html! {
         @for g in &r.groups {
-            h4 { (crate::cmd::group_name(&g.key)) }
+            h4 { (group(&g.key)) }
             table {
                 thead { tr { th { "Snapshot" } th { "Time" } th { "Decision" } } }
                 tbody {
@@ -196,6 +204,25 @@ pub(crate) fn prune_preview(r: &PruneResult) -> Markup {
         }
         p { "Frees about " (bytes(r.bytes_before.saturating_sub(r.bytes_after))) "." }
     }
+}
+
+/// A retention group in the page's words.
+fn group(k: &snap_engine::snapshot::GroupKey) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &k.host {
+        parts.push(format!("Device {h}"));
+    }
+    if let Some(p) = &k.paths {
+        let shown: Vec<_> = p.iter().map(|p| String::from_utf8_lossy(p)).collect();
+        parts.push(format!("folders {}", shown.join(", ")));
+    }
+    if k.tags
+        .as_ref()
+        .is_some_and(|t| t.iter().any(|t| t == "pre-restore"))
+    {
+        parts.push("undo snapshots (kept apart from backups)".into());
+    }
+    parts.join(" · ")
 }
 
 pub(crate) fn plan_summary(p: &PlanReport) -> String {
@@ -220,6 +247,7 @@ pub(crate) fn plan(p: &PlanReport) -> Markup {
         @if changes.is_empty() {
             p { "Nothing to change: the folder already matches the snapshot." }
         } @else {
+            p.small { "create: not there yet · replace: its contents differ · update: only its permissions or times differ · delete: not in the snapshot" }
             table.plan {
                 thead { tr { th { "Change" } th { "Path" } th { "Size" } } }
                 tbody {
@@ -238,7 +266,7 @@ pub(crate) fn plan(p: &PlanReport) -> Markup {
 pub(crate) fn restore_result(r: &RestoreResult) -> Markup {
     html! {
         dl.summary {
-            dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) ")" @if r.dirs > 0 { ", in " (r.dirs) " folders" } }
+            dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) ")" @if r.dirs > 0 { ", in " (count(r.dirs, "folder", "folders")) } }
             dt { "Written" } dd { (r.files_written) }
             dt { "Already right" } dd { (r.files_kept) }
             dt { "Deleted" } dd { (r.deleted) }
@@ -248,6 +276,7 @@ pub(crate) fn restore_result(r: &RestoreResult) -> Markup {
             p.small { "Nothing that was there was changed, so there is nothing to undo." }
         }
         @if let Some(u) = &r.undo {
+            (maud::PreEscaped(UNDO_MARK))
             form data-action="/api/undo" {
                 p { "What was there before is kept in snapshot " code { (u.snapshot_id.short()) } "." }
                 button type="submit" data-confirm="Put back what was there before this restore?" { "Undo this restore" }

@@ -96,9 +96,12 @@
       document.querySelectorAll('[data-show="' + reply.show + '"]').forEach((e) => (e.hidden = false));
     }
     if (reply.job) {
+      // "started" is true only until the task ends (render clears it).
+      if (out) out.dataset.started = "1";
       document.getElementById("job").scrollIntoView({ block: "nearest" });
       follow();
     }
+    if (reply.ok && "reload" in form.dataset) setTimeout(() => location.reload(), 1200);
     if (reply.redirect) location.assign(reply.redirect);
     else if (reply.reload) setTimeout(() => location.reload(), reply.ok ? 600 : 0);
   });
@@ -117,6 +120,9 @@
     const box = document.querySelector("#job .job");
     const v = status.job;
     if (!box || !v) return;
+    // A task that ended before this page loaded belongs to its own page.
+    const since = Number(box.dataset.since || 0);
+    if (!v.running && v.id <= since && box.dataset.job !== String(v.id)) return;
     const changed = box.dataset.job !== String(v.id) || box.dataset.running !== String(v.running);
     box.dataset.job = String(v.id);
     box.dataset.running = String(v.running);
@@ -127,6 +133,12 @@
     if (v.total_bytes) bar.value = Math.min(100, (100 * v.bytes) / v.total_bytes);
     else bar.removeAttribute("value");
     box.querySelector(".text").textContent = v.progress_text;
+    if (changed && !v.running) {
+      for (const r of document.querySelectorAll(".result[data-started]")) {
+        r.textContent = "";
+        delete r.dataset.started;
+      }
+    }
     if (changed) {
       const html = box.querySelector(".html");
       html.innerHTML = v.html || ""; // rendered and escaped by the server
