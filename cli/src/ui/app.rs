@@ -167,8 +167,9 @@ fn kept_token(new: bool) -> Result<String> {
     // Made anew, so that a file others could read does not keep its mode.
     let _ = std::fs::remove_file(&file).or_else(|_| std::fs::remove_dir(&file));
     std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    // A new file, never through a link planted after the removal.
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     let mut f = o

@@ -299,24 +299,7 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                 }
             }
             form data-action="/api/forget" data-needs="ids" data-confirm="Delete the chosen snapshots? Their files stay in other snapshots that have them; Free space then deletes data no snapshot uses." {
-                div.scroll {
-                    table.snapshots {
-                        thead { tr { th { span.sr { "Choose" } } th { "Time" } th { "Device" } th { "Folders" } th { "Tags" } th { "Size" } th { "Snapshot" } } }
-                        tbody {
-                            @for (id, s) in rows {
-                                tr {
-                                    td { input type="checkbox" name="ids" value=(id.to_hex()) data-many aria-label=(format!("choose snapshot {}", id.short())); }
-                                    td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
-                                    td { (s.host) }
-                                    td { @for p in s.paths_lossy() { div { (p) } } }
-                                    td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
-                                    td { (bytes(s.summary.bytes_total)) }
-                                    td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }
-                                }
-                            }
-                        }
-                    }
-                }
+                (snapshot_table(rows))
                 @if pages > 1 {
                     nav.pages aria-label="Pages of snapshots" {
                         @if pg > 1 { a href=(link(&q.host, pg - 1)) { "← Newer" } }
@@ -327,33 +310,72 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                 button.danger type="submit" { "Delete selected" }
                 div.result role="status" {}
             }
-            section {
-                h2 { "Keep the last N for a device" }
-                form data-action="/api/keep" {
-                    label for="keep-host" { "Device" }
-                    select #keep-host name="host" {
-                        @for h in &hosts { option value=(h) selected[*h == keep_host] { (h) } }
-                    }
-                    label for="keep-n" { "Keep the last" }
-                    select #keep-n name="keep" {
-                        @for n in KEEP.iter().filter(|&&n| n > 0) { option value=(n) selected[*n == 10] { (n) } }
-                    }
-                    button type="submit" name="apply" value="false" { "Preview" }
-                    button.danger type="submit" name="apply" value="true" data-confirm="Remove the other snapshots of this device and delete the data only they use?" { "Apply" }
-                    div.result role="status" {}
-                }
-            }
-            section {
-                h2 { "Free space" }
-                form data-action="/api/prune" data-confirm="Delete the data that no snapshot uses any more?" {
-                    p.small { "Deleting snapshots frees nothing by itself; this deletes the data no remaining snapshot uses." }
-                    button type="submit" { "Free space" }
-                    div.result role="status" {}
-                }
-            }
+            (keep_form(&hosts, &keep_host))
+            (free_space_form())
         }
     };
     page(&app, "Manage", "/manage", body)
+}
+
+/// Snapshots, newest first, each with a box to choose it for deletion.
+fn snapshot_table<'a>(
+    rows: impl Iterator<Item = &'a &'a (Id, snap_engine::snapshot::Snapshot)>,
+) -> Markup {
+    html! {
+        div.scroll {
+            table.snapshots {
+                thead { tr { th { span.sr { "Choose" } } th { "Time" } th { "Device" } th { "Folders" } th { "Tags" } th { "Size" } th { "Snapshot" } } }
+                tbody {
+                    @for (id, s) in rows {
+                        tr {
+                            td { input type="checkbox" name="ids" value=(id.to_hex()) data-many aria-label=(format!("choose snapshot {}", id.short())); }
+                            td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
+                            td { (s.host) }
+                            td { @for p in s.paths_lossy() { div { (p) } } }
+                            td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
+                            td { (bytes(s.summary.bytes_total)) }
+                            td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "Keep the last N for a device", with a preview before it removes.
+fn keep_form(hosts: &[String], keep_host: &str) -> Markup {
+    html! {
+        section {
+            h2 { "Keep the last N for a device" }
+            form data-action="/api/keep" {
+                label for="keep-host" { "Device" }
+                select #keep-host name="host" {
+                    @for h in hosts { option value=(h) selected[*h == keep_host] { (h) } }
+                }
+                label for="keep-n" { "Keep the last" }
+                select #keep-n name="keep" {
+                    @for n in KEEP.iter().filter(|&&n| n > 0) { option value=(n) selected[*n == 10] { (n) } }
+                }
+                button type="submit" name="apply" value="false" { "Preview" }
+                button.danger type="submit" name="apply" value="true" data-confirm="Remove the other snapshots of this device and delete the data only they use?" { "Apply" }
+                div.result role="status" {}
+            }
+        }
+    }
+}
+
+fn free_space_form() -> Markup {
+    html! {
+        section {
+            h2 { "Free space" }
+            form data-action="/api/prune" data-confirm="Delete the data that no snapshot uses any more?" {
+                p.small { "Deleting snapshots frees nothing by itself; this deletes the data no remaining snapshot uses." }
+                button type="submit" { "Free space" }
+                div.result role="status" {}
+            }
+        }
+    }
 }
 
 pub(crate) async fn stats_part(State(app): State<Arc<App>>) -> Response {
@@ -467,30 +489,56 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         @if entries.is_empty() {
             p.empty { "This folder is empty in the snapshot." }
         } @else {
-            div.scroll {
-                table.files {
-                    thead { tr { th { "Name" } th { "Size" } th { "Modified" } th { span.sr { "Download" } } } }
-                    tbody {
-                        @for e in &entries {
-                            @let path = String::from_utf8_lossy(&e.path).into_owned();
-                            @let name = String::from_utf8_lossy(&e.node.name).into_owned();
-                            tr {
-                                td {
-                                    @if e.node.kind == NodeKind::Dir { a href=(browse_link(&path)) { (name) "/" } }
-                                    @else { (name) }
-                                    @if e.node.kind == NodeKind::Symlink { " → " (String::from_utf8_lossy(&e.node.link_target)) }
-                                }
-                                td { @if e.node.kind == NodeKind::File { (bytes(e.node.size)) } }
-                                td { (time_ns(e.node.mtime_ns)) }
-                                td { @if e.node.kind == NodeKind::File {
-                                    a href=(format!("/api/download?snapshot={hex}&path={}", url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>())) download=(name) { "Download" }
-                                } }
+            (file_table(&hex, &entries))
+        }
+        (restore_form(&hex, &dir))
+        (compare_form(&id, &snap, &others))
+    };
+    page(&app, "Browse", "/manage", body)
+}
+
+/// Browse at `path` of snapshot `hex`.
+fn browse_at(hex: &str, path: &str) -> String {
+    format!(
+        "/browse?snapshot={hex}&path={}",
+        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+    )
+}
+
+/// One folder of a snapshot: its entries, folders to open, files to
+/// download.
+fn file_table(hex: &str, entries: &[inspect::Entry]) -> Markup {
+    html! {
+        div.scroll {
+            table.files {
+                thead { tr { th { "Name" } th { "Size" } th { "Modified" } th { span.sr { "Download" } } } }
+                tbody {
+                    @for e in entries {
+                        @let path = String::from_utf8_lossy(&e.path).into_owned();
+                        @let name = String::from_utf8_lossy(&e.node.name).into_owned();
+                        tr {
+                            td {
+                                @if e.node.kind == NodeKind::Dir { a href=(browse_at(hex, &path)) { (name) "/" } }
+                                @else { (name) }
+                                @if e.node.kind == NodeKind::Symlink { " → " (String::from_utf8_lossy(&e.node.link_target)) }
                             }
+                            td { @if e.node.kind == NodeKind::File { (bytes(e.node.size)) } }
+                            td { (time_ns(e.node.mtime_ns)) }
+                            td { @if e.node.kind == NodeKind::File {
+                                a href=(format!("/api/download?snapshot={hex}&path={}", url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>())) download=(name) { "Download" }
+                            } }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Restore this folder (or the whole snapshot at `/`), with a preview.
+fn restore_form(hex: &str, dir: &str) -> Markup {
+    let whole = dir == "/";
+    html! {
         section {
             h2 { @if whole { "Restore the whole snapshot" } @else { "Restore this folder" } }
             form data-action="/api/restore" {
@@ -509,26 +557,39 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
                 div.result role="status" {}
             }
         }
-        @if others.len() > 1 {
-            section {
-                h2 { "Compare with another snapshot" }
-                form method="get" action="/diff" {
-                    input type="hidden" name="a" value=(hex);
-                    label for="other" { "Snapshot" }
-                    @let previous = others.iter().rev().find(|(oid, o)| *oid != id && o.time_ns <= snap.time_ns && o.host == snap.host && o.paths == snap.paths).map(|(oid, _)| *oid);
-                    select #other name="b" {
-                        @for (oid, o) in others.iter().rev().filter(|(oid, _)| *oid != id) {
-                            option value=(oid.to_hex()) selected[Some(*oid) == previous] {
-                                (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) " · " (o.paths_lossy().join(", "))
+    }
+}
+
+/// Compare with another snapshot, the previous one of the same folder
+/// offered first.
+fn compare_form(
+    id: &Id,
+    snap: &snap_engine::snapshot::Snapshot,
+    others: &[(Id, snap_engine::snapshot::Snapshot)],
+) -> Markup {
+    let hex = id.to_hex();
+    let id = *id;
+    html! {
+                @if others.len() > 1 {
+                    section {
+                        h2 { "Compare with another snapshot" }
+                        form method="get" action="/diff" {
+                            input type="hidden" name="a" value=(hex);
+                            label for="other" { "Snapshot" }
+                            @let previous = others.iter().rev().find(|(oid, o)| *oid != id && o.time_ns <= snap.time_ns && o.host == snap.host && o.paths == snap.paths).map(|(oid, _)| *oid);
+                            select #other name="b" {
+                                @for (oid, o) in others.iter().rev().filter(|(oid, _)| *oid != id) {
+                                    option value=(oid.to_hex()) selected[Some(*oid) == previous] {
+                                        (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) " · " (o.paths_lossy().join(", "))
+        @if o.tags.iter().any(|t| t == "pre-restore") { " · undo snapshot" }
+                                    }
+                                }
                             }
+                            button type="submit" { "Compare" }
                         }
                     }
-                    button type="submit" { "Compare" }
                 }
-            }
-        }
-    };
-    page(&app, "Browse", "/manage", body)
+    }
 }
 
 pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {
