@@ -752,6 +752,67 @@ pub(crate) struct SettingsQuery {
     saved: bool,
 }
 
+/// The profiles saved, to edit; or where snap goes without one.
+fn profile_list(file: &crate::config::ConfigFile, default_location: &str) -> Markup {
+    html! {
+        @if !file.profiles.is_empty() {
+            section {
+                h2 { "Profiles" }
+                div.scroll { table {
+                    thead { tr { th { "Name" } th { "Repository" } th { span.sr { "Actions" } } } }
+                    tbody { @for (n, pr) in &file.profiles {
+                        tr {
+                            td { (n) @if file.default.as_deref() == Some(n.as_str()) { " (default)" } }
+                            td { code { (pr.repository.clone().unwrap_or_default()) } }
+                            td { a href=(format!("/settings?profile={n}")) { "Edit" } }
+                        }
+                    } }
+                } }
+                p { a href="/settings?new=true" { "New profile" } }
+            }
+        } @else {
+            p { "Without a profile, snap uses the repository at " code { (default_location) } ". Save a profile to use a bucket or another folder." }
+        }
+    }
+}
+
+/// Where the repository password comes from: typed (memory only), kept
+/// in a file snap writes, a file or a command of the user's.
+fn password_fieldset(p: &Profile) -> Markup {
+    let pw_source = if p.password_file.is_some() {
+        "file"
+    } else if p.password_command.is_some() {
+        "command"
+    } else {
+        "page"
+    };
+    html! {
+        fieldset {
+            legend { "Repository password" }
+            label.check { input type="radio" name="password_source" value="page" checked[pw_source == "page"]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
+            label.check { input type="radio" name="password_source" value="store"; " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
+            label.check { input type="radio" name="password_source" value="file" checked[pw_source == "file"]; " Read it from a file" }
+            label.check { input type="radio" name="password_source" value="command" checked[pw_source == "command"]; " Print it with a command (a keychain)" }
+            div.pw-file {
+                label for="password_file" { "Password file" }
+                input #password_file type="text" name="password_file" value=(p.password_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()) placeholder="/home/me/.config/snap/password";
+            }
+            div.pw-command {
+                label for="password_command" { "Password command" }
+                input #password_command type="text" name="password_command" value=(p.password_command.clone().unwrap_or_default()) placeholder="secret-tool lookup app snap";
+            }
+            div.pw-page {
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="new-password";
+                div data-show="init" hidden {
+                    label for="password_again" { "The same password again (for a new repository)" }
+                    input #password_again type="password" name="password_again" autocomplete="new-password";
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn settings(
     State(app): State<Arc<App>>,
     Query(q): Query<SettingsQuery>,
@@ -780,13 +841,6 @@ pub(crate) async fn settings(
         "local"
     };
     let (bucket, root) = s3.unwrap_or_default();
-    let pw_source = if p.password_file.is_some() {
-        "file"
-    } else if p.password_command.is_some() {
-        "command"
-    } else {
-        "page"
-    };
     let default_location = app
         .session("")
         .ok()
@@ -797,24 +851,7 @@ pub(crate) async fn settings(
         @if q.saved && !editing.is_empty() {
             p.notice.ok role="status" { "Saved profile " strong { (editing) } ". The pages now use it." }
         }
-        @if !file.profiles.is_empty() {
-            section {
-                h2 { "Profiles" }
-                div.scroll { table {
-                    thead { tr { th { "Name" } th { "Repository" } th { span.sr { "Actions" } } } }
-                    tbody { @for (n, pr) in &file.profiles {
-                        tr {
-                            td { (n) @if file.default.as_deref() == Some(n.as_str()) { " (default)" } }
-                            td { code { (pr.repository.clone().unwrap_or_default()) } }
-                            td { a href=(format!("/settings?profile={n}")) { "Edit" } }
-                        }
-                    } }
-                } }
-                p { a href="/settings?new=true" { "New profile" } }
-            }
-        } @else {
-            p { "Without a profile, snap uses the repository at " code { (default_location) } ". Save a profile to use a bucket or another folder." }
-        }
+        (profile_list(&file, &default_location))
         section {
             h2 { @if editing.is_empty() { "New profile" } @else { "Profile " (editing) } }
             form.settings data-action="/api/settings" autocomplete="off" {
@@ -846,29 +883,7 @@ pub(crate) async fn settings(
                     label for="root" { "Root path (optional)" }
                     input #root type="text" name="root" value=(root) placeholder="backups/snap";
                 }
-                fieldset {
-                    legend { "Repository password" }
-                    label.check { input type="radio" name="password_source" value="page" checked[pw_source == "page"]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
-                    label.check { input type="radio" name="password_source" value="store"; " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
-                    label.check { input type="radio" name="password_source" value="file" checked[pw_source == "file"]; " Read it from a file" }
-                    label.check { input type="radio" name="password_source" value="command" checked[pw_source == "command"]; " Print it with a command (a keychain)" }
-                    div.pw-file {
-                        label for="password_file" { "Password file" }
-                        input #password_file type="text" name="password_file" value=(p.password_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()) placeholder="/home/me/.config/snap/password";
-                    }
-                    div.pw-command {
-                        label for="password_command" { "Password command" }
-                        input #password_command type="text" name="password_command" value=(p.password_command.clone().unwrap_or_default()) placeholder="secret-tool lookup app snap";
-                    }
-                    div.pw-page {
-                        label for="password" { "Password" }
-                        input #password type="password" name="password" autocomplete="new-password";
-                        div data-show="init" hidden {
-                            label for="password_again" { "The same password again (for a new repository)" }
-                            input #password_again type="password" name="password_again" autocomplete="new-password";
-                        }
-                    }
-                }
+                (password_fieldset(&p))
                 label.check { input type="checkbox" name="make_default" checked[file.default.as_deref() == Some(editing.as_str()) || file.profiles.is_empty()]; " Use this profile by default (also for the command line)" }
                 div.buttons {
                     button type="submit" { "Save" }
