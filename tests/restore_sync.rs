@@ -360,20 +360,27 @@ fn delete_stays_inside(env: &Env) {
     assert!(sibling.join("f").exists());
 }
 
-/// An undo snapshot of a restore in place has the backups' host and
-/// folder; retention keeps it apart, so "keep the last 1" once kept it and
-/// removed the only backup.
-#[test]
-fn keep_last_never_trades_a_backup_for_an_undo_snapshot() {
+/// A repository with one backup of a folder holding one file: the folder
+/// and the snapshot's id.
+fn one_file_backed_up() -> (Env, PathBuf, String) {
     let env = Env::new();
     env.init();
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("one"), b"1").unwrap();
-    let backup = env.create(&[&src], &[])["snapshot_id"]
+    let id = env.create(&[&src], &[])["snapshot_id"]
         .as_str()
         .unwrap()
         .to_string();
+    (env, src, id)
+}
+
+/// An undo snapshot of a restore in place has the backups' host and
+/// folder; retention keeps it apart, so "keep the last 1" once kept it and
+/// removed the only backup.
+#[test]
+fn keep_last_never_trades_a_backup_for_an_undo_snapshot() {
+    let (env, src, backup) = one_file_backed_up();
     std::fs::write(src.join("one"), b"changed").unwrap();
     env.snap()
         .args([
@@ -403,15 +410,7 @@ fn keep_last_never_trades_a_backup_for_an_undo_snapshot() {
 /// the repository, and the undo snapshot it had just written there.
 #[test]
 fn a_restore_never_writes_into_or_over_its_own_repository() {
-    let env = Env::new();
-    env.init();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("one"), b"1").unwrap();
-    let id = env.create(&[&src], &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (env, src, id) = one_file_backed_up();
     let repo = PathBuf::from(&env.repo);
     let before = listing(&repo);
     // The repository itself, a folder inside it, and the folder above it.

@@ -259,6 +259,16 @@ impl Page<'_> {
         e.send_keys(text).await.unwrap();
     }
 
+    async fn select(&self, css: &str, value: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .select_by_value(value)
+            .await
+            .unwrap();
+    }
+
     async fn click(&self, css: &str) {
         self.c
             .find(Locator::Css(css))
@@ -607,29 +617,14 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         // A schedule of "every minute" (a second at this test's scale),
         // keeping 1: a run happens by itself, and thins to one snapshot.
         p.go(&format!("{}/schedule", server.base)).await;
-        c.find(Locator::Css("#int-bucket"))
-            .await
-            .unwrap()
-            .select_by_value("1m")
-            .await
-            .unwrap();
-        c.find(Locator::Css("#keep-bucket"))
-            .await
-            .unwrap()
-            .select_by_value("1")
-            .await
-            .unwrap();
+        p.select("#int-bucket", "1m").await;
+        p.select("#keep-bucket", "1").await;
         p.click("form[data-action='/api/schedule'] button").await;
         p.wait_text("[data-schedule-result=bucket]", "kept the last 1")
             .await;
         p.go(&format!("{}/schedule", server.base)).await;
         p.shot("schedule-desktop").await;
-        c.find(Locator::Css("#int-bucket"))
-            .await
-            .unwrap()
-            .select_by_value("off")
-            .await
-            .unwrap();
+        p.select("#int-bucket", "off").await;
         p.click("form[data-action='/api/schedule'] button").await;
         p.wait_text("form[data-action='/api/schedule'] .result", "saved")
             .await;
