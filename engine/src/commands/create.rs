@@ -176,7 +176,7 @@ pub fn create(
     let started = Instant::now();
     let time_ns = crate::repo::now_ns();
     let sources = Sources::of(&opts.paths)?;
-    let host = opts.host.clone().unwrap_or_else(sys::hostname);
+    let host = opts.host.clone().unwrap_or_else(this_host);
     // Announce the backup before reading the index: a prune that starts
     // later sees the lock and keeps what this backup may rely on.
     let lock = LockGuard::acquire(repo, LockKind::Backup)?;

@@ -1,0 +1,341 @@
+//! Settings: profiles, Check connection, Initialize, and the password typed
+//! into the page.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(crate) struct UseProfile {
+    name: String,
+}
+
+pub(crate) async fn use_profile(State(app): State<Arc<App>>, Json(f): Json<UseProfile>) -> Answer {
+    if !f.name.is_empty() && app.session(&f.name).is_err() {
+        return failed(
+            &app,
+            StatusCode::NOT_FOUND,
+            format!("there is no profile {:?}", f.name),
+        );
+    }
+    app.set_current(&f.name);
+    reloading(done(format!("using profile {}", f.name)))
+}
+
+/// The Settings form.
+#[derive(Clone, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct SettingsForm {
+    name: String,
+    /// "local" or "s3".
+    kind: String,
+    folder: String,
+    endpoint: String,
+    region: String,
+    bucket: String,
+    access_key_id: String,
+    /// Empty: keep the saved one.
+    secret_access_key: String,
+    root: String,
+    /// "page", "file" or "command".
+    password_source: String,
+    password_file: String,
+    password_command: String,
+    /// Typed for Initialize and for opening; kept in memory only.
+    password: String,
+    password_again: String,
+    make_default: bool,
+}
+
+/// A profile name that is a plain word: it is a TOML key and a CLI flag.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("give the profile a name".into());
+    }
+    if name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(format!(
+            "the profile name {name:?} may hold only letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// The profile the form describes, on top of the saved one (which keeps
+/// the secret when the field is left empty, and the folders, schedule and
+/// everything the form does not show).
+fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, String> {
+    let name = f.name.trim();
+    check_name(name)?;
+    let mut p = saved.cloned().unwrap_or_default();
+    p.name = name.to_string();
+    match f.kind.as_str() {
+        "local" => {
+            let folder = some(&f.folder).ok_or("give the folder of the repository")?;
+            if !PathBuf::from(&folder).is_absolute() {
+                return Err(format!(
+                    "the folder {folder:?} is not a full path: write it from the root, such as /mnt/backup/snap"
+                ));
+            }
+            p.repository = Some(folder);
+            p.endpoint = None;
+            p.region = None;
+            p.access_key_id = None;
+            p.secret_access_key = None;
+            p.secret_access_key_command = None;
+        }
+        "s3" => {
+            let bucket = some(&f.bucket).ok_or("give the bucket's name")?;
+            let root = f.root.trim().trim_matches('/');
+            let location = if root.is_empty() {
+                format!("s3://{bucket}")
+            } else {
+                format!("s3://{bucket}/{root}")
+            };
+            snap_engine::backend::S3Options::parse_location(&location)
+                .map_err(|e| format!("bucket or root path: {e}"))?;
+            p.repository = Some(location);
+            p.endpoint = some(&f.endpoint);
+            p.region = some(&f.region);
+            p.access_key_id = some(&f.access_key_id);
+            if let Some(secret) = some(&f.secret_access_key) {
+                p.secret_access_key = Some(secret);
+                p.secret_access_key_command = None;
+            }
+        }
+        other => return Err(format!("unknown repository kind {other:?}")),
+    }
+    match f.password_source.as_str() {
+        "file" => {
+            p.password_file = Some(PathBuf::from(
+                some(&f.password_file).ok_or("give the password file")?,
+            ));
+            p.password_command = None;
+        }
+        "command" => {
+            p.password_command =
+                Some(some(&f.password_command).ok_or("give the password command")?);
+            p.password_file = None;
+        }
+        "page" => {
+            p.password_file = None;
+            p.password_command = None;
+        }
+        // "keep": as saved (an Initialize form that shows no password);
+        // "store": `save_profile` writes the file.
+        _ => {}
+    }
+    Ok(p)
+}
+
+fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
+    let _one = lock(&app.config_write);
+    let mut file = app.config().map_err(|e| words(&e))?;
+    let name = f.name.trim().to_string();
+    let mut p = profile_from(f, file.profiles.get(&name))?;
+    if f.password_source == "store" {
+        p.password_file = Some(store_password(&name, &f.password)?);
+        p.password_command = None;
+    }
+    file.profiles.insert(name.clone(), p.clone());
+    if f.make_default || file.default.is_none() {
+        file.default = Some(name.clone());
+    }
+    file.save().map_err(|e| words(&e))?;
+    app.forget_repository(&name);
+    app.set_current(&name);
+    if let Some(pw) = some(&f.password) {
+        app.remember_password(&name, Zeroizing::new(pw));
+    }
+    app.log(&format!("saved profile {name}"));
+    Ok(p)
+}
+
+/// "Keep it in a file on this computer": the password in a file beside
+/// the config, readable by this user alone, so automatic backups run
+/// after a restart without anyone typing it (a desktop user cannot be
+/// asked to make a password file in a terminal).
+fn store_password(name: &str, password: &str) -> Result<PathBuf, String> {
+    if password.is_empty() {
+        return Err("type the password to keep in the file".into());
+    }
+    let dir = crate::config::path()
+        .map_err(|e| words(&e))?
+        .parent()
+        .map(|d| d.to_path_buf())
+        .ok_or("the config file has no folder")?;
+    let file = dir.join(format!("password-{name}"));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let _ = std::fs::remove_file(&file);
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        std::io::Write::write_all(&mut o.open(&file)?, format!("{password}\n").as_bytes())
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
+}
+
+pub(crate) async fn save_settings(
+    State(app): State<Arc<App>>,
+    Json(f): Json<SettingsForm>,
+) -> Answer {
+    match save_profile(&app, &f) {
+        Ok(p) => {
+            let mut a = done(format!("saved profile {}; the pages now use it", p.name));
+            a.1.redirect = Some(format!("/settings?profile={}&saved=true", p.name));
+            a
+        }
+        Err(e) => failed(&app, StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Check connection: the CLI's steps for the settings in the form, saved
+/// or not.
+pub(crate) async fn check_connection(
+    State(app): State<Arc<App>>,
+    Json(f): Json<SettingsForm>,
+) -> Answer {
+    let saved = app
+        .config()
+        .ok()
+        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+    let p = match profile_from(&f, saved.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+    };
+    let session = match app.session("") {
+        Ok(s) => s,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    };
+    // The password for the form's place: typed in the form (when that is
+    // its source), else one typed before for that same place; never one
+    // typed for another repository, and never before the form's command.
+    let session = session.with_profile(p);
+    let typed = match f.password_source.as_str() {
+        "page" | "store" | "" => some(&f.password)
+            .map(Zeroizing::new)
+            .or_else(|| app.typed_for(&session)),
+        _ => None,
+    };
+    let session = session.with_password_exactly(typed);
+    let outcome = blocking(move || {
+        let mut steps = Vec::new();
+        let r = crate::cmd::diagnose(&session.ctx(), &mut |s| steps.push(s.to_string()));
+        Ok((steps, r))
+    })
+    .await;
+    let (steps, r) = match outcome {
+        Ok(x) => x,
+        Err(e) => return failed(&app, StatusCode::INTERNAL_SERVER_ERROR, words(&e)),
+    };
+    match r {
+        Ok(c) => {
+            let mut a = done(format!("connection ok: {}", c.location));
+            a.1.html = views::steps(&steps).into_string();
+            a
+        }
+        Err(e) => {
+            let msg = words(&e);
+            let missing = matches!(engine_error(&e), Some(Error::RepositoryNotFound(_)));
+            let needs_password = msg.contains(crate::password::NONE_GIVEN);
+            app.log(&format!("check connection: {msg}"));
+            let (status, message) = if missing {
+                (
+                    StatusCode::NOT_FOUND,
+                    "there is no repository there yet: Initialize makes one".to_string(),
+                )
+            } else if needs_password {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "the storage answers, and the repository is encrypted: type its password"
+                        .to_string(),
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, msg.clone())
+            };
+            let _ = steps;
+            let mut a = failed(&app, status, message);
+            if missing {
+                a.1.show = Some("init");
+            }
+            a
+        }
+    }
+}
+
+pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
+    let _one = app.initializing.lock().await;
+    if matches!(f.password_source.as_str(), "page" | "store" | "") {
+        if f.password.is_empty() {
+            return failed(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "type a password for the new repository (twice)",
+            );
+        }
+        if f.password != f.password_again {
+            return failed(&app, StatusCode::BAD_REQUEST, "the two passwords differ");
+        }
+    }
+    let p = match save_profile(&app, &f) {
+        Ok(p) => p,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+    };
+    let session = match app.session(&p.name) {
+        Ok(s) => s,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    };
+    let r = blocking(move || {
+        let ctx = session.ctx();
+        let (loc, _) = ctx.location()?;
+        let (_, r) = ctx.init(&loc, ctx.init_options(false)?)?;
+        Ok(r)
+    })
+    .await;
+    match r {
+        Ok(r) => {
+            app.forget_repository(&p.name);
+            let mut msg = format!(
+                "created repository {} at {}. Keep the password safe: without it nobody, you included, can read these backups",
+                r.repository_id.short(),
+                r.location
+            );
+            for w in &r.warnings {
+                msg.push_str(&format!(". Note: {w}"));
+            }
+            app.log(&msg);
+            let mut a = done(msg);
+            a.1.html = maud::html! { p { a.button href="/backup" { "Choose what to back up" } } }
+                .into_string();
+            a
+        }
+        Err(e) => failed(
+            &app,
+            StatusCode::BAD_REQUEST,
+            format!("cannot initialize: {}", words(&e)),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    password: String,
+}
+
+/// The password typed into the page: kept in memory if it opens the
+/// repository.
+pub(crate) async fn password(State(app): State<Arc<App>>, Json(f): Json<PasswordForm>) -> Answer {
+    let name = app.current();
+    if f.password.is_empty() {
+        return failed(&app, StatusCode::BAD_REQUEST, "type the password");
+    }
+    app.remember_password(&name, Zeroizing::new(f.password));
+    match app.open(&name).await {
+        Ok(_) => reloading(done("unlocked")),
+        Err(p) => problem(&app, p),
+    }
+}
