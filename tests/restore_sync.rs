@@ -439,15 +439,7 @@ fn a_restore_never_writes_into_or_over_its_own_repository() {
 
 #[test]
 fn deleting_most_of_a_folder_needs_yes_and_bad_paths_touch_nothing() {
-    let env = Env::new();
-    env.init();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("one"), b"1").unwrap();
-    let id = env.create(&[&src], &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (env, src, id) = one_file_backed_up();
     let t = env.path("home");
     std::fs::create_dir_all(&t).unwrap();
     for i in 0..10 {

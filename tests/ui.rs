@@ -168,6 +168,17 @@ fn init(home: &Path, repo: &Path, password: &str) {
     );
 }
 
+/// A test's own folder, with a home in it and a repository made with
+/// `password`.
+fn world(password: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let repo = dir.path().join("repo");
+    init(&home, &repo, password);
+    (dir, home, repo)
+}
+
 /// chromedriver on 127.0.0.1, stopped when dropped.
 struct Driver(Child, u16);
 
@@ -842,10 +853,7 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
 /// goes on.
 #[test]
 fn bad_input_is_answered_in_words_and_the_server_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let repo = dir.path().join("repo");
-    init(&home, &repo, "right");
+    let (dir, home, repo) = world("right");
     let s = Server::start(&home, &[("SNAP_REPOSITORY", repo.to_str().unwrap())]);
 
     // No password source: the page asks; a wrong one is said, a right one opens.
@@ -978,13 +986,9 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
 /// and shows red until a run succeeds.
 #[test]
 fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let repo = dir.path().join("repo");
+    let (dir, home, repo) = world("pw");
     let src = dir.path().join("src");
     let notes = dir.path().join("notified");
-    init(&home, &repo, "pw");
     std::fs::write(
         home.join("config.toml"),
         format!(
@@ -1077,13 +1081,9 @@ fn a_failing_schedule_retries_notifies_once_and_stays_red_until_a_success() {
 /// for this device" previews before it removes anything.
 #[test]
 fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let repo = dir.path().join("repo");
+    let (dir, home, repo) = world("pw");
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    init(&home, &repo, "pw");
     let snap = |args: &[&str]| cli(&home, &repo, "pw", args);
     for i in 0..23 {
         std::fs::write(src.join("f"), format!("version {i}")).unwrap();
@@ -1187,13 +1187,9 @@ fn the_token_survives_a_restart_until_a_new_one_is_asked_for() {
 /// Ctrl-C stops the server while a page follows its events.
 #[test]
 fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let repo = dir.path().join("repo");
+    let (dir, home, repo) = world("pw");
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    init(&home, &repo, "pw");
     std::fs::write(
         home.join("config.toml"),
         format!(
