@@ -1209,6 +1209,20 @@ fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
         serde_json::json!({"sources": src.display().to_string()}),
     );
     assert_eq!(status, 200, "{r}");
+    // One task at a time: a second backup while this one waits is refused
+    // with the name of the one running.
+    let (status, r) = s.post(
+        "/api/backup",
+        serde_json::json!({"sources": src.display().to_string()}),
+    );
+    assert_eq!(status, 409, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("backup of profile hang is running"),
+        "{r}"
+    );
     let job = s.wait_job();
     assert_eq!(job["ok"], false, "{job}");
     assert!(

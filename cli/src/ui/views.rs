@@ -300,3 +300,58 @@ pub(crate) fn check_result(r: &CheckResult) -> Markup {
         (list("Warnings", &r.warnings, "note"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The progress line says bytes of total, files, rate and time left.
+    #[test]
+    fn progress_says_how_far_how_fast_and_how_long() {
+        let v = JobView {
+            id: 1,
+            kind: "backup",
+            profile: "p".into(),
+            title: "backup".into(),
+            running: true,
+            ok: None,
+            phase: "backup".into(),
+            bytes: 512 << 20,
+            items: 10,
+            total_bytes: Some(2048 << 20),
+            total_items: Some(40),
+            rate: (64 << 20) as f64,
+            eta_seconds: Some(96.0),
+            elapsed_seconds: 8.0,
+            started: String::new(),
+            finished: None,
+            warnings: Vec::new(),
+            warnings_total: 0,
+            message: String::new(),
+            html: String::new(),
+            report: None,
+            progress_text: String::new(),
+        };
+        assert_eq!(
+            progress_text(&v),
+            "backup · 512.00 MiB of 2.00 GiB (25%) · 10 of 40 files · 64.00 MiB/s · 1 min 36 s left"
+        );
+        let done = JobView {
+            running: false,
+            message: "snapshot written".into(),
+            ..v
+        };
+        assert_eq!(progress_text(&done), "snapshot written");
+    }
+
+    #[test]
+    fn undo_tags_read_as_words_only_when_they_are_ids() {
+        assert_eq!(
+            tag(&format!("restoring:{}", "ab".repeat(32))),
+            "before restoring abababab"
+        );
+        let odd = format!("restoring:{}é", "a".repeat(62));
+        assert_eq!(tag(&odd), odd);
+        assert_eq!(tag("pre-restore"), "undo snapshot");
+    }
+}
