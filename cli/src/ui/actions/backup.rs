@@ -102,19 +102,18 @@ pub(crate) async fn run_backup(
     automatic: bool,
 ) -> Result<String, String> {
     let r = backup_steps(app, name, job, automatic).await;
-    match &r {
-        Ok((msg, html, report)) => {
-            app.log(&format!("{}: {msg}", job.title));
-            app.jobs
-                .finish(job, true, msg.clone(), html.clone(), report.clone());
-        }
-        Err(msg) => {
-            app.log(&format!("{} failed: {msg}", job.title));
-            app.jobs
-                .finish(job, false, msg.clone(), String::new(), None);
-        }
-    }
-    r.map(|(m, _, _)| m)
+    let said = r.as_ref().map(|(m, _, _)| m.clone()).map_err(Clone::clone);
+    end_task(
+        app,
+        job,
+        r.map(|(message, html, report)| Ended {
+            ok: true,
+            message,
+            html,
+            report,
+        }),
+    );
+    said
 }
 
 type Outcome = (String, String, Option<serde_json::Value>);

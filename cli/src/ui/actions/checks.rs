@@ -37,30 +37,26 @@ pub(crate) async fn check(State(app): State<Arc<App>>, Json(f): Json<CheckForm>)
     spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(check::check(&repo, &opts, &*j)?)).await;
-        match r {
-            Ok(r) => {
-                let msg = if r.ok() {
-                    format!(
-                        "no errors: {} snapshots, {} trees, {} packs ({} read)",
-                        r.snapshots, r.trees, r.packs, r.packs_read
-                    )
-                } else {
-                    format!(
-                        "{} error(s) found: the files listed below cannot all be restored",
-                        r.errors.len()
-                    )
-                };
-                app.log(&format!("{}: {msg}", job.title));
-                let html = views::check_result(&r).into_string();
-                let report = serde_json::to_value(r.report()).ok();
-                app.jobs.finish(&job, r.ok(), msg, html, report);
+        let ended = r.map_err(|e| words(&e)).map(|r| {
+            let msg = if r.ok() {
+                format!(
+                    "no errors: {} snapshots, {} trees, {} packs ({} read)",
+                    r.snapshots, r.trees, r.packs, r.packs_read
+                )
+            } else {
+                format!(
+                    "{} error(s) found: the files listed below cannot all be restored",
+                    r.errors.len()
+                )
+            };
+            Ended {
+                ok: r.ok(),
+                message: msg,
+                html: views::check_result(&r).into_string(),
+                report: serde_json::to_value(r.report()).ok(),
             }
-            Err(e) => {
-                let msg = words(&e);
-                app.log(&format!("{} failed: {msg}", job.title));
-                app.jobs.finish(&job, false, msg, String::new(), None);
-            }
-        }
+        });
+        end_task(&app, &job, ended);
     });
     started("check started")
 }

@@ -153,25 +153,22 @@ fn spawn_prune(
     spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(prune::prune(&repo, &opts, &*j)?)).await;
-        match r {
-            Ok(r) => {
-                let msg = format!(
-                    "{} snapshot(s) removed, {} kept; {} freed ({} -> {})",
-                    r.snapshots_forgotten.len(),
-                    r.snapshots_kept.len(),
-                    views::bytes(r.bytes_before.saturating_sub(r.bytes_after)),
-                    views::bytes(r.bytes_before),
-                    views::bytes(r.bytes_after)
-                );
-                app.log(&format!("{}: {msg}", job.title));
-                let report = serde_json::to_value(&r).ok();
-                app.jobs.finish(&job, true, msg, String::new(), report);
+        let ended = r.map_err(|e| words(&e)).map(|r| {
+            let msg = format!(
+                "{} snapshot(s) removed, {} kept; {} freed ({} -> {})",
+                r.snapshots_forgotten.len(),
+                r.snapshots_kept.len(),
+                views::bytes(r.bytes_before.saturating_sub(r.bytes_after)),
+                views::bytes(r.bytes_before),
+                views::bytes(r.bytes_after)
+            );
+            Ended {
+                ok: true,
+                message: msg,
+                html: String::new(),
+                report: serde_json::to_value(&r).ok(),
             }
-            Err(e) => {
-                let msg = words(&e);
-                app.log(&format!("{} failed: {msg}", job.title));
-                app.jobs.finish(&job, false, msg, String::new(), None);
-            }
-        }
+        });
+        end_task(&app, &job, ended);
     });
 }

@@ -105,6 +105,35 @@ fn busy(app: &App, b: Busy) -> Answer {
     failed(app, StatusCode::CONFLICT, b.0)
 }
 
+/// How a task ended, for its box and the log.
+pub(crate) struct Ended {
+    pub(crate) ok: bool,
+    pub(crate) message: String,
+    /// The result fragment (rendered and escaped by `views`).
+    pub(crate) html: String,
+    pub(crate) report: Option<serde_json::Value>,
+}
+
+/// Ends `job`: said in the log, and shown until the next task.
+pub(crate) fn end_task(app: &App, job: &Arc<Job>, outcome: Result<Ended, String>) {
+    let e = match outcome {
+        Ok(e) => {
+            app.log(&format!("{}: {}", job.title, e.message));
+            e
+        }
+        Err(message) => {
+            app.log(&format!("{} failed: {message}", job.title));
+            Ended {
+                ok: false,
+                message,
+                html: String::new(),
+                report: None,
+            }
+        }
+    };
+    app.jobs.finish(job, e.ok, e.message, e.html, e.report);
+}
+
 /// Runs a task in the background. Should it panic, the task still ends,
 /// as failed and said in words, so the next one can start: a task left
 /// "running" once refused every later one until a restart.
@@ -117,9 +146,11 @@ pub(crate) fn spawn_task(
     tokio::spawn(async move {
         let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(task)).await;
         if outcome.is_err() {
-            let msg = "stopped unexpectedly (a bug in snap; its log has the details)".to_string();
-            app.log(&format!("{}: {msg}", job.title));
-            app.jobs.finish(&job, false, msg, String::new(), None);
+            end_task(
+                &app,
+                &job,
+                Err("stopped unexpectedly (a bug in snap; its log has the details)".into()),
+            );
         }
     });
 }

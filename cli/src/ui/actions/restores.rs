@@ -78,7 +78,7 @@ fn spawn_restore(
     spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
         let r = blocking(move || Ok(restore::restore(&repo, &opts, &*j)?)).await;
-        match r {
+        let ended = match r {
             Ok(r) => {
                 let ok = r.errors.is_empty();
                 let mut msg = format!(
@@ -104,17 +104,16 @@ fn spawn_restore(
                     app.jobs.forget_undo();
                     *lock(&app.last_undo) = Some((name, u.clone()));
                 }
-                app.log(&format!("{}: {msg}", job.title));
-                let html = views::restore_result(&r).into_string();
-                let report = serde_json::to_value(r.report()).ok();
-                app.jobs.finish(&job, ok, msg, html, report);
+                Ok(Ended {
+                    ok,
+                    message: msg,
+                    html: views::restore_result(&r).into_string(),
+                    report: serde_json::to_value(r.report()).ok(),
+                })
             }
-            Err(e) => {
-                let msg = words(&e);
-                app.log(&format!("{} failed: {msg}", job.title));
-                app.jobs.finish(&job, false, msg, String::new(), None);
-            }
-        }
+            Err(e) => Err(words(&e)),
+        };
+        end_task(&app, &job, ended);
     });
 }
 
