@@ -45,6 +45,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "CMD")]
     pub password_command: Option<String>,
 
+    /// Unlock with this key file alone (an id or unique prefix, as a
+    /// wrong-password error lists them): for a repository where storage
+    /// planted key files that crowd yours out
+    #[arg(long, global = true, value_name = "ID")]
+    pub key: Option<String>,
+
     /// Directory for local caches [env: SNAP_CACHE_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -249,6 +255,10 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify the repository's structure and, with --read-data, all data
     Check(CheckArgs),
+    /// Mend the index from the packs themselves, or snapshots that name
+    /// lost data
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Create, update or show a connection profile (secrets are never shown)
     Config(ConfigArgs),
     /// Manage the passphrases that unlock the repository
@@ -339,6 +349,35 @@ pub struct FindArgs {
     pub pattern: String,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Index again, from their own headers, the packs no index names; take
+    /// out of the index the packs that are gone (asked for by name, not
+    /// only listed); keep every entry that is right
+    #[command(after_help = "Examples:\n  snap repair index --dry-run\n  snap repair index")]
+    Index {
+        /// Show what would change, change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+    /// For each snapshot that names data that is gone, write a snapshot
+    /// without the damaged files (tagged "repaired"); the original stays
+    /// until forgotten
+    #[command(
+        after_help = "Examples:\n  snap repair snapshots --dry-run\n  snap repair snapshots --forget"
+    )]
+    Snapshots {
+        /// Show what would change, change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Forget each damaged original once its replacement is written
+        #[arg(long)]
+        forget: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -477,6 +516,11 @@ pub struct RestoreArgs {
     /// Do not ask before deleting more than half of the target's files
     #[arg(long)]
     pub yes: bool,
+    /// Restore "latest" even when this device saw a newer snapshot that
+    /// storage no longer shows (a rollback): by default that stops with
+    /// exit code 13
+    #[arg(long)]
+    pub allow_rollback: bool,
 }
 
 #[derive(Args, Debug)]

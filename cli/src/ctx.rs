@@ -132,17 +132,66 @@ pub(crate) fn describe(id: &Id, s: &Snapshot) -> String {
 /// Resolves `latest` or an id prefix among the snapshots `filter` admits,
 /// and says which snapshot that is: `restore latest --host A` once picked
 /// the snapshot of another folder of A without a word.
+///
+/// Snapshots this device saw that storage no longer shows are warned of;
+/// with `rollback` refused, `latest` that would have been one of them
+/// stops the command (exit code 13).
 pub(crate) fn choose(
     repo: &Repository,
     ui: &Ui,
     spec: &str,
     filter: &SnapshotFilter,
+    rollback: Rollback,
 ) -> Result<(Id, Snapshot)> {
+    let hidden = warn_hidden(repo, ui)?;
     let (id, s) = repo.find_snapshot(spec, filter)?;
+    let newer = snap_engine::forgotten::newer_than(&hidden, &s, filter);
+    if spec == "latest" && rollback == Rollback::Refuse && !newer.is_empty() {
+        let names: Vec<String> = newer.iter().map(|h| h.describe()).collect();
+        return Err(Error::RolledBack(format!(
+            "\"latest\" is {}, but this device saw a newer snapshot that is now gone without a \
+             record that snap removed it: {}. Storage may have rolled the repository back, and \
+             this would restore older data. Nothing was restored. Run `snap check`; to restore \
+             the older snapshot anyway, add --allow-rollback",
+            describe(&id, &s),
+            names.join(", ")
+        ))
+        .into());
+    }
     if spec != id.to_hex() {
         ui.say(&format!("using snapshot {}", describe(&id, &s)));
     }
     Ok((id, s))
+}
+
+/// Whether `latest` may be a snapshot older than one storage hid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rollback {
+    /// Warn only (listing, comparing).
+    Warn,
+    /// Refuse (a restore, without --allow-rollback).
+    Refuse,
+}
+
+/// Warns of every snapshot this device saw that is gone without a forget
+/// record (format-spec.md section 11), and returns them.
+pub(crate) fn warn_hidden(
+    repo: &Repository,
+    ui: &Ui,
+) -> Result<Vec<snap_engine::forgotten::HiddenSnapshot>> {
+    let hidden = repo.hidden_snapshots()?;
+    for h in &hidden {
+        snap_engine::progress::Progress::warn(
+            ui,
+            &format!(
+                "snapshot {} that this device saw is gone from the repository without a record \
+                 that snap removed it: storage hid it, lost it or rolled the repository back \
+                 (`snap check` says more)",
+                h.describe()
+            ),
+        );
+    }
+    Ok(hidden)
 }
 
 /// Said when a repository is made: nothing else can open it.
@@ -301,6 +350,7 @@ impl Ctx<'_> {
             cache: if cache { self.cache_base(&loc)? } else { None },
             state: Some(self.state_base()?),
             allow_unencrypted: self.global.insecure_no_encryption,
+            key: self.global.key.clone(),
             password_configured: self.typed_password.is_some()
                 || password::is_configured(self.global, &self.profile),
         };

@@ -87,6 +87,7 @@ fn run(cli: &Cli, ui: &Ui) -> Result<u8> {
         Command::Forget(a) => cmd::forget(&ctx, a),
         Command::Prune(a) => cmd::prune(&ctx, a),
         Command::Check(a) => cmd::check(&ctx, a),
+        Command::Repair(r) => cmd::repair(&ctx, r),
         Command::Config(_) => cmd::check_connection(&ctx),
         Command::Key(k) => cmd::key_command(&ctx, k, ui),
         Command::Ls(a) => cmd::ls(&ctx, a),

@@ -22,8 +22,11 @@ pub enum Error {
     WrongPassword,
 
     /// No key that was tried opened, and some were not tried: exit code 12.
+    /// Storage can plant key files, so the headline says that first.
     #[error(
-        "wrong password: no key in the repository could be unlocked with it (key files not tried: {0})"
+        "no key file that was tried opens with this password, and some were not tried: {0}. \
+         Storage may have planted key files to crowd out yours; if the password is right, try \
+         your own key alone with --key ID (one of those listed)"
     )]
     WrongPasswordSkipped(String),
 
@@ -49,6 +52,16 @@ pub enum Error {
 
     #[error("{what} {id} is missing from the repository")]
     Missing { what: &'static str, id: String },
+
+    /// Packs the index names are not in storage, even asked for by name:
+    /// a prune stops before deleting anything.
+    #[error("{0}")]
+    PacksGone(String),
+
+    /// `latest` would be an older snapshot than one this device saw, which
+    /// storage hid without a forget record: exit code 13.
+    #[error("{0}")]
+    RolledBack(String),
 
     #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
@@ -98,6 +111,7 @@ impl Error {
             Error::RepositoryNotFound(_) => 10,
             Error::WrongPassword | Error::WrongPasswordSkipped(_) => 12,
             Error::Locked(_) => 11,
+            Error::RolledBack(_) => 13,
             _ => 1,
         }
     }

@@ -47,12 +47,55 @@ pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
     Ok(out)
 }
 
-/// Before deleting anything, a prune checks that every snapshot this
-/// device has seen is still listed or was removed with a record. A missing
-/// one means storage hid it (or lost it): its data must not be deleted as
-/// unused. Returns the ids of the ones missing. Forgotten ones are dropped
-/// from the device's memory.
-pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<Id>> {
+/// A snapshot this device saw that is gone from the listing without a
+/// forget record: storage hid it, rolled the repository back, or lost it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HiddenSnapshot {
+    pub id: Id,
+    /// When it was taken; 0 when this device saw it before it remembered
+    /// times.
+    pub time_ns: i64,
+    pub host: String,
+}
+
+impl HiddenSnapshot {
+    /// "1a2b3c4d of laptop, taken 2026-11-02 10:00 UTC", for messages.
+    pub fn describe(&self) -> String {
+        if self.time_ns == 0 {
+            return self.id.short();
+        }
+        let time = chrono::DateTime::from_timestamp_nanos(self.time_ns);
+        format!(
+            "{} of {}, taken {}",
+            self.id.short(),
+            self.host,
+            time.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// The hidden snapshots that `latest` would have been instead of `chosen`:
+/// newer, and of a host `filter` admits. A restore of `latest` then brings
+/// back older data without a word, so it refuses (see
+/// [`crate::Error::RolledBack`]).
+pub fn newer_than<'a>(
+    hidden: &'a [HiddenSnapshot],
+    chosen: &crate::snapshot::Snapshot,
+    filter: &crate::snapshot::SnapshotFilter,
+) -> Vec<&'a HiddenSnapshot> {
+    hidden
+        .iter()
+        .filter(|h| h.time_ns == 0 || h.time_ns > chosen.time_ns)
+        .filter(|h| filter.hosts.is_empty() || h.time_ns == 0 || filter.hosts.contains(&h.host))
+        .collect()
+}
+
+/// The snapshots this device has seen that are neither `listed` nor
+/// removed with a record: a prune must not delete their data as unused,
+/// and `restore latest` must not take an older snapshot for the newest.
+/// Forgotten ones are dropped from the device's memory. Without a device
+/// state, none.
+pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<HiddenSnapshot>> {
     let Some(state) = repo.device_state() else {
         return Ok(Vec::new());
     };
@@ -60,18 +103,23 @@ pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<I
         return Ok(Vec::new());
     };
     let listed: std::collections::HashSet<Id> = listed.iter().copied().collect();
-    let gone: Vec<Id> = known
+    let gone: Vec<HiddenSnapshot> = known
         .snapshots_of(&repo.config().id)
-        .iter()
-        .filter(|id| !listed.contains(id))
-        .copied()
+        .into_iter()
+        .filter(|(id, _)| !listed.contains(id))
+        .map(|(id, seen)| HiddenSnapshot {
+            id,
+            time_ns: seen.time_ns,
+            host: seen.host,
+        })
         .collect();
     if gone.is_empty() {
         return Ok(Vec::new());
     }
     let forgotten = all(repo)?;
-    let (recorded, hidden): (Vec<Id>, Vec<Id>) =
-        gone.into_iter().partition(|id| forgotten.contains(id));
+    let (recorded, hidden): (Vec<HiddenSnapshot>, Vec<HiddenSnapshot>) =
+        gone.into_iter().partition(|h| forgotten.contains(&h.id));
+    let recorded: Vec<Id> = recorded.iter().map(|h| h.id).collect();
     state.update_snapshots(repo.config().id, &[], &recorded)?;
     Ok(hidden)
 }

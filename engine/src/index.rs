@@ -45,6 +45,10 @@ struct IndexFileV1 {
     packs: Vec<IndexPack>,
 }
 
+/// Packs per index file that prune and repair write: keeps each file well
+/// below the index size limit.
+pub(crate) const PACKS_PER_INDEX: usize = 4096;
+
 /// The files that no other file supersedes: what readers use as the index.
 /// A file listed in another's `supersedes` is on its way out (a prune
 /// writes the replacement first, then deletes it), so a pack that only it

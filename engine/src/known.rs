@@ -22,15 +22,35 @@ pub struct Known {
     pub repository: Id,
     pub encrypted: bool,
     /// Per repository ever opened there, the snapshots this device has read
-    /// and not seen forgotten. Kept per repository: storage that serves
-    /// another repository at the location for a while (one with the same
-    /// password) must not make the device forget the first one's.
-    pub snapshots: BTreeMap<Id, BTreeSet<Id>>,
+    /// or written and not seen forgotten. Kept per repository: storage that
+    /// serves another repository at the location for a while (one with the
+    /// same password) must not make the device forget the first one's.
+    pub snapshots: BTreeMap<Id, BTreeMap<Id, Seen>>,
+    /// The key file that last unlocked the repository here: tried first,
+    /// so that key files planted by storage cannot crowd it out.
+    pub key: Option<Id>,
+}
+
+/// What a device remembers of a snapshot it saw: enough to say which one
+/// storage hid, and whether `latest` would have been another.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub time_ns: i64,
+    pub host: String,
+}
+
+/// A state file of version 2, before snapshots carried their time and the
+/// key was remembered: read, and written again as version 3.
+#[derive(Deserialize)]
+struct KnownV2 {
+    repository: Id,
+    encrypted: bool,
+    snapshots: BTreeMap<Id, BTreeSet<Id>>,
 }
 
 impl Known {
     /// The remembered snapshots of repository `id`.
-    pub fn snapshots_of(&self, id: &Id) -> BTreeSet<Id> {
+    pub fn snapshots_of(&self, id: &Id) -> BTreeMap<Id, Seen> {
         self.snapshots.get(id).cloned().unwrap_or_default()
     }
 }
@@ -41,7 +61,8 @@ pub struct DeviceState {
     path: PathBuf,
 }
 
-const MAGIC: &[u8] = b"snap-device-state-2\n";
+const MAGIC: &[u8] = b"snap-device-state-3\n";
+const MAGIC_V2: &[u8] = b"snap-device-state-2\n";
 
 impl DeviceState {
     /// The state of `location` below `base`, named by a hash of the
@@ -64,6 +85,20 @@ impl DeviceState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&self.path, e)),
         };
+        if let Some(body) = bytes.strip_prefix(MAGIC_V2) {
+            let old = codec::decode::<KnownV2, { codec::MAX_INDEX_BODY }>("device state", body)?;
+            let unknown = |ids: BTreeSet<Id>| ids.into_iter().map(|id| (id, Seen::default()));
+            return Ok(Some(Known {
+                repository: old.repository,
+                encrypted: old.encrypted,
+                snapshots: old
+                    .snapshots
+                    .into_iter()
+                    .map(|(repo, ids)| (repo, unknown(ids).collect()))
+                    .collect(),
+                key: None,
+            }));
+        }
         let body = bytes.strip_prefix(MAGIC).ok_or_else(|| {
             Error::corrupt(
                 format!("device state {}", self.path.display()),
@@ -124,18 +159,34 @@ impl DeviceState {
 
     /// Adds `seen` to, and removes `forgotten` from, the snapshots this
     /// device knows in repository `id`.
-    pub fn update_snapshots(&self, id: Id, seen: &[Id], forgotten: &[Id]) -> Result<()> {
+    pub fn update_snapshots(&self, id: Id, seen: &[(Id, Seen)], forgotten: &[Id]) -> Result<()> {
         self.update(|known| {
             let Some(k) = known else {
                 return false;
             };
-            let set = k.snapshots.entry(id).or_default();
-            let before = set.len();
-            set.extend(seen.iter().copied());
-            let mut changed = set.len() != before;
-            for f in forgotten {
-                changed |= set.remove(f);
+            let map = k.snapshots.entry(id).or_default();
+            let mut changed = false;
+            for (sid, s) in seen {
+                if map.get(sid) != Some(s) {
+                    map.insert(*sid, s.clone());
+                    changed = true;
+                }
             }
+            for f in forgotten {
+                changed |= map.remove(f).is_some();
+            }
+            changed
+        })
+    }
+
+    /// Remembers the key file that unlocked the repository here.
+    pub fn remember_key(&self, key: Id) -> Result<()> {
+        self.update(|known| {
+            let Some(k) = known else {
+                return false;
+            };
+            let changed = k.key != Some(key);
+            k.key = Some(key);
             changed
         })
     }
@@ -152,14 +203,18 @@ mod tests {
         assert_eq!(s.load().unwrap(), None);
         let id = Id([1; 32]);
         s.pin(id, true).unwrap();
-        s.update_snapshots(id, &[Id([2; 32]), Id([3; 32])], &[])
+        let seen = |t: i64| Seen {
+            time_ns: t,
+            host: "h".into(),
+        };
+        s.update_snapshots(id, &[(Id([2; 32]), seen(2)), (Id([3; 32]), seen(3))], &[])
             .unwrap();
         s.update_snapshots(id, &[], &[Id([2; 32])]).unwrap();
         let k = s.load().unwrap().unwrap();
         assert!(k.encrypted);
         assert_eq!(
             k.snapshots_of(&id).into_iter().collect::<Vec<_>>(),
-            vec![Id([3; 32])]
+            vec![(Id([3; 32]), seen(3))]
         );
         // Another repository served at the location for a while does not
         // make the device forget the first one's snapshots.
@@ -170,5 +225,34 @@ mod tests {
         assert_eq!(s.load().unwrap().unwrap().snapshots_of(&id).len(), 1);
         std::fs::write(s.path(), b"junk").unwrap();
         assert!(s.load().is_err());
+    }
+
+    /// A state file written before snapshots carried their time is read,
+    /// its snapshots remembered with no time.
+    #[test]
+    fn reads_version_2_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DeviceState::new(dir.path(), "s3://b/x");
+        #[derive(Serialize)]
+        struct V2 {
+            repository: Id,
+            encrypted: bool,
+            snapshots: BTreeMap<Id, BTreeSet<Id>>,
+        }
+        let old = V2 {
+            repository: Id([1; 32]),
+            encrypted: true,
+            snapshots: [(Id([1; 32]), [Id([4; 32])].into_iter().collect())]
+                .into_iter()
+                .collect(),
+        };
+        std::fs::create_dir_all(s.path().parent().unwrap()).unwrap();
+        std::fs::write(s.path(), [MAGIC_V2, &codec::encode(&old)].concat()).unwrap();
+        let k = s.load().unwrap().unwrap();
+        assert!(k.encrypted && k.key.is_none());
+        assert_eq!(
+            k.snapshots_of(&Id([1; 32])).into_keys().collect::<Vec<_>>(),
+            vec![Id([4; 32])]
+        );
     }
 }

@@ -28,6 +28,7 @@ pub mod chunker;
 pub mod codec;
 pub mod commands;
 pub mod crypto;
+mod damage;
 mod error;
 mod fetch;
 pub mod forgotten;

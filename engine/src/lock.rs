@@ -382,6 +382,25 @@ pub(crate) fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
     Ok(out)
 }
 
+/// A prune lock, held by no one else: `prune` and `repair` each decide
+/// from one view of the index, and two at once would undo each other.
+pub(crate) fn acquire_sole_prune(repo: &Repository) -> Result<LockGuard> {
+    let lock = LockGuard::acquire(repo, LockKind::Prune)?;
+    let now = lock.store_now()?;
+    if let Some(other) = live_locks(repo, now)?
+        .into_iter()
+        .find(|l| l.kind() == LockKind::Prune && l.name != lock.name())
+    {
+        return Err(Error::Locked(format!(
+            "a prune or repair is running ({}); try again when it has finished \
+             (its lock expires by itself within {} minutes if it crashed)",
+            other.describe(),
+            EXPIRY.as_secs() / 60
+        )));
+    }
+    Ok(lock)
+}
+
 /// Waits until no prune other than `own` holds a live lock, for at most
 /// `limit`: a backup whose lock lapsed must not write a snapshot while a
 /// prune that may have read the repository before the lapse was marked is

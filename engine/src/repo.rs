@@ -19,10 +19,11 @@ use crate::codec::{self, Kind, Mode, Sealer};
 use crate::crypto::{self, IdKey, KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
+use crate::forgotten::HiddenSnapshot;
 use crate::id::Id;
 use crate::index::{Index, IndexBuilder, IndexFile};
 use crate::indexed::Indexed;
-use crate::known::DeviceState;
+use crate::known::{DeviceState, Seen};
 use crate::object::Object;
 use crate::packer::{Packer, PackerOptions};
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
@@ -30,6 +31,27 @@ use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 /// Version 2 chunks with a gear table derived from the id key; version 1
 /// (still read) with fastcdc's table XORed with the chunker seed.
 pub(crate) const CONFIG_VERSION: u32 = 2;
+
+/// How often a listing of `index/` is read again because a file in it
+/// went before it was read (see [`Repository::read_index_files`]): each
+/// time means a prune finished in between, and prunes exclude each other.
+const INDEX_RELISTS: usize = 5;
+
+/// The most key files one unlock tries. A repository has one per person
+/// or device; more are tried only when named (`--key`).
+const MAX_KEYS_TRIED: usize = 16;
+
+/// Which key files an unlock tries, and in which order.
+struct KeyChoice {
+    /// Already tried with this password (the remembered key file).
+    tried: Option<Id>,
+    /// The key that last unlocked the repository on this device: first.
+    remembered: Option<Id>,
+    /// Only the key file whose id starts with this (`--key`).
+    only: Option<String>,
+    /// The most Argon2 work (KiB × passes) all tries may cost together.
+    budget: u64,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -161,6 +183,9 @@ pub struct OpenOptions {
     /// A password source is configured: the user believes the repository
     /// is encrypted, so a plain config is refused.
     pub password_configured: bool,
+    /// Try only the key file whose id starts with this (`--key`): for a
+    /// repository where storage planted key files in front of the owner's.
+    pub key: Option<String>,
 }
 
 /// Why a plain config is not accepted (see [`Repository::open_with`]).
@@ -390,7 +415,15 @@ impl Repository {
             .state
             .as_deref()
             .map(|base| DeviceState::new(base, backend.location()));
-        let remembered = cache.and_then(|base| crate::cache::remembered(base, backend.location()));
+        let remembered = cache
+            .and_then(|base| crate::cache::remembered(base, backend.location()))
+            .filter(|(_, key)| {
+                opts.key.as_ref().is_none_or(|spec| {
+                    Id::of_bytes(key)
+                        .to_hex()
+                        .starts_with(&spec.to_ascii_lowercase())
+                })
+            });
         let mut tried = None;
         if let Some((raw, key)) = &remembered
             && codec::peek_mode(Kind::Config, raw).ok() == Some(Mode::Encrypted)
@@ -421,7 +454,16 @@ impl Repository {
                 (None, None)
             }
             Mode::Encrypted => {
-                let (master, id, bytes) = Self::unlock(&*backend, &password()?, tried)?;
+                let choice = KeyChoice {
+                    tried,
+                    remembered: match &state {
+                        Some(s) => s.load().ok().flatten().and_then(|k| k.key),
+                        None => None,
+                    },
+                    only: opts.key.clone(),
+                    budget: crypto::UNLOCK_WORK_BUDGET,
+                };
+                let (master, id, bytes) = Self::unlock(&*backend, &password()?, &choice)?;
                 (Some(master), Some((id, bytes)))
             }
         };
@@ -429,7 +471,11 @@ impl Repository {
         if let (Some(base), Some((_, bytes))) = (cache, &key) {
             crate::cache::remember(base, backend.location(), &raw, bytes);
         }
-        repo.with_cache(cache).with_state(state)
+        let repo = repo.with_cache(cache).with_state(state)?;
+        if let (Some(state), Some((id, _))) = (&repo.state, &key) {
+            state.remember_key(*id)?;
+        }
+        Ok(repo)
     }
 
     /// Starts remembering this repository on this device (see
@@ -491,31 +537,51 @@ impl Repository {
         self.state.as_ref()
     }
 
-    /// Tries the key files but `tried` (already tried with this password),
-    /// cheapest first, until one opens. A damaged or oversized key file is
-    /// skipped, not fatal, so one bad key cannot lock users out of a
-    /// repository that has others. Storage may plant key files that are
-    /// costly to try (a 4 GiB Argon2 cost once took 4.2 GB and 6 s per
-    /// unlock): the key derivations run here stop at
-    /// [`crate::crypto::UNLOCK_WORK_BUDGET`], and a wrong-password error
-    /// names the key files left untried. Returns the key file's bytes too,
-    /// for the device to remember.
+    /// Tries the key files but `tried` (already tried with this password)
+    /// until one opens: the one this device remembers first, then the
+    /// cheapest; with `choice.only`, that one alone. A damaged or oversized
+    /// key file is skipped, not fatal, so one bad key cannot lock users out
+    /// of a repository that has others.
+    ///
+    /// Storage may plant key files. Costly ones (a 4 GiB Argon2 cost once
+    /// took 4.2 GB and 6 s per unlock) are bounded by the work budget;
+    /// cheap ones in numbers (256 at 32 MiB × 1 pass spent the budget in
+    /// 9.4 s before the real key was tried) by the count of keys tried as
+    /// well. Neither bound can tell a planted key from the owner's, so the
+    /// error names the files left untried with what they say of
+    /// themselves, and `--key ID` tries one alone. Returns the key file's
+    /// bytes too, for the device to remember.
     fn unlock(
         backend: &dyn Backend,
         password: &str,
-        tried: Option<Id>,
+        choice: &KeyChoice,
     ) -> Result<(MasterKey, Id, Vec<u8>)> {
-        let listed = Object::Key.list(backend)?;
+        let mut listed = Object::Key.list(backend)?;
         if listed.is_empty() {
             return Err(Error::corrupt(
                 "repository",
                 "encrypted, but it has no key files",
             ));
         }
+        if let Some(spec) = &choice.only {
+            let lower = spec.to_ascii_lowercase();
+            listed.retain(|(id, _)| !lower.is_empty() && id.to_hex().starts_with(&lower));
+            if listed.len() != 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "--key {spec:?} names {} of the repository's key files: give a unique prefix \
+                     of one",
+                    if listed.is_empty() {
+                        "none"
+                    } else {
+                        "more than one"
+                    }
+                )));
+            }
+        }
         let mut skipped: Vec<String> = Vec::new();
         let mut candidates: Vec<(u64, Id, Bytes, KeyFile)> = listed
             .par_iter()
-            .filter(|(id, size)| Some(*id) != tried && *size <= codec::MAX_KEY_OBJECT as u64)
+            .filter(|(id, size)| Some(*id) != choice.tried && *size <= codec::MAX_KEY_OBJECT as u64)
             .filter_map(|(id, _)| {
                 let bytes = Object::Key.read(backend, id).ok()?;
                 let key = KeyFile::decode(&bytes).ok()?;
@@ -525,18 +591,25 @@ impl Repository {
             .collect();
         let usable: HashSet<Id> = candidates.iter().map(|c| c.1).collect();
         for (id, _) in &listed {
-            if Some(*id) != tried && !usable.contains(id) {
+            if Some(*id) != choice.tried && !usable.contains(id) {
                 skipped.push(format!("{} (unreadable, oversized or damaged)", id.short()));
             }
         }
-        candidates.sort_by_key(|c| (c.0, c.1));
-        let mut spent = 0u64;
+        candidates.sort_by_key(|c| (Some(c.1) != choice.remembered, c.0, c.1));
+        let (mut spent, mut count) = (0u64, 0usize);
         for (work, id, bytes, key) in candidates {
-            if spent + work > crypto::UNLOCK_WORK_BUDGET {
-                skipped.push(format!("{} (over the unlock work bound)", id.short()));
+            if spent + work > choice.budget || count >= MAX_KEYS_TRIED {
+                skipped.push(format!(
+                    "{} (of {}@{}, made {})",
+                    id.short(),
+                    key.username,
+                    key.host,
+                    chrono::DateTime::from_timestamp_nanos(key.created_ns).format("%Y-%m-%d")
+                ));
                 continue;
             }
             spent += work;
+            count += 1;
             if let Ok(Some(master)) = key.unwrap_key(password) {
                 return Ok((master, id, bytes.to_vec()));
             }
@@ -650,9 +723,41 @@ impl Repository {
     }
 
     /// Every pack on storage, with its size: the truth that the index is
-    /// checked against.
-    pub(crate) fn stored_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
-        Ok(Object::Pack.list(&*self.backend)?.into_iter().collect())
+    /// checked against, and the packs of `expected` that are not there.
+    ///
+    /// A listing is not enough to call a pack gone: it can lag behind a
+    /// write, a replica can be behind, a provider can cut it short without
+    /// an error, and a hostile bucket can leave one key out once. A prune
+    /// that took such a pack out of the index lost its data for good though
+    /// every byte was still stored. So each expected pack the listing
+    /// lacks is asked for by name (HEAD); one that answers counts as
+    /// stored, with the size it gives.
+    pub(crate) fn stored_packs(
+        &self,
+        expected: impl IntoIterator<Item = Id>,
+    ) -> Result<(std::collections::HashMap<Id, u64>, Vec<Id>)> {
+        let mut stored: std::collections::HashMap<Id, u64> =
+            Object::Pack.list(&*self.backend)?.into_iter().collect();
+        let mut unlisted: Vec<Id> = expected
+            .into_iter()
+            .filter(|id| !stored.contains_key(id))
+            .collect();
+        unlisted.sort();
+        unlisted.dedup();
+        let asked: Vec<(Id, Option<u64>)> = unlisted
+            .par_iter()
+            .map(|id| Ok((*id, self.backend.head(&Object::Pack.name(id))?)))
+            .collect::<Result<_>>()?;
+        let mut gone = Vec::new();
+        for (id, size) in asked {
+            match size {
+                Some(size) => {
+                    stored.insert(id, size);
+                }
+                None => gone.push(id),
+            }
+        }
+        Ok((stored, gone))
     }
 
     pub(crate) fn list_index_ids(&self) -> Result<Vec<Id>> {
@@ -668,12 +773,25 @@ impl Repository {
     }
 
     /// Every index file on storage, read in parallel, sorted by name.
+    ///
+    /// A prune may replace and delete a listed file before it is read; the
+    /// file that replaced it supersedes it, so a listed file that is gone
+    /// means the listing is read again (format-spec.md section 10). In 5 of
+    /// 13 tries, a backup started beside a prune failed on such a file.
     pub fn read_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
-        let mut ids = self.list_index_ids()?;
-        ids.sort();
-        ids.par_iter()
-            .map(|id| Ok((*id, self.read_index_file(id)?)))
-            .collect()
+        let mut tries = 0;
+        loop {
+            let mut ids = self.list_index_ids()?;
+            ids.sort();
+            let read: Result<Vec<(Id, IndexFile)>> = ids
+                .par_iter()
+                .map(|id| Ok((*id, self.read_index_file(id)?)))
+                .collect();
+            match read {
+                Err(Error::Missing { .. }) if tries < INDEX_RELISTS => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Loads every index file, skipping those another one supersedes:
@@ -748,17 +866,41 @@ impl Repository {
         }
         self.backend
             .write(&snapshot_path(&id), Bytes::from(bytes))?;
-        self.saw_snapshots(&[id])?;
+        self.saw_snapshots([(&id, snapshot)])?;
         Ok(id)
     }
 
-    /// Remembers snapshots read or written here, so that a later prune on
-    /// this device notices when storage hides one ([`crate::forgotten`]).
-    fn saw_snapshots(&self, ids: &[Id]) -> Result<()> {
-        match &self.state {
-            Some(s) => s.update_snapshots(self.config.id, ids, &[]),
-            None => Ok(()),
-        }
+    /// Remembers snapshots read or written here, so that this device
+    /// notices when storage hides one ([`crate::forgotten`]).
+    fn saw_snapshots<'a>(
+        &self,
+        seen: impl IntoIterator<Item = (&'a Id, &'a Snapshot)>,
+    ) -> Result<()> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let seen: Vec<(Id, Seen)> = seen
+            .into_iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    Seen {
+                        time_ns: s.time_ns,
+                        host: s.host.clone(),
+                    },
+                )
+            })
+            .collect();
+        state.update_snapshots(self.config.id, &seen, &[])
+    }
+
+    /// Snapshots this device saw that are gone without a record that snap
+    /// removed them: storage hid them or rolled the repository back
+    /// (format-spec.md section 11). Lists the snapshots again; commands
+    /// that read them warn, `check` fails, `restore latest` refuses.
+    pub fn hidden_snapshots(&self) -> Result<Vec<HiddenSnapshot>> {
+        let listed = self.list_snapshot_ids()?;
+        crate::forgotten::hidden_snapshots(self, &listed)
     }
 
     /// Deletes snapshots, after writing the authenticated record that says
@@ -789,7 +931,7 @@ impl Repository {
             .map(|id| Ok((*id, self.read_snapshot(id)?)))
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
-        self.saw_snapshots(&ids)?;
+        self.saw_snapshots(out.iter().map(|(id, s)| (id, s)))?;
         Ok(out)
     }
 
@@ -903,8 +1045,8 @@ mod tests {
         fn delete(&self, name: &str) -> Result<()> {
             self.0.delete(name)
         }
-        fn exists(&self, name: &str) -> Result<bool> {
-            self.0.exists(name)
+        fn head(&self, name: &str) -> Result<Option<u64>> {
+            self.0.head(name)
         }
     }
 

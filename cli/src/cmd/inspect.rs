@@ -13,7 +13,7 @@ pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
-    let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter)?;
+    let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter, Rollback::Warn)?;
     let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
     let (id, _, entries) = inspect::ls(&repo, &chosen.to_hex(), &filter, under.as_deref())?;
     if ui.json {
@@ -42,8 +42,8 @@ pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
-    let (first, _) = choose(&repo, ui, &a.first, &filter)?;
-    let (second, _) = choose(&repo, ui, &a.second, &filter)?;
+    let (first, _) = choose(&repo, ui, &a.first, &filter, Rollback::Warn)?;
+    let (second, _) = choose(&repo, ui, &a.second, &filter, Rollback::Warn)?;
     let (ia, ib, changes) = inspect::diff(&repo, &first.to_hex(), &second.to_hex())?;
     let mark = |k: inspect::ChangeKind| match k {
         inspect::ChangeKind::Added => "+",

@@ -9,6 +9,7 @@ pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod key;
 pub(crate) mod prune;
+pub(crate) mod repair;
 pub(crate) mod restore;
 pub(crate) mod snapshots;
 
@@ -28,6 +29,8 @@ pub(crate) use inspect::*;
 pub(crate) use key::*;
 #[allow(unused_imports)]
 pub(crate) use prune::*;
+#[allow(unused_imports)]
+pub(crate) use repair::*;
 #[allow(unused_imports)]
 pub(crate) use restore::*;
 #[allow(unused_imports)]

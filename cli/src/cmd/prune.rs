@@ -57,7 +57,6 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
         }
         let removed = r.snapshots_forgotten.len();
         let kept = r.snapshots_kept.len();
-        let freed = r.bytes_before.saturating_sub(r.bytes_after);
         ui.say(&format!(
             "{kept} snapshot(s) kept, {removed} {}",
             if r.dry_run {
@@ -66,37 +65,67 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
                 "removed"
             }
         ));
-        if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
-            ui.say(&format!(
-                "no unused data: the repository stays at {}",
-                output::bytes(r.bytes_before)
-            ));
-        } else if freed == 0 {
-            ui.say(&format!(
-                "{} unused blob(s) stay, in packs still mostly in use (repacking them \
-                 would cost more than it frees); the repository stays at {}",
-                r.blobs_removed,
-                output::bytes(r.bytes_before)
-            ));
+        let unused = r.bytes_before.saturating_sub(r.bytes_after);
+        if r.dry_run {
+            if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
+                ui.say(&format!(
+                    "no unused data: the repository would stay at {}",
+                    output::bytes(r.bytes_before)
+                ));
+            } else {
+                ui.say(&format!(
+                    "would take {} of unused data ({} blob(s)) out of the index: {} pack(s) \
+                     to delete, {} to repack, {} left as they are; {} -> {}",
+                    output::bytes(unused),
+                    r.blobs_removed,
+                    r.packs_deleted,
+                    r.packs_repacked,
+                    r.packs_kept,
+                    output::bytes(r.bytes_before),
+                    output::bytes(r.bytes_after)
+                ));
+            }
         } else {
-            ui.say(&format!(
-                "{} {} of unused data ({} blob(s)): {} pack(s) deleted, {} repacked, {} \
-                 left as they were; {} -> {}",
-                if r.dry_run { "would free" } else { "freed" },
-                output::bytes(freed),
-                r.blobs_removed,
-                r.packs_deleted,
-                r.packs_repacked,
-                r.packs_kept,
-                output::bytes(r.bytes_before),
-                output::bytes(r.bytes_after)
-            ));
-        }
-        if r.packs_deferred > 0 {
-            ui.say(&format!(
-                "{} pack(s) wait for backups running on other devices to finish; a later prune deletes them",
-                r.packs_deferred
-            ));
+            if r.blobs_removed == 0 && r.packs_repacked == 0 && unused == 0 {
+                ui.say(&format!(
+                    "no unused data in the index: it names {}",
+                    output::bytes(r.bytes_before)
+                ));
+            } else if unused == 0 {
+                ui.say(&format!(
+                    "{} unused blob(s) stay, in packs still mostly in use (repacking them \
+                     would cost more than it frees); the index names {}",
+                    r.blobs_removed,
+                    output::bytes(r.bytes_before)
+                ));
+            } else {
+                ui.say(&format!(
+                    "{} of unused data ({} blob(s)) taken out of the index: {} pack(s) \
+                     repacked, {} left as they were; the index names {} -> {}",
+                    output::bytes(unused),
+                    r.blobs_removed,
+                    r.packs_repacked,
+                    r.packs_kept,
+                    output::bytes(r.bytes_before),
+                    output::bytes(r.bytes_after)
+                ));
+            }
+            if r.packs_deleted > 0 {
+                ui.say(&format!(
+                    "deleted {} pack(s) from storage, {}",
+                    r.packs_deleted,
+                    output::bytes(r.bytes_deleted)
+                ));
+            }
+            if r.packs_deferred > 0 {
+                ui.say(&format!(
+                    "{} pack(s), {}, wait in the trash and are not deleted yet, because {}; a \
+                     later prune deletes them",
+                    r.packs_deferred,
+                    output::bytes(r.bytes_deferred),
+                    r.deferred_because.join("; ")
+                ));
+            }
         }
     }
     Ok(0)

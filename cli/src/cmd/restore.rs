@@ -23,7 +23,12 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     if let Some(p) = &path {
         filter.containing.push(path_bytes(p)?);
     }
-    let (id, _) = choose(&repo, ui, spec, &filter)?;
+    let rollback = if a.allow_rollback {
+        Rollback::Warn
+    } else {
+        Rollback::Refuse
+    };
+    let (id, _) = choose(&repo, ui, spec, &filter, rollback)?;
     let opts = restore::RestoreOptions {
         snapshot: id.to_hex(),
         path,
@@ -85,6 +90,13 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
             }
         }
     }
+    if r.devices_withheld > 0 && !ui.json {
+        ui.say(&format!(
+            "{} device file(s) not created, as the format requires: the repository is not \
+             encrypted, so nothing proves they are the ones you backed up",
+            r.devices_withheld
+        ));
+    }
     if !r.errors.is_empty() {
         eprintln!(
             "error: {} item(s) could not be restored (listed above)",
@@ -108,7 +120,7 @@ pub(crate) fn dump(ctx: &Ctx, a: &args::DumpArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
-    let (id, _) = choose(&repo, ui, &a.snapshot, &filter)?;
+    let (id, _) = choose(&repo, ui, &a.snapshot, &filter, Rollback::Warn)?;
     let path = path_bytes(&a.path)?;
     dump_to_stdout(&repo, &id, &filter, &path)?;
     Ok(0)

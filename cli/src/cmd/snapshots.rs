@@ -15,6 +15,7 @@ pub(crate) fn snapshots(ctx: &Ctx, a: &args::SnapshotsArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
     let list = commands::snapshots(&repo, &snapshot_filter(&a.filter)?)?;
+    warn_hidden(&repo, ui)?;
     if ui.json {
         let list: Vec<SnapshotReport> = list
             .iter()

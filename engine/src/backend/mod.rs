@@ -20,6 +20,14 @@ const MIN_PAGE: usize = 100;
 /// page): a provider that keeps answering cannot hold snap forever.
 const MAX_CONTINUATIONS: usize = 100_000;
 
+/// The most objects one listing may hold (format-spec.md section 12). Ten
+/// million packs of the default 16 MiB are 160 TB, beyond any repository
+/// one device backs up; a listing that grows past it is a provider that
+/// never stops (one answering every page with the same continuation token
+/// held `snap snapshots` for good, at 2.6 GB and growing 40 MB/s), and it
+/// is refused before memory follows it.
+pub const MAX_LISTED: usize = 10_000_000;
+
 use crate::error::{Error, Result};
 
 mod s3;
@@ -67,7 +75,13 @@ pub trait Backend: Send + Sync {
     fn delete_many(&self, names: &[String]) -> Result<()> {
         names.iter().try_for_each(|n| self.delete(n))
     }
-    fn exists(&self, name: &str) -> Result<bool>;
+    /// The object's size, asked of the object itself (S3's HEAD), or
+    /// `None` when it does not exist. Listings can lag behind writes, be
+    /// cut short or leave a key out; what matters is asked for by name.
+    fn head(&self, name: &str) -> Result<Option<u64>>;
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.head(name)?.is_some())
+    }
     /// Whether [`Backend::create`] is atomic here: false once the store
     /// has refused conditional writes (B2), and `create` looks first.
     fn create_is_atomic(&self) -> bool {
@@ -226,8 +240,49 @@ impl StoreBackend {
             }
             last = end;
             metas.extend(more);
+            if metas.len() > MAX_LISTED {
+                return Err(refuse(metas.len()));
+            }
         }
         Err(refuse(metas.len()))
+    }
+
+    /// A listing taken as it streams in, page after page, and stopped as
+    /// soon as it cannot be an honest one: on a paged store (S3), whose
+    /// listings come in key order, a key that is not after the one before
+    /// (a repeated continuation token answers the same page again); on any
+    /// store, more than [`MAX_LISTED`] objects.
+    async fn bounded_list(
+        &self,
+        path: &StorePath,
+        prefix: &str,
+    ) -> Result<Vec<object_store::ObjectMeta>> {
+        let mut stream = self.store.list(Some(path));
+        let mut metas: Vec<object_store::ObjectMeta> = Vec::new();
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(|e| self.err(prefix, e))?;
+            if self.paged
+                && let Some(last) = metas.last()
+                && meta.location <= last.location
+            {
+                return Err(Error::Backend(format!(
+                    "{}: the listing of {prefix} came back to {} after {} (a key listed \
+                     twice, or a continuation that starts over): the storage is not listing \
+                     honestly, so nothing was done from it",
+                    self.location, meta.location, last.location
+                )));
+            }
+            if metas.len() >= MAX_LISTED {
+                return Err(Error::Backend(format!(
+                    "{}: the listing of {prefix} goes on past {MAX_LISTED} objects, the most a \
+                     repository holds in one folder (format-spec.md section 12): the storage \
+                     is not listing honestly, so nothing was done from it",
+                    self.location
+                )));
+            }
+            metas.push(meta);
+        }
+        Ok(metas)
     }
 
     /// One multi-object delete pass: the names it confirmed deleted. It
@@ -449,10 +504,7 @@ impl Backend for StoreBackend {
         } else {
             self.root.as_ref().len() + 1
         };
-        let mut metas: Vec<object_store::ObjectMeta> = self
-            .runtime
-            .block_on(self.store.list(Some(&path)).try_collect())
-            .map_err(|e| self.err(prefix, e))?;
+        let mut metas = self.runtime.block_on(self.bounded_list(&path, prefix))?;
         if self.paged && metas.len() >= MIN_PAGE {
             self.continue_listing(&path, prefix, &mut metas)?;
         }
@@ -523,11 +575,11 @@ impl Backend for StoreBackend {
         Ok(())
     }
 
-    fn exists(&self, name: &str) -> Result<bool> {
+    fn head(&self, name: &str) -> Result<Option<u64>> {
         let path = self.path(name);
         match self.runtime.block_on(self.store.head(&path)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(name, e)),
         }
     }

@@ -91,6 +91,9 @@ pub struct CheckResult {
     /// Harmless findings, such as packs no index names.
     pub warnings: Vec<String>,
     pub damaged_packs: Vec<Id>,
+    /// Stored packs that no index names and no trash record holds: data
+    /// that `snap repair index` indexes again.
+    pub unindexed_packs: u64,
     /// `snapshot-short-id:path` of every file or directory that needs a
     /// damaged or missing pack.
     pub affected: Vec<String>,
@@ -175,7 +178,7 @@ pub fn check(
         read_data(repo, &sorted_packs, &mut damaged, progress, &mut r);
     }
     if !damaged.is_empty() {
-        name_affected(repo, &snapshots, &damaged, &mut r)?;
+        r.affected = crate::damage::affected(repo, &snapshots, &damaged)?;
     }
     let mut damaged: Vec<Id> = damaged.into_iter().collect();
     damaged.sort();
@@ -214,14 +217,16 @@ fn current_packs(files: &[(Id, IndexFile)]) -> HashMap<Id, &IndexPack> {
 }
 
 /// Packs on storage against the index: missing or of the wrong size is
-/// damage; stored but in no index is a harmless finding.
+/// damage. A pack the listing lacks is asked for by name before it is
+/// called missing. A stored pack that no index names is data to index
+/// again, unless it waits in the trash for prune to delete it.
 fn compare_packs(
     repo: &Repository,
     sorted_packs: &[&IndexPack],
     packs: &HashMap<Id, &IndexPack>,
     r: &mut CheckResult,
 ) -> Result<HashSet<Id>> {
-    let stored = repo.stored_packs()?;
+    let (stored, _) = repo.stored_packs(sorted_packs.iter().map(|p| p.id))?;
     let mut damaged: HashSet<Id> = HashSet::new();
     for p in sorted_packs {
         match stored.get(&p.id) {
@@ -239,12 +244,23 @@ fn compare_packs(
             Some(_) => {}
         }
     }
+    let trashed: HashSet<Id> = crate::trash::list(repo)?
+        .iter()
+        .flat_map(|t| t.packs.iter().map(|p| p.id))
+        .collect();
     let mut unindexed: Vec<&Id> = stored.keys().filter(|id| !packs.contains_key(id)).collect();
     unindexed.sort();
     for id in unindexed {
-        r.warnings.push(format!(
-            "pack {id} is not in any index (left by an interrupted backup; prune removes it)"
-        ));
+        r.warnings.push(if trashed.contains(id) {
+            format!("pack {id} waits in the trash: a prune deletes it once no backup needs it")
+        } else {
+            r.unindexed_packs += 1;
+            format!(
+                "pack {id} is in no index: it holds data that snapshots may need (left by an \
+                 interrupted backup, or dropped from the index); run `snap repair index` to index \
+                 it again"
+            )
+        });
     }
     Ok(damaged)
 }
@@ -257,7 +273,15 @@ fn check_snapshots(
 ) -> Result<Vec<(Id, Snapshot)>> {
     let index = repo.index();
     let mut snapshots = Vec::new();
-    for id in &repo.list_snapshot_ids()? {
+    let listed = repo.list_snapshot_ids()?;
+    for h in crate::forgotten::hidden_snapshots(repo, &listed)? {
+        r.errors.push(format!(
+            "snapshot {} that this device saw is gone without a record that snap removed it: \
+             storage hid it, lost it or rolled the repository back",
+            h.describe()
+        ));
+    }
+    for id in &listed {
         match repo.read_snapshot(id) {
             Ok(s) => snapshots.push((*id, s)),
             Err(e) => r.errors.push(format!("snapshot {}: {e}", id.short())),
@@ -346,43 +370,6 @@ fn read_data(
             damaged.insert(id);
         }
     }
-}
-
-/// Names what damage costs: every file and directory of every snapshot
-/// that needs a damaged or missing pack.
-fn name_affected(
-    repo: &Indexed,
-    snapshots: &[(Id, Snapshot)],
-    damaged: &HashSet<Id>,
-    r: &mut CheckResult,
-) -> Result<()> {
-    let index = repo.index();
-    let in_damaged = |ty: BlobType, id: &Id| {
-        index
-            .get(ty, id)
-            .is_some_and(|loc| damaged.contains(&index.pack_id(loc.pack)))
-    };
-    for (sid, s) in snapshots {
-        if in_damaged(BlobType::Tree, &s.tree) {
-            r.affected.push(format!("{}:/", sid.short()));
-        }
-        let mut affected = Vec::new();
-        crate::walk::walk(
-            repo,
-            s.tree,
-            None,
-            &mut |path, node| {
-                let hit = node.content.iter().any(|c| in_damaged(BlobType::Data, c))
-                    || node.subtree.is_some_and(|t| in_damaged(BlobType::Tree, &t));
-                if hit {
-                    affected.push(format!("{}:{}", sid.short(), String::from_utf8_lossy(path)));
-                }
-            },
-            &mut |_, _| {},
-        )?;
-        r.affected.extend(affected);
-    }
-    Ok(())
 }
 
 /// Used by the CLI to turn a failed check into an error after printing it.

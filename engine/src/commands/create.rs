@@ -105,7 +105,8 @@ impl CreateResult {
 ///   decided to delete a pack may itself be paused between deciding and
 ///   deleting.
 /// - Storage may have lost packs, or replayed an old index file that names
-///   deleted ones: every needed pack must be in the listing of `data/`.
+///   deleted ones: every needed pack must be stored (listed, or found when
+///   asked for by name).
 ///
 /// A pack that is gone fails the backup with no snapshot written. Returns
 /// the trash records seen, for the check after the snapshot (see
@@ -161,8 +162,8 @@ fn confirm_packs(
             })?;
         }
     }
-    let stored = repo.stored_packs()?;
-    if let Some(id) = needed.iter().find(|id| !stored.contains_key(id)) {
+    let (_, missing) = repo.stored_packs(needed.iter().copied())?;
+    if let Some(id) = missing.first() {
         return gone(id, "missing from the repository");
     }
     Ok(trash_now)

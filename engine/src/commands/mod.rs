@@ -5,6 +5,7 @@ pub mod create;
 pub mod dump;
 pub mod inspect;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 
 use std::sync::Arc;

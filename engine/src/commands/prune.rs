@@ -74,11 +74,17 @@ pub struct PruneResult {
     /// ids hid.
     #[serde(skip)]
     pub groups: Vec<RetentionGroup>,
-    /// Packs deleted from storage by this run.
+    /// Packs deleted from storage by this run, and their bytes.
     pub packs_deleted: u64,
-    /// Packs taken out of the index whose deletion waits for running
-    /// backups to finish (a later prune deletes them).
+    pub bytes_deleted: u64,
+    /// Packs taken out of the index (by this run or an earlier one) whose
+    /// deletion waits in the trash, and their bytes: a later prune deletes
+    /// them.
     pub packs_deferred: u64,
+    pub bytes_deferred: u64,
+    /// Why they wait, in words (the backups running, or what stopped the
+    /// trash from being emptied).
+    pub deferred_because: Vec<String>,
     /// Packs left alone because a running backup wrote them.
     pub packs_of_running_backups: u64,
     /// Trashed packs put back because a new snapshot needs them.
@@ -106,9 +112,7 @@ pub struct RetentionGroup {
     pub snapshots: Vec<(Id, Snapshot, Vec<String>)>,
 }
 
-/// Packs per index file that prune writes: keeps each file well below the
-/// index size limit.
-const PACKS_PER_INDEX: usize = 4096;
+use crate::index::PACKS_PER_INDEX;
 
 pub fn prune(
     repo: &Repository,
@@ -119,18 +123,7 @@ pub fn prune(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let lock = LockGuard::acquire(repo, LockKind::Prune)?;
-    let now = lock.store_now()?;
-    if let Some(other) = live_locks(repo, now)?
-        .into_iter()
-        .find(|l| l.kind() == LockKind::Prune && l.name != lock.name())
-    {
-        return Err(Error::Locked(format!(
-            "another prune is running ({}); try again when it has finished \
-             (its lock expires by itself within 15 minutes if it crashed)",
-            other.describe()
-        )));
-    }
+    let lock = crate::lock::acquire_sole_prune(repo)?;
     // The order of reading matters: index files, then locks, then
     // snapshots (see format-spec.md section 10).
     let state = read_index_and_locks(repo, &lock)?;
@@ -193,7 +186,19 @@ struct State {
 /// stored. Then the locks: the files of running backups stay as they are.
 fn read_index_and_locks(repo: &Repository, lock: &LockGuard) -> Result<State> {
     let files = repo.read_index_files()?;
-    let stored = repo.stored_packs()?;
+    let trashed: HashSet<Id> = trash::list(repo)?
+        .iter()
+        .flat_map(|t| t.packs.iter().map(|p| p.id))
+        .collect();
+    let indexed: Vec<Id> = crate::index::current(files.clone())
+        .iter()
+        .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
+        .filter(|id| !trashed.contains(id))
+        .collect();
+    let (stored, gone) = repo.stored_packs(indexed)?;
+    if !gone.is_empty() {
+        return Err(packs_gone(repo, &files, &gone));
+    }
     let running = running_backups(repo, lock)?;
     let protected_files: HashSet<Id> = files
         .iter()
@@ -213,6 +218,39 @@ fn read_index_and_locks(repo: &Repository, lock: &LockGuard) -> Result<State> {
     })
 }
 
+/// The error that stops a prune when packs that the index names are gone,
+/// asked for by name and not only missing from a listing: nothing was
+/// deleted, and the index still names them. It names the files that need
+/// them, so the user knows what is at stake before choosing to repair.
+fn packs_gone(repo: &Repository, files: &[(Id, IndexFile)], gone: &[Id]) -> Error {
+    let mut builder = IndexBuilder::default();
+    for (_, f) in crate::index::current(files.to_vec()) {
+        builder.add_file(&f);
+    }
+    let indexed = repo.with_index(builder.build());
+    let lost: HashSet<Id> = gone.iter().copied().collect();
+    let needing = repo
+        .snapshots()
+        .and_then(|all| crate::damage::affected(&indexed, &all, &lost))
+        .map(|files| {
+            if files.is_empty() {
+                "no snapshot needs them".to_string()
+            } else {
+                format!("needed by {}", crate::damage::some_of(&files, 10))
+            }
+        })
+        .unwrap_or_else(|e| format!("what needs them could not be read: {e}"));
+    let names: Vec<String> = gone.iter().map(Id::short).collect();
+    Error::PacksGone(format!(
+        "prune stopped, nothing was deleted: {} pack(s) that the index names are not in \
+         storage, asked for by name as well as listed ({}); {needing}. If the storage is only \
+         behind, prune again later. If they are lost, `snap repair index` takes them out of \
+         the index and `snap repair snapshots` writes snapshots without the damaged files",
+        gone.len(),
+        crate::damage::some_of(&names, 10)
+    ))
+}
+
 /// Step 3: the snapshots, and retention per group; the snapshots it
 /// forgets are removed (not in a dry run). Storage can hide a snapshot
 /// from the listing; one this device has seen that is gone without a
@@ -227,7 +265,7 @@ fn apply_retention(
     let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
     let hidden = crate::forgotten::hidden_snapshots(repo, &listed)?;
     if !hidden.is_empty() {
-        let names: Vec<String> = hidden.iter().map(Id::short).collect();
+        let names: Vec<String> = hidden.iter().map(|h| h.describe()).collect();
         return Err(Error::Other(format!(
             "prune stopped, nothing was deleted: snapshot(s) {} that this device has seen are gone \
              from the repository without a record that snap removed them; storage may be hiding \
@@ -369,8 +407,9 @@ fn sweep<'a>(
             continue;
         }
         let Some(number) = index.pack_number(&p.id) else {
-            // Indexed but gone: its blobs are lost either way; drop it from
-            // the index so later backups store them again.
+            // Not stored: a pack that only superseded files name, or a
+            // trashed one, gone by design (a current one that is gone
+            // stopped the prune in step 1).
             sweep.removed.push(p);
             continue;
         };
@@ -621,9 +660,10 @@ fn running_backups(repo: &Repository, lock: &LockGuard) -> Result<HashSet<Id>> {
         if l.is_unknown_backup() {
             return Err(Error::Locked(format!(
                 "a backup by an older snap, or one whose lock cannot be read, is running ({}); \
-                 prune again when it has finished (its lock expires by itself within 15 minutes \
+                 prune again when it has finished (its lock expires by itself within {} minutes \
                  if it crashed)",
-                l.describe()
+                l.describe(),
+                crate::lock::EXPIRY.as_secs() / 60
             )));
         }
         out.extend(l.id);
@@ -661,14 +701,20 @@ fn empty_trash(
         .filter_map(|l| l.id)
         .collect();
     let block_all = locks.iter().any(|l| l.blocks_all_trash());
-    let defer_all = |result: &mut PruneResult| {
-        result.packs_deferred += records.iter().map(|t| t.packs.len() as u64).sum::<u64>();
+    let defer_all = |result: &mut PruneResult, why: String| {
+        for t in &records {
+            defer(result, t);
+        }
+        result.deferred_because.push(why);
     };
     let listed = repo.list_snapshot_ids()?;
     // Storage may hide a snapshot written since step 4 (by a backup on this
     // device): its packs would look unused.
     if !crate::forgotten::hidden_snapshots(repo, &listed)?.is_empty() {
-        defer_all(result);
+        defer_all(
+            result,
+            "a snapshot this device saw is not listed now (run `snap check`)".into(),
+        );
         return Ok(());
     }
     for id in listed {
@@ -678,7 +724,13 @@ fn empty_trash(
                 // A snapshot written during this prune may have its trees
                 // in packs this prune's index lacks. Decide nothing now:
                 // the next prune marks it with an index that has them.
-                defer_all(result);
+                defer_all(
+                    result,
+                    format!(
+                        "snapshot {}, written during this prune, is not yet readable here",
+                        id.short()
+                    ),
+                );
                 return Ok(());
             }
         }
@@ -690,20 +742,31 @@ fn empty_trash(
         indexed.add_file(&file);
     }
     let indexed = indexed.build();
-    let stored = repo.stored_packs()?;
+    // A trashed pack the listing lacks is asked for by name: one that a
+    // new snapshot needs must not be passed over on a listing's word.
+    let trashed: Vec<Id> = records
+        .iter()
+        .flat_map(|t| t.packs.iter().map(|p| p.id))
+        .collect();
+    let (stored, _) = repo.stored_packs(trashed)?;
     // Blobs of packs put back by this loop, which the index above lacks.
     let mut put_back: HashSet<(BlobType, Id)> = HashSet::new();
     let mut restore = Vec::new();
     let mut delete = Vec::new();
     let mut emptied = Vec::new();
+    let mut waited_for: HashSet<Id> = HashSet::new();
     for t in records {
-        let waiting = block_all
-            || match &t.waits {
-                Waits::Locks(ids) => ids.iter().any(|id| backups.contains(id)),
-                Waits::AnyBackup => !backups.is_empty(),
-            };
-        if waiting {
-            result.packs_deferred += t.packs.len() as u64;
+        let waits_on: Vec<Id> = match &t.waits {
+            Waits::Locks(ids) => ids
+                .iter()
+                .filter(|id| backups.contains(id))
+                .copied()
+                .collect(),
+            Waits::AnyBackup => backups.iter().copied().collect(),
+        };
+        if block_all || !waits_on.is_empty() {
+            defer(result, &t);
+            waited_for.extend(waits_on);
             continue;
         }
         for p in t.packs {
@@ -741,8 +804,152 @@ fn empty_trash(
     }
     repo.delete_objects(Object::Pack, &delete)?;
     result.packs_deleted = delete.len() as u64;
+    result.bytes_deleted = delete.iter().filter_map(|id| stored.get(id)).sum();
     for id in &emptied {
         trash::remove(repo, id)?;
     }
+    let here = crate::sys::hostname();
+    for l in &locks {
+        let Some(l_id) = l.id else { continue };
+        if l.kind() != LockKind::Backup || !(block_all || waited_for.contains(&l_id)) {
+            continue;
+        }
+        let on_this = l.lock.as_ref().is_some_and(|k| k.host == here);
+        result.deferred_because.push(format!(
+            "a backup is running {} ({}){}",
+            if on_this {
+                "on this computer"
+            } else {
+                "on another device"
+            },
+            l.describe(),
+            if l.blocks_all_trash() {
+                ": its lock lapsed or cannot be read, so no trash is emptied while it runs"
+            } else {
+                ""
+            }
+        ));
+    }
     Ok(())
+}
+
+/// Counts a trash record's packs as waiting.
+fn defer(result: &mut PruneResult, t: &trash::Trashed) {
+    result.packs_deferred += t.packs.len() as u64;
+    result.bytes_deferred += t.packs.iter().map(|p| p.size).sum::<u64>();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::backend::{Backend, ObjectInfo, StoreBackend};
+    use crate::commands::create::{CreateOptions, create};
+    use crate::crypto::KdfParams;
+    use crate::progress::Silent;
+    use crate::repo::InitOptions;
+
+    /// A store whose listings of `data/` leave out every name in `hidden`,
+    /// while the objects themselves answer: a listing that lags, a replica
+    /// behind, or a bucket that hides one key.
+    struct Hiding {
+        inner: StoreBackend,
+        hidden: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Backend for Hiding {
+        fn location(&self) -> &str {
+            self.inner.location()
+        }
+        fn read(&self, name: &str, max: u64) -> Result<Bytes> {
+            self.inner.read(name, max)
+        }
+        fn read_range(&self, name: &str, range: Range<u64>) -> Result<Bytes> {
+            self.inner.read_range(name, range)
+        }
+        fn write(&self, name: &str, data: Bytes) -> Result<()> {
+            self.inner.write(name, data)
+        }
+        fn create(&self, name: &str, data: Bytes) -> Result<bool> {
+            self.inner.create(name, data)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+            let hidden = self.hidden.lock().unwrap();
+            let mut all = self.inner.list(prefix)?;
+            all.retain(|o| !hidden.contains(&o.name));
+            Ok(all)
+        }
+        fn delete(&self, name: &str) -> Result<()> {
+            self.inner.delete(name)
+        }
+        fn head(&self, name: &str) -> Result<Option<u64>> {
+            self.inner.head(name)
+        }
+    }
+
+    fn fast_init(backend: Arc<dyn Backend>) -> Repository {
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            ..o.kdf
+        };
+        Repository::init(backend, o).unwrap()
+    }
+
+    /// A pack that one listing leaves out stays in the index: prune once
+    /// wrote the index again without it, and every byte of its files was
+    /// still stored but no command could find them.
+    #[test]
+    fn a_pack_the_listing_leaves_out_stays_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("doc.txt"), b"balance: 100").unwrap();
+        let store = dir.path().join("repo");
+        let plain = Arc::new(StoreBackend::local(&store, true).unwrap());
+        let repo = fast_init(plain.clone());
+        create(
+            &repo,
+            &CreateOptions {
+                paths: vec![src.clone()],
+                ..Default::default()
+            },
+            &Silent,
+        )
+        .unwrap();
+        let packs: Vec<String> = plain
+            .list("data/")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert!(!packs.is_empty());
+        let hiding = Arc::new(Hiding {
+            inner: StoreBackend::local(&store, false).unwrap(),
+            hidden: std::sync::Mutex::new(packs.clone()),
+        });
+        let lying = Repository::open(hiding.clone(), &|| Ok("pw".to_string())).expect("opens");
+        let r = prune(&lying, &PruneOptions::default(), &Silent).unwrap();
+        assert_eq!(r.packs_deleted, 0);
+        // Seen through an honest listing: the index still names every
+        // pack, and the repository checks clean.
+        let honest = Repository::open(plain, &|| Ok("pw".to_string())).unwrap();
+        let indexed: HashSet<Id> = crate::index::current(honest.read_index_files().unwrap())
+            .iter()
+            .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
+            .collect();
+        assert_eq!(indexed.len(), packs.len(), "a hidden pack left the index");
+        let c = crate::commands::check::check(&honest, &Default::default(), &Silent).unwrap();
+        assert!(
+            c.ok() && c.unindexed_packs == 0,
+            "{:?} {:?}",
+            c.errors,
+            c.warnings
+        );
+    }
 }

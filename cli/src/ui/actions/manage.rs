@@ -154,14 +154,19 @@ fn spawn_prune(
         let j = job.clone();
         let r = blocking(move || Ok(prune::prune(&repo, &opts, &*j)?)).await;
         let ended = r.map_err(|e| words(&e)).map(|r| {
-            let msg = format!(
-                "{} snapshot(s) removed, {} kept; {} freed ({} -> {})",
+            let mut msg = format!(
+                "{} snapshot(s) removed, {} kept; {} deleted from storage",
                 r.snapshots_forgotten.len(),
                 r.snapshots_kept.len(),
-                views::bytes(r.bytes_before.saturating_sub(r.bytes_after)),
-                views::bytes(r.bytes_before),
-                views::bytes(r.bytes_after)
+                views::bytes(r.bytes_deleted),
             );
+            if r.packs_deferred > 0 {
+                msg.push_str(&format!(
+                    "; {} waits in the trash, because {}: a later run deletes it",
+                    views::bytes(r.bytes_deferred),
+                    r.deferred_because.join("; ")
+                ));
+            }
             Ended {
                 ok: true,
                 message: msg,

@@ -123,6 +123,10 @@ pub struct RestoreResult {
     /// Restored, but not entirely: extended attributes the target's file
     /// system refused (exit code 3).
     pub warnings: Vec<String>,
+    /// Device files not created because the repository is not encrypted:
+    /// its trees are not authenticated, and the format requires the skip
+    /// (format-spec.md section 8), so it is no failure.
+    pub devices_withheld: u64,
 }
 
 /// A restore as `--json` prints it: the result, and how to undo it.
@@ -343,6 +347,13 @@ impl Apply<'_> {
         }
     }
 
+    /// A device file from trees that are not authenticated: not made,
+    /// as the format requires, and then not touched again.
+    fn withheld(&self, e: &Entry) -> bool {
+        self.trust == sys::Trust::Unauthenticated
+            && matches!(e.node.kind, NodeKind::CharDevice | NodeKind::BlockDevice)
+    }
+
     /// Whether `path` lies below a directory that [`Apply::make_dirs`]
     /// found is not one (the path itself included).
     fn blocked(&self, path: &Path) -> bool {
@@ -361,6 +372,7 @@ impl Apply<'_> {
             if !matches!(o.change, Change::Create | Change::Replace)
                 || o.dir_in_way
                 || self.blocked(&o.path)
+                || self.withheld(o)
             {
                 continue;
             }
@@ -455,6 +467,10 @@ impl Apply<'_> {
             }
         }
         for o in &plan.others {
+            if self.withheld(o) {
+                result.devices_withheld += 1;
+                continue;
+            }
             if matches!(o.change, Change::Create | Change::Replace | Change::Update)
                 && !o.dir_in_way
                 && let Err(e) = sys::restore_metadata(&o.path, &o.node, self.trust)
