@@ -274,3 +274,27 @@ fn a_virtual_only_provider_by_its_real_host_name() {
         .to_string();
     assert!(err.contains("bucket in the host name"), "{err}");
 }
+
+/// A server whose every listing page says "more, with the same token"
+/// once held `snap snapshots` for good, at 2.6 GB and growing: the listing
+/// now stops at the first key that comes again, with an error that names
+/// the storage, and memory never follows it.
+#[test]
+fn a_listing_that_never_ends_is_refused() {
+    let mut env = Env::s3("endless");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    env.set_endpoint(&proxy.endpoint);
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    env.create(&[&src], &[]);
+    proxy.set_quirk(Quirk::ListRepeatsToken);
+    proxy.take_log();
+    let out = env.snap().args(["--no-cache", "snapshots"]).output().unwrap();
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("not listing honestly") && err.contains("s3://"), "{err}");
+    let lists = count(&proxy.take_log(), |l| l.contains("list-type=2"));
+    assert!(lists < 20, "{lists} listing requests");
+}

@@ -52,6 +52,10 @@ pub enum Quirk {
     /// Huawei OBS and others: a request without the bucket in the host
     /// name is refused with PathStyleDomainForbidden.
     VirtualOnly,
+    /// A broken or hostile server: every ListObjectsV2 page says there is
+    /// more, with the same continuation token, and a request with that
+    /// token gets the first page again, for ever.
+    ListRepeatsToken,
 }
 
 pub struct FaultProxy {
@@ -322,6 +326,45 @@ fn serve(
         }
         Some(Fault::Slow) => std::thread::sleep(Duration::from_millis(1500)),
         None => {}
+    }
+    let is_list = head
+        .first()
+        .is_some_and(|l| l.starts_with("GET ") && l.contains("list-type=2"));
+    if quirk == Quirk::ListRepeatsToken && is_list {
+        static PAGE: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+        let again = head[0].contains("continuation-token=");
+        if again && let Some(answer) = PAGE.lock().unwrap().clone() {
+            client.write_all(&answer)?;
+            return Ok(());
+        }
+        let mut up = TcpStream::connect(upstream)?;
+        up.write_all(&rewrite(&head))?;
+        up.write_all(&body)?;
+        let mut up_reader = BufReader::new(up);
+        let response_head = read_head(&mut up_reader)?;
+        let body = read_body(&mut up_reader, &response_head)?;
+        let text = String::from_utf8_lossy(&body)
+            .replace("<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>")
+            .replace(
+                "</ListBucketResult>",
+                "<NextContinuationToken>again</NextContinuationToken></ListBucketResult>",
+            );
+        let kept: Vec<String> = response_head
+            .iter()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
+            })
+            .cloned()
+            .chain([format!("Content-Length: {}", text.len())])
+            .collect();
+        let mut answer = rewrite(&kept);
+        answer.extend_from_slice(text.as_bytes());
+        if text.contains("<Key>") {
+            *PAGE.lock().unwrap() = Some(answer.clone());
+        }
+        client.write_all(&answer)?;
+        return Ok(());
     }
     let listing = matches!(
         quirk,
