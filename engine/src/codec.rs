@@ -69,6 +69,8 @@ fn decode_prefix<T: DeserializeOwned, const LIMIT: usize>(
 
 pub(crate) const STORED: u8 = 0;
 pub const ZSTD: u8 = 1;
+/// The first four bytes of a zstd frame (RFC 8878 section 3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// The compression byte for `body` and, when zstd makes it shorter, the
 /// frame; `None` means `body` is stored as is. Incompressible data costs
@@ -136,6 +138,17 @@ pub(crate) fn decompress_payload_into(
             format!("{} bytes exceed the limit", body.len()),
         )),
         Some((&ZSTD, frame)) => {
+            // Exactly one frame, and a real one: zstd would also decompress
+            // a second frame after it, or skip a skippable frame, so bytes
+            // the writer never wrote could still be accepted.
+            if !frame.starts_with(&ZSTD_MAGIC)
+                || zstd::zstd_safe::find_frame_compressed_size(frame) != Ok(frame.len())
+            {
+                return Err(Error::corrupt(
+                    what,
+                    "payload is not exactly one zstd frame",
+                ));
+            }
             // The frame header may announce its size; trust it only as far as the limit.
             let cap = match zstd::zstd_safe::get_frame_content_size(frame) {
                 Ok(Some(n)) if n as usize <= max_len => n as usize,
@@ -428,6 +441,28 @@ mod tests {
         let c = compress_payload(&random, 3);
         assert_eq!(c[0], STORED);
         assert_eq!(c.len(), random.len() + 1);
+    }
+
+    #[test]
+    fn a_zstd_payload_is_one_frame_and_nothing_else() {
+        let text = b"one frame, one frame, one frame, one frame, one frame".repeat(20);
+        let c = compress_payload(&text, 3);
+        assert_eq!(c[0], ZSTD);
+        let max = 2 * text.len();
+        // zstd itself reads a second frame and a skippable frame happily.
+        let mut two = c.clone();
+        two.extend_from_slice(&c[1..]);
+        let mut skippable = c.clone();
+        skippable.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7]);
+        let mut junk = c.clone();
+        junk.push(0);
+        let mut skip_first = vec![ZSTD, 0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7];
+        skip_first.extend_from_slice(&c[1..]);
+        for bad in [&two, &skippable, &junk, &skip_first] {
+            let err = decompress_payload("t", bad, max).unwrap_err();
+            assert!(err.to_string().contains("exactly one zstd frame"), "{err}");
+        }
+        assert_eq!(decompress_payload("t", &c, max).unwrap(), text);
     }
 
     #[test]
