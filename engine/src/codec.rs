@@ -22,7 +22,14 @@ pub(crate) const MAX_BLOB: usize = 64 * MIB;
 /// and the seal's nonce and tag.
 pub(crate) const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
 pub(crate) const MAX_PACK: usize = 1024 * MIB;
-pub(crate) const MAX_PACK_HEADER: usize = 64 * MIB;
+/// A pack header's body: a `PackHeader` of up to 1636801 blobs, padded
+/// to a power of two.
+pub(crate) const MAX_PACK_HEADER_BODY: usize = 64 * MIB;
+/// A pack header envelope: a body at the limit, its compression byte, the
+/// envelope header and the seal's nonce and tag, so that the largest
+/// padded body is also a readable envelope.
+pub(crate) const MAX_PACK_HEADER: usize =
+    MAX_PACK_HEADER_BODY + 1 + HEADER_LEN + crate::crypto::SEAL_OVERHEAD;
 
 type Config =
     bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>;
