@@ -274,6 +274,14 @@ mod tests {
         p.memory_kib = 8;
         p.iterations = 1000;
         assert!(p.derive(b"x").is_err());
+        // The lower bounds: at least one pass and one lane, 8 KiB a lane.
+        for (m, t, par) in [(64, 0, 1), (64, 1, 0), (31, 1, 4)] {
+            assert!(
+                KdfParams::new(m, t, par).validate().is_err(),
+                "{m} {t} {par}"
+            );
+        }
+        assert!(KdfParams::new(32, 1, 4).validate().is_ok());
         // Each bound alone is met, the product is not.
         let p = KdfParams::new(KDF_MAX_MEMORY_KIB, 8, 1);
         assert!(p.validate().is_err());
