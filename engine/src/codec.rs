@@ -341,7 +341,31 @@ pub(crate) fn seal_padded(kind: Kind, sealer: &Sealer, body: &[u8], padded_len: 
     seal_payload(kind, sealer, payload)
 }
 
+/// [`seal`] under `key` with a given nonce, for the test vectors only:
+/// a nonce must never repeat under one key, so writers draw a random one.
+#[doc(hidden)]
+pub fn seal_with_nonce<T: Serialize>(
+    kind: Kind,
+    key: &MasterKey,
+    nonce: &[u8; crate::crypto::NONCE_LEN],
+    value: &T,
+) -> Vec<u8> {
+    let payload = compress_payload(&encode(value), 3);
+    seal_payload_with(kind, &Some(key.clone()), payload, Some(nonce))
+}
+
 fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
+    seal_payload_with(kind, sealer, payload, None)
+}
+
+/// The envelope of `payload`, sealed with `nonce` or, as writers do, a
+/// random one.
+fn seal_payload_with(
+    kind: Kind,
+    sealer: &Sealer,
+    payload: Vec<u8>,
+    nonce: Option<&[u8; crate::crypto::NONCE_LEN]>,
+) -> Vec<u8> {
     let mode = if sealer.is_some() {
         Mode::Encrypted
     } else {
@@ -351,7 +375,15 @@ fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + crate::crypto::SEAL_OVERHEAD);
     out.extend_from_slice(&head);
     match sealer {
-        Some(key) => out.extend_from_slice(&key.seal(&head, &payload)),
+        Some(key) => match nonce {
+            Some(n) => out.extend_from_slice(&crate::crypto::seal_with(
+                key.as_bytes(),
+                n,
+                &head,
+                &payload,
+            )),
+            None => out.extend_from_slice(&key.seal(&head, &payload)),
+        },
         None => out.extend_from_slice(&payload),
     }
     out

@@ -12,7 +12,7 @@ use crate::id::Id;
 use crate::index::IndexBlob;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PackBlob {
+pub struct PackBlob {
     pub ty: BlobType,
     pub id: Id,
     pub length: u32,
@@ -20,7 +20,7 @@ pub(crate) struct PackBlob {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PackHeader {
+pub struct PackHeader {
     pub blobs: Vec<PackBlob>,
     /// Random bytes after the last blob (format version 2): they pad a
     /// backup's last, small packs, so such a pack does not show the exact
@@ -153,9 +153,7 @@ impl PackBuilder {
             blobs: self.blobs.iter().map(|(b, _)| b.clone()).collect(),
             padding: padding as u32,
         };
-        let body = codec::encode(&header);
-        let padded = body.len().max(HEADER_PAD_MIN).next_power_of_two();
-        let header_bytes = codec::seal_padded(Kind::PackHeader, sealer, &body, padded);
+        let header_bytes = seal_header(sealer, &header);
         let mut parts = Vec::with_capacity(self.blobs.len() + 2);
         let mut blobs = Vec::with_capacity(self.blobs.len());
         let mut offset = 0usize;
@@ -194,6 +192,14 @@ impl PackBuilder {
             blobs,
         }
     }
+}
+
+/// The header envelope of a pack: stored, not compressed, and padded with
+/// zeros to [`HEADER_PAD_MIN`] bytes or the next power of two.
+pub fn seal_header(sealer: &Sealer, header: &PackHeader) -> Vec<u8> {
+    let body = codec::encode(header);
+    let padded = body.len().max(HEADER_PAD_MIN).next_power_of_two();
+    codec::seal_padded(Kind::PackHeader, sealer, &body, padded)
 }
 
 /// Reads a whole pack's header and checks that its blobs tile the pack.
