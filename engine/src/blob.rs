@@ -69,10 +69,36 @@ impl BlobCodec {
     }
 
     pub fn encode(&self, ty: BlobType, id: &Id, plaintext: &[u8]) -> Vec<u8> {
+        self.encode_with(ty, id, plaintext, None)
+    }
+
+    /// [`BlobCodec::encode`] with a given nonce, for the test vectors only:
+    /// a nonce must never repeat under one key, so writers draw a random one.
+    #[doc(hidden)]
+    pub fn encode_with_nonce(
+        &self,
+        ty: BlobType,
+        id: &Id,
+        plaintext: &[u8],
+        nonce: &[u8; crate::crypto::NONCE_LEN],
+    ) -> Vec<u8> {
+        self.encode_with(ty, id, plaintext, Some(nonce))
+    }
+
+    fn encode_with(
+        &self,
+        ty: BlobType,
+        id: &Id,
+        plaintext: &[u8],
+        nonce: Option<&[u8; crate::crypto::NONCE_LEN]>,
+    ) -> Vec<u8> {
         let (flag, frame) = codec::compress(plaintext, self.level);
         let data = frame.as_deref().unwrap_or(plaintext);
         match &self.sealer {
-            Some(key) => key.seal_parts(&blob_aad(ty, id), flag, data),
+            Some(key) => match nonce {
+                Some(n) => key.seal_parts_with(n, &blob_aad(ty, id), flag, data),
+                None => key.seal_parts(&blob_aad(ty, id), flag, data),
+            },
             None => {
                 let mut out = Vec::with_capacity(data.len() + 1);
                 out.push(flag);

@@ -147,6 +147,12 @@ impl Chunker {
         }
     }
 
+    /// The gear table, for the test vectors (format-spec.md section 14).
+    #[doc(hidden)]
+    pub fn gear(&self) -> &[u64; 256] {
+        &self.gear
+    }
+
     pub fn max_size(&self) -> usize {
         self.max
     }

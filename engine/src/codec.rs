@@ -22,7 +22,14 @@ pub(crate) const MAX_BLOB: usize = 64 * MIB;
 /// and the seal's nonce and tag.
 pub(crate) const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
 pub(crate) const MAX_PACK: usize = 1024 * MIB;
-pub(crate) const MAX_PACK_HEADER: usize = 64 * MIB;
+/// A pack header's body: a `PackHeader` of up to 1636801 blobs, padded
+/// to a power of two.
+pub(crate) const MAX_PACK_HEADER_BODY: usize = 64 * MIB;
+/// A pack header envelope: a body at the limit, its compression byte, the
+/// envelope header and the seal's nonce and tag, so that the largest
+/// padded body is also a readable envelope.
+pub(crate) const MAX_PACK_HEADER: usize =
+    MAX_PACK_HEADER_BODY + 1 + HEADER_LEN + crate::crypto::SEAL_OVERHEAD;
 
 type Config =
     bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>;
@@ -69,6 +76,8 @@ fn decode_prefix<T: DeserializeOwned, const LIMIT: usize>(
 
 pub(crate) const STORED: u8 = 0;
 pub const ZSTD: u8 = 1;
+/// The first four bytes of a zstd frame (RFC 8878 section 3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// The compression byte for `body` and, when zstd makes it shorter, the
 /// frame; `None` means `body` is stored as is. Incompressible data costs
@@ -136,6 +145,17 @@ pub(crate) fn decompress_payload_into(
             format!("{} bytes exceed the limit", body.len()),
         )),
         Some((&ZSTD, frame)) => {
+            // Exactly one frame, and a real one: zstd would also decompress
+            // a second frame after it, or skip a skippable frame, so bytes
+            // the writer never wrote could still be accepted.
+            if !frame.starts_with(&ZSTD_MAGIC)
+                || zstd::zstd_safe::find_frame_compressed_size(frame) != Ok(frame.len())
+            {
+                return Err(Error::corrupt(
+                    what,
+                    "payload is not exactly one zstd frame",
+                ));
+            }
             // The frame header may announce its size; trust it only as far as the limit.
             let cap = match zstd::zstd_safe::get_frame_content_size(frame) {
                 Ok(Some(n)) if n as usize <= max_len => n as usize,
@@ -321,7 +341,31 @@ pub(crate) fn seal_padded(kind: Kind, sealer: &Sealer, body: &[u8], padded_len: 
     seal_payload(kind, sealer, payload)
 }
 
+/// [`seal`] under `key` with a given nonce, for the test vectors only:
+/// a nonce must never repeat under one key, so writers draw a random one.
+#[doc(hidden)]
+pub fn seal_with_nonce<T: Serialize>(
+    kind: Kind,
+    key: &MasterKey,
+    nonce: &[u8; crate::crypto::NONCE_LEN],
+    value: &T,
+) -> Vec<u8> {
+    let payload = compress_payload(&encode(value), 3);
+    seal_payload_with(kind, &Some(key.clone()), payload, Some(nonce))
+}
+
 fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
+    seal_payload_with(kind, sealer, payload, None)
+}
+
+/// The envelope of `payload`, sealed with `nonce` or, as writers do, a
+/// random one.
+fn seal_payload_with(
+    kind: Kind,
+    sealer: &Sealer,
+    payload: Vec<u8>,
+    nonce: Option<&[u8; crate::crypto::NONCE_LEN]>,
+) -> Vec<u8> {
     let mode = if sealer.is_some() {
         Mode::Encrypted
     } else {
@@ -331,7 +375,15 @@ fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + crate::crypto::SEAL_OVERHEAD);
     out.extend_from_slice(&head);
     match sealer {
-        Some(key) => out.extend_from_slice(&key.seal(&head, &payload)),
+        Some(key) => match nonce {
+            Some(n) => out.extend_from_slice(&crate::crypto::seal_with(
+                key.as_bytes(),
+                n,
+                &head,
+                &payload,
+            )),
+            None => out.extend_from_slice(&key.seal(&head, &payload)),
+        },
         None => out.extend_from_slice(&payload),
     }
     out
@@ -428,6 +480,28 @@ mod tests {
         let c = compress_payload(&random, 3);
         assert_eq!(c[0], STORED);
         assert_eq!(c.len(), random.len() + 1);
+    }
+
+    #[test]
+    fn a_zstd_payload_is_one_frame_and_nothing_else() {
+        let text = b"one frame, one frame, one frame, one frame, one frame".repeat(20);
+        let c = compress_payload(&text, 3);
+        assert_eq!(c[0], ZSTD);
+        let max = 2 * text.len();
+        // zstd itself reads a second frame and a skippable frame happily.
+        let mut two = c.clone();
+        two.extend_from_slice(&c[1..]);
+        let mut skippable = c.clone();
+        skippable.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7]);
+        let mut junk = c.clone();
+        junk.push(0);
+        let mut skip_first = vec![ZSTD, 0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 7];
+        skip_first.extend_from_slice(&c[1..]);
+        for bad in [&two, &skippable, &junk, &skip_first] {
+            let err = decompress_payload("t", bad, max).unwrap_err();
+            assert!(err.to_string().contains("exactly one zstd frame"), "{err}");
+        }
+        assert_eq!(decompress_payload("t", &c, max).unwrap(), text);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::id::Id;
 
-pub(crate) const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = 24;
 pub(crate) const TAG_LEN: usize = 16;
 /// Bytes that sealing adds to a message.
 pub(crate) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -50,14 +50,25 @@ impl MasterKey {
     /// Seals `first || rest` without assembling the plaintext first: the
     /// ciphertext buffer is the only copy.
     pub(crate) fn seal_parts(&self, aad: &[u8], first: u8, rest: &[u8]) -> Vec<u8> {
+        self.seal_parts_with(&random_array(), aad, first, rest)
+    }
+
+    /// [`MasterKey::seal_parts`] with a given nonce: only the test vectors
+    /// choose one.
+    pub(crate) fn seal_parts_with(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        first: u8,
+        rest: &[u8],
+    ) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new((&*self.0).into());
-        let nonce: [u8; NONCE_LEN] = random_array();
         let mut out = Vec::with_capacity(rest.len() + 1 + SEAL_OVERHEAD);
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         out.push(first);
         out.extend_from_slice(rest);
         let tag = cipher
-            .encrypt_inout_detached(&XNonce::from(nonce), aad, (&mut out[NONCE_LEN..]).into())
+            .encrypt_inout_detached(&XNonce::from(*nonce), aad, (&mut out[NONCE_LEN..]).into())
             .expect("XChaCha20-Poly1305 accepts any message below 256 GiB");
         out.extend_from_slice(&tag);
         out
@@ -274,6 +285,14 @@ mod tests {
         p.memory_kib = 8;
         p.iterations = 1000;
         assert!(p.derive(b"x").is_err());
+        // The lower bounds: at least one pass and one lane, 8 KiB a lane.
+        for (m, t, par) in [(64, 0, 1), (64, 1, 0), (31, 1, 4)] {
+            assert!(
+                KdfParams::new(m, t, par).validate().is_err(),
+                "{m} {t} {par}"
+            );
+        }
+        assert!(KdfParams::new(32, 1, 4).validate().is_ok());
         // Each bound alone is met, the product is not.
         let p = KdfParams::new(KDF_MAX_MEMORY_KIB, 8, 1);
         assert!(p.validate().is_err());

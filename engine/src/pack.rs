@@ -12,7 +12,7 @@ use crate::id::Id;
 use crate::index::IndexBlob;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PackBlob {
+pub struct PackBlob {
     pub ty: BlobType,
     pub id: Id,
     pub length: u32,
@@ -20,7 +20,7 @@ pub(crate) struct PackBlob {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PackHeader {
+pub struct PackHeader {
     pub blobs: Vec<PackBlob>,
     /// Random bytes after the last blob (format version 2): they pad a
     /// backup's last, small packs, so such a pack does not show the exact
@@ -40,9 +40,16 @@ struct PackHeaderV1 {
 /// not at all, and of any pack only to within a factor of two.
 pub(crate) const HEADER_PAD_MIN: usize = 4096;
 
+/// The most blobs a writer puts in one pack. A backup's last pack joins a
+/// data and a tree pack, so up to twice this: 2^20 blobs of 41 bytes in
+/// the header, which pads to 64 MiB, the limit of a header body. Only
+/// tiny blobs stored without encryption (a 16 MiB pack of 3-byte files)
+/// come near it; a header over the limit would make its pack unreadable.
+pub(crate) const MAX_PACK_BLOBS: usize = 1 << 19;
+
 /// Padmé (Nikitin et al., 2019): rounds `len` up so that only
 /// O(log log len) bits of it remain, at most 12% more.
-pub(crate) fn padme(len: u64) -> u64 {
+pub fn padme(len: u64) -> u64 {
     if len < 2 {
         return len;
     }
@@ -108,6 +115,12 @@ impl PackBuilder {
         self.size
     }
 
+    /// Whether the pack should be closed: it holds `target` bytes of blob
+    /// data, or [`MAX_PACK_BLOBS`] blobs.
+    pub(crate) fn is_full(&self, target: usize) -> bool {
+        self.size >= target || self.blobs.len() >= MAX_PACK_BLOBS
+    }
+
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
     }
@@ -140,9 +153,7 @@ impl PackBuilder {
             blobs: self.blobs.iter().map(|(b, _)| b.clone()).collect(),
             padding: padding as u32,
         };
-        let body = codec::encode(&header);
-        let padded = body.len().max(HEADER_PAD_MIN).next_power_of_two();
-        let header_bytes = codec::seal_padded(Kind::PackHeader, sealer, &body, padded);
+        let header_bytes = seal_header(sealer, &header);
         let mut parts = Vec::with_capacity(self.blobs.len() + 2);
         let mut blobs = Vec::with_capacity(self.blobs.len());
         let mut offset = 0usize;
@@ -183,6 +194,14 @@ impl PackBuilder {
     }
 }
 
+/// The header envelope of a pack: stored, not compressed, and padded with
+/// zeros to [`HEADER_PAD_MIN`] bytes or the next power of two.
+pub fn seal_header(sealer: &Sealer, header: &PackHeader) -> Vec<u8> {
+    let body = codec::encode(header);
+    let padded = body.len().max(HEADER_PAD_MIN).next_power_of_two();
+    codec::seal_padded(Kind::PackHeader, sealer, &body, padded)
+}
+
 /// Reads a whole pack's header and checks that its blobs tile the pack.
 /// The caller verifies the pack's hash against its name.
 pub fn read_header(sealer: &Sealer, pack: &[u8]) -> Result<Vec<IndexBlob>> {
@@ -201,7 +220,7 @@ pub fn read_header(sealer: &Sealer, pack: &[u8]) -> Result<Vec<IndexBlob>> {
         ));
     }
     let data_len = pack.len() - 4 - header_len;
-    const LIMIT: usize = codec::MAX_PACK_HEADER;
+    const LIMIT: usize = codec::MAX_PACK_HEADER_BODY;
     let (version, body) = codec::open_versioned(
         Kind::PackHeader,
         sealer,
@@ -300,6 +319,36 @@ mod tests {
         let mut bytes = b.finish_padded(&sealer).to_vec();
         bytes.insert(0, 0);
         assert!(read_header(&sealer, &bytes).is_err());
+    }
+
+    #[test]
+    fn the_largest_header_a_writer_makes_is_readable() {
+        // The smallest blobs there are, one stored byte each, without
+        // encryption (encrypted blobs are 41 bytes at least).
+        let fill = |n: usize| {
+            let mut b = PackBuilder::default();
+            for i in 0..n {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                b.add(BlobType::Data, Id(id), 0, vec![0]);
+            }
+            b
+        };
+        let mut b = fill(MAX_PACK_BLOBS - 1);
+        assert!(!b.is_full(DEFAULT_PACK_SIZE));
+        // A data and a tree builder just short of full, joined as at the
+        // end of a backup.
+        b.absorb(fill(MAX_PACK_BLOBS - 1));
+        let p = b.finish_padded(&None);
+        let bytes = p.to_vec();
+        let header_len = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        // Sealed, it would be 40 bytes longer: exactly the limit.
+        let sealed = header_len as usize + crate::crypto::SEAL_OVERHEAD;
+        assert_eq!(sealed, codec::MAX_PACK_HEADER);
+        assert_eq!(read_header(&None, &bytes).unwrap().len(), p.blobs.len());
+        let mut one_more = fill(MAX_PACK_BLOBS - 1);
+        one_more.add(BlobType::Data, Id([0xff; 32]), 0, vec![0]);
+        assert!(one_more.is_full(DEFAULT_PACK_SIZE));
     }
 
     #[test]

@@ -237,7 +237,9 @@ impl<'a> Packer<'a> {
                 &mut b.1
             };
             builder.add(ty, id, plaintext.len(), stored);
-            (builder.size() >= self.options.pack_size).then(|| std::mem::take(builder))
+            builder
+                .is_full(self.options.pack_size)
+                .then(|| std::mem::take(builder))
         };
         if let Some(builder) = full {
             self.send(builder)?;

@@ -86,8 +86,19 @@ const KEY_AAD: &[u8] = b"snap-key-v1";
 impl KeyFile {
     /// Wraps `master` under a key derived from `password`.
     pub fn wrap(master: &MasterKey, password: &str, kdf: KdfParams) -> Result<KeyFile> {
+        Self::wrap_with_nonce(master, password, kdf, &crypto::random_array())
+    }
+
+    /// [`KeyFile::wrap`] with a given nonce, for the test vectors only.
+    #[doc(hidden)]
+    pub fn wrap_with_nonce(
+        master: &MasterKey,
+        password: &str,
+        kdf: KdfParams,
+        nonce: &[u8; crypto::NONCE_LEN],
+    ) -> Result<KeyFile> {
         let kek = kdf.derive(password.as_bytes())?;
-        let nonce = crypto::random_array();
+        let nonce = *nonce;
         let sealed = crypto::seal_with(&kek, &nonce, KEY_AAD, master.as_bytes());
         Ok(KeyFile {
             created_ns: now_ns(),

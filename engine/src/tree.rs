@@ -63,6 +63,9 @@ pub struct Node {
     pub device: u64,
     pub links: u64,
     pub size: u64,
+    /// The device number of a character or block device: the major number
+    /// in the high 32 bits, the minor in the low 32 ([`device_number`]),
+    /// whatever the platform's own `dev_t` looks like.
     pub rdev: u64,
     #[serde(with = "serde_bytes_compat")]
     pub link_target: Vec<u8>,
@@ -97,7 +100,33 @@ pub(crate) const MAX_XATTR_VALUE: usize = 64 * 1024;
 /// version-1 bytes and id.
 const TREE_V2_MARK: u64 = u64::MAX;
 
-/// A tree whose nodes carry extended attributes.
+/// Container versions after the mark: 2 has attributes, 3 also has device
+/// numbers in the portable form of [`device_number`]. Versions 1 and 2
+/// hold the `dev_t` of the system that wrote them.
+const TREE_XATTRS: u64 = 2;
+const TREE_DEVICES: u64 = 3;
+
+/// A device number as trees of version 3 record it: the same on every
+/// platform, so a device file restored elsewhere is the same device.
+pub fn device_number(major: u32, minor: u32) -> u64 {
+    (major as u64) << 32 | minor as u64
+}
+
+/// The major and minor numbers of a recorded device number.
+pub fn device_numbers(rdev: u64) -> (u32, u32) {
+    ((rdev >> 32) as u32, rdev as u32)
+}
+
+/// A device number of a tree of version 1 or 2, read as Linux glibc's
+/// `dev_t` (what older snap wrote on Linux): the major number in bits 8-19
+/// and 44-63, the minor in bits 0-7 and 20-43.
+fn from_linux_dev_t(dev: u64) -> u64 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+    device_number(major as u32, minor as u32)
+}
+
+/// A tree whose nodes carry extended attributes or device numbers.
 #[derive(Serialize, Deserialize)]
 struct TreeV2 {
     mark: u64,
@@ -173,6 +202,10 @@ impl Node {
             xattrs: Vec::new(),
         }
     }
+
+    fn is_device(&self) -> bool {
+        matches!(self.kind, NodeKind::CharDevice | NodeKind::BlockDevice)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,13 +219,17 @@ impl Tree {
         self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
+    /// The oldest version that holds the tree: 1 without attributes or
+    /// devices (so such a tree keeps the id it always had), 3 with a
+    /// device, 2 otherwise.
     pub fn encode(&self) -> Vec<u8> {
-        if self.nodes.iter().all(|n| n.xattrs.is_empty()) {
+        let devices = self.nodes.iter().any(Node::is_device);
+        if !devices && self.nodes.iter().all(|n| n.xattrs.is_empty()) {
             return codec::encode(self);
         }
         codec::encode(&TreeV2 {
             mark: TREE_V2_MARK,
-            version: 2,
+            version: if devices { TREE_DEVICES } else { TREE_XATTRS },
             nodes: self
                 .nodes
                 .iter()
@@ -206,10 +243,12 @@ impl Tree {
 
     /// Decodes and validates a tree. Names are checked because they become
     /// paths on restore: a hostile tree must not write outside the target.
+    /// Device numbers come out in the form of [`device_number`], from
+    /// every version.
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
-        let tree: Tree = if bytes.get(..8) == Some(&TREE_V2_MARK.to_le_bytes()[..]) {
+        let (mut tree, version) = if bytes.get(..8) == Some(&TREE_V2_MARK.to_le_bytes()[..]) {
             let v2: TreeV2 = codec::decode::<TreeV2, { codec::MAX_BLOB }>("tree", bytes)?;
-            if v2.version != 2 {
+            if !(TREE_XATTRS..=TREE_DEVICES).contains(&v2.version) {
                 return Err(Error::corrupt(
                     "tree",
                     format!("unknown tree version {}", v2.version),
@@ -221,10 +260,18 @@ impl Tree {
                 node.xattrs = xattrs;
                 nodes.push(node);
             }
-            Tree { nodes }
+            (Tree { nodes }, v2.version)
         } else {
-            codec::decode::<Tree, { codec::MAX_BLOB }>("tree", bytes)?
+            (
+                codec::decode::<Tree, { codec::MAX_BLOB }>("tree", bytes)?,
+                1,
+            )
         };
+        if version < TREE_DEVICES {
+            for n in tree.nodes.iter_mut().filter(|n| n.is_device()) {
+                n.rdev = from_linux_dev_t(n.rdev);
+            }
+        }
         let mut prev: Option<&[u8]> = None;
         for n in &tree.nodes {
             let name = &n.name[..];
@@ -284,4 +331,82 @@ fn check_xattrs(node: &[u8], xattrs: &[Xattr]) -> Result<()> {
         prev = Some(&x.name);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(name: &[u8], rdev: u64) -> Node {
+        let mut n = Node::new(name.to_vec(), NodeKind::CharDevice);
+        n.mode = 0o666;
+        n.rdev = rdev;
+        n
+    }
+
+    #[test]
+    fn a_device_node_round_trips_in_a_version_3_tree() {
+        // A major and minor that glibc's dev_t spreads over both halves.
+        let rdev = device_number(0x1_2345, 0x6789_abcd);
+        let tree = Tree {
+            nodes: vec![device(b"dev", rdev)],
+        };
+        let bytes = tree.encode();
+        assert_eq!(bytes[..8], TREE_V2_MARK.to_le_bytes());
+        assert_eq!(bytes[8..16], TREE_DEVICES.to_le_bytes());
+        let back = Tree::decode(&bytes).unwrap();
+        assert_eq!(back, tree);
+        assert_eq!(device_numbers(back.nodes[0].rdev), (0x1_2345, 0x6789_abcd));
+    }
+
+    #[test]
+    fn a_legacy_tree_holds_a_linux_dev_t() {
+        // glibc's makedev(0x1_2345, 0x6789_abcd) and makedev(1, 3), in
+        // trees of versions 1 and 2, as snap wrote them on Linux.
+        let legacy = [
+            (0x0001_2678_9ab3_45cd_u64, (0x1_2345, 0x6789_abcd)),
+            (0x103, (1, 3)),
+        ];
+        for (dev_t, numbers) in legacy {
+            let v1 = codec::encode(&Tree {
+                nodes: vec![device(b"dev", dev_t)],
+            });
+            let n = &Tree::decode(&v1).unwrap().nodes[0];
+            assert_eq!(device_numbers(n.rdev), numbers, "version 1, {dev_t:#x}");
+            let v2 = codec::encode(&TreeV2 {
+                mark: TREE_V2_MARK,
+                version: TREE_XATTRS,
+                nodes: vec![NodeV2 {
+                    node: device(b"dev", dev_t),
+                    xattrs: vec![],
+                }],
+            });
+            let n = &Tree::decode(&v2).unwrap().nodes[0];
+            assert_eq!(device_numbers(n.rdev), numbers, "version 2, {dev_t:#x}");
+        }
+        #[cfg(target_os = "linux")]
+        assert_eq!(nix::sys::stat::makedev(0x1_2345, 0x6789_abcd), legacy[0].0);
+    }
+
+    #[test]
+    fn trees_without_devices_keep_version_1_and_2() {
+        let mut fifo = Node::new(b"fifo".to_vec(), NodeKind::Fifo);
+        fifo.rdev = 5;
+        let plain = Tree { nodes: vec![fifo] };
+        assert_eq!(plain.encode(), codec::encode(&plain));
+        let mut attr = plain.clone();
+        attr.nodes[0].xattrs = vec![Xattr {
+            name: b"user.a".to_vec(),
+            value: vec![],
+        }];
+        assert_eq!(attr.encode()[8..16], TREE_XATTRS.to_le_bytes());
+        // Not a device: its number is left as it is.
+        assert_eq!(Tree::decode(&plain.encode()).unwrap(), plain);
+        let mut v4 = Tree {
+            nodes: vec![device(b"d", 0)],
+        }
+        .encode();
+        v4[8] = 4;
+        assert!(Tree::decode(&v4).is_err());
+    }
 }

@@ -195,7 +195,7 @@ fn append(
                 NodeKind::CharDevice => tar::EntryType::Char,
                 _ => tar::EntryType::Block,
             });
-            let (major, minor) = crate::sys::device_numbers(node.rdev);
+            let (major, minor) = crate::tree::device_numbers(node.rdev);
             h.set_device_major(major)?;
             h.set_device_minor(minor)?;
             builder.append_data(&mut h, path, std::io::empty())?;

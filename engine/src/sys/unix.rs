@@ -158,7 +158,7 @@ pub fn node_from_metadata(
         n.size = meta.size();
     }
     if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
-        n.rdev = meta.rdev();
+        n.rdev = rdev(meta);
     }
     n
 }
@@ -330,7 +330,11 @@ pub fn make_special(path: &Path, node: &Node, trust: Trust) -> std::io::Result<(
         NodeKind::BlockDevice => SFlag::S_IFBLK,
         _ => return Err(std::io::Error::other("not a special file")),
     };
-    mknod(path, kind, mode, node.rdev as nix::libc::dev_t).map_err(std::io::Error::from)
+    let dev = match node.kind {
+        NodeKind::Fifo => 0,
+        _ => platform_dev(node.rdev)?,
+    };
+    mknod(path, kind, mode, dev).map_err(std::io::Error::from)
 }
 
 /// A file name as the bytes snap records.
@@ -400,26 +404,44 @@ pub fn mode_and_owners(meta: &Metadata) -> (u32, u32, u32) {
     (meta.mode() & 0o7777, meta.uid(), meta.gid())
 }
 
-/// The device number of a device file.
+/// The device number of a device file, as trees record it
+/// ([`crate::tree::device_number`]).
 pub fn rdev(meta: &Metadata) -> u64 {
-    meta.rdev()
+    let (major, minor) = dev_t_numbers(meta.rdev());
+    crate::tree::device_number(major, minor)
 }
 
-/// Major and minor numbers of a recorded device number, for tar. Darwin
-/// packs them as 8 and 24 bits.
+/// Major and minor numbers of a `dev_t`: Darwin packs them as 8 and 24 bits.
 #[cfg(target_vendor = "apple")]
-pub fn device_numbers(rdev: u64) -> (u32, u32) {
-    (((rdev >> 24) & 0xff) as u32, (rdev & 0xff_ffff) as u32)
+fn dev_t_numbers(dev: u64) -> (u32, u32) {
+    (((dev >> 24) & 0xff) as u32, (dev & 0xff_ffff) as u32)
 }
 
-/// Major and minor numbers of a recorded device number, for tar.
 #[cfg(not(target_vendor = "apple"))]
-pub fn device_numbers(rdev: u64) -> (u32, u32) {
-    let rdev = rdev as nix::libc::dev_t;
+fn dev_t_numbers(dev: u64) -> (u32, u32) {
+    let dev = dev as nix::libc::dev_t;
     (
-        nix::sys::stat::major(rdev) as u32,
-        nix::sys::stat::minor(rdev) as u32,
+        nix::sys::stat::major(dev) as u32,
+        nix::sys::stat::minor(dev) as u32,
     )
+}
+
+/// The `dev_t` of a recorded device number, for `mknod`.
+#[cfg(target_vendor = "apple")]
+fn platform_dev(rdev: u64) -> std::io::Result<nix::libc::dev_t> {
+    let (major, minor) = crate::tree::device_numbers(rdev);
+    if major > 0xff || minor > 0xff_ffff {
+        return Err(std::io::Error::other(format!(
+            "device {major}:{minor} has no device number on this system"
+        )));
+    }
+    Ok((major << 24 | minor) as nix::libc::dev_t)
+}
+
+#[cfg(not(target_vendor = "apple"))]
+fn platform_dev(rdev: u64) -> std::io::Result<nix::libc::dev_t> {
+    let (major, minor) = crate::tree::device_numbers(rdev);
+    Ok(nix::sys::stat::makedev(major.into(), minor.into()))
 }
 
 /// Sockets are not recorded: they are made by the program that listens.

@@ -344,10 +344,6 @@ pub fn rdev(_meta: &Metadata) -> u64 {
     0
 }
 
-pub fn device_numbers(_rdev: u64) -> (u32, u32) {
-    (0, 0)
-}
-
 pub fn is_socket(_kind: &std::fs::FileType) -> bool {
     false
 }
