@@ -53,7 +53,9 @@ fn a_lost_pack_stops_prune_and_repair_brings_back_what_is_left() {
     let err = stderr(&out);
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("nothing was deleted") && err.contains("lost.bin") && err.contains("repair index"),
+        err.contains("nothing was deleted")
+            && err.contains("lost.bin")
+            && err.contains("repair index"),
         "{err}"
     );
     assert!(err.contains(&second_id[..8]), "names the snapshot: {err}");
@@ -73,7 +75,11 @@ fn a_lost_pack_stops_prune_and_repair_brings_back_what_is_left() {
     assert_eq!(dry["packs_dropped"].as_array().unwrap().len(), 1);
     assert_eq!(env.index_files(), index_before, "a dry run wrote");
     let fixed = env.json(&["repair", "index"]);
-    assert_eq!(fixed["packs_dropped"].as_array().unwrap().len(), 1, "{fixed}");
+    assert_eq!(
+        fixed["packs_dropped"].as_array().unwrap().len(),
+        1,
+        "{fixed}"
+    );
     assert!(fixed["packs_added"].as_array().unwrap().is_empty());
     let out = env.snap().args(["check"]).output().unwrap();
     assert!(
@@ -87,9 +93,15 @@ fn a_lost_pack_stops_prune_and_repair_brings_back_what_is_left() {
     assert_eq!(listed(&env), 2, "a dry run wrote");
     let removed = plan["repaired"][0]["removed"].as_array().unwrap();
     assert_eq!(removed.len(), 1, "{plan}");
-    assert!(removed[0].as_str().unwrap().ends_with("/lost.bin"), "{plan}");
+    assert!(
+        removed[0].as_str().unwrap().ends_with("/lost.bin"),
+        "{plan}"
+    );
     let done = env.json(&["repair", "snapshots"]);
-    let replacement = done["repaired"][0]["replacement"].as_str().unwrap().to_string();
+    let replacement = done["repaired"][0]["replacement"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(listed(&env), 3, "the original stays until forgotten");
     env.snap().args(["check"]).assert().failure();
     let t2 = env.path("t2");

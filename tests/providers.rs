@@ -291,10 +291,17 @@ fn a_listing_that_never_ends_is_refused() {
     env.create(&[&src], &[]);
     proxy.set_quirk(Quirk::ListRepeatsToken);
     proxy.take_log();
-    let out = env.snap().args(["--no-cache", "snapshots"]).output().unwrap();
+    let out = env
+        .snap()
+        .args(["--no-cache", "snapshots"])
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("not listing honestly") && err.contains("s3://"), "{err}");
+    assert!(
+        err.contains("not listing honestly") && err.contains("s3://"),
+        "{err}"
+    );
     let lists = count(&proxy.take_log(), |l| l.contains("list-type=2"));
     assert!(lists < 20, "{lists} listing requests");
 }

@@ -344,7 +344,10 @@ fn serve(
         let response_head = read_head(&mut up_reader)?;
         let body = read_body(&mut up_reader, &response_head)?;
         let text = String::from_utf8_lossy(&body)
-            .replace("<IsTruncated>false</IsTruncated>", "<IsTruncated>true</IsTruncated>")
+            .replace(
+                "<IsTruncated>false</IsTruncated>",
+                "<IsTruncated>true</IsTruncated>",
+            )
             .replace(
                 "</ListBucketResult>",
                 "<NextContinuationToken>again</NextContinuationToken></ListBucketResult>",
