@@ -26,9 +26,10 @@ pub(crate) fn affected(
     };
     let mut out = Vec::new();
     for (sid, s) in snapshots {
+        // The root's pack may be damaged elsewhere than in the root: the
+        // walk goes on, and names what it can still reach.
         if in_damaged(BlobType::Tree, &s.tree) {
             out.push(format!("{}:/", sid.short()));
-            continue;
         }
         crate::walk::walk(
             repo,
