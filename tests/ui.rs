@@ -18,8 +18,12 @@ use fantoccini::{Client, ClientBuilder, Locator};
 /// caller's environment.
 struct Server {
     child: Child,
+    /// The address it printed, with the token.
     url: String,
+    /// `http://HOST:PORT`, HOST being the page's own name.
     base: String,
+    /// Where it listens.
+    addr: std::net::SocketAddr,
     home: PathBuf,
 }
 
@@ -54,17 +58,29 @@ impl Server {
             .read_line(&mut first)
             .unwrap();
         let url = first.trim().to_string();
+        let parsed = url::Url::parse(&url).unwrap();
         assert!(
-            url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+            parsed.query().is_some_and(|q| q.starts_with("token=")),
             "the first line is the URL with its token: {url:?}"
         );
         let base = url.split("/?").next().unwrap().to_string();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], parsed.port().unwrap()));
         Server {
             child,
             url,
             base,
+            addr,
             home: home.to_path_buf(),
         }
+    }
+
+    /// The page's own host name, without the port.
+    fn host(&self) -> String {
+        url::Url::parse(&self.url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string()
     }
 
     fn token(&self) -> &str {
@@ -75,17 +91,19 @@ impl Server {
         std::fs::read_to_string(self.home.join("ui.log")).unwrap_or_default()
     }
 
-    /// A client that holds the token's cookie, as the browser does.
+    /// A client that reaches the page's own name (on loopback, as
+    /// Chromium and Firefox resolve any `*.localhost`), and does not follow
+    /// redirects.
     fn client(&self) -> reqwest::blocking::Client {
         reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .resolve(&self.host(), self.addr)
             .build()
             .unwrap()
     }
 
     fn cookie(&self) -> String {
-        let port = self.base.rsplit(':').next().unwrap();
-        format!("snap_token_{port}={}", self.token())
+        format!("snap_token_{}={}", self.addr.port(), self.token())
     }
 
     fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -704,6 +722,114 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
     drop(driver);
 }
 
+/// An HTTP server on 127.0.0.1 that answers every request and keeps each
+/// request's head: another program on this computer that the user's
+/// browser visits (a dev server, a notebook).
+struct Neighbour {
+    port: u16,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Neighbour {
+    fn start() -> Neighbour {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Until the head is complete.
+                loop {
+                    let mut headers = [httparse::EMPTY_HEADER; 64];
+                    if let Ok(httparse::Status::Complete(_)) =
+                        httparse::Request::new(&mut headers).parse(&buf)
+                    {
+                        break;
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).into_owned());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 20\r\nConnection: close\r\n\r\n<p>another server</p",
+                );
+            }
+        });
+        Neighbour { port, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// The token's cookie goes to the page alone: after signing in, the same
+/// browser visiting other servers on this computer (another port of
+/// 127.0.0.1, and `localhost`) sends them no snap token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_reaches_no_other_server_on_this_computer() {
+    let (dir, home, repo) = world("pw");
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let neighbour = Neighbour::start();
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: s.token(),
+    };
+    let run = async {
+        c.goto(&s.url).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/manage");
+        p.wait_text("main", "No backups yet").await;
+        p.no_secret().await;
+        for host in ["127.0.0.1", "localhost"] {
+            c.goto(&format!("http://{host}:{}/", neighbour.port))
+                .await
+                .unwrap();
+            p.wait_text("body", "another server").await;
+        }
+        // Still signed in to the page.
+        p.go(&format!("{}/backup", s.base)).await;
+        p.wait_text("main", "Back up now").await;
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if outcome.is_err() {
+        panic!("the steps above failed\n--- snap ui log ---\n{}", s.log());
+    }
+    let heads = neighbour.heads();
+    for host in ["127.0.0.1", "localhost"] {
+        assert!(
+            heads
+                .iter()
+                .any(|h| h.to_lowercase().contains(&format!("host: {host}:"))),
+            "the browser did not visit {host}: {heads:?}"
+        );
+    }
+    for h in &heads {
+        assert!(
+            !h.contains(s.token()) && !h.to_lowercase().contains("snap_token"),
+            "another server on this computer got the token:\n{h}"
+        );
+    }
+    drop(driver);
+}
+
 /// A server with a profile holding a secret, its repository a local one.
 fn secured_server(dir: &Path) -> (Server, &'static str) {
     let home = dir.join("home");
@@ -797,11 +923,36 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
     }
     let r = c
         .get(format!("{}/api/profiles", s.base))
-        .header("Host", format!("localhost:{port}"))
         .header("Cookie", s.cookie())
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "localhost is this server");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the page's own name is this server"
+    );
+    // Its loopback names are refused, without saying the page's own name
+    // (a local server that learnt it could have the browser visit it there
+    // and get the cookie); with the token, sent on to that name, and no
+    // cookie set for them.
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let r = c
+            .get(format!("{}/api/profiles", s.base))
+            .header("Host", &host)
+            .header("Cookie", s.cookie())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{host}");
+        assert!(!r.text().unwrap().contains(&s.host()), "{host}");
+        let r = c
+            .get(format!("{}/?token={}", s.base, s.token()))
+            .header("Host", &host)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{host}");
+        assert_eq!(r.headers()["location"], s.url.as_str(), "{host}");
+        assert!(r.headers().get("set-cookie").is_none(), "{host}");
+    }
     // A cross-site POST (a form elsewhere sends the cookie, not the
     // session header) is refused, and so is one from another origin.
     let settings = serde_json::json!({"name": "work", "kind": "local", "folder": "/tmp/elsewhere", "password_source": "keep"});
@@ -846,6 +997,84 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
     }
     let (status, reply) = s.post("/api/connection", serde_json::json!({"name": "work", "kind": "local", "folder": dir.path().join("repo").display().to_string(), "password_source": "keep"}));
     assert!(!reply.to_string().contains(secret), "{status} {reply}");
+}
+
+/// Sends `GET target` to the server byte for byte, as a client library
+/// would not (it normalises the path first); the status and `Location`.
+fn raw_get(s: &Server, target: &[u8]) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(s.addr).unwrap();
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(target);
+    req.extend_from_slice(
+        format!(
+            " HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+            s.host(),
+            s.addr.port()
+        )
+        .as_bytes(),
+    );
+    tcp.write_all(&req).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(&answer).unwrap();
+    let location = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned());
+    (resp.code.unwrap(), location)
+}
+
+/// The token's address takes the token into the cookie and goes on to a
+/// path of this server, never to another: `/\\host/` is `//host/` to a
+/// browser, and so is a path with tabs or newlines in its first slashes.
+#[test]
+fn the_token_address_redirects_to_this_server_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = secured_server(dir.path());
+    let token = s.token().to_string();
+    let here = url::Url::parse(&format!("{}/", s.base)).unwrap();
+    let mut redirected = 0;
+    for path in [
+        &b"/manage"[..],
+        b"//evil.example/",
+        b"/\\evil.example/",
+        b"/\\/evil.example/",
+        b"/\\\\evil.example/",
+        b"/%5Cevil.example/",
+        b"/%5C%5Cevil.example/",
+        b"/%2F/evil.example/",
+        b"/%2F%2Fevil.example/",
+        b"/\t/evil.example/",
+        b"/%09/evil.example/",
+        b"/\n/evil.example/",
+        b"/%0D%0A/evil.example/",
+        b"/.//evil.example/",
+    ] {
+        let mut target = path.to_vec();
+        target.extend_from_slice(format!("?token={token}").as_bytes());
+        let (status, location) = raw_get(&s, &target);
+        let shown = String::from_utf8_lossy(path);
+        if let Some(l) = location {
+            redirected += 1;
+            // Read as the browser reads it.
+            let to = here.join(&l).unwrap();
+            assert_eq!(
+                to.origin(),
+                here.origin(),
+                "{shown:?} redirects to {l:?}, which is {to}"
+            );
+        } else {
+            assert!(status >= 400, "{shown:?}: {status}");
+        }
+    }
+    assert!(
+        redirected >= 10,
+        "most of these are redirects: {redirected}"
+    );
 }
 
 /// A wrong password, an unreachable bucket and a source that is gone are
@@ -1155,31 +1384,46 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     assert_eq!(snaps.as_array().unwrap().len(), 5);
 }
 
-/// The token is kept across starts (a service's bookmark keeps working),
-/// readable by this user alone, and `--new-token` replaces it.
+/// A token lives for one run, written nowhere; `--keep-token` keeps it
+/// (and so the page's own name) across starts, readable by this user
+/// alone, and `--new-token` replaces the kept one.
 #[test]
-fn the_token_survives_a_restart_until_a_new_one_is_asked_for() {
+fn a_token_lives_for_one_run_unless_kept_and_a_new_one_replaces_the_kept() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let first = Server::start(&home, &[]).token().to_string();
-    let again = Server::start(&home, &[]).token().to_string();
-    assert_eq!(first, again);
+    let first = Server::start(&home, &[]);
+    let again = Server::start(&home, &[]);
+    assert_ne!(first.token(), again.token());
+    assert_ne!(first.host(), again.host());
     let file = home.join("data/snap/ui-token");
+    assert!(!file.exists(), "a token not asked to be kept is written");
+    drop((first, again));
+    let kept = Server::start_with(&home, &[], &["--keep-token"]);
+    let (token, host) = (kept.token().to_string(), kept.host());
+    drop(kept);
+    let again = Server::start_with(&home, &[], &["--keep-token"]);
+    assert_eq!(again.token(), token);
+    assert_eq!(again.host(), host, "a bookmark keeps working");
+    drop(again);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let renewed = Server::start_with(&home, &[], &["--new-token"]);
-    assert_ne!(renewed.token(), first);
+    let renewed = Server::start_with(&home, &[], &["--keep-token", "--new-token"]);
+    assert_ne!(renewed.token(), token);
     let r = renewed
         .client()
         .get(format!("{}/api/status", renewed.base))
-        .header("Cookie", renewed.cookie().replace(renewed.token(), &first))
+        .header("Cookie", renewed.cookie().replace(renewed.token(), &token))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401, "the old token no longer opens it");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        renewed.token()
+    );
 }
 
 /// A password command that never ends (a keyring waiting for input) costs

@@ -284,9 +284,15 @@ pub struct UiArgs {
     /// Do not open a browser: run as a service (automatic backups)
     #[arg(long)]
     pub no_open: bool,
-    /// Make a new access token: every browser that has the old address
-    /// must open the new one (the token is otherwise kept across starts)
+    /// Keep the access token (and so the address) across starts, in a
+    /// file of the data directory readable by you alone: for a service
+    /// whose bookmark should keep working. Without it each start makes a
+    /// new token, kept nowhere
     #[arg(long)]
+    pub keep_token: bool,
+    /// Replace the kept token with a new one: every browser that has the
+    /// old address must open the new one
+    #[arg(long, requires = "keep_token")]
     pub new_token: bool,
 }
 
