@@ -1077,6 +1077,102 @@ fn the_token_address_redirects_to_this_server_only() {
     );
 }
 
+/// The page cannot set anything that makes snap run a command (a password
+/// command, a failure command): sent by hand, with the token and the
+/// session header, such a field is refused, nothing saved and nothing run.
+/// The page shows the saved ones read-only, with the terminal's way.
+#[test]
+fn the_page_sets_no_command_even_when_asked_by_hand() {
+    let (dir, home, repo) = world("pw");
+    let ran = dir.path().join("ran");
+    let cmd = format!("touch {}; echo pw", ran.display());
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"p\"\n[profiles.p]\nrepository = \"{}\"\npassword_command = \"echo pw\"\n\
+             on_failure = \"echo saved-failure-command\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&home, &[]);
+    let before = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    let folder = repo.display().to_string();
+    let other = dir.path().join("new").display().to_string();
+    for (path, body) in [
+        (
+            "/api/settings",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/settings",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "keep", "password_command": cmd}),
+        ),
+        (
+            "/api/connection",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/init",
+            serde_json::json!({"name": "q", "kind": "local", "folder": other,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/schedule",
+            serde_json::json!({"profile": "p", "interval": "1h", "keep_last": "0", "on_failure": cmd}),
+        ),
+    ] {
+        let (status, r) = s.post(path, body);
+        assert_eq!(status, 400, "{path}: {r}");
+        let said = r["message"].as_str().unwrap();
+        assert!(
+            said.contains("from the terminal only") && said.contains("snap config --profile"),
+            "{path}: {said}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.join("config.toml")).unwrap(),
+        before,
+        "a refused request changed the settings"
+    );
+    assert!(!ran.exists(), "a command sent to the page ran");
+    // Shown, not editable, with the terminal's way to set them.
+    let page = s.get("/schedule").text().unwrap();
+    assert!(
+        page.contains("echo saved-failure-command")
+            && page.contains("snap config --profile p --on-failure")
+            && !page.contains("name=\"on_failure\""),
+        "{page}"
+    );
+    let page = s.get("/settings?profile=p").text().unwrap();
+    assert!(
+        page.contains("echo pw")
+            && page.contains("snap config --profile p --password-command")
+            && !page.contains("name=\"password_command\""),
+        "{page}"
+    );
+    // Saving the schedule and the settings keeps the commands set there.
+    let (status, r) = s.post(
+        "/api/schedule",
+        serde_json::json!({"profile": "p", "interval": "1h", "keep_last": "0", "on_failure": ""}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "p", "kind": "local", "folder": folder, "password_source": "keep"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(
+        config.contains("saved-failure-command")
+            && config.contains("password_command = \"echo pw\""),
+        "{config}"
+    );
+}
+
 /// A wrong password, an unreachable bucket and a source that is gone are
 /// each said in words, on the page's answer and in the log; the server
 /// goes on.
@@ -1102,10 +1198,12 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     // the password typed for this one.
     let other = dir.path().join("other");
     init(&home, &other, "other");
+    let other_pw = dir.path().join("other-password");
+    std::fs::write(&other_pw, "other\n").unwrap();
     let (status, r) = s.post(
         "/api/connection",
         serde_json::json!({"name": "other", "kind": "local", "folder": other.display().to_string(),
-            "password_source": "command", "password_command": "echo other"}),
+            "password_source": "file", "password_file": other_pw.display().to_string()}),
     );
     assert_eq!(status, 200, "{r}");
 

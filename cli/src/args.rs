@@ -384,6 +384,11 @@ pub struct ConfigArgs {
     /// Command that prints the secret access key, stored instead of the secret
     #[arg(long, value_name = "CMD")]
     pub secret_command: Option<String>,
+    /// Run CMD with the shell when an automatic backup of `snap ui` fails,
+    /// with SNAP_PROFILE and SNAP_ERROR set; "" removes it. Set here only:
+    /// the web page shows it but cannot set a command
+    #[arg(long, value_name = "CMD")]
+    pub on_failure: Option<String>,
     /// Remove the profile
     #[arg(long)]
     pub remove: bool,
@@ -396,7 +401,7 @@ pub struct ConfigArgs {
     /// Test the settings in effect (with --profile NAME, that profile's): reach
     /// the endpoint, list the bucket, open the repository with the password.
     /// Names the setting at fault
-    #[arg(long, conflicts_with_all = ["save_keys", "secret_command", "remove", "default", "no_default"])]
+    #[arg(long, conflicts_with_all = ["save_keys", "secret_command", "on_failure", "remove", "default", "no_default"])]
     pub check: bool,
 }
 
