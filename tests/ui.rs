@@ -1173,6 +1173,60 @@ fn the_page_sets_no_command_even_when_asked_by_hand() {
     );
 }
 
+/// A restore that deletes more than half of the files in its target asks
+/// first, with the count, as `snap restore` does; sent again with that
+/// count it runs, with another it asks again.
+#[test]
+fn a_restore_that_deletes_most_of_its_target_asks_first_with_the_count() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("kept.txt"), b"kept").unwrap();
+    cli(&home, &repo, "pw", &["create", src.to_str().unwrap()]);
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    for f in ["kept.txt", "a.txt", "b.txt", "c.txt"] {
+        std::fs::write(target.join(f), b"there").unwrap();
+    }
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    let id = snaps[0]["id"].as_str().unwrap().to_string();
+    let form = |confirmed: Option<u64>| {
+        serde_json::json!({"snapshot": id, "path": src.display().to_string(),
+            "target": target.display().to_string(), "delete": true, "deletions_confirmed": confirmed})
+    };
+    for confirmed in [None, Some(2)] {
+        let (status, r) = s.post("/api/restore", form(confirmed));
+        assert_eq!(status, 409, "{r}");
+        let asked = r["confirm"].as_str().unwrap();
+        assert!(
+            asked.contains(&format!(
+                "this restore deletes 3 of the 4 files in {}",
+                target.display()
+            )),
+            "{asked}"
+        );
+        assert_eq!(r["confirm_count"], 3, "{r}");
+        assert!(target.join("a.txt").exists(), "nothing is deleted before");
+    }
+    let (status, r) = s.post("/api/restore", form(Some(3)));
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!(job["ok"], true, "{job}");
+    assert!(!target.join("a.txt").exists() && target.join("kept.txt").exists());
+    // Half or less: no question.
+    std::fs::write(target.join("a.txt"), b"there").unwrap();
+    let (status, r) = s.post("/api/restore", form(None));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(s.wait_job()["ok"], true);
+}
+
 /// A wrong password, an unreachable bucket and a source that is gone are
 /// each said in words, on the page's answer and in the log; the server
 /// goes on.

@@ -53,6 +53,13 @@ pub(crate) struct Reply {
     /// A page to go to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redirect: Option<String>,
+    /// A question to ask before the request is sent again with
+    /// `deletions_confirmed` set to `confirm_count` (a restore that
+    /// deletes most of its target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) confirm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) confirm_count: Option<u64>,
 }
 
 pub(crate) type Answer = (StatusCode, Json<Reply>);

@@ -77,7 +77,13 @@
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     if (out) { out.className = "result busy"; out.textContent = "Working…"; }
-    const reply = await post(action, body);
+    let reply = await post(action, body);
+    // The server asks first (a restore that deletes most of its target):
+    // sent again with the count agreed to.
+    if (reply.confirm && window.confirm(reply.confirm)) {
+      body.deletions_confirmed = reply.confirm_count;
+      reply = await post(action, body);
+    }
     buttons.forEach((b) => (b.disabled = false));
     if (out) {
       out.className = "result " + (reply.ok ? "ok" : "bad");
