@@ -830,6 +830,90 @@ async fn the_token_reaches_no_other_server_on_this_computer() {
     drop(driver);
 }
 
+/// A task stuck on a password command that never ends is cancelled from
+/// the page's Cancel button, and the next task then starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_task_is_cancelled_from_the_page_and_the_next_one_starts() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\nsources = [\"{}\"]\n\
+             password_command = \"sleep 120; echo pw\"\n",
+            repo.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&home, &[]);
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: s.token(),
+    };
+    // The task box's id once it shows a running task other than `before`.
+    let running_after = async |before: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = c.find(Locator::Css("#job .job")).await.unwrap();
+            let id = e.attr("data-job").await.unwrap().unwrap_or_default();
+            let class = e.attr("class").await.unwrap().unwrap_or_default();
+            let cancel = c
+                .find(Locator::Css("#job form.cancel button"))
+                .await
+                .unwrap();
+            if id != before && class.contains("running") && cancel.is_displayed().await.unwrap() {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no task started");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let run = async {
+        // Not Manage, which waits for the repository to open.
+        p.go(&format!("{}/backup?token={}", s.base, s.token()))
+            .await;
+        assert_eq!(c.current_url().await.unwrap().path(), "/backup");
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        let stuck = running_after(&before).await;
+        p.shot("task-running-desktop").await;
+        p.click("#job form.cancel button").await;
+        p.wait_text("#job .job", "cancelled").await;
+        let e = c.find(Locator::Css("#job .job")).await.unwrap();
+        assert!(
+            e.attr("class").await.unwrap().unwrap().contains("bad"),
+            "a cancelled task shows as failed"
+        );
+        assert!(
+            !c.find(Locator::Css("#job form.cancel button"))
+                .await
+                .unwrap()
+                .is_displayed()
+                .await
+                .unwrap()
+        );
+        // The slot is free: Back up now starts a new task.
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        let next = running_after(&stuck).await;
+        assert_ne!(next, stuck);
+        p.click("#job form.cancel button").await;
+        p.wait_text("#job .job", "cancelled").await;
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if outcome.is_err() {
+        panic!("the steps above failed\n--- snap ui log ---\n{}", s.log());
+    }
+    assert!(s.log().contains("cancelled"), "{}", s.log());
+    drop(driver);
+}
+
 /// A server with a profile holding a secret, its repository a local one.
 fn secured_server(dir: &Path) -> (Server, &'static str) {
     let home = dir.join("home");
@@ -1578,39 +1662,30 @@ fn a_token_lives_for_one_run_unless_kept_and_a_new_one_replaces_the_kept() {
     );
 }
 
-/// A password command that never ends (a keyring waiting for input) costs
-/// a page a bounded wait and a task its failure, not the server; and
-/// Ctrl-C stops the server while a page follows its events.
+/// A task stuck on a password command that never ends (a keyring waiting
+/// for input) holds the one task slot until it is cancelled; then the
+/// next task starts at once. And Ctrl-C stops the server while a page
+/// follows its events.
 #[test]
-fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
+fn a_stuck_task_is_cancelled_and_ctrl_c_leaves_nothing_hanging() {
     let (dir, home, repo) = world("pw");
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         home.join("config.toml"),
         format!(
-            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\npassword_command = \"sleep 30; echo pw\"\n",
+            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\npassword_command = \"sleep 120; echo pw\"\n",
             repo.display()
         ),
     )
     .unwrap();
-    // Opening waits a minute at most, a second at this scale.
-    let mut s = Server::start(&home, &[("SNAP_UI_TIME_SCALE", "60")]);
-    for _ in 0..3 {
-        let page = s.get("/manage").text().unwrap();
-        assert!(page.contains("takes longer than"), "{page}");
-    }
-    let (status, r) = s.post(
-        "/api/backup",
-        serde_json::json!({"sources": src.display().to_string()}),
-    );
+    let mut s = Server::start(&home, &[]);
+    let backup = serde_json::json!({"sources": src.display().to_string()});
+    let (status, r) = s.post("/api/backup", backup.clone());
     assert_eq!(status, 200, "{r}");
     // One task at a time: a second backup while this one waits is refused
     // with the name of the one running.
-    let (status, r) = s.post(
-        "/api/backup",
-        serde_json::json!({"sources": src.display().to_string()}),
-    );
+    let (status, r) = s.post("/api/backup", backup.clone());
     assert_eq!(status, 409, "{r}");
     assert!(
         r["message"]
@@ -1619,15 +1694,31 @@ fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
             .contains("backup of profile hang is running"),
         "{r}"
     );
-    let job = s.wait_job();
-    assert_eq!(job["ok"], false, "{job}");
+    let st: serde_json::Value = s.get("/api/status").json().unwrap();
+    assert_eq!(st["job"]["running"], true, "{st}");
+    let id = st["job"]["id"].as_u64().unwrap();
     assert!(
-        job["message"]
-            .as_str()
+        s.get("/backup")
+            .text()
             .unwrap()
-            .contains("takes longer than"),
+            .contains("data-action=\"/api/cancel\"")
+    );
+    let (status, r) = s.post("/api/cancel", serde_json::json!({"id": id.to_string()}));
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!((job["id"].as_u64(), &job["ok"]), (Some(id), &false.into()));
+    assert!(
+        job["message"].as_str().unwrap().starts_with("cancelled"),
         "{job}"
     );
+    // The slot is free: the next task starts.
+    let (status, r) = s.post("/api/backup", backup);
+    assert_eq!(status, 200, "{r}");
+    let st: serde_json::Value = s.get("/api/status").json().unwrap();
+    assert_eq!(st["job"]["running"], true, "{st}");
+    assert_eq!(st["job"]["id"].as_u64(), Some(id + 1), "{st}");
+    let (status, r) = s.post("/api/cancel", serde_json::json!({"id": id.to_string()}));
+    assert_eq!(status, 409, "an ended task: {r}");
 
     // Ctrl-C while a page follows /api/events: the server ends.
     let mut events = s

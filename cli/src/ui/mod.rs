@@ -159,6 +159,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/undo", post(actions::undo))
         .route("/api/schedule", post(actions::schedule))
         .route("/api/check", post(actions::check))
+        .route("/api/cancel", post(actions::cancel))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             guard::guard,

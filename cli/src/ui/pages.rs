@@ -122,6 +122,7 @@ fn job_box(app: &App, title: &str) -> Markup {
                 @if !v.warnings.is_empty() {
                     details.note { summary { "Warnings (" (v.warnings_total) ")" } ul { @for w in &v.warnings { li { (w) } } } }
                 }
+                (cancel_form(v.id, v.running))
             }
         } @else {
             div.job.idle data-job="0" data-since=(since) {
@@ -129,7 +130,20 @@ fn job_box(app: &App, title: &str) -> Markup {
                 progress max="100" hidden {}
                 p.text {}
                 div.html {}
+                (cancel_form(0, false))
             }
+        }
+    }
+}
+
+/// The running task's Cancel button; the script shows it and sets its id
+/// while a task runs.
+fn cancel_form(id: u64, running: bool) -> Markup {
+    html! {
+        form.cancel data-action="/api/cancel" hidden[!running] {
+            input type="hidden" name="id" value=(id);
+            button.danger type="submit" { "Cancel" }
+            div.result role="status" {}
         }
     }
 }

@@ -139,6 +139,11 @@
     if (v.total_bytes) bar.value = Math.min(100, (100 * v.bytes) / v.total_bytes);
     else bar.removeAttribute("value");
     box.querySelector(".text").textContent = v.progress_text;
+    const cancel = box.querySelector("form.cancel");
+    if (cancel) {
+      cancel.hidden = !v.running;
+      cancel.querySelector("input[name=id]").value = String(v.id);
+    }
     if (changed && !v.running) {
       for (const r of document.querySelectorAll(".result[data-started]")) {
         r.textContent = "";
