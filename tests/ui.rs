@@ -18,8 +18,12 @@ use fantoccini::{Client, ClientBuilder, Locator};
 /// caller's environment.
 struct Server {
     child: Child,
+    /// The address it printed, with the token.
     url: String,
+    /// `http://HOST:PORT`, HOST being the page's own name.
     base: String,
+    /// Where it listens.
+    addr: std::net::SocketAddr,
     home: PathBuf,
 }
 
@@ -54,17 +58,29 @@ impl Server {
             .read_line(&mut first)
             .unwrap();
         let url = first.trim().to_string();
+        let parsed = url::Url::parse(&url).unwrap();
         assert!(
-            url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+            parsed.query().is_some_and(|q| q.starts_with("token=")),
             "the first line is the URL with its token: {url:?}"
         );
         let base = url.split("/?").next().unwrap().to_string();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], parsed.port().unwrap()));
         Server {
             child,
             url,
             base,
+            addr,
             home: home.to_path_buf(),
         }
+    }
+
+    /// The page's own host name, without the port.
+    fn host(&self) -> String {
+        url::Url::parse(&self.url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string()
     }
 
     fn token(&self) -> &str {
@@ -75,17 +91,19 @@ impl Server {
         std::fs::read_to_string(self.home.join("ui.log")).unwrap_or_default()
     }
 
-    /// A client that holds the token's cookie, as the browser does.
+    /// A client that reaches the page's own name (on loopback, as
+    /// Chromium and Firefox resolve any `*.localhost`), and does not follow
+    /// redirects.
     fn client(&self) -> reqwest::blocking::Client {
         reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .resolve(&self.host(), self.addr)
             .build()
             .unwrap()
     }
 
     fn cookie(&self) -> String {
-        let port = self.base.rsplit(':').next().unwrap();
-        format!("snap_token_{port}={}", self.token())
+        format!("snap_token_{}={}", self.addr.port(), self.token())
     }
 
     fn get(&self, path: &str) -> reqwest::blocking::Response {
@@ -704,6 +722,198 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
     drop(driver);
 }
 
+/// An HTTP server on 127.0.0.1 that answers every request and keeps each
+/// request's head: another program on this computer that the user's
+/// browser visits (a dev server, a notebook).
+struct Neighbour {
+    port: u16,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Neighbour {
+    fn start() -> Neighbour {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Until the head is complete.
+                loop {
+                    let mut headers = [httparse::EMPTY_HEADER; 64];
+                    if let Ok(httparse::Status::Complete(_)) =
+                        httparse::Request::new(&mut headers).parse(&buf)
+                    {
+                        break;
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).into_owned());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 20\r\nConnection: close\r\n\r\n<p>another server</p",
+                );
+            }
+        });
+        Neighbour { port, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// The token's cookie goes to the page alone: after signing in, the same
+/// browser visiting other servers on this computer (another port of
+/// 127.0.0.1, and `localhost`) sends them no snap token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_reaches_no_other_server_on_this_computer() {
+    let (dir, home, repo) = world("pw");
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let neighbour = Neighbour::start();
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: s.token(),
+    };
+    let run = async {
+        c.goto(&s.url).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/manage");
+        p.wait_text("main", "No backups yet").await;
+        p.no_secret().await;
+        for host in ["127.0.0.1", "localhost"] {
+            c.goto(&format!("http://{host}:{}/", neighbour.port))
+                .await
+                .unwrap();
+            p.wait_text("body", "another server").await;
+        }
+        // Still signed in to the page.
+        p.go(&format!("{}/backup", s.base)).await;
+        p.wait_text("main", "Back up now").await;
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if outcome.is_err() {
+        panic!("the steps above failed\n--- snap ui log ---\n{}", s.log());
+    }
+    let heads = neighbour.heads();
+    for host in ["127.0.0.1", "localhost"] {
+        assert!(
+            heads
+                .iter()
+                .any(|h| h.to_lowercase().contains(&format!("host: {host}:"))),
+            "the browser did not visit {host}: {heads:?}"
+        );
+    }
+    for h in &heads {
+        assert!(
+            !h.contains(s.token()) && !h.to_lowercase().contains("snap_token"),
+            "another server on this computer got the token:\n{h}"
+        );
+    }
+    drop(driver);
+}
+
+/// A task stuck on a password command that never ends is cancelled from
+/// the page's Cancel button, and the next task then starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_task_is_cancelled_from_the_page_and_the_next_one_starts() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\nsources = [\"{}\"]\n\
+             password_command = \"sleep 120; echo pw\"\n",
+            repo.display(),
+            src.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&home, &[]);
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: s.token(),
+    };
+    // The task box's id once it shows a running task other than `before`.
+    let running_after = async |before: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let e = c.find(Locator::Css("#job .job")).await.unwrap();
+            let id = e.attr("data-job").await.unwrap().unwrap_or_default();
+            let class = e.attr("class").await.unwrap().unwrap_or_default();
+            let cancel = c
+                .find(Locator::Css("#job form.cancel button"))
+                .await
+                .unwrap();
+            if id != before && class.contains("running") && cancel.is_displayed().await.unwrap() {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no task started");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let run = async {
+        // Not Manage, which waits for the repository to open.
+        p.go(&format!("{}/backup?token={}", s.base, s.token()))
+            .await;
+        assert_eq!(c.current_url().await.unwrap().path(), "/backup");
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        let stuck = running_after(&before).await;
+        p.shot("task-running-desktop").await;
+        p.click("#job form.cancel button").await;
+        p.wait_text("#job .job", "cancelled").await;
+        let e = c.find(Locator::Css("#job .job")).await.unwrap();
+        assert!(
+            e.attr("class").await.unwrap().unwrap().contains("bad"),
+            "a cancelled task shows as failed"
+        );
+        assert!(
+            !c.find(Locator::Css("#job form.cancel button"))
+                .await
+                .unwrap()
+                .is_displayed()
+                .await
+                .unwrap()
+        );
+        // The slot is free: Back up now starts a new task.
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        let next = running_after(&stuck).await;
+        assert_ne!(next, stuck);
+        p.click("#job form.cancel button").await;
+        p.wait_text("#job .job", "cancelled").await;
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if outcome.is_err() {
+        panic!("the steps above failed\n--- snap ui log ---\n{}", s.log());
+    }
+    assert!(s.log().contains("cancelled"), "{}", s.log());
+    drop(driver);
+}
+
 /// A server with a profile holding a secret, its repository a local one.
 fn secured_server(dir: &Path) -> (Server, &'static str) {
     let home = dir.join("home");
@@ -797,11 +1007,36 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
     }
     let r = c
         .get(format!("{}/api/profiles", s.base))
-        .header("Host", format!("localhost:{port}"))
         .header("Cookie", s.cookie())
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "localhost is this server");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the page's own name is this server"
+    );
+    // Its loopback names are refused, without saying the page's own name
+    // (a local server that learnt it could have the browser visit it there
+    // and get the cookie); with the token, sent on to that name, and no
+    // cookie set for them.
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let r = c
+            .get(format!("{}/api/profiles", s.base))
+            .header("Host", &host)
+            .header("Cookie", s.cookie())
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{host}");
+        assert!(!r.text().unwrap().contains(&s.host()), "{host}");
+        let r = c
+            .get(format!("{}/?token={}", s.base, s.token()))
+            .header("Host", &host)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303, "{host}");
+        assert_eq!(r.headers()["location"], s.url.as_str(), "{host}");
+        assert!(r.headers().get("set-cookie").is_none(), "{host}");
+    }
     // A cross-site POST (a form elsewhere sends the cookie, not the
     // session header) is refused, and so is one from another origin.
     let settings = serde_json::json!({"name": "work", "kind": "local", "folder": "/tmp/elsewhere", "password_source": "keep"});
@@ -848,6 +1083,234 @@ fn without_the_token_from_another_host_or_site_nothing_is_served() {
     assert!(!reply.to_string().contains(secret), "{status} {reply}");
 }
 
+/// Sends `GET target` to the server byte for byte, as a client library
+/// would not (it normalises the path first); the status and `Location`.
+fn raw_get(s: &Server, target: &[u8]) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(s.addr).unwrap();
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(target);
+    req.extend_from_slice(
+        format!(
+            " HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+            s.host(),
+            s.addr.port()
+        )
+        .as_bytes(),
+    );
+    tcp.write_all(&req).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(&answer).unwrap();
+    let location = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("location"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned());
+    (resp.code.unwrap(), location)
+}
+
+/// The token's address takes the token into the cookie and goes on to a
+/// path of this server, never to another: `/\\host/` is `//host/` to a
+/// browser, and so is a path with tabs or newlines in its first slashes.
+#[test]
+fn the_token_address_redirects_to_this_server_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = secured_server(dir.path());
+    let token = s.token().to_string();
+    let here = url::Url::parse(&format!("{}/", s.base)).unwrap();
+    let mut redirected = 0;
+    for path in [
+        &b"/manage"[..],
+        b"//evil.example/",
+        b"/\\evil.example/",
+        b"/\\/evil.example/",
+        b"/\\\\evil.example/",
+        b"/%5Cevil.example/",
+        b"/%5C%5Cevil.example/",
+        b"/%2F/evil.example/",
+        b"/%2F%2Fevil.example/",
+        b"/\t/evil.example/",
+        b"/%09/evil.example/",
+        b"/\n/evil.example/",
+        b"/%0D%0A/evil.example/",
+        b"/.//evil.example/",
+    ] {
+        let mut target = path.to_vec();
+        target.extend_from_slice(format!("?token={token}").as_bytes());
+        let (status, location) = raw_get(&s, &target);
+        let shown = String::from_utf8_lossy(path);
+        if let Some(l) = location {
+            redirected += 1;
+            // Read as the browser reads it.
+            let to = here.join(&l).unwrap();
+            assert_eq!(
+                to.origin(),
+                here.origin(),
+                "{shown:?} redirects to {l:?}, which is {to}"
+            );
+        } else {
+            assert!(status >= 400, "{shown:?}: {status}");
+        }
+    }
+    assert!(
+        redirected >= 10,
+        "most of these are redirects: {redirected}"
+    );
+}
+
+/// The page cannot set anything that makes snap run a command (a password
+/// command, a failure command): sent by hand, with the token and the
+/// session header, such a field is refused, nothing saved and nothing run.
+/// The page shows the saved ones read-only, with the terminal's way.
+#[test]
+fn the_page_sets_no_command_even_when_asked_by_hand() {
+    let (dir, home, repo) = world("pw");
+    let ran = dir.path().join("ran");
+    let cmd = format!("touch {}; echo pw", ran.display());
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "default = \"p\"\n[profiles.p]\nrepository = \"{}\"\npassword_command = \"echo pw\"\n\
+             on_failure = \"echo saved-failure-command\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&home, &[]);
+    let before = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    let folder = repo.display().to_string();
+    let other = dir.path().join("new").display().to_string();
+    for (path, body) in [
+        (
+            "/api/settings",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/settings",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "keep", "password_command": cmd}),
+        ),
+        (
+            "/api/connection",
+            serde_json::json!({"name": "p", "kind": "local", "folder": folder,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/init",
+            serde_json::json!({"name": "q", "kind": "local", "folder": other,
+                "password_source": "command", "password_command": cmd}),
+        ),
+        (
+            "/api/schedule",
+            serde_json::json!({"profile": "p", "interval": "1h", "keep_last": "0", "on_failure": cmd}),
+        ),
+    ] {
+        let (status, r) = s.post(path, body);
+        assert_eq!(status, 400, "{path}: {r}");
+        let said = r["message"].as_str().unwrap();
+        assert!(
+            said.contains("from the terminal only") && said.contains("snap config --profile"),
+            "{path}: {said}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.join("config.toml")).unwrap(),
+        before,
+        "a refused request changed the settings"
+    );
+    assert!(!ran.exists(), "a command sent to the page ran");
+    // Shown, not editable, with the terminal's way to set them.
+    let page = s.get("/schedule").text().unwrap();
+    assert!(
+        page.contains("echo saved-failure-command")
+            && page.contains("snap config --profile p --on-failure")
+            && !page.contains("name=\"on_failure\""),
+        "{page}"
+    );
+    let page = s.get("/settings?profile=p").text().unwrap();
+    assert!(
+        page.contains("echo pw")
+            && page.contains("snap config --profile p --password-command")
+            && !page.contains("name=\"password_command\""),
+        "{page}"
+    );
+    // Saving the schedule and the settings keeps the commands set there.
+    let (status, r) = s.post(
+        "/api/schedule",
+        serde_json::json!({"profile": "p", "interval": "1h", "keep_last": "0", "on_failure": ""}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "p", "kind": "local", "folder": folder, "password_source": "keep"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(
+        config.contains("saved-failure-command")
+            && config.contains("password_command = \"echo pw\""),
+        "{config}"
+    );
+}
+
+/// A restore that deletes more than half of the files in its target asks
+/// first, with the count, as `snap restore` does; sent again with that
+/// count it runs, with another it asks again.
+#[test]
+fn a_restore_that_deletes_most_of_its_target_asks_first_with_the_count() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("kept.txt"), b"kept").unwrap();
+    cli(&home, &repo, "pw", &["create", src.to_str().unwrap()]);
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    for f in ["kept.txt", "a.txt", "b.txt", "c.txt"] {
+        std::fs::write(target.join(f), b"there").unwrap();
+    }
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    let id = snaps[0]["id"].as_str().unwrap().to_string();
+    let form = |confirmed: Option<u64>| {
+        serde_json::json!({"snapshot": id, "path": src.display().to_string(),
+            "target": target.display().to_string(), "delete": true, "deletions_confirmed": confirmed})
+    };
+    for confirmed in [None, Some(2)] {
+        let (status, r) = s.post("/api/restore", form(confirmed));
+        assert_eq!(status, 409, "{r}");
+        let asked = r["confirm"].as_str().unwrap();
+        assert!(
+            asked.contains(&format!(
+                "this restore deletes 3 of the 4 files in {}",
+                target.display()
+            )),
+            "{asked}"
+        );
+        assert_eq!(r["confirm_count"], 3, "{r}");
+        assert!(target.join("a.txt").exists(), "nothing is deleted before");
+    }
+    let (status, r) = s.post("/api/restore", form(Some(3)));
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!(job["ok"], true, "{job}");
+    assert!(!target.join("a.txt").exists() && target.join("kept.txt").exists());
+    // Half or less: no question.
+    std::fs::write(target.join("a.txt"), b"there").unwrap();
+    let (status, r) = s.post("/api/restore", form(None));
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(s.wait_job()["ok"], true);
+}
+
 /// A wrong password, an unreachable bucket and a source that is gone are
 /// each said in words, on the page's answer and in the log; the server
 /// goes on.
@@ -873,10 +1336,12 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
     // the password typed for this one.
     let other = dir.path().join("other");
     init(&home, &other, "other");
+    let other_pw = dir.path().join("other-password");
+    std::fs::write(&other_pw, "other\n").unwrap();
     let (status, r) = s.post(
         "/api/connection",
         serde_json::json!({"name": "other", "kind": "local", "folder": other.display().to_string(),
-            "password_source": "command", "password_command": "echo other"}),
+            "password_source": "file", "password_file": other_pw.display().to_string()}),
     );
     assert_eq!(status, 200, "{r}");
 
@@ -1155,66 +1620,72 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     assert_eq!(snaps.as_array().unwrap().len(), 5);
 }
 
-/// The token is kept across starts (a service's bookmark keeps working),
-/// readable by this user alone, and `--new-token` replaces it.
+/// A token lives for one run, written nowhere; `--keep-token` keeps it
+/// (and so the page's own name) across starts, readable by this user
+/// alone, and `--new-token` replaces the kept one.
 #[test]
-fn the_token_survives_a_restart_until_a_new_one_is_asked_for() {
+fn a_token_lives_for_one_run_unless_kept_and_a_new_one_replaces_the_kept() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let first = Server::start(&home, &[]).token().to_string();
-    let again = Server::start(&home, &[]).token().to_string();
-    assert_eq!(first, again);
+    let first = Server::start(&home, &[]);
+    let again = Server::start(&home, &[]);
+    assert_ne!(first.token(), again.token());
+    assert_ne!(first.host(), again.host());
     let file = home.join("data/snap/ui-token");
+    assert!(!file.exists(), "a token not asked to be kept is written");
+    drop((first, again));
+    let kept = Server::start_with(&home, &[], &["--keep-token"]);
+    let (token, host) = (kept.token().to_string(), kept.host());
+    drop(kept);
+    let again = Server::start_with(&home, &[], &["--keep-token"]);
+    assert_eq!(again.token(), token);
+    assert_eq!(again.host(), host, "a bookmark keeps working");
+    drop(again);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let renewed = Server::start_with(&home, &[], &["--new-token"]);
-    assert_ne!(renewed.token(), first);
+    let renewed = Server::start_with(&home, &[], &["--keep-token", "--new-token"]);
+    assert_ne!(renewed.token(), token);
     let r = renewed
         .client()
         .get(format!("{}/api/status", renewed.base))
-        .header("Cookie", renewed.cookie().replace(renewed.token(), &first))
+        .header("Cookie", renewed.cookie().replace(renewed.token(), &token))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 401, "the old token no longer opens it");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        renewed.token()
+    );
 }
 
-/// A password command that never ends (a keyring waiting for input) costs
-/// a page a bounded wait and a task its failure, not the server; and
-/// Ctrl-C stops the server while a page follows its events.
+/// A task stuck on a password command that never ends (a keyring waiting
+/// for input) holds the one task slot until it is cancelled; then the
+/// next task starts at once. And Ctrl-C stops the server while a page
+/// follows its events.
 #[test]
-fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
+fn a_stuck_task_is_cancelled_and_ctrl_c_leaves_nothing_hanging() {
     let (dir, home, repo) = world("pw");
     let src = dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         home.join("config.toml"),
         format!(
-            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\npassword_command = \"sleep 30; echo pw\"\n",
+            "default = \"hang\"\n[profiles.hang]\nrepository = \"{}\"\npassword_command = \"sleep 120; echo pw\"\n",
             repo.display()
         ),
     )
     .unwrap();
-    // Opening waits a minute at most, a second at this scale.
-    let mut s = Server::start(&home, &[("SNAP_UI_TIME_SCALE", "60")]);
-    for _ in 0..3 {
-        let page = s.get("/manage").text().unwrap();
-        assert!(page.contains("takes longer than"), "{page}");
-    }
-    let (status, r) = s.post(
-        "/api/backup",
-        serde_json::json!({"sources": src.display().to_string()}),
-    );
+    let mut s = Server::start(&home, &[]);
+    let backup = serde_json::json!({"sources": src.display().to_string()});
+    let (status, r) = s.post("/api/backup", backup.clone());
     assert_eq!(status, 200, "{r}");
     // One task at a time: a second backup while this one waits is refused
     // with the name of the one running.
-    let (status, r) = s.post(
-        "/api/backup",
-        serde_json::json!({"sources": src.display().to_string()}),
-    );
+    let (status, r) = s.post("/api/backup", backup.clone());
     assert_eq!(status, 409, "{r}");
     assert!(
         r["message"]
@@ -1223,15 +1694,31 @@ fn a_hung_password_command_and_ctrl_c_leave_nothing_hanging() {
             .contains("backup of profile hang is running"),
         "{r}"
     );
-    let job = s.wait_job();
-    assert_eq!(job["ok"], false, "{job}");
+    let st: serde_json::Value = s.get("/api/status").json().unwrap();
+    assert_eq!(st["job"]["running"], true, "{st}");
+    let id = st["job"]["id"].as_u64().unwrap();
     assert!(
-        job["message"]
-            .as_str()
+        s.get("/backup")
+            .text()
             .unwrap()
-            .contains("takes longer than"),
+            .contains("data-action=\"/api/cancel\"")
+    );
+    let (status, r) = s.post("/api/cancel", serde_json::json!({"id": id.to_string()}));
+    assert_eq!(status, 200, "{r}");
+    let job = s.wait_job();
+    assert_eq!((job["id"].as_u64(), &job["ok"]), (Some(id), &false.into()));
+    assert!(
+        job["message"].as_str().unwrap().starts_with("cancelled"),
         "{job}"
     );
+    // The slot is free: the next task starts.
+    let (status, r) = s.post("/api/backup", backup);
+    assert_eq!(status, 200, "{r}");
+    let st: serde_json::Value = s.get("/api/status").json().unwrap();
+    assert_eq!(st["job"]["running"], true, "{st}");
+    assert_eq!(st["job"]["id"].as_u64(), Some(id + 1), "{st}");
+    let (status, r) = s.post("/api/cancel", serde_json::json!({"id": id.to_string()}));
+    assert_eq!(status, 409, "an ended task: {r}");
 
     // Ctrl-C while a page follows /api/events: the server ends.
     let mut events = s

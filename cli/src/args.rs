@@ -294,9 +294,15 @@ pub struct UiArgs {
     /// Do not open a browser: run as a service (automatic backups)
     #[arg(long)]
     pub no_open: bool,
-    /// Make a new access token: every browser that has the old address
-    /// must open the new one (the token is otherwise kept across starts)
+    /// Keep the access token (and so the address) across starts, in a
+    /// file of the data directory readable by you alone: for a service
+    /// whose bookmark should keep working. Without it each start makes a
+    /// new token, kept nowhere
     #[arg(long)]
+    pub keep_token: bool,
+    /// Replace the kept token with a new one: every browser that has the
+    /// old address must open the new one
+    #[arg(long, requires = "keep_token")]
     pub new_token: bool,
 }
 
@@ -417,6 +423,11 @@ pub struct ConfigArgs {
     /// Command that prints the secret access key, stored instead of the secret
     #[arg(long, value_name = "CMD")]
     pub secret_command: Option<String>,
+    /// Run CMD with the shell when an automatic backup of `snap ui` fails,
+    /// with SNAP_PROFILE and SNAP_ERROR set; "" removes it. Set here only:
+    /// the web page shows it but cannot set a command
+    #[arg(long, value_name = "CMD")]
+    pub on_failure: Option<String>,
     /// Remove the profile
     #[arg(long)]
     pub remove: bool,
@@ -429,7 +440,7 @@ pub struct ConfigArgs {
     /// Test the settings in effect (with --profile NAME, that profile's): reach
     /// the endpoint, list the bucket, open the repository with the password.
     /// Names the setting at fault
-    #[arg(long, conflicts_with_all = ["save_keys", "secret_command", "remove", "default", "no_default"])]
+    #[arg(long, conflicts_with_all = ["save_keys", "secret_command", "on_failure", "remove", "default", "no_default"])]
     pub check: bool,
 }
 

@@ -55,7 +55,11 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
         return Ok(0);
     }
     if profile.is_none()
-        && (!given.is_empty() || a.save_keys || a.secret_command.is_some() || a.remove)
+        && (!given.is_empty()
+            || a.save_keys
+            || a.secret_command.is_some()
+            || a.on_failure.is_some()
+            || a.remove)
     {
         return Err(anyhow!(
             "settings are saved in a profile: add --profile NAME (given: {})",
@@ -68,6 +72,7 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
                         .as_ref()
                         .map(|_| "--secret-command".to_string())
                 )
+                .chain(a.on_failure.as_ref().map(|_| "--on-failure".to_string()))
                 .chain(a.remove.then(|| "--remove".to_string()))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -142,6 +147,10 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
     if let Some(cmd) = &a.secret_command {
         p.secret_access_key_command = Some(cmd.clone());
         p.secret_access_key = None;
+        changed = true;
+    }
+    if let Some(cmd) = &a.on_failure {
+        p.on_failure = (!cmd.trim().is_empty()).then(|| cmd.clone());
         changed = true;
     }
     if a.save_keys {

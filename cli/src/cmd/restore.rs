@@ -204,14 +204,9 @@ pub(crate) fn print_restore_plan(ui: &Ui, plan: &restore::Plan) -> Result<u8> {
 /// likely aimed at the wrong folder: it asks on a terminal, and stops
 /// without one unless --yes was given.
 pub(crate) fn confirm_deletions(plan: &restore::Plan, yes: bool) -> Result<()> {
-    let (deleted, existing) = (plan.files_deleted, plan.existing_files);
-    if yes || deleted == 0 || deleted * 2 <= existing {
+    let Some(what) = deletes_most(plan).filter(|_| !yes) else {
         return Ok(());
-    }
-    let what = format!(
-        "this restore deletes {deleted} of the {existing} files in {}",
-        plan.target.display()
-    );
+    };
     if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
         if confirm(&format!("{what}. Go on?"))? {
             return Ok(());
@@ -221,6 +216,18 @@ pub(crate) fn confirm_deletions(plan: &restore::Plan, yes: bool) -> Result<()> {
     Err(anyhow!(
         "{what}, more than half: check --target (--dry-run lists them), then add --yes"
     ))
+}
+
+/// The rule the CLI and the web page both ask by: the words for a plan
+/// that deletes more than half of the files its target holds, else None.
+pub(crate) fn deletes_most(plan: &restore::Plan) -> Option<String> {
+    let (deleted, existing) = (plan.files_deleted, plan.existing_files);
+    (deleted > 0 && deleted * 2 > existing).then(|| {
+        format!(
+            "this restore deletes {deleted} of the {existing} files in {}",
+            plan.target.display()
+        )
+    })
 }
 
 /// `snap dump`: to stdout, which must not be a terminal for a tar stream.

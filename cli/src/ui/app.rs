@@ -21,6 +21,9 @@ pub(crate) struct App {
     global: Global,
     /// In the URL printed at start; exchanged for a cookie.
     pub(crate) token: String,
+    /// The page's own host name and port when listening on this computer
+    /// (see [`own_name`]); None on another address, which is its own name.
+    pub(crate) own_name: Option<String>,
     /// Sent back in a header with every state-changing request: a form on
     /// another site can send the cookie but not this.
     pub(crate) session: String,
@@ -51,11 +54,11 @@ pub(crate) struct App {
 }
 
 /// How long a page waits for the repository to open (a password command,
-/// slow storage) before it says so and goes on without it: a minute, or
-/// less under the tests' time scale.
-fn open_wait() -> std::time::Duration {
-    std::time::Duration::from_secs(60) / super::schedule::time_scale() as u32
-}
+/// slow storage) before it says so and goes on without it. A bound on
+/// work, so the tests' time scale does not shorten it: scaled to a second,
+/// a busy machine's honest opening (key derivation, a bucket's first
+/// answer) failed a test.
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What keeps a page from showing a repository, in words.
 #[derive(Debug)]
@@ -143,11 +146,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|_| anyhow!("the task stopped unexpectedly (a bug in snap; see its log)"))?
 }
 
-/// The access token: random, made once and kept in the data directory
-/// (readable by this user alone), so a bookmark of a service's fixed
-/// address keeps working across restarts; `--new-token` makes a new one
-/// and so locks out every browser that had the old.
-fn kept_token(new: bool) -> Result<String> {
+/// The access token. By default a new one for each run, kept nowhere but
+/// in this process: a token that leaked (a browser's cookie sent where it
+/// should not have been, a copy of the address) is worth nothing once
+/// snap ui stops. With `keep` (`--keep-token`, for a service whose
+/// bookmark should survive restarts) it is kept in the data directory,
+/// readable by this user alone, and `new` (`--new-token`) replaces the
+/// kept one, locking out every browser that had it.
+fn token(keep: bool, new: bool) -> Result<String> {
+    if !keep {
+        return random_hex();
+    }
     let Some(dir) = dirs::data_dir().map(|d| d.join("snap")) else {
         return random_hex();
     };
@@ -180,6 +189,32 @@ fn kept_token(new: bool) -> Result<String> {
     Ok(token)
 }
 
+/// The page's own host name on this computer, `snap-<label>.localhost`
+/// with the port: the token's cookie is set for that host alone.
+///
+/// Why a name: browsers keep cookies apart by host, not by port, and
+/// every port of 127.0.0.1 (and of `localhost`) is one site for SameSite.
+/// A cookie set for 127.0.0.1 went with every request the browser made to
+/// any other server on this computer (a dev server, a notebook, another
+/// user's program), and with it the power to run commands as the user.
+/// Chromium and Firefox resolve every `*.localhost` name to loopback
+/// without asking DNS, and each such name is a site of its own, so a
+/// host-only cookie of this name stays here. Keeping the token out of
+/// cookies instead (in the page, sent in a header) would have lost plain
+/// links, downloads and the event stream, which a browser sends with
+/// cookies only.
+///
+/// The label is derived from the token, so a kept token keeps the address
+/// of a bookmark, and cannot be guessed without it: a server on another
+/// port that knew the name could have the browser visit it there (cookies
+/// ignore ports) and receive the cookie. It is never shown to a request
+/// without the token.
+fn own_name(token: &str, port: u16) -> String {
+    let key = blake3::derive_key("snap ui 2025-06 own host name", token.as_bytes());
+    let label: String = key[..12].iter().map(|x| format!("{x:02x}")).collect();
+    format!("snap-{label}.localhost:{port}")
+}
+
 fn random_hex() -> Result<String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| anyhow!("no random numbers for the token: {e}"))?;
@@ -187,10 +222,19 @@ fn random_hex() -> Result<String> {
 }
 
 impl App {
-    pub(crate) fn new(global: Global, addr: SocketAddr, new_token: bool) -> Result<App> {
+    /// `keep_token` and `new_token`: see [`token`].
+    pub(crate) fn new(
+        global: Global,
+        addr: SocketAddr,
+        keep_token: bool,
+        new_token: bool,
+    ) -> Result<App> {
+        let token = token(keep_token, new_token)?;
+        let on_this_computer = addr.ip().is_loopback() || addr.ip().is_unspecified();
         Ok(App {
             global,
-            token: kept_token(new_token)?,
+            own_name: on_this_computer.then(|| own_name(&token, addr.port())),
+            token,
             session: random_hex()?,
             addr,
             current: Mutex::new(String::new()),
@@ -206,15 +250,17 @@ impl App {
         })
     }
 
-    /// The address to open: with the token, and a host a local browser
-    /// reaches even when listening on all addresses.
+    /// The address to open, with the token: the page's own name on this
+    /// computer, else the address it listens on.
     pub(crate) fn url(&self) -> String {
-        let host = if self.addr.ip().is_unspecified() {
-            format!("127.0.0.1:{}", self.addr.port())
-        } else {
-            self.addr.to_string()
-        };
-        format!("http://{host}/?token={}", self.token)
+        format!("http://{}/?token={}", self.host(), self.token)
+    }
+
+    /// The host (with its port) the page is served under.
+    pub(crate) fn host(&self) -> String {
+        self.own_name
+            .clone()
+            .unwrap_or_else(|| self.addr.to_string())
     }
 
     /// A line in the log (stderr), with the local time.
@@ -310,7 +356,7 @@ impl App {
         if let Some(r) = lock(&self.repos).get(name) {
             return Ok(r.clone());
         }
-        let wait = open_wait();
+        let wait = OPEN_WAIT;
         let slow = || {
             Problem::Failed(format!(
                 "opening the repository takes longer than {} s: a password command waiting \

@@ -1,9 +1,11 @@
 //! What every request passes before it reaches a page: the Host header
 //! must name this server (a rebound DNS name of an attacker's site does
 //! not), the token must come with it (in the printed URL once, then in an
-//! HttpOnly, SameSite=Strict cookie), and a request that changes anything
-//! must carry the session header, which a form on another site cannot send.
-//! Refusals say what is wrong and carry no data.
+//! HttpOnly, SameSite=Strict cookie of the page's own host name, which no
+//! other server on this computer receives: see [`super::app`]'s
+//! `own_name`), and a request that changes anything must carry the
+//! session header, which a form on another site cannot send. Refusals say
+//! what is wrong and carry no data, nor the page's own name.
 
 use std::sync::Arc;
 
@@ -19,8 +21,9 @@ use super::app::App;
 pub(crate) const SESSION_HEADER: &str = "x-snap-session";
 
 /// The cookie's name carries the port: cookies are not kept apart by
-/// port, so one name let a second `snap ui` overwrite the first's token,
-/// and sent it to whatever else listens on 127.0.0.1.
+/// port, and on an address of another machine (`--listen`), where the
+/// page has no name of its own, one name let a second `snap ui` there
+/// overwrite the first's token.
 pub(crate) fn cookie_name(app: &App) -> String {
     format!("snap_token_{}", app.addr.port())
 }
@@ -54,22 +57,49 @@ fn hardened(mut resp: Response) -> Response {
     resp
 }
 
-/// The names this server answers to: its listen address, and localhost
-/// with its port when it listens on loopback or on every address.
-pub(crate) fn host_allowed(app: &App, host: &str) -> bool {
-    let port = app.addr.port();
+/// What a request's Host header names.
+#[derive(Debug, PartialEq)]
+enum Named {
+    /// The page's own name (on this computer), or the address it listens
+    /// on (on another).
+    Page,
+    /// This computer's loopback address or `localhost`, with this port: the
+    /// same server, but a host whose cookies every other local server gets.
+    Loopback,
+    Other,
+}
+
+fn named(app: &App, host: &str) -> Named {
     let host = host.to_ascii_lowercase();
-    if host == app.addr.to_string() {
-        return true;
+    if host == app.host() {
+        return Named::Page;
     }
-    let local = app.addr.ip().is_loopback() || app.addr.ip().is_unspecified();
-    local
+    let port = app.addr.port();
+    if app.own_name.is_some()
         && [
             format!("127.0.0.1:{port}"),
             format!("localhost:{port}"),
             format!("[::1]:{port}"),
         ]
         .contains(&host)
+    {
+        return Named::Loopback;
+    }
+    Named::Other
+}
+
+/// Where the token's address goes once the token is in a cookie: its own
+/// path, if a browser reading that path as a `Location` stays on this
+/// server, else `/`. Read by the URL standard's rules (the `url` crate), as
+/// the browser reads it: `/\host/` and a path with a tab or newline in
+/// its first slashes are `//host/`, another server.
+fn same_server_path(path: &str) -> String {
+    let here = url::Url::parse("http://snap.invalid/").expect("a valid URL");
+    match here.join(path) {
+        // `//x` is a path here, and another server once in `Location`.
+        Ok(u) if u.origin() == here.origin() && !u.path().starts_with("//") => u.path().to_string(),
+        _ => "/".to_string(),
+    }
 }
 
 fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -106,12 +136,31 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !host_allowed(&app, host) {
-        app.log(&format!("refused a request for host {host:?}"));
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "this server answers only to the address snap ui printed",
-        );
+    match named(&app, host) {
+        Named::Page => {}
+        // Sent on to the page's name with the token; without the token,
+        // refused without saying the name (a local server that learnt it
+        // could have the browser visit it under that name, and get the
+        // cookie).
+        Named::Loopback => {
+            if query_token(&req).is_some_and(|t| same(&t, &app.token)) {
+                return hardened(
+                    (StatusCode::SEE_OTHER, [(header::LOCATION, app.url())]).into_response(),
+                );
+            }
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "open the address snap ui printed when it started: this server answers to that \
+                 name only",
+            );
+        }
+        Named::Other => {
+            app.log(&format!("refused a request for host {host:?}"));
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this server answers only to the address snap ui printed",
+            );
+        }
     }
     if let Some(t) = query_token(&req) {
         if !same(&t, &app.token) {
@@ -121,15 +170,13 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
             );
         }
         // Into a cookie, and out of the address bar and history; to a
-        // path of this server only (`//host/` would be another server).
-        let path = req.uri().path();
-        let path = if path.starts_with("//") { "/" } else { path };
+        // path of this server only.
         return hardened(
             (
                 StatusCode::SEE_OTHER,
                 [
                     (header::SET_COOKIE, token_cookie(&app)),
-                    (header::LOCATION, path.to_string()),
+                    (header::LOCATION, same_server_path(req.uri().path())),
                 ],
             )
                 .into_response(),
@@ -161,11 +208,36 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
         if let Some(o) = origin
             && !o
                 .strip_prefix("http://")
-                .is_some_and(|h| host_allowed(&app, h))
+                .is_some_and(|h| named(&app, h) == Named::Page)
         {
             app.log(&format!("refused a request from origin {o:?}"));
             return refuse(StatusCode::FORBIDDEN, "this request came from another site");
         }
     }
     hardened(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_server_path;
+
+    #[test]
+    fn the_token_address_redirects_to_a_path_of_this_server_only() {
+        for (path, want) in [
+            ("/manage", "/manage"),
+            ("/browse/a%20b", "/browse/a%20b"),
+            ("//evil.example/", "/"),
+            ("/\\evil.example/", "/"),
+            ("/\\/evil.example/", "/"),
+            ("/\t/evil.example/", "/"),
+            ("/\n/evil.example/", "/"),
+            ("/.//evil.example/", "/"),
+            // Encoded, they stay a path: a browser does not decode them.
+            ("/%5Cevil.example/", "/%5Cevil.example/"),
+            ("/%2F/evil.example/", "/%2F/evil.example/"),
+            ("/%2F%2Fevil.example", "/%2F%2Fevil.example"),
+        ] {
+            assert_eq!(same_server_path(path), want, "{path:?}");
+        }
+    }
 }

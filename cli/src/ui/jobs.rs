@@ -3,6 +3,15 @@
 //! compete for the same disk and uplink, and a prune beside a restore is
 //! what a person least expects; so a second task waits (the schedule) or
 //! is refused with the name of the one running (a button).
+//!
+//! A task can be cancelled from the page, and a scheduled run that makes
+//! no progress for [`STALLED`] is ended as failed. The engine's work runs
+//! on a thread of its own that cannot be stopped from outside (the engine
+//! takes no cancellation, and killing a thread would leave its locks and
+//! files half done), so cancelling ends the *task*: the page and the one
+//! slot are free at once, and the work goes on in the background until it
+//! ends, its result then only logged ([`Jobs::finish`] discards it). A
+//! task started meanwhile may meet that work's repository lock.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +25,19 @@ use snap_engine::progress::Progress;
 
 /// Warnings kept per task for the page; the log has them all.
 const WARNINGS_SHOWN: usize = 50;
+
+/// A scheduled run that reports no progress for this long is stuck (a
+/// password command waiting for input, storage that stopped answering):
+/// it is ended as failed and the slot freed, so the schedule goes on. No
+/// progress rather than a total time: a first backup of a large folder
+/// over a slow line rightly runs for days, and reports all along; every
+/// engine step reports far more often than this.
+pub(crate) const STALLED: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Whether a task last heard from at `heard` is stuck at `now`.
+pub(crate) fn stalled(heard: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(heard) >= STALLED
+}
 
 #[derive(Default)]
 pub(crate) struct Jobs {
@@ -37,6 +59,14 @@ pub(crate) struct Job {
     state: Mutex<State>,
 }
 
+/// Ends a task early; see the module's doc.
+pub(crate) enum Cancel {
+    /// From the page's Cancel button.
+    Asked,
+    /// A scheduled run that made no progress for [`STALLED`].
+    Stalled,
+}
+
 #[derive(Default)]
 struct State {
     phase: String,
@@ -47,6 +77,8 @@ struct State {
     total_items: Option<u64>,
     warnings: Vec<String>,
     warnings_total: u64,
+    /// When the task last reported anything.
+    heard: Option<Instant>,
     outcome: Option<Outcome>,
 }
 
@@ -121,6 +153,8 @@ impl Jobs {
     }
 
     /// Ends `job` with its outcome; it stays on show until the next task.
+    /// False, and nothing changed, when it had already ended (cancelled):
+    /// the work's late result is then the caller's to log.
     pub(crate) fn finish(
         &self,
         job: &Arc<Job>,
@@ -128,20 +162,47 @@ impl Jobs {
         message: String,
         html: String,
         report: Option<serde_json::Value>,
-    ) {
-        lock(&job.state).outcome = Some(Outcome {
-            ok,
-            message,
-            html,
-            report,
-            finished: SystemTime::now(),
-        });
+    ) -> bool {
+        {
+            let mut s = lock(&job.state);
+            if s.outcome.is_some() {
+                return false;
+            }
+            s.outcome = Some(Outcome {
+                ok,
+                message,
+                html,
+                report,
+                finished: SystemTime::now(),
+            });
+        }
         *lock(&self.last) = Some(job.clone());
         lock(&self.last_of).insert(job.kind, job.clone());
         let mut current = lock(&self.current);
         if current.as_ref().is_some_and(|c| c.id == job.id) {
             *current = None;
         }
+        true
+    }
+
+    /// Ends the running task `id` as failed, now (see the module's doc);
+    /// the words it ended with. None: it is not the one running.
+    pub(crate) fn cancel(&self, id: u64, why: Cancel) -> Option<String> {
+        let job = self.running().filter(|j| j.id == id)?;
+        let message = match why {
+            Cancel::Asked => "cancelled",
+            Cancel::Stalled => &format!(
+                "stopped: no progress for {} minutes (a password command waiting for input, or \
+                 storage that does not answer)",
+                STALLED.as_secs() / 60
+            ),
+        };
+        let message = format!(
+            "{message}. Work already begun cannot be stopped from outside: it goes on in the \
+             background until it ends, and its result is only logged"
+        );
+        self.finish(&job, false, message.clone(), String::new(), None)
+            .then_some(message)
     }
 
     /// Takes the Undo button out of every restore shown: after an undo,
@@ -186,6 +247,19 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl Job {
+    /// The words it ended with, once ended (by its work or cancelled).
+    pub(crate) fn ended(&self) -> Option<String> {
+        lock(&self.state)
+            .outcome
+            .as_ref()
+            .map(|o| o.message.clone())
+    }
+
+    /// When it last reported anything, or started.
+    pub(crate) fn heard(&self) -> Instant {
+        lock(&self.state).heard.unwrap_or(self.started)
+    }
+
     pub(crate) fn view(&self) -> JobView {
         let s = lock(&self.state);
         let phase_secs = s
@@ -243,6 +317,7 @@ impl Job {
 impl Progress for Job {
     fn warn(&self, message: &str) {
         let mut s = lock(&self.state);
+        s.heard = Some(Instant::now());
         s.warnings_total += 1;
         if s.warnings.len() < WARNINGS_SHOWN {
             s.warnings.push(message.to_string());
@@ -256,6 +331,7 @@ impl Progress for Job {
 
     fn start(&self, phase: &str, total_bytes: Option<u64>, total_items: Option<u64>) {
         let mut s = lock(&self.state);
+        s.heard = Some(Instant::now());
         s.phase = phase.to_string();
         s.phase_started = Some(Instant::now());
         s.bytes = 0;
@@ -270,15 +346,56 @@ impl Progress for Job {
 
     fn total(&self, bytes: u64, items: u64) {
         let mut s = lock(&self.state);
+        s.heard = Some(Instant::now());
         s.total_bytes = Some(bytes);
         s.total_items = Some(items);
     }
 
     fn bytes(&self, n: u64) {
-        lock(&self.state).bytes += n;
+        let mut s = lock(&self.state);
+        s.heard = Some(Instant::now());
+        s.bytes += n;
     }
 
     fn item(&self, _path: &Path) {
-        lock(&self.state).items += 1;
+        let mut s = lock(&self.state);
+        s.heard = Some(Instant::now());
+        s.items += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_stalled_after_a_stretch_without_progress_only() {
+        let heard = Instant::now();
+        assert!(!stalled(heard, heard));
+        assert!(!stalled(heard, heard + STALLED / 2));
+        assert!(stalled(heard, heard + STALLED));
+        // A clock read before `heard` is no stall.
+        assert!(!stalled(heard + STALLED, heard));
+    }
+
+    #[test]
+    fn a_cancelled_task_frees_the_slot_and_its_late_result_is_discarded() {
+        let jobs = Jobs::default();
+        let job = jobs
+            .start("backup", "p", "backup of profile p".into())
+            .unwrap();
+        assert!(jobs.start("check", "p", "check".into()).is_err());
+        assert!(
+            jobs.cancel(job.id + 1, Cancel::Asked).is_none(),
+            "not that one"
+        );
+        let said = jobs.cancel(job.id, Cancel::Asked).unwrap();
+        assert!(said.starts_with("cancelled"), "{said}");
+        assert!(jobs.running().is_none());
+        let next = jobs.start("check", "p", "check".into()).unwrap();
+        // The cancelled work ends later: its result is not recorded.
+        assert!(!jobs.finish(&job, true, "done".into(), String::new(), None));
+        assert_eq!(jobs.running().unwrap().id, next.id);
+        assert!(!job.view().running && job.view().ok == Some(false));
     }
 }

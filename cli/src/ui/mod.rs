@@ -3,8 +3,9 @@
 //! functions and show the same reports.
 //!
 //! The server listens on 127.0.0.1 (a free port unless `--listen` names
-//! one) and prints its address with a random token as the first line on
-//! stdout. Pages are rendered on the server ([`pages`]); a small script
+//! one) and prints its address, under a host name of its own
+//! (`snap-….localhost`, see `app::own_name`), with a random token as the
+//! first line on stdout. Pages are rendered on the server ([`pages`]); a small script
 //! ([`assets`]) sends the forms, shows live progress over server-sent
 //! events and asks before anything is deleted. Every engine call runs on a
 //! thread of its own ([`app::blocking`]), so a slow bucket never stalls the
@@ -53,11 +54,13 @@ async fn run(g: Global, a: &UiArgs) -> Result<()> {
     if !addr.ip().is_loopback() {
         eprintln!(
             "warning: listening on {addr}, which other machines may reach: anyone who has the \
-             address with its token can read and delete your backups, and run commands as you \
-             (a password or failure command). Requests must name {addr} as their host"
+             address with its token can read and delete your backups. Requests must name {addr} \
+             as their host; a browser also sends the token's cookie to any other server it \
+             visits at {}",
+            addr.ip()
         );
     }
-    let app = Arc::new(App::new(g, addr, a.new_token)?);
+    let app = Arc::new(App::new(g, addr, a.keep_token, a.new_token)?);
     let url = app.url();
     {
         use std::io::Write;
@@ -156,6 +159,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/undo", post(actions::undo))
         .route("/api/schedule", post(actions::schedule))
         .route("/api/check", post(actions::check))
+        .route("/api/cancel", post(actions::cancel))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             guard::guard,

@@ -122,6 +122,7 @@ fn job_box(app: &App, title: &str) -> Markup {
                 @if !v.warnings.is_empty() {
                     details.note { summary { "Warnings (" (v.warnings_total) ")" } ul { @for w in &v.warnings { li { (w) } } } }
                 }
+                (cancel_form(v.id, v.running))
             }
         } @else {
             div.job.idle data-job="0" data-since=(since) {
@@ -129,7 +130,20 @@ fn job_box(app: &App, title: &str) -> Markup {
                 progress max="100" hidden {}
                 p.text {}
                 div.html {}
+                (cancel_form(0, false))
             }
+        }
+    }
+}
+
+/// The running task's Cancel button; the script shows it and sets its id
+/// while a task runs.
+fn cancel_form(id: u64, running: bool) -> Markup {
+    html! {
+        form.cancel data-action="/api/cancel" hidden[!running] {
+            input type="hidden" name="id" value=(id);
+            button.danger type="submit" { "Cancel" }
+            div.result role="status" {}
         }
     }
 }
@@ -693,8 +707,14 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
                     select id=(format!("keep-{name}")) name="keep_last" {
                         @for k in KEEP { option value=(k) selected[p.keep_last.unwrap_or(0) == *k] { @if *k == 0 { "All (unlimited)" } @else { "The last " (k) } } }
                     }
-                    label for=(format!("fail-{name}")) { "When a backup fails, run (optional)" }
-                    input id=(format!("fail-{name}")) type="text" name="on_failure" value=(p.on_failure.clone().unwrap_or_default()) placeholder="notify-send 'snap backup failed'";
+                    p.small {
+                        @if let Some(cmd) = &p.on_failure {
+                            "When an automatic backup fails, it runs " code { (cmd) } ". "
+                        } @else {
+                            "No command runs when an automatic backup fails. "
+                        }
+                        "Such a command is set from the terminal only: " code { (views::on_failure_how(name)) }
+                    }
                     button type="submit" { "Save" }
                     div.result role="status" {}
                 }
@@ -777,12 +797,13 @@ fn profile_list(file: &crate::config::ConfigFile, default_location: &str) -> Mar
 }
 
 /// Where the repository password comes from: typed (memory only), kept
-/// in a file snap writes, a file or a command of the user's.
-fn password_fieldset(p: &Profile) -> Markup {
+/// in a file snap writes, a file of the user's, or a command set from the
+/// terminal, which the page shows and keeps but cannot set.
+fn password_fieldset(name: &str, p: &Profile) -> Markup {
     let pw_source = if p.password_file.is_some() {
         "file"
     } else if p.password_command.is_some() {
-        "command"
+        "keep"
     } else {
         "page"
     };
@@ -792,15 +813,14 @@ fn password_fieldset(p: &Profile) -> Markup {
             label.check { input type="radio" name="password_source" value="page" checked[pw_source == "page"]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
             label.check { input type="radio" name="password_source" value="store"; " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
             label.check { input type="radio" name="password_source" value="file" checked[pw_source == "file"]; " Read it from a file" }
-            label.check { input type="radio" name="password_source" value="command" checked[pw_source == "command"]; " Print it with a command (a keychain)" }
+            @if let Some(cmd) = &p.password_command {
+                label.check { input type="radio" name="password_source" value="keep" checked[pw_source == "keep"]; " Print it with the command set from the terminal: " code { (cmd) } }
+            }
             div.pw-file {
                 label for="password_file" { "Password file" }
                 input #password_file type="text" name="password_file" value=(p.password_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()) placeholder="/home/me/.config/snap/password";
             }
-            div.pw-command {
-                label for="password_command" { "Password command" }
-                input #password_command type="text" name="password_command" value=(p.password_command.clone().unwrap_or_default()) placeholder="secret-tool lookup app snap";
-            }
+            p.small { "A password command (a keychain) is set from the terminal only: " code { (views::password_command_how(name)) } }
             div.pw-page {
                 label for="password" { "Password" }
                 input #password type="password" name="password" autocomplete="new-password";
@@ -883,7 +903,7 @@ pub(crate) async fn settings(
                     label for="root" { "Root path (optional)" }
                     input #root type="text" name="root" value=(root) placeholder="backups/snap";
                 }
-                (password_fieldset(&p))
+                (password_fieldset(&editing, &p))
                 label.check { input type="checkbox" name="make_default" checked[file.default.as_deref() == Some(editing.as_str()) || file.profiles.is_empty()]; " Use this profile by default (also for the command line)" }
                 div.buttons {
                     button type="submit" { "Save" }

@@ -8,6 +8,9 @@
 //! it once, and plans the next one interval from then: one run at wake,
 //! however many were slept through.
 //!
+//! A run that makes no progress for [`jobs::STALLED`] (or is cancelled
+//! from the page) is a failed run, and the schedule goes on.
+//!
 //! A failed run is tried again after about 10 s, 30 s and 90 s, then at
 //! the next interval. The profile shows red from the first failure until
 //! a run succeeds, and its `on_failure` command runs once per such
@@ -15,11 +18,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::app::{App, lock};
+use super::jobs;
 
 /// The intervals offered, as stored in a profile and shown.
 pub(crate) const INTERVALS: &[(&str, &str, u64)] = &[
@@ -50,7 +54,10 @@ pub(crate) fn interval_seconds(name: &str) -> Option<u64> {
 }
 
 /// `SNAP_UI_TIME_SCALE=N` makes every interval and wait N times shorter,
-/// for tests that must see a scheduled run happen; unset it is 1.
+/// for tests that must see a scheduled run happen; unset it is 1. Only
+/// what snap waits for (an interval, a retry, a look at the clock), never
+/// a bound on work: a run's or an opening's time limit stays as it is,
+/// since a busy machine's work does not go faster under a test.
 pub(crate) fn time_scale() -> u64 {
     std::env::var("SNAP_UI_TIME_SCALE")
         .ok()
@@ -237,7 +244,7 @@ async fn run(app: Arc<App>) {
                     Err(_) => tokio::time::sleep(tick).await,
                 }
             };
-            let result = super::actions::run_backup(&app, name, &job, true).await;
+            let result = wait_for_run(&app, name, &job, tick).await;
             let mut notify = false;
             app.board.update(name, |e| {
                 notify = e.ran(SystemTime::now(), result.clone(), secs, scale);
@@ -252,6 +259,44 @@ async fn run(app: Arc<App>) {
             }
         }
         tokio::time::sleep(tick).await;
+    }
+}
+
+/// Runs the scheduled backup of profile `name` as task `job`, and waits
+/// for its outcome; or, should it be cancelled from the page or stall
+/// ([`jobs::STALLED`]), ends there as failed, the run left to end in the
+/// background (see [`jobs`]): a stuck run once held the schedule of every
+/// profile.
+async fn wait_for_run(
+    app: &Arc<App>,
+    name: &str,
+    job: &Arc<jobs::Job>,
+    tick: Duration,
+) -> Result<String, String> {
+    let mut run = tokio::spawn({
+        let (app, name, job) = (app.clone(), name.to_string(), job.clone());
+        async move { super::actions::run_backup(&app, &name, &job, true).await }
+    });
+    loop {
+        tokio::select! {
+            r = &mut run => {
+                return r.unwrap_or_else(|_| {
+                    let why = "stopped unexpectedly (a bug in snap; its log has the details)";
+                    super::actions::end_task(app, job, Err(why.into()));
+                    Err(why.into())
+                });
+            }
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if let Some(said) = job.ended() {
+            return Err(said);
+        }
+        if jobs::stalled(job.heard(), Instant::now())
+            && let Some(said) = app.jobs.cancel(job.id, jobs::Cancel::Stalled)
+        {
+            app.log(&format!("{}: {said}", job.title));
+            return Err(said);
+        }
     }
 }
 

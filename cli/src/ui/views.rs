@@ -14,6 +14,25 @@ use super::jobs::JobView;
 /// Where a restore's Undo button begins in its result, to take it out.
 pub(crate) const UNDO_MARK: &str = "<!--undo-->";
 
+/// The terminal command that sets a profile's password command. The page
+/// shows it and never sets one itself: a command the page could set is
+/// one that whoever holds the page's token could run as you.
+pub(crate) fn password_command_how(profile: &str) -> String {
+    format!(
+        "snap config --profile {} --password-command 'CMD'",
+        if profile.is_empty() { "NAME" } else { profile }
+    )
+}
+
+/// The terminal command that sets a profile's failure command (see
+/// [`password_command_how`] for why only there).
+pub(crate) fn on_failure_how(profile: &str) -> String {
+    format!(
+        "snap config --profile {} --on-failure 'CMD'",
+        if profile.is_empty() { "NAME" } else { profile }
+    )
+}
+
 /// "1 file", "2 files".
 pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

@@ -22,6 +22,7 @@ mod manage;
 mod restores;
 mod schedules;
 mod settings;
+mod tasks;
 
 use super::jobs::{Busy, Job};
 use super::{schedule, views};
@@ -34,6 +35,7 @@ pub(crate) use manage::{forget, keep, prune};
 pub(crate) use restores::{restore, undo};
 pub(crate) use schedules::schedule;
 pub(crate) use settings::{check_connection, init, password, save_settings, use_profile};
+pub(crate) use tasks::cancel;
 
 /// What the page's script shows after a request.
 #[derive(Debug, Default, Serialize)]
@@ -53,6 +55,13 @@ pub(crate) struct Reply {
     /// A page to go to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redirect: Option<String>,
+    /// A question to ask before the request is sent again with
+    /// `deletions_confirmed` set to `confirm_count` (a restore that
+    /// deletes most of its target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) confirm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) confirm_count: Option<u64>,
 }
 
 pub(crate) type Answer = (StatusCode, Json<Reply>);
@@ -114,24 +123,32 @@ pub(crate) struct Ended {
     pub(crate) report: Option<serde_json::Value>,
 }
 
-/// Ends `job`: said in the log, and shown until the next task.
+/// Ends `job`: said in the log, and shown until the next task; or, when
+/// it was cancelled meanwhile, only logged.
 pub(crate) fn end_task(app: &App, job: &Arc<Job>, outcome: Result<Ended, String>) {
-    let e = match outcome {
+    let (e, said) = match outcome {
         Ok(e) => {
-            app.log(&format!("{}: {}", job.title, e.message));
-            e
+            let said = format!("{}: {}", job.title, e.message);
+            (e, said)
         }
         Err(message) => {
-            app.log(&format!("{} failed: {message}", job.title));
-            Ended {
+            let said = format!("{} failed: {message}", job.title);
+            let e = Ended {
                 ok: false,
                 message,
                 html: String::new(),
                 report: None,
-            }
+            };
+            (e, said)
         }
     };
-    app.jobs.finish(job, e.ok, e.message, e.html, e.report);
+    if app.jobs.finish(job, e.ok, e.message, e.html, e.report) {
+        app.log(&said);
+    } else {
+        app.log(&format!(
+            "the cancelled {said} (the page no longer shows this result)"
+        ));
+    }
 }
 
 /// Runs a task in the background. Should it panic, the task still ends,

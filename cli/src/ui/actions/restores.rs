@@ -11,6 +11,9 @@ pub(crate) struct RestoreForm {
     target: String,
     delete: bool,
     preview: bool,
+    /// The number of files the person agreed to delete when the page
+    /// asked (see [`ask_first`]).
+    deletions_confirmed: Option<u64>,
 }
 
 fn restore_options(f: &RestoreForm) -> Result<restore::RestoreOptions, String> {
@@ -59,13 +62,50 @@ pub(crate) async fn restore(State(app): State<Arc<App>>, Json(f): Json<RestoreFo
             Err(e) => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
         };
     }
+    if let Some(ask) = ask_first(&app, &repo, &opts, f.deletions_confirmed).await {
+        return ask;
+    }
     let title = format!("restore into {}", opts.target.display());
     let job = match app.jobs.start("restore", &name, title) {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
-    spawn_restore(app, job, repo, opts, name);
+    spawn_restore(app, job, repo, opts, name, f.deletions_confirmed);
     started("restore started")
+}
+
+/// A restore that deletes more than half of the files its target holds
+/// asks first, with the count, by the CLI's rule
+/// ([`crate::cmd::restore::deletes_most`]): the answer is the question,
+/// which the page asks and sends again with the count agreed to. None:
+/// go on.
+async fn ask_first(
+    app: &App,
+    repo: &Arc<snap_engine::Repository>,
+    opts: &restore::RestoreOptions,
+    confirmed: Option<u64>,
+) -> Option<Answer> {
+    let (repo, opts) = (repo.clone(), opts.clone());
+    let planned = blocking(move || {
+        let indexed = repo.indexed()?;
+        let plan = restore::plan(&indexed, &opts)?;
+        Ok(crate::cmd::restore::deletes_most(&plan).map(|what| (what, plan.files_deleted)))
+    })
+    .await;
+    match planned {
+        Err(e) => Some(failed(app, StatusCode::BAD_REQUEST, words(&e))),
+        Ok(Some((what, n))) if confirmed != Some(n) => {
+            let mut a = failed(
+                app,
+                StatusCode::CONFLICT,
+                format!("{what}, more than half: nothing was changed"),
+            );
+            a.1.confirm = Some(format!("{what}. Go on?"));
+            a.1.confirm_count = Some(n);
+            Some(a)
+        }
+        Ok(_) => None,
+    }
 }
 
 fn spawn_restore(
@@ -74,10 +114,24 @@ fn spawn_restore(
     repo: Arc<snap_engine::Repository>,
     opts: restore::RestoreOptions,
     name: String,
+    confirmed: Option<u64>,
 ) {
     spawn_task(&app.clone(), &job.clone(), async move {
         let j = job.clone();
-        let r = blocking(move || Ok(restore::restore(&repo, &opts, &*j)?)).await;
+        let r = blocking(move || {
+            let indexed = repo.indexed()?;
+            let plan = restore::plan(&indexed, &opts)?;
+            // Planned again: the target may have changed since the question.
+            if let Some(what) = crate::cmd::restore::deletes_most(&plan)
+                && confirmed != Some(plan.files_deleted)
+            {
+                anyhow::bail!(
+                    "{what}, not the number agreed to: the folder changed since; nothing was changed"
+                );
+            }
+            Ok(restore::apply(indexed, &plan, &opts, &*j)?)
+        })
+        .await;
         let ended = match r {
             Ok(r) => {
                 let ok = r.errors.is_empty();
@@ -118,7 +172,14 @@ fn spawn_restore(
 }
 
 /// Puts back what the last restore changed, from its undo snapshot.
-pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct UndoForm {
+    /// As [`RestoreForm::deletions_confirmed`].
+    deletions_confirmed: Option<u64>,
+}
+
+pub(crate) async fn undo(State(app): State<Arc<App>>, Json(f): Json<UndoForm>) -> Answer {
     let Some((name, u)) = lock(&app.last_undo).clone() else {
         return failed(&app, StatusCode::NOT_FOUND, "there is no restore to undo");
     };
@@ -127,6 +188,9 @@ pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
         Err(p) => return problem(&app, p),
     };
     let opts = u.options();
+    if let Some(ask) = ask_first(&app, &repo, &opts, f.deletions_confirmed).await {
+        return ask;
+    }
     let job = match app.jobs.start(
         "restore",
         &name,
@@ -137,7 +201,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>) -> Answer {
     };
     *lock(&app.last_undo) = None;
     app.jobs.forget_undo();
-    spawn_restore(app, job, repo, opts, name);
+    spawn_restore(app, job, repo, opts, name, f.deletions_confirmed);
     started(format!(
         "putting back what was there, from snapshot {}",
         u.snapshot_id.short()

@@ -8,10 +8,22 @@ pub(crate) struct ScheduleForm {
     profile: String,
     interval: String,
     keep_last: String,
+    /// Refused: the page never sets a command (see
+    /// [`views::on_failure_how`]); here to say so, not ignore it.
     on_failure: String,
 }
 
 pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<ScheduleForm>) -> Answer {
+    if some(&f.on_failure).is_some() {
+        return failed(
+            &app,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a failure command is set from the terminal only, not from this page: {}",
+                views::on_failure_how(&f.profile)
+            ),
+        );
+    }
     if schedule::interval_seconds(&f.interval).is_none() {
         return failed(
             &app,
@@ -38,7 +50,6 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
             .ok_or_else(|| anyhow::anyhow!("there is no profile {:?}", f.profile))?;
         p.schedule = Some(f.interval.clone());
         p.keep_last = (keep > 0).then_some(keep);
-        p.on_failure = some(&f.on_failure);
         file.save()?;
         Ok(())
     })();

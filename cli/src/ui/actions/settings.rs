@@ -35,9 +35,11 @@ pub(crate) struct SettingsForm {
     /// Empty: keep the saved one.
     secret_access_key: String,
     root: String,
-    /// "page", "file" or "command".
+    /// "page", "store", "file" or "keep" (a command set from the terminal).
     password_source: String,
     password_file: String,
+    /// Refused: the page never sets a command (see
+    /// [`views::password_command_how`]); here to say so, not ignore it.
     password_command: String,
     /// Typed for Initialize and for opening; kept in memory only.
     password: String,
@@ -68,6 +70,13 @@ fn check_name(name: &str) -> Result<(), String> {
 fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, String> {
     let name = f.name.trim();
     check_name(name)?;
+    // Checked first: Check connection would have run it.
+    if some(&f.password_command).is_some() || f.password_source == "command" {
+        return Err(format!(
+            "a password command is set from the terminal only, not from this page: {}",
+            views::password_command_how(name)
+        ));
+    }
     let mut p = saved.cloned().unwrap_or_default();
     p.name = name.to_string();
     match f.kind.as_str() {
@@ -113,17 +122,13 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
             ));
             p.password_command = None;
         }
-        "command" => {
-            p.password_command =
-                Some(some(&f.password_command).ok_or("give the password command")?);
-            p.password_file = None;
-        }
         "page" => {
             p.password_file = None;
             p.password_command = None;
         }
-        // "keep": as saved (an Initialize form that shows no password);
-        // "store": `save_profile` writes the file.
+        // "keep": as saved (a command set from the terminal, or an
+        // Initialize form that shows no password); "store": `save_profile`
+        // writes the file.
         _ => {}
     }
     Ok(p)

@@ -77,7 +77,13 @@
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     if (out) { out.className = "result busy"; out.textContent = "Working…"; }
-    const reply = await post(action, body);
+    let reply = await post(action, body);
+    // The server asks first (a restore that deletes most of its target):
+    // sent again with the count agreed to.
+    if (reply.confirm && window.confirm(reply.confirm)) {
+      body.deletions_confirmed = reply.confirm_count;
+      reply = await post(action, body);
+    }
     buttons.forEach((b) => (b.disabled = false));
     if (out) {
       out.className = "result " + (reply.ok ? "ok" : "bad");
@@ -133,6 +139,11 @@
     if (v.total_bytes) bar.value = Math.min(100, (100 * v.bytes) / v.total_bytes);
     else bar.removeAttribute("value");
     box.querySelector(".text").textContent = v.progress_text;
+    const cancel = box.querySelector("form.cancel");
+    if (cancel) {
+      cancel.hidden = !v.running;
+      cancel.querySelector("input[name=id]").value = String(v.id);
+    }
     if (changed && !v.running) {
       for (const r of document.querySelectorAll(".result[data-started]")) {
         r.textContent = "";
