@@ -455,7 +455,7 @@ fn decoding_the_vectors_gives_the_values_back() {
     let v2 = Tree::decode(&hex_decode(EXPECTED[11])).unwrap();
     assert_eq!(v2.nodes, vec![node_with_xattr()]);
     let opened = crypto::open_with(&key32(), b"snap", &hex_decode(EXPECTED[5])).unwrap();
-    assert_eq!(opened, b"hello");
+    assert_eq!(opened.as_slice(), b"hello");
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {

@@ -1781,3 +1781,39 @@ fn settings_saved_at_once_all_land() {
         );
     }
 }
+
+/// A snapshot this computer saw that storage hid is named on Manage, above
+/// the list whose newest entry is now an older one (issue 22, part 4).
+#[test]
+fn manage_warns_of_a_snapshot_the_storage_hid() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let snap = |args: &[&str]| cli(&home, &repo, "pw", args);
+    std::fs::write(src.join("doc.txt"), "balance: 100").unwrap();
+    snap(&["create", src.to_str().unwrap()]);
+    std::fs::write(src.join("doc.txt"), "balance: 999").unwrap();
+    snap(&["create", src.to_str().unwrap()]);
+    // This device lists (and so remembers) both; then storage hides one.
+    snap(&["snapshots"]);
+    let mut newest: Vec<PathBuf> = std::fs::read_dir(repo.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    newest.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let hidden = newest.pop().unwrap();
+    let short = hidden.file_name().unwrap().to_str().unwrap()[..8].to_string();
+    std::fs::rename(&hidden, dir.path().join("aside")).unwrap();
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let html = s.get("/manage").text().unwrap();
+    assert!(
+        html.contains("rolled-back") && html.contains(&short),
+        "no warning of {short} on Manage"
+    );
+}

@@ -259,10 +259,11 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
         Ok((
             commands::snapshots(&repo, &SnapshotFilter::default())?,
             repo.location().to_string(),
+            repo.hidden_snapshots()?,
         ))
     })
     .await;
-    let (mut all, location) = match r {
+    let (mut all, location, hidden) = match r {
         Ok(x) => x,
         Err(e) => return page(&app, "Manage", "/manage", error_box(&words(&e))),
     };
@@ -296,6 +297,16 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
     };
     let body = html! {
         p.small { "Repository " code { (location) } }
+        @if !hidden.is_empty() {
+            div.error role="alert" #rolled-back {
+                p {
+                    strong { "Snapshots this computer saw are gone. " }
+                    "They were not deleted by snap (there is no record of it): the storage hid them, lost them or went back to an older state. "
+                    "Restoring the newest snapshot listed here may bring back older files. Run Check, and ask whoever manages the storage."
+                }
+                ul { @for h in &hidden { li { (h.describe()) } } }
+            }
+        }
         div #stats data-fragment="/part/stats" { p.small { "Counting size and savings…" } }
         @if all.is_empty() {
             div.empty {
