@@ -164,9 +164,9 @@ fn hostile_extended_attributes_are_rejected() {
         assert!(Tree::decode(&bytes).is_err(), "{what} accepted");
     }
     // An unknown tree version, and a version-2 mark with a huge count.
-    let mut v3 = good.clone();
-    v3[8] = 3;
-    assert!(Tree::decode(&v3).is_err());
+    let mut v4 = good.clone();
+    v4[8] = 4;
+    assert!(Tree::decode(&v4).is_err());
     let mut huge = good;
     huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(Tree::decode(&huge).is_err());

@@ -392,7 +392,7 @@ pub(crate) fn acquire_sole_prune(repo: &Repository) -> Result<LockGuard> {
         .find(|l| l.kind() == LockKind::Prune && l.name != lock.name())
     {
         return Err(Error::Locked(format!(
-            "a prune or repair is running ({}); try again when it has finished \
+            "another prune is running, or a repair ({}); try again when it has finished \
              (its lock expires by itself within {} minutes if it crashed)",
             other.describe(),
             EXPIRY.as_secs() / 60

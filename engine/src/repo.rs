@@ -609,9 +609,16 @@ impl Repository {
         candidates.sort_by_key(|c| (Some(c.1) != choice.remembered, c.0, c.1));
         let (mut spent, mut count) = (0u64, 0usize);
         for (work, id, bytes, key) in candidates {
-            if spent + work > choice.budget || count >= MAX_KEYS_TRIED {
+            let bound = if count >= MAX_KEYS_TRIED {
+                Some(format!("over the unlock bound of {MAX_KEYS_TRIED} keys"))
+            } else if spent + work > choice.budget {
+                Some("over the unlock work bound".to_string())
+            } else {
+                None
+            };
+            if let Some(bound) = bound {
                 skipped.push(format!(
-                    "{} (of {}@{}, made {})",
+                    "{} ({bound}; of {}@{}, made {})",
                     id.short(),
                     key.username,
                     key.host,
@@ -628,7 +635,9 @@ impl Repository {
         if skipped.is_empty() {
             return Err(Error::WrongPassword);
         }
-        Err(Error::WrongPasswordSkipped(skipped.join(", ")))
+        Err(Error::WrongPasswordSkipped(crate::damage::some_of(
+            &skipped, 20,
+        )))
     }
 
     /// Every key file that decodes, with its id.
@@ -957,7 +966,7 @@ impl Repository {
             }
             // An undo snapshot is what a folder held before a restore, not
             // a backup: `latest` passes over them unless asked for by tag.
-            let undo = crate::commands::restore::UNDO_TAG;
+            let undo = crate::snapshot::UNDO_TAG;
             let undo_wanted = filter.tags.iter().any(|t| t == undo);
             return all
                 .into_iter()

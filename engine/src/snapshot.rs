@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub summary: Summary,
 }
 
+/// The tag of an undo snapshot: what a folder held before a restore. It
+/// lives here, beside the snapshot, because retention and `latest` treat
+/// such snapshots apart, and the repository below the commands reads it.
+pub(crate) const UNDO_TAG: &str = "pre-restore";
+
 pub(crate) fn snapshot_path(id: &Id) -> String {
     crate::object::Object::Snapshot.name(id)
 }
@@ -85,7 +90,7 @@ impl Snapshot {
     /// group: restored in place, one has the backups' host and folder, and
     /// "keep the last 1" once kept it and removed the only real backup.
     pub(crate) fn group_key(&self, by: &GroupBy) -> GroupKey {
-        let undo = crate::commands::restore::UNDO_TAG;
+        let undo = UNDO_TAG;
         let tags = if by.tags {
             Some(self.tags.clone())
         } else if self.tags.iter().any(|t| t == undo) {
@@ -335,7 +340,7 @@ mod tests {
     #[test]
     fn undo_snapshots_are_a_retention_group_apart() {
         let (_, backup) = snap(2, "");
-        let (_, undo) = snap(1, crate::commands::restore::UNDO_TAG);
+        let (_, undo) = snap(1, UNDO_TAG);
         let by = GroupBy::default();
         assert_ne!(backup.group_key(&by), undo.group_key(&by));
         let (_, other_backup) = snap(0, "");

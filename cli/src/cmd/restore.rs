@@ -92,7 +92,7 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     }
     if r.devices_withheld > 0 && !ui.json {
         ui.say(&format!(
-            "{} device file(s) not created, as the format requires: the repository is not \
+            "device file not created ({} in all), as the format requires: the repository is not \
              encrypted, so nothing proves they are the ones you backed up",
             r.devices_withheld
         ));

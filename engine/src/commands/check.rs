@@ -256,7 +256,7 @@ fn compare_packs(
         } else {
             r.unindexed_packs += 1;
             format!(
-                "pack {id} is in no index: it holds data that snapshots may need (left by an \
+                "pack {id} is not in any index: it holds data that snapshots may need (left by an \
                  interrupted backup, or dropped from the index); run `snap repair index` to index \
                  it again"
             )

@@ -60,8 +60,7 @@ impl std::str::FromStr for Overwrite {
     }
 }
 
-/// The tag of an undo snapshot.
-pub(crate) const UNDO_TAG: &str = "pre-restore";
+use crate::snapshot::UNDO_TAG;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
