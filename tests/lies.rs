@@ -311,3 +311,52 @@ fn an_unencrypted_restore_withholds_device_files_without_failing() {
     assert_eq!(std::fs::read(got.join("a.txt")).unwrap(), b"a");
     assert!(std::fs::symlink_metadata(got.join("null")).is_err());
 }
+
+/// One device deletes data, named in the repository (the first that
+/// prunes); on the others prune only forgets, so a device that never saw a
+/// snapshot storage hides does not delete its data. `--take-over` moves
+/// the role.
+#[test]
+fn only_the_named_device_deletes_data() {
+    let env = Env::new();
+    env.init();
+    let device = |name: &str| {
+        let mut c = env.snap();
+        c.env("XDG_DATA_HOME", env.path(name));
+        c
+    };
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), random_bytes(1, 300_000)).unwrap();
+    env.create(&[&src], &[]);
+    // Device A prunes first: it is named.
+    device("a").args(["prune"]).assert().success();
+    for round in 2..5u64 {
+        std::fs::write(src.join("f"), random_bytes(round, 300_000)).unwrap();
+        env.create(&[&src], &[]);
+    }
+    let packs = env.pack_files().len();
+    let out = device("b")
+        .args(["prune", "--keep-last", "2"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("--take-over") && err.contains("only forgot"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    assert_eq!(env.pack_files().len(), packs, "device b deleted data");
+    // A deletes what the forgotten snapshots alone used.
+    device("a").args(["prune"]).assert().success();
+    assert!(env.pack_files().len() < packs);
+    // B takes over; then A only forgets.
+    device("b")
+        .args(["prune", "--take-over"])
+        .assert()
+        .success();
+    let out = device("a").args(["prune"]).output().unwrap();
+    assert!(stderr(&out).contains("only forgot"), "{}", stderr(&out));
+    env.snap().args(["check", "--read-data"]).assert().success();
+}

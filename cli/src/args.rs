@@ -600,6 +600,11 @@ pub struct PruneArgs {
     /// Show what would be removed, change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Make this device the one that deletes unused data. One device does
+    /// that, named in the repository (the first that prunes); on the
+    /// others prune only forgets snapshots
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Args, Debug)]

@@ -214,6 +214,7 @@ pub enum Kind {
     Lock = 6,
     Trash = 7,
     Forget = 8,
+    Pruner = 9,
 }
 
 impl Kind {
@@ -227,6 +228,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::Trash => "trash record",
             Kind::Forget => "forget record",
+            Kind::Pruner => "pruner record",
         }
     }
 }

@@ -145,6 +145,39 @@ impl DeviceState {
         write().map_err(|e| Error::io(&self.path, e))
     }
 
+    /// This device's own id, made at random the first time it is asked
+    /// for and kept beside the state files: what a repository names as the
+    /// device that deletes data ([`crate::pruner`]). A host name would not
+    /// do: two devices can share one, and one can change it.
+    pub fn device_id(&self) -> Result<Id> {
+        let base = self
+            .path
+            .parent()
+            .and_then(Path::parent)
+            .expect("state files live two folders down");
+        let file = base.join("device-id");
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(id) = Id::from_hex(text.trim())
+        {
+            return Ok(id);
+        }
+        std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+        let id = Id::random();
+        let mut tmp = tempfile::NamedTempFile::new_in(base).map_err(|e| Error::io(base, e))?;
+        tmp.write_all(id.to_hex().as_bytes())
+            .map_err(|e| Error::io(&file, e))?;
+        // Two first runs at once: the one that lands first is the id.
+        match tmp.persist_noclobber(&file) {
+            Ok(_) => Ok(id),
+            Err(_) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+                Id::from_hex(text.trim()).map_err(|_| {
+                    Error::corrupt(format!("device id {}", file.display()), "not an id")
+                })
+            }
+        }
+    }
+
     /// Records that the repository `id` at this location was opened, and
     /// whether it is encrypted.
     pub fn pin(&self, id: Id, encrypted: bool) -> Result<()> {

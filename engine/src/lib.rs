@@ -42,6 +42,7 @@ pub mod pack;
 mod packer;
 mod pattern;
 pub mod progress;
+pub mod pruner;
 pub mod repo;
 pub mod report;
 mod scan;

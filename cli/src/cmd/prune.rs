@@ -29,6 +29,7 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
             ..Default::default()
         },
         dry_run: a.dry_run,
+        take_over: a.take_over,
         ..Default::default()
     };
     let r = prune::prune(&repo, &opts, ui)?;
@@ -66,7 +67,16 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
             }
         ));
         let unused = r.bytes_before.saturating_sub(r.bytes_after);
-        if r.dry_run {
+        if let Some(p) = &r.data_left_to {
+            ui.say(&format!(
+                "unused data is deleted by {} (device {}), the device this repository names for \
+                 it: here prune only {} snapshots. Prune there, or here with --take-over to make \
+                 this device the one",
+                p.host,
+                p.device.short(),
+                if r.dry_run { "would forget" } else { "forgot" }
+            ));
+        } else if r.dry_run {
             if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
                 ui.say(&format!(
                     "no unused data: the repository would stay at {}",

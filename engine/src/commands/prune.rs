@@ -48,6 +48,9 @@ pub struct PruneOptions {
     /// Index files naming fewer packs than this are merged into one.
     pub merge_index_below: usize,
     pub packer: PackerOptions,
+    /// Name this device the one that deletes data, in place of the device
+    /// the repository names ([`crate::pruner`]).
+    pub take_over: bool,
 }
 
 impl Default for PruneOptions {
@@ -60,6 +63,7 @@ impl Default for PruneOptions {
             max_unused: 0.5,
             merge_index_below: PACKS_PER_INDEX / 4,
             packer: PackerOptions::default(),
+            take_over: false,
         }
     }
 }
@@ -101,6 +105,9 @@ pub struct PruneResult {
     /// the others.
     pub index_files_kept: u64,
     pub index_files_written: u64,
+    /// The device that deletes data, when it is not this one: this prune
+    /// only forgot snapshots.
+    pub data_left_to: Option<crate::pruner::PrunerRecord>,
 }
 
 /// One retention group and what the policy decided for its snapshots,
@@ -124,6 +131,13 @@ pub fn prune(
         ..Default::default()
     };
     let lock = crate::lock::acquire_sole_prune(repo)?;
+    if let crate::pruner::Role::ForgetOnly(pruner) =
+        crate::pruner::role(repo, opts.take_over, !opts.dry_run)?
+    {
+        apply_retention(repo, opts, &mut result)?;
+        result.data_left_to = Some(pruner);
+        return Ok(result);
+    }
     // The order of reading matters: index files, then locks, then
     // snapshots (see format-spec.md section 10).
     let state = read_index_and_locks(repo, &lock)?;

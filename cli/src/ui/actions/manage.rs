@@ -160,7 +160,15 @@ fn spawn_prune(
                 r.snapshots_kept.len(),
                 views::bytes(r.bytes_deleted),
             );
-            if r.packs_deferred > 0 {
+            if let Some(p) = &r.data_left_to {
+                msg = format!(
+                    "{} snapshot(s) removed, {} kept; their data is deleted by {}, the device \
+                     this repository names for it",
+                    r.snapshots_forgotten.len(),
+                    r.snapshots_kept.len(),
+                    p.host
+                );
+            } else if r.packs_deferred > 0 {
                 msg.push_str(&format!(
                     "; {} waits in the trash, because {}: a later run deletes it",
                     views::bytes(r.bytes_deferred),
