@@ -125,6 +125,8 @@ pub struct StoreBackend {
     local: Option<std::path::PathBuf>,
     /// Set once the provider refused a conditional write in this run.
     create_unsupported: std::sync::atomic::AtomicBool,
+    /// [`MAX_LISTED`]; lower only in tests.
+    max_listed: usize,
 }
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
@@ -177,6 +179,7 @@ impl StoreBackend {
             local: None,
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
+            max_listed: MAX_LISTED,
         })
     }
 
@@ -240,7 +243,7 @@ impl StoreBackend {
             }
             last = end;
             metas.extend(more);
-            if metas.len() > MAX_LISTED {
+            if metas.len() > self.max_listed {
                 return Err(refuse(metas.len()));
             }
         }
@@ -272,12 +275,12 @@ impl StoreBackend {
                     self.location, meta.location, last.location
                 )));
             }
-            if metas.len() >= MAX_LISTED {
+            if metas.len() >= self.max_listed {
                 return Err(Error::Backend(format!(
-                    "{}: the listing of {prefix} goes on past {MAX_LISTED} objects, the most a \
+                    "{}: the listing of {prefix} goes on past {} objects, the most a \
                      repository holds in one folder (format-spec.md section 12): the storage \
                      is not listing honestly, so nothing was done from it",
-                    self.location
+                    self.location, self.max_listed
                 )));
             }
             metas.push(meta);
@@ -622,5 +625,25 @@ mod tests {
             .build()
             .unwrap();
         outer.block_on(async move { drop(backend) });
+    }
+
+    /// A listing that goes on past the bound stops with an error naming
+    /// the storage, rather than following a server that never ends.
+    #[test]
+    fn a_listing_past_its_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = StoreBackend::local(dir.path(), true).unwrap();
+        for i in 0..5 {
+            backend
+                .write(&format!("data/{i}"), Bytes::from_static(b"x"))
+                .unwrap();
+        }
+        assert_eq!(backend.list("data/").unwrap().len(), 5);
+        backend.max_listed = 4;
+        let e = backend.list("data/").unwrap_err().to_string();
+        assert!(
+            e.contains("past 4 objects") && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
     }
 }
