@@ -544,6 +544,10 @@ pub struct DumpArgs {
     pub path: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Write from "latest" even when this device saw a newer snapshot that
+    /// storage no longer shows (by default that stops with exit code 13)
+    #[arg(long)]
+    pub allow_rollback: bool,
 }
 
 #[derive(Args, Debug)]

@@ -143,8 +143,8 @@ pub(crate) fn choose(
     filter: &SnapshotFilter,
     rollback: Rollback,
 ) -> Result<(Id, Snapshot)> {
-    let hidden = warn_hidden(repo, ui)?;
-    let (id, s) = repo.find_snapshot(spec, filter)?;
+    let ((id, s), hidden) = repo.find_snapshot_and_hidden(spec, filter)?;
+    warn_of(&hidden, ui);
     let newer = snap_engine::forgotten::newer_than(&hidden, &s, filter);
     if spec == "latest" && rollback == Rollback::Refuse && !newer.is_empty() {
         let names: Vec<String> = newer.iter().map(|h| h.describe()).collect();
@@ -180,7 +180,12 @@ pub(crate) fn warn_hidden(
     ui: &Ui,
 ) -> Result<Vec<snap_engine::forgotten::HiddenSnapshot>> {
     let hidden = repo.hidden_snapshots()?;
-    for h in &hidden {
+    warn_of(&hidden, ui);
+    Ok(hidden)
+}
+
+fn warn_of(hidden: &[snap_engine::forgotten::HiddenSnapshot], ui: &Ui) {
+    for h in hidden {
         snap_engine::progress::Progress::warn(
             ui,
             &format!(
@@ -191,7 +196,6 @@ pub(crate) fn warn_hidden(
             ),
         );
     }
-    Ok(hidden)
 }
 
 /// Said when a repository is made: nothing else can open it.

@@ -207,6 +207,11 @@ pub struct Pack<'a> {
 }
 
 impl Pack<'_> {
+    /// The pack's size, as read (not as a listing claims).
+    pub fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// The blobs the pack's own header lists.
     pub fn header(&self) -> Result<Vec<IndexBlob>> {
         crate::pack::read_header(&self.fetcher.codec.sealer, &self.bytes)

@@ -33,16 +33,20 @@ pub fn write(repo: &Repository, snapshots: &[Id]) -> Result<Id> {
     crate::object::Object::Forgotten.write(&**repo.backend(), bytes)
 }
 
-/// Every snapshot id that a record on storage says was removed.
+/// Every snapshot id that a record on storage says was removed. A record
+/// that does not open (planted, or another repository's) proves nothing
+/// and is passed over: one such record once stopped every command that
+/// looked for hidden snapshots, restore with --allow-rollback included.
 pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
     let mut out = std::collections::HashSet::new();
     for (_, bytes) in repo.read_all(crate::object::Object::Forgotten)? {
-        let record = codec::open::<ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
+        if let Ok(record) = codec::open::<ForgetRecord, { codec::MAX_SMALL_OBJECT }>(
             Kind::Forget,
             repo.sealer(),
             &bytes,
-        )?;
-        out.extend(record.snapshots);
+        ) {
+            out.extend(record.snapshots);
+        }
     }
     Ok(out)
 }
@@ -56,26 +60,38 @@ pub struct HiddenSnapshot {
     /// times.
     pub time_ns: i64,
     pub host: String,
+    /// Set when the snapshot is another repository's that this device saw
+    /// at this location: storage now serves a different repository there.
+    pub repository: Option<Id>,
 }
 
 impl HiddenSnapshot {
     /// "1a2b3c4d of laptop, taken 2026-11-02 10:00 UTC", for messages.
     pub fn describe(&self) -> String {
-        if self.time_ns == 0 {
-            return self.id.short();
+        let mut text = self.id.short();
+        if self.time_ns != 0 {
+            let time = chrono::DateTime::from_timestamp_nanos(self.time_ns);
+            text = format!(
+                "{text} of {}, taken {}",
+                self.host,
+                time.format("%Y-%m-%d %H:%M:%S UTC")
+            );
         }
-        let time = chrono::DateTime::from_timestamp_nanos(self.time_ns);
-        format!(
-            "{} of {}, taken {}",
-            self.id.short(),
-            self.host,
-            time.format("%Y-%m-%d %H:%M:%S UTC")
-        )
+        if let Some(r) = self.repository {
+            text.push_str(&format!(
+                ", in repository {}, which this location held before (if you made a new \
+                 repository here on purpose, `snap init` on this device, or deleting this \
+                 device's state file, accepts it)",
+                r.short()
+            ));
+        }
+        text
     }
 }
 
 /// The hidden snapshots that `latest` would have been instead of `chosen`:
-/// newer, and of a host `filter` admits. A restore of `latest` then brings
+/// newer, and of a host `filter` admits; or of the repository storage
+/// swapped out, whatever their time. A restore of `latest` then brings
 /// back older data without a word, so it refuses (see
 /// [`crate::Error::RolledBack`]).
 pub fn newer_than<'a>(
@@ -85,7 +101,7 @@ pub fn newer_than<'a>(
 ) -> Vec<&'a HiddenSnapshot> {
     hidden
         .iter()
-        .filter(|h| h.time_ns == 0 || h.time_ns > chosen.time_ns)
+        .filter(|h| h.repository.is_some() || h.time_ns == 0 || h.time_ns > chosen.time_ns)
         .filter(|h| filter.hosts.is_empty() || h.time_ns == 0 || filter.hosts.contains(&h.host))
         .collect()
 }
@@ -103,23 +119,42 @@ pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<H
         return Ok(Vec::new());
     };
     let listed: std::collections::HashSet<Id> = listed.iter().copied().collect();
+    let current = repo.config().id;
     let gone: Vec<HiddenSnapshot> = known
-        .snapshots_of(&repo.config().id)
+        .snapshots_of(&current)
         .into_iter()
         .filter(|(id, _)| !listed.contains(id))
         .map(|(id, seen)| HiddenSnapshot {
             id,
             time_ns: seen.time_ns,
             host: seen.host,
+            repository: None,
         })
         .collect();
-    if gone.is_empty() {
-        return Ok(Vec::new());
+    // Another repository's snapshots, seen here before: storage swapped
+    // the repository (one with the same password opens as well), and
+    // everything this device knew there is gone.
+    let swapped = known
+        .snapshots
+        .iter()
+        .filter(|(r, _)| **r != current)
+        .flat_map(|(r, seen)| {
+            seen.iter().map(move |(id, s)| HiddenSnapshot {
+                id: *id,
+                time_ns: s.time_ns,
+                host: s.host.clone(),
+                repository: Some(*r),
+            })
+        });
+    let mut hidden: Vec<HiddenSnapshot> = Vec::new();
+    if !gone.is_empty() {
+        let forgotten = all(repo)?;
+        let (recorded, still): (Vec<HiddenSnapshot>, Vec<HiddenSnapshot>) =
+            gone.into_iter().partition(|h| forgotten.contains(&h.id));
+        let recorded: Vec<Id> = recorded.iter().map(|h| h.id).collect();
+        state.update_snapshots(current, &[], &recorded)?;
+        hidden = still;
     }
-    let forgotten = all(repo)?;
-    let (recorded, hidden): (Vec<HiddenSnapshot>, Vec<HiddenSnapshot>) =
-        gone.into_iter().partition(|h| forgotten.contains(&h.id));
-    let recorded: Vec<Id> = recorded.iter().map(|h| h.id).collect();
-    state.update_snapshots(repo.config().id, &[], &recorded)?;
+    hidden.extend(swapped);
     Ok(hidden)
 }

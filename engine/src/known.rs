@@ -212,6 +212,19 @@ impl DeviceState {
         })
     }
 
+    /// Forgets the snapshots of every repository at this location but
+    /// `keep`: said by `init`, which the user runs to make a new one there.
+    pub fn forget_other_repositories(&self, keep: Id) -> Result<()> {
+        self.update(|known| {
+            let Some(k) = known else {
+                return false;
+            };
+            let before = k.snapshots.len();
+            k.snapshots.retain(|id, _| *id == keep);
+            k.snapshots.len() != before
+        })
+    }
+
     /// Remembers the key file that unlocked the repository here.
     pub fn remember_key(&self, key: Id) -> Result<()> {
         self.update(|known| {

@@ -42,7 +42,7 @@ const INDEX_RELISTS: usize = 5;
 const MAX_KEYS_TRIED: usize = 16;
 
 /// Which key files an unlock tries, and in which order.
-struct KeyChoice {
+struct KeyChoice<'a> {
     /// Already tried with this password (the remembered key file).
     tried: Option<Id>,
     /// The key that last unlocked the repository on this device: first.
@@ -51,6 +51,8 @@ struct KeyChoice {
     only: Option<String>,
     /// The most Argon2 work (KiB × passes) all tries may cost together.
     budget: u64,
+    /// The config the key must open.
+    config: Option<&'a [u8]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -473,6 +475,7 @@ impl Repository {
                     },
                     only: opts.key.clone(),
                     budget: crypto::UNLOCK_WORK_BUDGET,
+                    config: Some(&raw),
                 };
                 let (master, id, bytes) = Self::unlock(&*backend, &password()?, &choice)?;
                 (Some(master), Some((id, bytes)))
@@ -494,6 +497,7 @@ impl Repository {
     pub fn use_state(&mut self, base: &std::path::Path) -> Result<()> {
         let state = DeviceState::new(base, self.backend.location());
         state.pin(self.config.id, self.is_encrypted())?;
+        state.forget_other_repositories(self.config.id)?;
         self.state = Some(state);
         Ok(())
     }
@@ -628,7 +632,19 @@ impl Repository {
             }
             spent += work;
             count += 1;
-            if let Ok(Some(master)) = key.unwrap_key(password) {
+            // A key that opens must open this repository's config too: a
+            // key file copied from another repository with the same
+            // password once opened first, and the config then failed.
+            if let Ok(Some(master)) = key.unwrap_key(password)
+                && choice.config.is_none_or(|raw| {
+                    codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(
+                        Kind::Config,
+                        &Some(master.clone()),
+                        raw,
+                    )
+                    .is_ok()
+                })
+            {
                 return Ok((master, id, bytes.to_vec()));
             }
         }
@@ -955,30 +971,30 @@ impl Repository {
         Ok(out)
     }
 
+    /// [`Repository::find_snapshot`], and the snapshots storage hid
+    /// ([`Repository::hidden_snapshots`]), from one listing: a bucket that
+    /// answered two listings differently could show the newest snapshot to
+    /// the rollback check and hide it from `latest`.
+    pub fn find_snapshot_and_hidden(
+        &self,
+        spec: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<((Id, Snapshot), Vec<HiddenSnapshot>)> {
+        let all = self.snapshots()?;
+        let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
+        let hidden = crate::forgotten::hidden_snapshots(self, &listed)?;
+        let found = if spec == "latest" {
+            latest_of(all, filter)?
+        } else {
+            self.find_snapshot(spec, filter)?
+        };
+        Ok((found, hidden))
+    }
+
     /// Resolves `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
-            let all = self.snapshots()?;
-            if all.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "the repository has no snapshots yet".into(),
-                ));
-            }
-            // An undo snapshot is what a folder held before a restore, not
-            // a backup: `latest` passes over them unless asked for by tag.
-            let undo = crate::snapshot::UNDO_TAG;
-            let undo_wanted = filter.tags.iter().any(|t| t == undo);
-            return all
-                .into_iter()
-                .rev()
-                .filter(|(_, s)| undo_wanted || !s.tags.iter().any(|t| t == undo))
-                .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "no snapshot matches \"latest\" with {}",
-                        filter.describe()
-                    ))
-                });
+            return latest_of(self.snapshots()?, filter);
         }
         let lower = spec.to_ascii_lowercase();
         if lower.is_empty() || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -1008,6 +1024,29 @@ impl Repository {
         }
         Ok((id, s))
     }
+}
+
+/// The newest of `all` (oldest first) that `filter` admits. An undo
+/// snapshot is what a folder held before a restore, not a backup: `latest`
+/// passes over them unless asked for by tag.
+fn latest_of(all: Vec<(Id, Snapshot)>, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
+    if all.is_empty() {
+        return Err(Error::InvalidArgument(
+            "the repository has no snapshots yet".into(),
+        ));
+    }
+    let undo = crate::snapshot::UNDO_TAG;
+    let undo_wanted = filter.tags.iter().any(|t| t == undo);
+    all.into_iter()
+        .rev()
+        .filter(|(_, s)| undo_wanted || !s.tags.iter().any(|t| t == undo))
+        .find(|(_, s)| filter.matches(s))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no snapshot matches \"latest\" with {}",
+                filter.describe()
+            ))
+        })
 }
 
 pub(crate) fn write_index(

@@ -120,7 +120,12 @@ pub(crate) fn dump(ctx: &Ctx, a: &args::DumpArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
     let filter = snapshot_filter(&a.filter)?;
-    let (id, _) = choose(&repo, ui, &a.snapshot, &filter, Rollback::Warn)?;
+    let rollback = if a.allow_rollback {
+        Rollback::Warn
+    } else {
+        Rollback::Refuse
+    };
+    let (id, _) = choose(&repo, ui, &a.snapshot, &filter, rollback)?;
     let path = path_bytes(&a.path)?;
     dump_to_stdout(&repo, &id, &filter, &path)?;
     Ok(0)

@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::blob::BlobType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{IndexFile, IndexPack, PACKS_PER_INDEX};
 use crate::indexed::Indexed;
@@ -88,7 +88,12 @@ pub fn repair_index(
     for id in repo.list_index_ids()? {
         match repo.read_index_file(&id) {
             Ok(f) => files.push((id, f)),
-            Err(_) => r.index_files_unreadable.push(id),
+            // Bytes that fail their checks are replaced; a file gone since
+            // the listing was replaced by a prune; any other failure (the
+            // network) stops the repair rather than drop what it names.
+            Err(Error::Corrupt { .. }) => r.index_files_unreadable.push(id),
+            Err(Error::Missing { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     r.index_files_unreadable.sort();
@@ -156,7 +161,7 @@ pub fn repair_index(
                         .and_then(|pack| {
                             Ok(IndexPack {
                                 id: *id,
-                                size: stored.get(id).copied().unwrap_or_default(),
+                                size: pack.size(),
                                 blobs: pack.header()?,
                             })
                         })
@@ -186,10 +191,13 @@ pub fn repair_index(
         .filter(|id| fresh.contains_key(id))
         .copied()
         .collect();
+    // Only a pack that is gone leaves the index. One whose size is wrong
+    // and that cannot be read keeps its entry: its blobs may still be
+    // readable by range, and `check` reports the damage.
     let mut dropped: HashSet<Id> = HashSet::new();
     for (_, f) in files.iter().filter(|(fid, _)| replace.contains(fid)) {
         for p in &f.packs {
-            if gone.contains(&p.id) || (wrong_size.contains(&p.id) && !fresh.contains_key(&p.id)) {
+            if gone.contains(&p.id) {
                 dropped.insert(p.id);
             }
         }
@@ -198,7 +206,7 @@ pub fn repair_index(
     r.packs_dropped.sort();
     r.packs_kept = named
         .iter()
-        .filter(|id| !gone.contains(id) && !wrong_size.contains(id))
+        .filter(|id| !gone.contains(id) && !fresh.contains_key(id))
         .count() as u64;
     progress.finish();
     if opts.dry_run || !r.changed() {
@@ -217,8 +225,8 @@ pub fn repair_index(
     let mut packs: Vec<IndexPack> = Vec::new();
     for (_, f) in files.iter().filter(|(fid, _)| replace.contains(fid)) {
         for p in &f.packs {
-            let right = !gone.contains(&p.id) && !wrong_size.contains(&p.id);
-            if right && !staying.contains(&p.id) && moved.insert(p.id) {
+            let kept = !gone.contains(&p.id) && !fresh.contains_key(&p.id);
+            if kept && !staying.contains(&p.id) && moved.insert(p.id) {
                 packs.push(p.clone());
             }
         }
@@ -299,6 +307,16 @@ pub fn repair_snapshots(
         .into_iter()
         .filter(|(_, s)| opts.filter.matches(s))
         .collect();
+    // An original that a replacement already names is not replaced again:
+    // each run once wrote one more.
+    let replaced: HashSet<Id> = snapshots
+        .iter()
+        .filter(|(_, s)| s.tags.iter().any(|t| t == REPAIRED_TAG))
+        .filter_map(|(_, s)| s.parent)
+        .collect();
+    let (already, snapshots): (Vec<(Id, Snapshot)>, Vec<(Id, Snapshot)>) = snapshots
+        .into_iter()
+        .partition(|(id, _)| replaced.contains(id));
     r.snapshots_checked = snapshots.len() as u64;
     progress.start("checking snapshots", None, Some(snapshots.len() as u64));
     let packer = indexed.packer(PackerOptions::default());
@@ -346,7 +364,12 @@ pub fn repair_snapshots(
         r.repaired[i].replacement = Some(repo.save_snapshot(&snapshot)?);
     }
     if opts.forget {
-        r.forgotten = r.repaired.iter().map(|s| s.original).collect();
+        r.forgotten = r
+            .repaired
+            .iter()
+            .map(|s| s.original)
+            .chain(already.iter().map(|(id, _)| *id))
+            .collect();
         repo.remove_snapshots(&r.forgotten)?;
     }
     drop(lock);
@@ -372,6 +395,7 @@ impl Mender<'_> {
         {
             return Ok(id);
         }
+        let before = removed.len();
         let shown = |name: &[u8]| {
             let mut p = path.to_vec();
             p.push(b'/');
@@ -393,7 +417,6 @@ impl Mender<'_> {
                 Tree::default()
             }
         };
-        let before = removed.len();
         let index = self.repo.index();
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         for mut node in std::mem::take(&mut tree.nodes) {
