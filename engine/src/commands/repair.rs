@@ -314,7 +314,7 @@ pub fn repair_snapshots(
         .filter(|(_, s)| s.tags.iter().any(|t| t == REPAIRED_TAG))
         .filter_map(|(_, s)| s.parent)
         .collect();
-    let (already, snapshots): (Vec<(Id, Snapshot)>, Vec<(Id, Snapshot)>) = snapshots
+    let (already, snapshots): (Vec<_>, Vec<_>) = snapshots
         .into_iter()
         .partition(|(id, _)| replaced.contains(id));
     r.snapshots_checked = snapshots.len() as u64;
