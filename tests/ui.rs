@@ -1817,3 +1817,52 @@ fn manage_warns_of_a_snapshot_the_storage_hid() {
         "no warning of {short} on Manage"
     );
 }
+
+/// The page refuses a restore that would write snap's own settings: a
+/// planted `config.toml` restored over snap's once made it run a password
+/// command the page refuses to take as a setting (a hostile review).
+#[test]
+fn the_page_restores_nothing_over_snaps_own_settings() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("planted");
+    std::fs::create_dir_all(&src).unwrap();
+    let marker = dir.path().join("pwned");
+    std::fs::write(
+        src.join("config.toml"),
+        format!(
+            "[profiles.p]\npassword_command = \"touch {}; echo pw\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    cli(&home, &repo, "pw", &["create", src.to_str().unwrap()]);
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_PASSWORD", "pw"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let own = home.join("config.toml");
+    let before = std::fs::read(&own).ok();
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    let id = snaps[0]["id"].as_str().unwrap().to_string();
+    let (status, r) = s.post(
+        "/api/restore",
+        serde_json::json!({"snapshot": id, "path": src.join("config.toml").display().to_string(),
+            "target": home.display().to_string(), "delete": false}),
+    );
+    if status == 200 {
+        let job = s.wait_job();
+        assert_eq!(job["ok"], false, "{job}");
+        assert!(job.to_string().contains("own settings"), "{job}");
+    } else {
+        assert!(r.to_string().contains("own settings"), "{status} {r}");
+    }
+    assert_eq!(
+        std::fs::read(&own).ok(),
+        before,
+        "snap's config was replaced"
+    );
+    assert!(!marker.exists());
+}

@@ -32,7 +32,9 @@ pub struct PrunerRecord {
 pub enum Role {
     /// Forget snapshots and delete data: this device is the pruner, or has
     /// no identity to compare (a library caller without device state).
-    Delete,
+    /// With a record to write first, once the prune is sure to go on
+    /// ([`claim`]): a prune that stops changes nothing.
+    Delete(Option<PrunerRecord>),
     /// Forget snapshots only: the repository names another device.
     ForgetOnly(PrunerRecord),
 }
@@ -49,28 +51,26 @@ pub fn read(repo: &Repository) -> Result<Option<PrunerRecord>> {
     }
 }
 
-/// Decides this device's role, naming it the pruner when the repository
-/// names none yet, or when `take_over` asks; `claim: false` (a dry run)
-/// decides without writing.
-pub(crate) fn role(repo: &Repository, take_over: bool, claim: bool) -> Result<Role> {
+/// Decides this device's role: the pruner to be when the repository names
+/// none yet, or when `take_over` asks.
+pub(crate) fn role(repo: &Repository, take_over: bool) -> Result<Role> {
     let Some(state) = repo.device_state() else {
-        return Ok(Role::Delete);
+        return Ok(Role::Delete(None));
     };
     let me = state.device_id()?;
     match read(repo)? {
-        Some(r) if r.device == me => Ok(Role::Delete),
+        Some(r) if r.device == me => Ok(Role::Delete(None)),
         Some(r) if !take_over => Ok(Role::ForgetOnly(r)),
-        _ => {
-            let record = PrunerRecord {
-                device: me,
-                host: crate::sys::hostname(),
-                time_ns: crate::repo::now_ns(),
-            };
-            if claim {
-                let bytes = codec::seal(Kind::Pruner, repo.sealer(), &record);
-                repo.backend().write(NAME, bytes::Bytes::from(bytes))?;
-            }
-            Ok(Role::Delete)
-        }
+        _ => Ok(Role::Delete(Some(PrunerRecord {
+            device: me,
+            host: crate::sys::hostname(),
+            time_ns: crate::repo::now_ns(),
+        }))),
     }
+}
+
+/// Writes the record that names this device.
+pub(crate) fn claim(repo: &Repository, record: &PrunerRecord) -> Result<()> {
+    let bytes = codec::seal(Kind::Pruner, repo.sealer(), record);
+    repo.backend().write(NAME, bytes::Bytes::from(bytes))
 }

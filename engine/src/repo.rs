@@ -980,15 +980,16 @@ impl Repository {
         spec: &str,
         filter: &SnapshotFilter,
     ) -> Result<((Id, Snapshot), Vec<HiddenSnapshot>)> {
+        // An id needs only the listing, not every snapshot read.
+        if spec != "latest" {
+            let listed = self.list_snapshot_ids()?;
+            let hidden = crate::forgotten::hidden_snapshots(self, &listed)?;
+            return Ok((self.find_in(spec, listed, filter)?, hidden));
+        }
         let all = self.snapshots()?;
         let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
         let hidden = crate::forgotten::hidden_snapshots(self, &listed)?;
-        let found = if spec == "latest" {
-            latest_of(all, filter)?
-        } else {
-            self.find_snapshot(spec, filter)?
-        };
-        Ok((found, hidden))
+        Ok((latest_of(all, filter)?, hidden))
     }
 
     /// Resolves `latest`, a full id or a unique id prefix.
@@ -996,14 +997,18 @@ impl Repository {
         if spec == "latest" {
             return latest_of(self.snapshots()?, filter);
         }
+        self.find_in(spec, self.list_snapshot_ids()?, filter)
+    }
+
+    /// A full id or unique id prefix among `ids`, read and matched.
+    fn find_in(&self, spec: &str, ids: Vec<Id>, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         let lower = spec.to_ascii_lowercase();
         if lower.is_empty() || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::InvalidArgument(format!(
                 "{spec:?} is not a snapshot id, an id prefix or \"latest\""
             )));
         }
-        let matches: Vec<Id> = self
-            .list_snapshot_ids()?
+        let matches: Vec<Id> = ids
             .into_iter()
             .filter(|id| id.to_hex().starts_with(&lower))
             .collect();

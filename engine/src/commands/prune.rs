@@ -131,17 +131,25 @@ pub fn prune(
         ..Default::default()
     };
     let lock = crate::lock::acquire_sole_prune(repo)?;
-    if let crate::pruner::Role::ForgetOnly(pruner) =
-        crate::pruner::role(repo, opts.take_over, !opts.dry_run)?
-    {
-        apply_retention(repo, opts, &mut result)?;
-        result.data_left_to = Some(pruner);
-        return Ok(result);
-    }
+    let to_claim = match crate::pruner::role(repo, opts.take_over)? {
+        crate::pruner::Role::ForgetOnly(pruner) => {
+            apply_retention(repo, opts, &mut result)?;
+            result.data_left_to = Some(pruner);
+            return Ok(result);
+        }
+        crate::pruner::Role::Delete(record) => record,
+    };
     // The order of reading matters: index files, then locks, then
     // snapshots (see format-spec.md section 10).
     let state = read_index_and_locks(repo, &lock)?;
     let (all, forget) = apply_retention(repo, opts, &mut result)?;
+    // Past the check for hidden snapshots: this prune goes on, and is the
+    // one that deletes data from now on.
+    if let Some(record) = &to_claim
+        && !opts.dry_run
+    {
+        crate::pruner::claim(repo, record)?;
+    }
     let (marking, lingering) = index_for_marking(repo, &state)?;
     let index = marking.index();
     progress.start("marking used data", None, Some(all.len() as u64));

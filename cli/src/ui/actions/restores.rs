@@ -108,6 +108,36 @@ async fn ask_first(
     }
 }
 
+/// The first path of `plan` that is snap's own config file, or lies in its
+/// config or data folder. Restoring a planted `config.toml` over snap's own
+/// once made the page run a password command it refuses to take as a
+/// setting (a hostile review of the page).
+fn writes_snaps_own(plan: &restore::Plan) -> Option<std::path::PathBuf> {
+    let mut own: Vec<std::path::PathBuf> = Vec::new();
+    if let Ok(config) = crate::config::path() {
+        own.extend(config.parent().map(|p| p.to_path_buf()));
+        own.push(config);
+    }
+    own.extend(dirs::data_dir().map(|d| d.join("snap")));
+    let own: Vec<std::path::PathBuf> = own
+        .into_iter()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect();
+    // The configured file may sit directly in the home folder (SNAP_CONFIG):
+    // then only the file itself is off limits, not the folder.
+    let home = dirs::home_dir().map(|h| std::fs::canonicalize(&h).unwrap_or(h));
+    plan.entries()
+        .map(|e| e.path.as_path())
+        .chain(plan.extras.iter().map(|x| x.path.as_path()))
+        .find(|p| {
+            own.iter().any(|o| {
+                let folder_of_everything = home.as_deref() == Some(o.as_path());
+                (*p == o.as_path()) || (!folder_of_everything && p.starts_with(o))
+            })
+        })
+        .map(|p| p.to_path_buf())
+}
+
 fn spawn_restore(
     app: Arc<App>,
     job: Arc<Job>,
@@ -121,6 +151,14 @@ fn spawn_restore(
         let r = blocking(move || {
             let indexed = repo.indexed()?;
             let plan = restore::plan(&indexed, &opts)?;
+            if let Some(own) = writes_snaps_own(&plan) {
+                anyhow::bail!(
+                    "this restore would write {}, where snap keeps its own settings and \
+                     state: the page does not do that, since settings there can make snap run \
+                     commands. Restore it from the terminal (`snap restore`); nothing was changed",
+                    own.display()
+                );
+            }
             // Planned again: the target may have changed since the question.
             if let Some(what) = crate::cmd::restore::deletes_most(&plan)
                 && confirmed != Some(plan.files_deleted)

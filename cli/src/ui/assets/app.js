@@ -167,6 +167,14 @@
     if (source) return;
     source = new EventSource("/api/events");
     source.onmessage = (e) => render(JSON.parse(e.data));
+    // No reconnecting by itself: once snap ui has stopped, whatever program
+    // takes its port would get this page's cookie with every retry.
+    source.onerror = () => {
+      source.close();
+      const job = document.getElementById("job");
+      if (job) job.insertAdjacentHTML("afterbegin",
+        "<p class=\"small\">The connection to snap ui ended. Reload the page once it runs again.</p>");
+    };
   }
   if (document.getElementById("job")) follow();
   localTimes(document);
