@@ -849,6 +849,30 @@ impl Repository {
         Indexed { repo: self, index }
     }
 
+    /// Index files naming `packs`, each superseding exactly `supersedes`
+    /// (one empty file when no pack is left to name), at most
+    /// [`crate::index::PACKS_PER_INDEX`] packs a file: how prune and
+    /// repair replace index files. Returns how many were written.
+    pub(crate) fn write_superseding(
+        &self,
+        packs: &[crate::index::IndexPack],
+        supersedes: &[Id],
+    ) -> Result<u64> {
+        let chunks: Vec<&[crate::index::IndexPack]> = if packs.is_empty() {
+            vec![&[]]
+        } else {
+            packs.chunks(crate::index::PACKS_PER_INDEX).collect()
+        };
+        for chunk in &chunks {
+            self.write_index(&IndexFile {
+                supersedes: supersedes.to_vec(),
+                packs: chunk.to_vec(),
+                writer: None,
+            })?;
+        }
+        Ok(chunks.len() as u64)
+    }
+
     /// Writes an index file; called only after its packs are stored.
     pub fn write_index(&self, file: &IndexFile) -> Result<(Id, u64)> {
         write_index(&*self.backend, self.sealer(), self.cache.as_ref(), file)

@@ -352,17 +352,7 @@ fn serve(
                 "</ListBucketResult>",
                 "<NextContinuationToken>again</NextContinuationToken></ListBucketResult>",
             );
-        let kept: Vec<String> = response_head
-            .iter()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
-            })
-            .cloned()
-            .chain([format!("Content-Length: {}", text.len())])
-            .collect();
-        let mut answer = rewrite(&kept);
-        answer.extend_from_slice(text.as_bytes());
+        let answer = with_body(&response_head, &text);
         if text.contains("<Key>") {
             *PAGE.lock().unwrap() = Some(answer.clone());
         }
@@ -415,17 +405,7 @@ fn serve(
                 cut.replace_range(from..end + "</Contents>".len(), "");
             }
         }
-        let kept: Vec<String> = response_head
-            .iter()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
-            })
-            .cloned()
-            .chain([format!("Content-Length: {}", cut.len())])
-            .collect();
-        let mut answer = rewrite(&kept);
-        answer.extend_from_slice(cut.as_bytes());
+        let answer = with_body(&response_head, &cut);
         client.write_all(&answer)?;
         if page_key == head[0] {
             FIRST_PAGES.lock().unwrap().push((page_key, answer));
@@ -435,6 +415,23 @@ fn serve(
     client.write_all(&rewrite(&response_head))?;
     std::io::copy(&mut up_reader, &mut client)?;
     Ok(())
+}
+
+/// An upstream answer's head with a body of the proxy's own in place of
+/// the upstream one.
+fn with_body(response_head: &[String], body: &str) -> Vec<u8> {
+    let kept: Vec<String> = response_head
+        .iter()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("content-length:") && !l.starts_with("transfer-encoding:")
+        })
+        .cloned()
+        .chain([format!("Content-Length: {}", body.len())])
+        .collect();
+    let mut answer = rewrite(&kept);
+    answer.extend_from_slice(body.as_bytes());
+    answer
 }
 
 /// R2's rule on multipart uploads: every part but the last has one size.

@@ -26,7 +26,7 @@ use crate::id::Id;
 use crate::indexed::Indexed;
 
 use crate::fetch::{Buffers, Slot};
-use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack};
+use crate::index::{BlobSet, IndexBuilder, IndexFile, IndexPack, PACKS_PER_INDEX};
 use crate::lock::{LockGuard, LockKind, live_locks};
 use crate::object::Object;
 use crate::packer::{Packer, PackerOptions};
@@ -118,8 +118,6 @@ pub struct RetentionGroup {
     /// Each snapshot, and why it is kept (empty: removed).
     pub snapshots: Vec<(Id, Snapshot, Vec<String>)>,
 }
-
-use crate::index::PACKS_PER_INDEX;
 
 pub fn prune(
     repo: &Repository,
@@ -537,19 +535,7 @@ fn replace_index_files(
         .collect();
     let mut supersedes: Vec<Id> = rewrite.iter().copied().collect();
     supersedes.sort();
-    let chunks: Vec<&[IndexPack]> = if packs.is_empty() {
-        vec![&[]]
-    } else {
-        packs.chunks(PACKS_PER_INDEX).collect()
-    };
-    for chunk in chunks {
-        repo.write_index(&IndexFile {
-            supersedes: supersedes.clone(),
-            packs: chunk.to_vec(),
-            writer: None,
-        })?;
-        result.index_files_written += 1;
-    }
+    result.index_files_written += repo.write_superseding(&packs, &supersedes)?;
     let trashed: Vec<IndexPack> = sweep
         .removed
         .iter()

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{IndexFile, IndexPack, PACKS_PER_INDEX};
+use crate::index::IndexPack;
 use crate::indexed::Indexed;
 use crate::lock::{LockKind, live_locks};
 use crate::object::Object;
@@ -242,19 +242,7 @@ pub fn repair_index(
         .copied()
         .collect();
     supersedes.sort();
-    let chunks: Vec<&[IndexPack]> = if packs.is_empty() {
-        vec![&[]]
-    } else {
-        packs.chunks(PACKS_PER_INDEX).collect()
-    };
-    for chunk in chunks {
-        repo.write_index(&IndexFile {
-            supersedes: supersedes.clone(),
-            packs: chunk.to_vec(),
-            writer: None,
-        })?;
-        r.index_files_written += 1;
-    }
+    r.index_files_written += repo.write_superseding(&packs, &supersedes)?;
     repo.delete_objects(Object::Index, &supersedes)?;
     r.index_files_replaced = supersedes.len() as u64;
     drop(lock);
