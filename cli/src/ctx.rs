@@ -174,17 +174,8 @@ pub(crate) enum Rollback {
 }
 
 /// Warns of every snapshot this device saw that is gone without a forget
-/// record (format-spec.md section 11), and returns them.
-pub(crate) fn warn_hidden(
-    repo: &Repository,
-    ui: &Ui,
-) -> Result<Vec<snap_engine::forgotten::HiddenSnapshot>> {
-    let hidden = repo.hidden_snapshots()?;
-    warn_of(&hidden, ui);
-    Ok(hidden)
-}
-
-fn warn_of(hidden: &[snap_engine::forgotten::HiddenSnapshot], ui: &Ui) {
+/// record (format-spec.md section 11).
+pub(crate) fn warn_of(hidden: &[snap_engine::forgotten::HiddenSnapshot], ui: &Ui) {
     for h in hidden {
         snap_engine::progress::Progress::warn(
             ui,

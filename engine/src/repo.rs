@@ -959,8 +959,12 @@ impl Repository {
     /// (format-spec.md section 11). Lists the snapshots again; commands
     /// that read them warn, `check` fails, `restore latest` refuses.
     pub fn hidden_snapshots(&self) -> Result<Vec<HiddenSnapshot>> {
-        let listed = self.list_snapshot_ids()?;
-        crate::forgotten::hidden_snapshots(self, &listed)
+        self.hidden_snapshots_in(&self.list_snapshot_ids()?)
+    }
+
+    /// [`Repository::hidden_snapshots`] against a listing already read.
+    pub fn hidden_snapshots_in(&self, listed: &[Id]) -> Result<Vec<HiddenSnapshot>> {
+        crate::forgotten::hidden_snapshots(self, listed)
     }
 
     /// Deletes snapshots, after writing the authenticated record that says
@@ -1007,12 +1011,12 @@ impl Repository {
         // An id needs only the listing, not every snapshot read.
         if spec != "latest" {
             let listed = self.list_snapshot_ids()?;
-            let hidden = crate::forgotten::hidden_snapshots(self, &listed)?;
+            let hidden = self.hidden_snapshots_in(&listed)?;
             return Ok((self.find_in(spec, listed, filter)?, hidden));
         }
         let all = self.snapshots()?;
         let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
-        let hidden = crate::forgotten::hidden_snapshots(self, &listed)?;
+        let hidden = self.hidden_snapshots_in(&listed)?;
         Ok((latest_of(all, filter)?, hidden))
     }
 

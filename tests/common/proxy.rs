@@ -337,11 +337,7 @@ fn serve(
             client.write_all(&answer)?;
             return Ok(());
         }
-        let mut up = TcpStream::connect(upstream)?;
-        up.write_all(&rewrite(&head))?;
-        up.write_all(&body)?;
-        let mut up_reader = BufReader::new(up);
-        let response_head = read_head(&mut up_reader)?;
+        let (mut up_reader, response_head) = forward(upstream, &head, &body)?;
         let body = read_body(&mut up_reader, &response_head)?;
         let text = String::from_utf8_lossy(&body)
             .replace(
@@ -362,9 +358,7 @@ fn serve(
     let listing = matches!(
         quirk,
         Quirk::ListV1 | Quirk::ListV1IgnoresStartAfter | Quirk::ListV1Page(_)
-    ) && head
-        .first()
-        .is_some_and(|l| l.starts_with("GET ") && l.contains("list-type=2"));
+    ) && is_list;
     // The first page of each listing, answered again to a request that
     // asks to start after a key (a request cannot be altered: it is
     // signed).
@@ -377,11 +371,7 @@ fn serve(
             return Ok(());
         }
     }
-    let mut up = TcpStream::connect(upstream)?;
-    up.write_all(&rewrite(&head))?;
-    up.write_all(&body)?;
-    let mut up_reader = BufReader::new(up);
-    let response_head = read_head(&mut up_reader)?;
+    let (mut up_reader, response_head) = forward(upstream, &head, &body)?;
     if listing {
         // The V2 answer, less its continuation token: a V1-shaped page.
         let body = read_body(&mut up_reader, &response_head)?;
@@ -415,6 +405,21 @@ fn serve(
     client.write_all(&rewrite(&response_head))?;
     std::io::copy(&mut up_reader, &mut client)?;
     Ok(())
+}
+
+/// Sends the request on to Garage; returns the reader of its answer, past
+/// the answer's head, and that head.
+fn forward(
+    upstream: SocketAddr,
+    head: &[String],
+    body: &[u8],
+) -> std::io::Result<(BufReader<TcpStream>, Vec<String>)> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&rewrite(head))?;
+    up.write_all(body)?;
+    let mut up_reader = BufReader::new(up);
+    let response_head = read_head(&mut up_reader)?;
+    Ok((up_reader, response_head))
 }
 
 /// An upstream answer's head with a body of the proxy's own in place of

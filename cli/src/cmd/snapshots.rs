@@ -14,8 +14,8 @@ use crate::output::{self, outln};
 pub(crate) fn snapshots(ctx: &Ctx, a: &args::SnapshotsArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open()?;
-    let list = commands::snapshots(&repo, &snapshot_filter(&a.filter)?)?;
-    warn_hidden(&repo, ui)?;
+    let (list, hidden) = commands::snapshots_and_hidden(&repo, &snapshot_filter(&a.filter)?)?;
+    warn_of(&hidden, ui);
     if ui.json {
         let list: Vec<SnapshotReport> = list
             .iter()

@@ -256,11 +256,8 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
         Err(p) => return page(&app, "Manage", "/manage", problem_box(&app, &p)),
     };
     let r = blocking(move || {
-        Ok((
-            commands::snapshots(&repo, &SnapshotFilter::default())?,
-            repo.location().to_string(),
-            repo.hidden_snapshots()?,
-        ))
+        let (all, hidden) = commands::snapshots_and_hidden(&repo, &SnapshotFilter::default())?;
+        Ok((all, repo.location().to_string(), hidden))
     })
     .await;
     let (mut all, location, hidden) = match r {

@@ -47,6 +47,25 @@ pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<(Repository,
     Ok((repo, result))
 }
 
+/// Snapshots, and the snapshots this device saw that storage no longer
+/// shows.
+pub type SnapshotsAndHidden = (Vec<(Id, Snapshot)>, Vec<crate::forgotten::HiddenSnapshot>);
+
+/// Snapshots matching `filter`, oldest first, and the snapshots this
+/// device saw that storage no longer shows, from one listing.
+pub fn snapshots_and_hidden(
+    repo: &Repository,
+    filter: &SnapshotFilter,
+) -> Result<SnapshotsAndHidden> {
+    let all = repo.snapshots()?;
+    let listed: Vec<Id> = all.iter().map(|(id, _)| *id).collect();
+    let hidden = repo.hidden_snapshots_in(&listed)?;
+    Ok((
+        all.into_iter().filter(|(_, s)| filter.matches(s)).collect(),
+        hidden,
+    ))
+}
+
 /// Snapshots matching `filter`, oldest first.
 pub fn snapshots(repo: &Repository, filter: &SnapshotFilter) -> Result<Vec<(Id, Snapshot)>> {
     Ok(repo
