@@ -1,0 +1,233 @@
+//! Browse a snapshot, restore from it, and compare two snapshots.
+
+use super::*;
+// ------------------------------------------------------------------ browse
+
+fn parent_of(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/".into(),
+        Some((p, _)) => p.into(),
+    }
+}
+
+pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) -> Response {
+    let repo: Arc<Repository> = match app.open(&app.current()).await {
+        Ok(r) => r,
+        Err(p) => return page(&app, "Browse", "/manage", problem_box(&app, &p)),
+    };
+    let dir = if q.path.is_empty() {
+        "/".to_string()
+    } else {
+        q.path.clone()
+    };
+    let spec = q.snapshot.clone();
+    let d = dir.clone();
+    let r = blocking(move || {
+        let listing = inspect::list_dir(&repo, &spec, d.as_bytes())?;
+        let others = commands::snapshots(&repo, &SnapshotFilter::default())?;
+        Ok((listing, others))
+    })
+    .await;
+    let ((id, snap, entries), others) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            return page(
+                &app,
+                "Browse",
+                "/manage",
+                html! { (error_box(&words(&e))) p { a href="/manage" { "Back to the snapshots" } } },
+            );
+        }
+    };
+    let hex = id.to_hex();
+    let browse_link = |p: &str| {
+        format!(
+            "/browse?snapshot={hex}&path={}",
+            url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
+        )
+    };
+    let mut crumbs = vec![("/".to_string(), "/".to_string())];
+    let mut acc = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        acc.push('/');
+        acc.push_str(part);
+        crumbs.push((acc.clone(), part.to_string()));
+    }
+    let whole = dir == "/";
+    let body = html! {
+        p { "Snapshot " code { (id.short()) } " of " strong { (snap.host) } ", " (time_ns(snap.time_ns)) }
+        nav.crumbs aria-label="Folder" {
+            @for (i, (p, name)) in crumbs.iter().enumerate() {
+                @if i > 1 { " / " }
+                @if i + 1 == crumbs.len() { strong { (name) } } @else { a href=(browse_link(p)) { (name) } }
+            }
+        }
+        @if !whole { p { a href=(browse_link(&parent_of(&dir))) { "↑ Up" } } }
+        @if entries.is_empty() {
+            p.empty { "This folder is empty in the snapshot." }
+        } @else {
+            (file_table(&hex, &entries))
+        }
+        (restore_form(&hex, &dir))
+        (compare_form(&id, &snap, &others))
+    };
+    page(&app, "Browse", "/manage", body)
+}
+
+/// Browse at `path` of snapshot `hex`.
+fn browse_at(hex: &str, path: &str) -> String {
+    format!(
+        "/browse?snapshot={hex}&path={}",
+        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+    )
+}
+
+/// One folder of a snapshot: its entries, folders to open, files to
+/// download.
+fn file_table(hex: &str, entries: &[inspect::Entry]) -> Markup {
+    html! {
+        div.scroll {
+            table.files {
+                thead { tr { th { "Name" } th { "Size" } th { "Modified" } th { span.sr { "Download" } } } }
+                tbody {
+                    @for e in entries {
+                        @let path = String::from_utf8_lossy(&e.path).into_owned();
+                        @let name = String::from_utf8_lossy(&e.node.name).into_owned();
+                        tr {
+                            td {
+                                @if e.node.kind == NodeKind::Dir { a href=(browse_at(hex, &path)) { (name) "/" } }
+                                @else { (name) }
+                                @if e.node.kind == NodeKind::Symlink { " → " (String::from_utf8_lossy(&e.node.link_target)) }
+                            }
+                            td { @if e.node.kind == NodeKind::File { (bytes(e.node.size)) } }
+                            td { (time_ns(e.node.mtime_ns)) }
+                            td { @if e.node.kind == NodeKind::File {
+                                a href=(format!("/api/download?snapshot={hex}&path={}", url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>())) download=(name) { "Download" }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Restore this folder (or the whole snapshot at `/`), with a preview.
+fn restore_form(hex: &str, dir: &str) -> Markup {
+    let whole = dir == "/";
+    html! {
+        section {
+            h2 { @if whole { "Restore the whole snapshot" } @else { "Restore this folder" } }
+            form data-action="/api/restore" {
+                input type="hidden" name="snapshot" value=(hex);
+                input type="hidden" name="path" value=(dir);
+                label for="target" { "Into the folder" }
+                input #target type="text" name="target" value=(if whole { "" } else { &dir }) placeholder="/home/me/restored" required;
+                p.small {
+                    @if whole { "Each folder of the snapshot is recreated below this one with its full path." }
+                    @else { "What this folder held goes into the folder you name. Its own place (the default) puts it back as it was in the snapshot." }
+                    " What is changed is first saved in an undo snapshot."
+                }
+                label.check { input type="checkbox" name="delete"; " Delete files there that the snapshot does not have" }
+                button type="submit" name="preview" value="true" { "Preview" }
+                button type="submit" name="preview" value="false" data-confirm="Restore now? Files there that differ from the snapshot are replaced, and with “Delete files there…” ticked, files the snapshot does not have are deleted. An undo snapshot keeps what was there first." { "Restore" }
+                div.result role="status" {}
+            }
+        }
+    }
+}
+
+/// Compare with another snapshot, the previous one of the same folder
+/// offered first.
+fn compare_form(
+    id: &Id,
+    snap: &snap_engine::snapshot::Snapshot,
+    others: &[(Id, snap_engine::snapshot::Snapshot)],
+) -> Markup {
+    let hex = id.to_hex();
+    let id = *id;
+    html! {
+                @if others.len() > 1 {
+                    section {
+                        h2 { "Compare with another snapshot" }
+                        form method="get" action="/diff" {
+                            input type="hidden" name="a" value=(hex);
+                            label for="other" { "Snapshot" }
+                            @let previous = others.iter().rev().find(|(oid, o)| *oid != id && o.time_ns <= snap.time_ns && o.host == snap.host && o.paths == snap.paths).map(|(oid, _)| *oid);
+                            select #other name="b" {
+                                @for (oid, o) in others.iter().rev().filter(|(oid, _)| *oid != id) {
+                                    option value=(oid.to_hex()) selected[Some(*oid) == previous] {
+                                        (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) " · " (o.paths_lossy().join(", "))
+        @if o.tags.iter().any(|t| t == "pre-restore") { " · undo snapshot" }
+                                    }
+                                }
+                            }
+                            button type="submit" { "Compare" }
+                        }
+                    }
+                }
+    }
+}
+
+pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {
+    let repo = match app.open(&app.current()).await {
+        Ok(r) => r,
+        Err(p) => return page(&app, "Compare", "/manage", problem_box(&app, &p)),
+    };
+    let (a, b) = (q.a.clone(), q.b.clone());
+    // Older to newer, whichever was browsed: from the newest, a file added
+    // since once read as removed.
+    let r = blocking(move || {
+        let any = SnapshotFilter::default();
+        let (ia, sa) = repo.find_snapshot(&a, &any)?;
+        let (ib, sb) = repo.find_snapshot(&b, &any)?;
+        let (from, to) = if (sa.time_ns, ia) <= (sb.time_ns, ib) {
+            (ia, ib)
+        } else {
+            (ib, ia)
+        };
+        let (a, b, mut changes) = inspect::diff(&repo, &from.to_hex(), &to.to_hex())?;
+        // The folders above what was backed up are recorded for their
+        // metadata only; their times changing is noise here.
+        let roots: Vec<&Vec<u8>> = sa.paths.iter().chain(&sb.paths).collect();
+        let above = |p: &[u8]| {
+            roots
+                .iter()
+                .any(|r| r.len() > p.len() && r.starts_with(p) && (p == b"/" || r[p.len()] == b'/'))
+        };
+        changes.retain(|c| c.kind != inspect::ChangeKind::Metadata || !above(&c.path));
+        Ok((a, b, changes))
+    })
+    .await;
+    let body = match r {
+        Ok((ia, ib, changes)) => html! {
+            p {
+                "From the older " a href=(format!("/browse?snapshot={}", ia.to_hex())) { code { (ia.short()) } }
+                " to the newer " a href=(format!("/browse?snapshot={}", ib.to_hex())) { code { (ib.short()) } } ": "
+                (views::count(changes.len() as u64, "change", "changes")) ". "
+                a href="/manage" { "Back to the snapshots" }
+            }
+            @if changes.is_empty() { p.empty { "The two snapshots hold the same files." } }
+            @else {
+                div.scroll { table.plan {
+                    thead { tr { th { "Change" } th { "Path" } } }
+                    tbody { @for c in changes.iter().take(1000) {
+                        tr.(c.kind.name()) { td { (change_word(c.kind)) } td { (String::from_utf8_lossy(&c.path)) } }
+                    } }
+                } }
+                @if changes.len() > 1000 { p { "… and " (changes.len() - 1000) " more." } }
+            }
+        },
+        Err(e) => error_box(&words(&e)),
+    };
+    page(&app, "Compare snapshots", "/manage", body)
+}
+
+fn change_word(k: inspect::ChangeKind) -> &'static str {
+    match k {
+        inspect::ChangeKind::Added => "added",
+        inspect::ChangeKind::Removed => "removed",
+        inspect::ChangeKind::Modified => "changed",
+        inspect::ChangeKind::Metadata => "permissions or times changed",
+    }
+}

@@ -1,0 +1,257 @@
+//! The pages, rendered on the server, one file a page. Each works with the
+//! keyboard alone (real links, buttons and labelled fields), and says what
+//! to do when there is nothing to show or something went wrong. What every
+//! page shares (the frame, the task box, the problem box) is here.
+
+mod backup;
+mod browse;
+mod check;
+mod manage;
+mod schedule;
+mod settings;
+
+pub(crate) use backup::backup;
+pub(crate) use browse::{browse, diff};
+pub(crate) use check::check;
+pub(crate) use manage::{manage, stats_part};
+pub(crate) use schedule::schedule;
+pub(crate) use settings::settings;
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use snap_engine::commands::{self, create, inspect};
+use snap_engine::snapshot::SnapshotFilter;
+use snap_engine::tree::NodeKind;
+use snap_engine::{Id, Repository};
+
+use super::api::{DiffQuery, PathQuery};
+use super::app::{App, Problem, blocking, words};
+use super::schedule::{INTERVALS, KEEP};
+use super::views::{self, bytes, time_ns, time_text};
+use crate::config::Profile;
+
+const PER_PAGE: usize = 20;
+
+const NAV: &[(&str, &str)] = &[
+    ("/manage", "Manage"),
+    ("/backup", "Backup"),
+    ("/schedule", "Schedule"),
+    ("/check", "Check"),
+    ("/settings", "Settings"),
+];
+
+fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
+    let current = app.current();
+    let file = app.config().ok();
+    let names: Vec<String> = file
+        .as_ref()
+        .map(|f| f.profiles.keys().cloned().collect())
+        .unwrap_or_default();
+    let default = file.as_ref().and_then(|f| f.default.clone());
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="snap-session" content=(app.session);
+                title { (title) " · snap" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to the page" }
+                header {
+                    a.brand href="/manage" { "snap" }
+                    nav aria-label="Pages" {
+                        @for (href, name) in NAV {
+                            @if *href == active {
+                                a href=(href) aria-current="page" { (name) }
+                            } @else {
+                                a href=(href) { (name) }
+                            }
+                        }
+                    }
+                    @if !names.is_empty() {
+                        form.profile data-action="/api/profile/use" {
+                            label for="profile-pick" { "Profile" }
+                            select #profile-pick name="name" {
+                                // With a default profile, "" is that one: listed once.
+                                @if default.is_none() {
+                                    option value="" selected[current.is_empty()] { "Default" }
+                                }
+                                @for n in &names {
+                                    option value=(n) selected[*n == current || (current.is_empty() && default.as_deref() == Some(n.as_str()))] {
+                                        (n) @if default.as_deref() == Some(n.as_str()) { " (default)" }
+                                    }
+                                }
+                            }
+                            button.use type="submit" { "Use" }
+                        }
+                    }
+                }
+                main #main {
+                    h1 { (title) }
+                    (body)
+                }
+                section #job aria-live="polite" aria-label="Current task" {
+                    (job_box(app, title))
+                }
+            }
+        }
+    }
+}
+
+/// The kinds of task whose result a page keeps showing once ended: a
+/// finished restore's box (and its Undo button) followed the user to
+/// every page.
+fn kinds_shown(title: &str) -> &'static [&'static str] {
+    match title {
+        "Manage" => &["prune"],
+        "Backup" | "Schedule" => &["backup"],
+        "Browse" => &["restore"],
+        "Check" => &["check"],
+        _ => &[],
+    }
+}
+
+/// The running task, or the last one if this page is where it belongs;
+/// the script fills it in live, and shows tasks that start later.
+fn job_box(app: &App, title: &str) -> Markup {
+    let v = app
+        .jobs
+        .view()
+        .filter(|v| v.running || kinds_shown(title).contains(&v.kind));
+    let since = app.jobs.newest();
+    html! {
+        @if let Some(v) = v {
+            div.job.(if v.running { "running" } else if v.ok == Some(true) { "ok" } else { "bad" }) data-job=(v.id) data-since=(since) {
+                h2 { span.title { (v.title) } }
+                progress max="100" value=[v.total_bytes.filter(|&t| t > 0).map(|t| (v.bytes * 100 / t).min(100))] hidden[!v.running] {}
+                p.text { (v.progress_text) }
+                div.html { (maud::PreEscaped(v.html.clone())) }
+                @if !v.warnings.is_empty() {
+                    details.note { summary { "Warnings (" (v.warnings_total) ")" } ul { @for w in &v.warnings { li { (w) } } } }
+                }
+                (cancel_form(v.id, v.running))
+            }
+        } @else {
+            div.job.idle data-job="0" data-since=(since) {
+                h2 { span.title {} }
+                progress max="100" hidden {}
+                p.text {}
+                div.html {}
+                (cancel_form(0, false))
+            }
+        }
+    }
+}
+
+/// The running task's Cancel button; the script shows it and sets its id
+/// while a task runs.
+fn cancel_form(id: u64, running: bool) -> Markup {
+    html! {
+        form.cancel data-action="/api/cancel" hidden[!running] {
+            input type="hidden" name="id" value=(id);
+            button.danger type="submit" { "Cancel" }
+            div.result role="status" {}
+        }
+    }
+}
+
+/// The last task of a kind, kept on its page when another task followed.
+fn last_task(app: &App, kind: &str, heading: &str) -> Markup {
+    let Some(v) = app.jobs.last_of(kind) else {
+        return html! {};
+    };
+    // Already in the task box below.
+    if app.jobs.view().is_some_and(|shown| shown.id == v.id) {
+        return html! {};
+    }
+    html! {
+        section.last.(if v.ok == Some(true) { "ok" } else { "bad" }) {
+            h2 { (heading) }
+            p {
+                (v.title)
+                @if let Some(t) = &v.finished { ", ended " (time_text(t)) }
+                ": " span.(if v.ok == Some(true) { "ok" } else { "bad" }) { (v.message) }
+            }
+            div { (maud::PreEscaped(v.html.clone())) }
+        }
+    }
+}
+
+fn error_box(msg: &str) -> Markup {
+    html! { div.error role="alert" { p { (msg) } } }
+}
+
+/// What a page shows instead of the repository: the password form, the
+/// Initialize form, or the error in words with where to fix it.
+fn problem_box(app: &App, p: &Problem) -> Markup {
+    match p {
+        Problem::NeedPassword(msg) => html! {
+            div.notice {
+                p { (msg) }
+                form data-action="/api/password" {
+                    label for="unlock-pw" { "Repository password" }
+                    input #unlock-pw type="password" name="password" autocomplete="current-password" required autofocus;
+                    button type="submit" { "Unlock" }
+                    div.result role="status" {}
+                }
+            }
+        },
+        Problem::NoRepository(_) => {
+            let name = app.resolved_name(&app.current());
+            let session = app.session(&app.current()).ok();
+            let location = session
+                .as_ref()
+                .and_then(|s| s.ctx().location().ok())
+                .map(|(l, _)| l)
+                .unwrap_or_default();
+            let local = !location.starts_with("s3://");
+            let configured = session
+                .as_ref()
+                .is_some_and(|s| crate::password::is_configured(s.global(), &s.profile));
+            html! {
+                div.notice {
+                    p { "There is no repository yet at " code { (location) } "." }
+                    @if local {
+                        form data-action="/api/init" data-reload {
+                            input type="hidden" name="name" value=(if name.is_empty() { "default" } else { &name });
+                            input type="hidden" name="kind" value="local";
+                            input type="hidden" name="folder" value=(location);
+                            input type="hidden" name="password_source" value=(if configured { "keep" } else { "page" });
+                            @if !configured {
+                                label for="init-pw" { "New repository password" }
+                                input #init-pw type="password" name="password" autocomplete="new-password" required;
+                                label for="init-pw2" { "The same password again" }
+                                input #init-pw2 type="password" name="password_again" autocomplete="new-password" required;
+                            }
+                            button type="submit" { "Initialize" }
+                            div.result role="status" {}
+                        }
+                        p { "Or choose another place in " a href="/settings" { "Settings" } "." }
+                    } @else {
+                        p { "Make one with Initialize in " a href="/settings" { "Settings" } "." }
+                    }
+                }
+            }
+        }
+        Problem::Failed(msg) => html! {
+            (error_box(msg))
+            p { "Check the connection in " a href="/settings" { "Settings" } "." }
+        },
+    }
+}
+
+fn page(app: &App, title: &str, active: &str, body: Markup) -> Response {
+    maud::Markup::into_response(layout(app, title, active, body))
+}
+
+pub(crate) async fn home() -> Redirect {
+    Redirect::to("/manage")
+}
