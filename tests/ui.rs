@@ -1283,7 +1283,7 @@ fn a_restore_that_deletes_most_of_its_target_asks_first_with_the_count() {
     let id = snaps[0]["id"].as_str().unwrap().to_string();
     let form = |confirmed: Option<u64>| {
         serde_json::json!({"snapshot": id, "path": src.display().to_string(),
-            "target": target.display().to_string(), "delete": true, "deletions_confirmed": confirmed})
+            "target": target.display().to_string(), "delete": true, "confirmed": confirmed})
     };
     for confirmed in [None, Some(2)] {
         let (status, r) = s.post("/api/restore", form(confirmed));

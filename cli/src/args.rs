@@ -413,6 +413,12 @@ pub struct NewPasswordArgs {
     /// Argon2id passes for the new key (default 14, at most 64; memory × passes at most 4 GiB)
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub kdf_iterations: Option<u32>,
+
+    /// Create it even when repositories are near (beside it in the bucket
+    /// or folder), without asking: a typo in a root path otherwise makes a
+    /// second, empty repository beside the one holding the backups
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -460,6 +466,12 @@ pub struct InitArgs {
     /// Argon2id passes for the new key (default 14, at most 64; memory × passes at most 4 GiB)
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub kdf_iterations: Option<u32>,
+
+    /// Create it even when repositories are near (beside it in the bucket
+    /// or folder), without asking: a typo in a root path otherwise makes a
+    /// second, empty repository beside the one holding the backups
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

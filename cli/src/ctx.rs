@@ -17,6 +17,7 @@ use crate::output::Ui;
 use std::sync::Arc;
 
 use snap_engine::InitOptions;
+use snap_engine::backend::nearby::{self, Nearby};
 use snap_engine::backend::{Backend, StoreBackend};
 
 use crate::args::Global;
@@ -25,12 +26,33 @@ use crate::password;
 
 /// An engine error with advice that depends on how snap was invoked.
 #[derive(Debug)]
-pub(crate) struct Hinted(pub(crate) Error, pub(crate) String);
+pub(crate) struct Hinted {
+    pub(crate) error: Error,
+    pub(crate) hint: String,
+    /// For a location that holds no repository: those found near it, which
+    /// the page offers to connect to.
+    pub(crate) nearby: Option<Nearby>,
+}
+
+impl Hinted {
+    fn new(error: Error, hint: String) -> anyhow::Error {
+        anyhow::Error::new(Hinted {
+            error,
+            hint,
+            nearby: None,
+        })
+    }
+}
 
 impl std::fmt::Display for Hinted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.0, self.1)
+        write!(f, "{} ({})", self.error, self.hint)
     }
+}
+
+/// The repositories found near a location that holds none, if `e` says so.
+pub(crate) fn nearby_of(e: &anyhow::Error) -> Option<&Nearby> {
+    e.downcast_ref::<Hinted>().and_then(|h| h.nearby.as_ref())
 }
 
 impl std::error::Error for Hinted {}
@@ -38,7 +60,7 @@ impl std::error::Error for Hinted {}
 /// The engine's error behind `e`, hinted or not.
 pub(crate) fn engine_error(e: &anyhow::Error) -> Option<&Error> {
     e.downcast_ref::<Error>()
-        .or_else(|| e.downcast_ref::<Hinted>().map(|h| &h.0))
+        .or_else(|| e.downcast_ref::<Hinted>().map(|h| &h.error))
 }
 
 /// A failure that already told the user what went wrong and only needs an
@@ -362,17 +384,26 @@ impl Ctx<'_> {
     pub(crate) fn hint(&self, e: Error, location: &str) -> anyhow::Error {
         match e {
             Error::RepositoryNotFound(_) => {
-                let hint = match self.forgotten_profile() {
-                    Some(h) if self.location().is_ok_and(|(_, default)| default) => h,
-                    _ => format!("create one with `{}`", self.init_command(location)),
+                let nearby = self.nearby(location);
+                let make = format!("create one with `{}`", self.init_command(location));
+                let hint = match (self.forgotten_profile(), nearby.sentence()) {
+                    (Some(h), _) if self.location().is_ok_and(|(_, default)| default) => h,
+                    (_, Some(near)) => {
+                        format!("{near} To start a new repository here instead, {make}")
+                    }
+                    (_, None) => make,
                 };
-                anyhow::Error::new(Hinted(e, hint))
+                anyhow::Error::new(Hinted {
+                    error: e,
+                    hint,
+                    nearby: Some(nearby),
+                })
             }
             // With several sources, which one won is the question.
-            Error::WrongPassword if self.typed_password.is_some() => anyhow::Error::new(Hinted(
+            Error::WrongPassword if self.typed_password.is_some() => Hinted::new(
                 e,
                 "the password tried is the one typed into the page".into(),
-            )),
+            ),
             Error::WrongPassword => match password::source(self.global, &self.profile) {
                 Some((what, from)) => {
                     let hint = if what.starts_with('(') {
@@ -380,12 +411,25 @@ impl Ctx<'_> {
                     } else {
                         format!("the password tried came from {from}: {what}")
                     };
-                    anyhow::Error::new(Hinted(e, hint))
+                    Hinted::new(e, hint)
                 }
                 None => e.into(),
             },
             e => e.into(),
         }
+    }
+
+    /// The repositories near `location`, which holds none
+    /// ([`snap_engine::backend::nearby`]).
+    pub(crate) fn nearby(&self, location: &str) -> Nearby {
+        if location.starts_with("s3://") {
+            return match self.backend(location, false) {
+                Ok(b) => b.nearby(),
+                Err(_) => Nearby::new(location, Vec::new()),
+            };
+        }
+        let path = location.strip_prefix("local:").unwrap_or(location);
+        nearby::local(std::path::Path::new(path))
     }
 
     /// The init command for this location, as the user reaches it: a

@@ -278,11 +278,13 @@ api_bind_addr = "127.0.0.1:{admin}"
         g
     }
 
-    /// A repository location of its own for one test.
+    /// A repository location of its own for one test, in a folder of its
+    /// own: side by side, the tests' repositories would be near each other,
+    /// and `snap init` asks before creating one beside another.
     pub fn repo(&self, test: &str) -> String {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("s3://{BUCKET}/{test}-{}-{n}", std::process::id())
+        format!("s3://{BUCKET}/{test}-{}-{n}/repo", std::process::id())
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
              DIR for a local repository"
         ));
     }
+    if !a.yes {
+        ask_when_others_are_near(ctx, &loc)?;
+    }
     let mut opts = ctx.init_options(a.no_encryption)?;
     if let Some(m) = a.kdf_memory {
         opts.kdf.memory_kib = m;
@@ -47,4 +50,26 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// A new repository beside others is asked about first: a root path of
+/// `famliy` beside `family` is a typo far more often than a wish.
+fn ask_when_others_are_near(ctx: &Ctx, loc: &str) -> Result<()> {
+    let near = ctx.nearby(loc);
+    let Some(sentence) = near.sentence() else {
+        return Ok(());
+    };
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(anyhow!(
+            "not creating a repository at {loc}: {sentence} To connect to one of those, give its \
+             location; to create a new one here anyway, add --yes"
+        ));
+    }
+    let question = format!("{sentence} Create a new, empty repository at {loc} anyway?");
+    if !confirm(&question)? {
+        return Err(anyhow!(
+            "not created: give the location of the repository to use"
+        ));
+    }
+    Ok(())
 }

@@ -36,7 +36,7 @@ fn error(status: StatusCode, message: String) -> Response {
 fn problem(p: Problem) -> Response {
     let status = match p {
         Problem::NeedPassword(_) => StatusCode::UNAUTHORIZED,
-        Problem::NoRepository(_) => StatusCode::NOT_FOUND,
+        Problem::NoRepository { .. } => StatusCode::NOT_FOUND,
         Problem::Failed(_) => StatusCode::BAD_GATEWAY,
     };
     error(status, p.message().to_string())

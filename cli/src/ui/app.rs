@@ -13,9 +13,10 @@ use zeroize::Zeroizing;
 use super::{jobs, schedule};
 use crate::args::Global;
 use crate::config::{self, ConfigFile, Profile};
-use crate::ctx::{Ctx, engine_error};
+use crate::ctx::{Ctx, engine_error, nearby_of};
 use crate::output::Ui;
 use crate::password;
+use snap_engine::backend::nearby::Nearby;
 
 pub(crate) struct App {
     global: Global,
@@ -65,15 +66,21 @@ const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(crate) enum Problem {
     /// Encrypted, and no password source is set: the page asks for it.
     NeedPassword(String),
-    /// Nothing at the location yet: the page offers Initialize.
-    NoRepository(String),
+    /// Nothing at the location yet: the page offers the repositories
+    /// found near it, and Initialize.
+    NoRepository {
+        message: String,
+        nearby: Nearby,
+    },
     Failed(String),
 }
 
 impl Problem {
     pub(crate) fn message(&self) -> &str {
         match self {
-            Problem::NeedPassword(m) | Problem::NoRepository(m) | Problem::Failed(m) => m,
+            Problem::NeedPassword(m)
+            | Problem::NoRepository { message: m, .. }
+            | Problem::Failed(m) => m,
         }
     }
 }
@@ -389,7 +396,13 @@ impl App {
             Err(e) => {
                 let msg = words(&e);
                 if matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) {
-                    return Err(Problem::NoRepository(msg));
+                    let nearby = nearby_of(&e)
+                        .cloned()
+                        .unwrap_or_else(|| Nearby::new("", Vec::new()));
+                    return Err(Problem::NoRepository {
+                        message: msg,
+                        nearby,
+                    });
                 }
                 if matches!(engine_error(&e), Some(Error::WrongPassword)) && typed {
                     self.forget_password(name);

@@ -16,6 +16,7 @@ mod actions;
 mod api;
 mod app;
 mod assets;
+mod folders;
 mod guard;
 mod jobs;
 mod pages;
@@ -136,6 +137,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/check", get(pages::check))
         .route("/settings", get(pages::settings))
         .route("/part/stats", get(pages::stats_part))
+        .route("/part/snapshots", get(pages::snapshots_part))
         .route("/assets/app.js", get(assets::script))
         .route("/assets/app.css", get(assets::style))
         .route("/api/snapshots", get(api::snapshots))
@@ -145,11 +147,14 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/download", get(api::download))
         .route("/api/status", get(api::status))
         .route("/api/profiles", get(api::profiles))
+        .route("/api/folders", get(folders::folders))
         .route("/api/events", get(api::events))
         .route("/api/profile/use", post(actions::use_profile))
         .route("/api/settings", post(actions::save_settings))
         .route("/api/connection", post(actions::check_connection))
         .route("/api/init", post(actions::init))
+        .route("/api/connect", post(actions::connect))
+        .route("/api/relocate", post(actions::relocate))
         .route("/api/password", post(actions::password))
         .route("/api/backup", post(actions::backup))
         .route("/api/forget", post(actions::forget))

@@ -30,6 +30,7 @@ pub const MAX_LISTED: usize = 10_000_000;
 
 use crate::error::{Error, Result};
 
+pub mod nearby;
 mod s3;
 /// What a resolver given in [`S3Options::dns_resolver`] implements.
 pub use object_store::client::{DnsFuture, DnsResolver};
@@ -96,6 +97,11 @@ pub trait Backend: Send + Sync {
     /// store, and cost nothing but memory.
     fn connections(&self) -> usize {
         2
+    }
+    /// Repositories near this location, for when it holds none
+    /// ([`nearby`]). Advice only: nothing found when the store cannot say.
+    fn nearby(&self) -> nearby::Nearby {
+        nearby::Nearby::new(self.location(), Vec::new())
     }
 }
 
@@ -338,6 +344,43 @@ impl StoreBackend {
         Ok(backend)
     }
 
+    /// Root paths within the bucket that hold a repository, near `root`
+    /// ([`nearby::places`]): folders listed one level at a time, each asked
+    /// for the first bytes of its `config`.
+    async fn bucket_repositories(&self, root: &str) -> Vec<String> {
+        let mut candidates = Vec::new();
+        if !root.is_empty() {
+            candidates.push(String::new());
+        }
+        for place in nearby::places(root) {
+            let prefix = (!place.is_empty()).then(|| StorePath::from(place.as_str()));
+            let Ok(listed) = self.store.list_with_delimiter(prefix.as_ref()).await else {
+                continue;
+            };
+            for p in listed.common_prefixes {
+                let p = p.as_ref().trim_matches('/').to_string();
+                if p != root && !candidates.contains(&p) {
+                    candidates.push(p);
+                }
+            }
+        }
+        candidates.truncate(nearby::MAX_CANDIDATES);
+        let asks = candidates.into_iter().map(|c| async move {
+            let config = if c.is_empty() {
+                StorePath::from("config")
+            } else {
+                StorePath::from(c.as_str()).join("config")
+            };
+            let head = self.store.get_range(&config, 0..4).await.ok()?;
+            (head.as_ref() == crate::codec::MAGIC).then_some(c)
+        });
+        futures::stream::iter(asks)
+            .buffer_unordered(8)
+            .filter_map(|c| async move { c })
+            .collect()
+            .await
+    }
+
     fn path(&self, name: &str) -> StorePath {
         let mut p = self.root.clone();
         for part in name.split('/').filter(|s| !s.is_empty()) {
@@ -494,6 +537,28 @@ impl Backend for StoreBackend {
 
     fn local_dir(&self) -> Option<&std::path::Path> {
         self.local.as_deref()
+    }
+
+    fn nearby(&self) -> nearby::Nearby {
+        if let Some(dir) = &self.local {
+            return nearby::local(dir);
+        }
+        let Ok((bucket, root)) = S3Options::parse_location(&self.location) else {
+            return nearby::Nearby::new(&self.location, Vec::new());
+        };
+        let search = self.bucket_repositories(&root);
+        let found = self
+            .runtime
+            .block_on(async { tokio::time::timeout(nearby::PATIENCE, search).await })
+            .unwrap_or_default();
+        let found = found
+            .into_iter()
+            .map(|p| match p.as_str() {
+                "" => format!("s3://{bucket}"),
+                p => format!("s3://{bucket}/{p}"),
+            })
+            .collect();
+        nearby::Nearby::new(&self.location, found)
     }
 
     fn create_is_atomic(&self) -> bool {

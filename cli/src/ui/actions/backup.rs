@@ -21,7 +21,11 @@ fn lines(s: &str) -> Vec<String> {
 /// use, into a profile "default" for the repository in use, made the
 /// default, so the schedule and the CLI find them.
 fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
-    let sources = lines(&f.sources);
+    // `~/Documents` is this user's Documents.
+    let sources: Vec<String> = lines(&f.sources)
+        .iter()
+        .map(|s| crate::ui::folders::expand_home(s))
+        .collect();
     if sources.is_empty() {
         return Err("choose at least one folder to back up".into());
     }

@@ -35,18 +35,28 @@ pub(crate) async fn forget(State(app): State<Arc<App>>, Json(f): Json<ForgetForm
         )?;
         let ids: Vec<Id> = chosen.iter().map(|(id, _)| *id).collect();
         commands::forget(&repo, &ids)?;
-        Ok(ids.len())
+        Ok(ids)
     })
     .await;
     match r {
-        Ok(n) => {
+        Ok(ids) => {
+            let names: Vec<String> = ids.iter().map(|i| i.short()).collect();
             app.log(&format!(
-                "deleted {n} snapshot(s) of profile {}",
+                "deleted snapshot(s) {} of profile {}",
+                names.join(", "),
                 shown(&name)
             ));
-            reloading(done(format!(
-                "deleted {n} snapshot(s); \"Free space\" deletes the data no snapshot uses any more"
-            )))
+            let mut a = done(format!(
+                "deleted {} {}; Free space deletes the data no snapshot uses any more",
+                if ids.len() == 1 {
+                    "snapshot"
+                } else {
+                    "snapshots"
+                },
+                names.join(", ")
+            ));
+            a.1.refresh = true;
+            a
         }
         Err(e) => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     }

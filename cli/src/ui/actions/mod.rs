@@ -34,19 +34,26 @@ use manage::keep_options;
 pub(crate) use manage::{forget, keep, prune};
 pub(crate) use restores::{restore, undo};
 pub(crate) use schedules::schedule;
-pub(crate) use settings::{check_connection, init, password, save_settings, use_profile};
+pub(crate) use settings::{
+    check_connection, connect, init, password, relocate, save_settings, use_profile,
+};
 pub(crate) use tasks::cancel;
 
 /// What the page's script shows after a request.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Reply {
     pub(crate) ok: bool,
+    /// Not done, and nothing wrong either (nothing there yet): shown
+    /// plainly, not in the colour of a failure.
+    pub(crate) info: bool,
     pub(crate) message: String,
     /// A fragment to show under the form (escaped when rendered).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) html: String,
     /// Load the page again (what it shows changed).
     pub(crate) reload: bool,
+    /// Load the page's lists and counts again, keeping the result shown.
+    pub(crate) refresh: bool,
     /// Elements marked `data-show=NAME` to reveal (Initialize).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) show: Option<&'static str>,
@@ -56,8 +63,8 @@ pub(crate) struct Reply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redirect: Option<String>,
     /// A question to ask before the request is sent again with
-    /// `deletions_confirmed` set to `confirm_count` (a restore that
-    /// deletes most of its target).
+    /// `confirmed` set to `confirm_count` (a restore that deletes most of
+    /// its target, a repository made beside others).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) confirm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +111,7 @@ fn started(message: impl Into<String>) -> Answer {
 fn problem(app: &App, p: Problem) -> Answer {
     let status = match p {
         Problem::NeedPassword(_) => StatusCode::UNAUTHORIZED,
-        Problem::NoRepository(_) => StatusCode::NOT_FOUND,
+        Problem::NoRepository { .. } => StatusCode::NOT_FOUND,
         Problem::Failed(_) => StatusCode::BAD_GATEWAY,
     };
     failed(app, status, p.message())

@@ -13,7 +13,7 @@ pub(crate) struct RestoreForm {
     preview: bool,
     /// The number of files the person agreed to delete when the page
     /// asked (see [`ask_first`]).
-    deletions_confirmed: Option<u64>,
+    confirmed: Option<u64>,
 }
 
 fn restore_options(f: &RestoreForm) -> Result<restore::RestoreOptions, String> {
@@ -62,7 +62,7 @@ pub(crate) async fn restore(State(app): State<Arc<App>>, Json(f): Json<RestoreFo
             Err(e) => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
         };
     }
-    if let Some(ask) = ask_first(&app, &repo, &opts, f.deletions_confirmed).await {
+    if let Some(ask) = ask_first(&app, &repo, &opts, f.confirmed).await {
         return ask;
     }
     let title = format!("restore into {}", opts.target.display());
@@ -70,7 +70,7 @@ pub(crate) async fn restore(State(app): State<Arc<App>>, Json(f): Json<RestoreFo
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
-    spawn_restore(app, job, repo, opts, name, f.deletions_confirmed);
+    spawn_restore(app, job, repo, opts, name, f.confirmed);
     started("restore started")
 }
 
@@ -213,8 +213,8 @@ fn spawn_restore(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct UndoForm {
-    /// As [`RestoreForm::deletions_confirmed`].
-    deletions_confirmed: Option<u64>,
+    /// As [`RestoreForm::confirmed`].
+    confirmed: Option<u64>,
 }
 
 pub(crate) async fn undo(State(app): State<Arc<App>>, Json(f): Json<UndoForm>) -> Answer {
@@ -226,7 +226,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>, Json(f): Json<UndoForm>) -
         Err(p) => return problem(&app, p),
     };
     let opts = u.options();
-    if let Some(ask) = ask_first(&app, &repo, &opts, f.deletions_confirmed).await {
+    if let Some(ask) = ask_first(&app, &repo, &opts, f.confirmed).await {
         return ask;
     }
     let job = match app.jobs.start(
@@ -239,7 +239,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>, Json(f): Json<UndoForm>) -
     };
     *lock(&app.last_undo) = None;
     app.jobs.forget_undo();
-    spawn_restore(app, job, repo, opts, name, f.deletions_confirmed);
+    spawn_restore(app, job, repo, opts, name, f.confirmed);
     started(format!(
         "putting back what was there, from snapshot {}",
         u.snapshot_id.short()

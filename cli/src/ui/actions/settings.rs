@@ -45,6 +45,9 @@ pub(crate) struct SettingsForm {
     password: String,
     password_again: String,
     make_default: bool,
+    /// The number of repositories near the new one the user agreed to
+    /// create it beside (see [`init`]).
+    confirmed: Option<u64>,
 }
 
 /// A profile name that is a plain word: it is a TOML key and a CLI flag.
@@ -82,6 +85,7 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
     match f.kind.as_str() {
         "local" => {
             let folder = some(&f.folder).ok_or("give the folder of the repository")?;
+            let folder = crate::ui::folders::expand_home(&folder);
             if !PathBuf::from(&folder).is_absolute() {
                 return Err(format!(
                     "the folder {folder:?} is not a full path: write it from the root, such as /mnt/backup/snap"
@@ -246,13 +250,18 @@ pub(crate) async fn check_connection(
         Err(e) => {
             let msg = words(&e);
             let missing = matches!(engine_error(&e), Some(Error::RepositoryNotFound(_)));
-            let needs_password = msg.contains(crate::password::NONE_GIVEN);
+            let needs_password = is_password_missing(&e);
             app.log(&format!("check connection: {msg}"));
+            let near = crate::ctx::nearby_of(&e).cloned();
             let (status, message) = if missing {
-                (
-                    StatusCode::NOT_FOUND,
-                    "there is no repository there yet: Initialize makes one".to_string(),
-                )
+                let mut m = "the storage answers, and there is no repository there yet".to_string();
+                match near.as_ref().and_then(|n| n.sentence()) {
+                    Some(s) => m.push_str(&format!(
+                        ". {s} To make a new one here instead, Initialize makes one"
+                    )),
+                    None => m.push_str(": Initialize makes one"),
+                }
+                (StatusCode::NOT_FOUND, m)
             } else if needs_password {
                 (
                     StatusCode::UNAUTHORIZED,
@@ -265,7 +274,12 @@ pub(crate) async fn check_connection(
             let _ = steps;
             let mut a = failed(&app, status, message);
             if missing {
+                // Information, not a failure: the settings work.
+                a.1.info = true;
                 a.1.show = Some("init");
+                if let Some(n) = &near {
+                    a.1.html = crate::ui::pages::fill_buttons(n).into_string();
+                }
             }
             a
         }
@@ -274,6 +288,9 @@ pub(crate) async fn check_connection(
 
 pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
     let _one = app.initializing.lock().await;
+    if let Some(ask) = ask_when_others_are_near(&app, &f).await {
+        return ask;
+    }
     if matches!(f.password_source.as_str(), "page" | "store" | "") {
         if f.password.is_empty() {
             return failed(
@@ -343,4 +360,170 @@ pub(crate) async fn password(State(app): State<Arc<App>>, Json(f): Json<Password
         Ok(_) => reloading(done("unlocked")),
         Err(p) => problem(&app, p),
     }
+}
+
+/// A new repository beside others asks first: a root path of `famliy`
+/// beside `family` is a typo far more often than a wish (the terminal's
+/// `snap init` asks the same).
+async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer> {
+    let saved = app
+        .config()
+        .ok()
+        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+    let p = profile_from(f, saved.as_ref()).ok()?;
+    let session = app.session("").ok()?.with_profile(p);
+    let near = blocking(move || {
+        let ctx = session.ctx();
+        let (loc, _) = ctx.location()?;
+        Ok(ctx.nearby(&loc))
+    })
+    .await
+    .ok()?;
+    let sentence = near.sentence()?;
+    if f.confirmed == Some(near.found.len() as u64) {
+        return None;
+    }
+    let mut a = failed(
+        app,
+        StatusCode::CONFLICT,
+        format!("not created yet: {sentence}"),
+    );
+    a.1.confirm = Some(format!(
+        "{sentence} Create a new, empty repository at {} anyway?",
+        near.missing
+    ));
+    a.1.confirm_count = Some(near.found.len() as u64);
+    a.1.html = crate::ui::pages::fill_buttons(&near).into_string();
+    Some(a)
+}
+
+/// Connect: the settings of a repository that exists (made by another
+/// computer), checked before anything is saved. Found and opened with the
+/// password, it becomes the profile, and the page goes to Manage with its
+/// snapshots. Not found, it names the repositories near the place given
+/// (a typo in a root path); found but locked, it asks for the password.
+pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
+    let saved = app
+        .config()
+        .ok()
+        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+    let p = match profile_from(&f, saved.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+    };
+    let session = match app.session("") {
+        Ok(s) => s.with_profile(p),
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    };
+    let session = session.with_password_exactly(some(&f.password).map(Zeroizing::new));
+    let opened = blocking(move || {
+        let ctx = session.ctx();
+        let (loc, _) = ctx.location()?;
+        Ok((loc, ctx.open()))
+    })
+    .await;
+    let (location, opened) = match opened {
+        Ok(x) => x,
+        Err(e) => return failed(&app, StatusCode::INTERNAL_SERVER_ERROR, words(&e)),
+    };
+    match opened {
+        Ok(_) => match save_profile(&app, &f) {
+            Ok(p) => {
+                app.log(&format!("connected profile {} to {location}", p.name));
+                let mut a = done(format!("connected to {location}"));
+                a.1.redirect = Some("/manage".into());
+                a
+            }
+            Err(e) => failed(&app, StatusCode::BAD_REQUEST, e),
+        },
+        Err(e) => {
+            let mut a = match engine_error(&e) {
+                Some(Error::RepositoryNotFound(_)) => {
+                    let near = crate::ctx::nearby_of(&e);
+                    let mut msg = format!("there is no repository at {location}");
+                    if let Some(s) = near.and_then(|n| n.sentence()) {
+                        msg.push_str(&format!(". {s}"));
+                    }
+                    let mut a = failed(&app, StatusCode::NOT_FOUND, msg);
+                    if let Some(n) = near {
+                        a.1.html = crate::ui::pages::fill_buttons(n).into_string();
+                    }
+                    a
+                }
+                Some(Error::WrongPassword | Error::WrongPasswordSkipped(_)) => failed(
+                    &app,
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "found the repository at {location}, but that password does not open it"
+                    ),
+                ),
+                _ if is_password_missing(&e) => failed(
+                    &app,
+                    StatusCode::UNAUTHORIZED,
+                    format!("found the repository at {location}: type its password"),
+                ),
+                _ => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+            };
+            a.1.ok = false;
+            a
+        }
+    }
+}
+
+/// Whether `e` says that no password was given.
+fn is_password_missing(e: &anyhow::Error) -> bool {
+    words(e).contains(crate::password::NONE_GIVEN)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RelocateForm {
+    profile: String,
+    location: String,
+}
+
+/// "Use s3://bucket/family": a profile whose location holds no repository
+/// is pointed at one found near it, in the same bucket or as a folder of
+/// this computer.
+pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<RelocateForm>) -> Answer {
+    let name = f.profile.trim().to_string();
+    let _one = lock(&app.config_write);
+    let mut file = match app.config() {
+        Ok(c) => c,
+        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    };
+    let Some(p) = file.profiles.get_mut(&name) else {
+        return failed(
+            &app,
+            StatusCode::NOT_FOUND,
+            format!("there is no profile {name:?}: choose the place in Settings"),
+        );
+    };
+    let old = p.repository.clone().unwrap_or_default();
+    let same_bucket = |l: &str| {
+        snap_engine::backend::S3Options::parse_location(l)
+            .ok()
+            .map(|(b, _)| b)
+    };
+    let fits = if old.starts_with("s3://") {
+        same_bucket(&old).is_some() && same_bucket(&old) == same_bucket(&f.location)
+    } else {
+        std::path::Path::new(&f.location).is_absolute() && !f.location.starts_with("s3://")
+    };
+    if !fits {
+        return failed(
+            &app,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is not in the same bucket: change it in Settings",
+                f.location
+            ),
+        );
+    }
+    p.repository = Some(f.location.clone());
+    if let Err(e) = file.save() {
+        return failed(&app, StatusCode::BAD_REQUEST, words(&e));
+    }
+    app.forget_repository(&name);
+    app.log(&format!("profile {name} now uses {}", f.location));
+    reloading(done(format!("profile {name} now uses {}", f.location)))
 }

@@ -71,7 +71,15 @@
       if (out) { out.className = "result bad"; out.textContent = "Choose at least one first."; }
       return;
     }
-    const question = (button && button.dataset.confirm) || form.dataset.confirm;
+    let question = (button && button.dataset.confirm) || form.dataset.confirm;
+    // The question names what it deletes.
+    if (needs && question) {
+      const chosen = [...form.querySelectorAll("input[data-describe]:checked")].map((e) => "• " + e.dataset.describe);
+      if (chosen.length) {
+        question = "Delete " + (chosen.length === 1 ? "this snapshot" : "these " + chosen.length + " snapshots") +
+          "?\n" + chosen.join("\n") + "\n\n" + question;
+      }
+    }
     if (question && !window.confirm(question)) return;
     const action = (button && button.getAttribute("formaction")) || form.dataset.action;
     const buttons = form.querySelectorAll("button");
@@ -81,12 +89,12 @@
     // The server asks first (a restore that deletes most of its target):
     // sent again with the count agreed to.
     if (reply.confirm && window.confirm(reply.confirm)) {
-      body.deletions_confirmed = reply.confirm_count;
+      body.confirmed = reply.confirm_count;
       reply = await post(action, body);
     }
     buttons.forEach((b) => (b.disabled = false));
     if (out) {
-      out.className = "result " + (reply.ok ? "ok" : "bad");
+      out.className = "result " + (reply.ok ? "ok" : reply.info ? "info" : "bad");
       out.textContent = reply.message || "";
       if (reply.html) {
         const more = document.createElement("div");
@@ -107,10 +115,84 @@
       document.getElementById("job").scrollIntoView({ block: "nearest" });
       follow();
     }
+    if (reply.refresh) refresh();
     if (reply.ok && "reload" in form.dataset) setTimeout(() => location.reload(), 1200);
     if (reply.redirect) location.assign(reply.redirect);
     else if (reply.reload) setTimeout(() => location.reload(), reply.ok ? 600 : 0);
   });
+
+  // "Use s3://bucket/family": a repository found near the place typed
+  // goes into the form's field; Connect then tries it at once.
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-fill]");
+    if (!b) return;
+    const form = b.closest("form");
+    const field = form && form.querySelector('[name="' + CSS.escape(b.dataset.fill) + '"]');
+    if (!field) return;
+    field.value = b.dataset.value;
+    field.focus();
+    if ("fillSubmits" in form.dataset) form.requestSubmit();
+  });
+
+  // The folder picker: this computer's folders from /api/folders, built
+  // with textContent only (folder names are not markup); "Add this folder"
+  // puts the folder shown on its own line in the field.
+  const picker = document.getElementById("picker");
+  async function show(path) {
+    let r;
+    try {
+      r = await fetch("/api/folders?path=" + encodeURIComponent(path), { credentials: "same-origin" });
+    } catch (e) { return; }
+    const v = await r.json().catch(() => ({ error: "snap ui did not answer" }));
+    const note = picker.querySelector(".note");
+    note.hidden = !v.error && !v.truncated;
+    note.textContent = v.error || (v.truncated ? "Only the first folders are shown: type the path for the others." : "");
+    if (v.error) return;
+    picker.dataset.path = v.path;
+    picker.querySelector(".where").textContent = v.path;
+    const places = picker.querySelector(".places");
+    places.replaceChildren(...v.places.map((p) => {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = p.name; b.dataset.go = p.path;
+      return b;
+    }));
+    const list = picker.querySelector("ul.folders");
+    const items = [];
+    if (v.parent) {
+      const li = document.createElement("li"), b = document.createElement("button");
+      b.type = "button"; b.textContent = "↑ Up"; b.dataset.go = v.parent;
+      li.append(b); items.push(li);
+    }
+    for (const f of v.folders) {
+      const li = document.createElement("li"), b = document.createElement("button");
+      b.type = "button"; b.textContent = "📁 " + f.name; b.dataset.go = f.path;
+      li.append(b); items.push(li);
+    }
+    list.replaceChildren(...items);
+  }
+  if (picker) {
+    document.addEventListener("click", (ev) => {
+      const open = ev.target.closest("button[data-picker]");
+      if (open) {
+        picker.dataset.field = open.dataset.picker;
+        picker.showModal();
+        show("");
+        return;
+      }
+      if (!picker.contains(ev.target)) return;
+      const go = ev.target.closest("button[data-go]");
+      if (go) { show(go.dataset.go); return; }
+      if (ev.target.closest("button[data-close]")) { picker.close(); return; }
+      if (ev.target.closest("button[data-pick]")) {
+        const field = document.getElementById(picker.dataset.field);
+        const have = field.value.split("\n").map((l) => l.trim()).filter(Boolean);
+        if (!have.includes(picker.dataset.path)) have.push(picker.dataset.path);
+        field.value = have.join("\n");
+        picker.close();
+        field.focus();
+      }
+    });
+  }
 
   // Fragments filled in after the page (repository statistics).
   for (const el of document.querySelectorAll("[data-fragment]")) {
@@ -118,6 +200,20 @@
       .then((r) => r.text())
       .then((t) => { el.innerHTML = t; localTimes(el); })
       .catch(() => { el.textContent = "could not load"; });
+  }
+
+  // After an action changed them, the lists and counts are loaded again
+  // in place, and the result stays where the user clicked.
+  async function refresh() {
+    for (const el of document.querySelectorAll("[data-src], [data-fragment]")) {
+      try {
+        const r = await fetch(el.dataset.src || el.dataset.fragment, { credentials: "same-origin" });
+        if (!r.ok) continue;
+        el.innerHTML = await r.text(); // rendered and escaped by the server
+        localTimes(el);
+      } catch (e) { /* the next action or a reload shows it */ }
+    }
+    document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   }
 
   // The task box follows /api/events.
@@ -145,10 +241,14 @@
       cancel.querySelector("input[name=id]").value = String(v.id);
     }
     if (changed && !v.running) {
+      let started = false;
       for (const r of document.querySelectorAll(".result[data-started]")) {
-        r.textContent = "";
+        r.className = "result " + (v.ok ? "ok" : "bad");
+        r.textContent = (v.ok ? "Done: " : "Failed: ") + (v.message || "");
         delete r.dataset.started;
+        started = true;
       }
+      if (started) refresh();
     }
     if (changed) {
       const html = box.querySelector(".html");

@@ -11,7 +11,9 @@ pub(crate) async fn backup(State(app): State<Arc<App>>) -> Response {
     let body = html! {
         form data-action="/api/backup" {
             label for="sources" { "Folders to back up, one per line" }
-            textarea #sources name="sources" rows="4" placeholder="/home/me/Documents" required { (profile.sources.join("\n")) }
+            textarea #sources name="sources" rows="4" placeholder="~/Documents" required { (profile.sources.join("\n")) }
+            button type="button" data-picker="sources" { "Choose a folder…" }
+            p.small { "Choose folders of this computer, or type their paths (" code { "~" } " is your home folder)." }
             label for="excludes" { "Leave out (patterns, one per line; a name alone matches it anywhere)" }
             textarea #excludes name="excludes" rows="3" placeholder="node_modules\n*.tmp" { (profile.excludes.join("\n")) }
             p.small { "Folders and patterns are saved in the profile, for the schedule and the command line." }
@@ -19,6 +21,25 @@ pub(crate) async fn backup(State(app): State<Arc<App>>) -> Response {
             div.result role="status" {}
         }
         (last_task(&app, "backup", "The last backup"))
+        (picker())
     };
     page(&app, "Backup", "/backup", body)
+}
+
+/// The folder picker, filled and driven by the script from
+/// `/api/folders`.
+fn picker() -> Markup {
+    html! {
+        dialog.picker #picker aria-labelledby="picker-title" {
+            h2 #picker-title { "Choose a folder to back up" }
+            div.places aria-label="Places" {}
+            p { strong.where {} }
+            p.small.note hidden {}
+            ul.folders aria-label="Folders here" {}
+            div.buttons {
+                button type="button" data-pick { "Add this folder" }
+                button type="button" data-close { "Close" }
+            }
+        }
+    }
 }

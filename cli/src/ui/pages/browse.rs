@@ -54,6 +54,17 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         crumbs.push((acc.clone(), part.to_string()));
     }
     let whole = dir == "/";
+    let sources = app
+        .session(&app.current())
+        .map(|s| s.profile.sources)
+        .unwrap_or_default();
+    let target = default_target(
+        &dir,
+        &snap.host,
+        &create::this_host(),
+        &sources,
+        dirs::home_dir(),
+    );
     let body = html! {
         p { "Snapshot " code { (id.short()) } " of " strong { (snap.host) } ", " (time_ns(snap.time_ns)) }
         nav.crumbs aria-label="Folder" {
@@ -68,7 +79,7 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         } @else {
             (file_table(&hex, &entries))
         }
-        (restore_form(&hex, &dir))
+        (restore_form(&hex, &dir, &target, snap.host != create::this_host()))
         (compare_form(&id, &snap, &others))
     };
     page(&app, "Browse", "/manage", body)
@@ -113,7 +124,7 @@ fn file_table(hex: &str, entries: &[inspect::Entry]) -> Markup {
 }
 
 /// Restore this folder (or the whole snapshot at `/`), with a preview.
-fn restore_form(hex: &str, dir: &str) -> Markup {
+fn restore_form(hex: &str, dir: &str, target: &str, other_device: bool) -> Markup {
     let whole = dir == "/";
     html! {
         section {
@@ -122,7 +133,12 @@ fn restore_form(hex: &str, dir: &str) -> Markup {
                 input type="hidden" name="snapshot" value=(hex);
                 input type="hidden" name="path" value=(dir);
                 label for="target" { "Into the folder" }
-                input #target type="text" name="target" value=(if whole { "" } else { &dir }) placeholder="/home/me/restored" required;
+                input #target type="text" name="target" value=(target) placeholder=(if other_device { "a folder of this computer" } else { "/home/me/restored" }) required;
+                @if other_device && !whole {
+                    p.small { "This snapshot comes from another device: " code { (dir) } " is its path there. "
+                        @if target.is_empty() { "Name the folder of this computer to restore into." }
+                        @else { "The folder offered is this computer's own equivalent." } }
+                }
                 p.small {
                     @if whole { "Each folder of the snapshot is recreated below this one with its full path." }
                     @else { "What this folder held goes into the folder you name. Its own place (the default) puts it back as it was in the snapshot." }
@@ -229,5 +245,72 @@ fn change_word(k: inspect::ChangeKind) -> &'static str {
         inspect::ChangeKind::Removed => "removed",
         inspect::ChangeKind::Modified => "changed",
         inspect::ChangeKind::Metadata => "permissions or times changed",
+    }
+}
+
+/// Where a restore of `dir` goes unless the user says otherwise. This
+/// computer's own snapshot: back where it was. Another device's: the same
+/// path under this user's home, else the folder of the profile's that has
+/// the same name, else nothing (the field must be filled). Never a path
+/// that belongs to another computer: `/home/alice/…` was once offered on
+/// Bob's.
+fn default_target(
+    dir: &str,
+    host: &str,
+    this_host: &str,
+    sources: &[String],
+    home: Option<std::path::PathBuf>,
+) -> String {
+    if dir == "/" {
+        return String::new();
+    }
+    if host == this_host {
+        return dir.to_string();
+    }
+    let parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    let under_home = match parts.as_slice() {
+        ["home" | "Users", _user, rest @ ..] => Some(rest),
+        ["root", rest @ ..] => Some(rest),
+        _ => None,
+    };
+    if let (Some(rest), Some(home)) = (under_home, home) {
+        return rest
+            .iter()
+            .fold(home, |p, part| p.join(part))
+            .display()
+            .to_string();
+    }
+    let name = parts.last().copied().unwrap_or_default();
+    sources
+        .iter()
+        .find(|s| {
+            std::path::Path::new(s)
+                .file_name()
+                .is_some_and(|n| n == name)
+        })
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_devices_path_becomes_this_computers_own() {
+        let home = Some(std::path::PathBuf::from("/home/bob"));
+        let t = |dir: &str, host: &str, sources: &[String]| {
+            default_target(dir, host, "bob-desktop", sources, home.clone())
+        };
+        let alice = "alice-laptop";
+        assert_eq!(
+            t("/home/alice/Documents/app", alice, &[]),
+            "/home/bob/Documents/app"
+        );
+        assert_eq!(t("/Users/alice", alice, &[]), "/home/bob");
+        assert_eq!(t("/srv/data/app", alice, &["/opt/app".into()]), "/opt/app");
+        assert_eq!(t("/srv/data/app", alice, &["/opt/other".into()]), "");
+        assert_eq!(t("/", alice, &[]), "");
+        assert_eq!(t("/srv/data/app", "bob-desktop", &[]), "/srv/data/app");
     }
 }

@@ -25,32 +25,11 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
         Err(e) => return page(&app, "Manage", "/manage", error_box(&words(&e))),
     };
     all.reverse();
-    let mut hosts: Vec<String> = all.iter().map(|(_, s)| s.host.clone()).collect();
-    hosts.sort();
-    hosts.dedup();
-    let this = create::this_host();
-    let shown: Vec<&(Id, snap_engine::snapshot::Snapshot)> = all
-        .iter()
-        .filter(|(_, s)| q.host.is_empty() || s.host == q.host)
-        .collect();
-    let pages = shown.len().div_ceil(PER_PAGE).max(1);
-    let pg = q.page.clamp(1, pages);
-    let rows = shown.iter().skip((pg - 1) * PER_PAGE).take(PER_PAGE);
+    let hosts = hosts(&all);
     let keep_host = if q.host.is_empty() {
-        this.clone()
+        create::this_host()
     } else {
         q.host.clone()
-    };
-    let link = |host: &str, p: usize| {
-        let mut s = String::from("/manage?");
-        if !host.is_empty() {
-            s.push_str(&format!(
-                "host={}&",
-                url::form_urlencoded::byte_serialize(host.as_bytes()).collect::<String>()
-            ));
-        }
-        s.push_str(&format!("page={p}"));
-        s
     };
     let body = html! {
         p.small { "Repository " code { (location) } }
@@ -71,23 +50,9 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                 p { a.button href="/backup" { "Back up now" } }
             }
         } @else {
-            nav.devices aria-label="Devices" {
-                "Device: "
-                @if q.host.is_empty() { strong { "all" } } @else { a href=(link("", 1)) { "all" } }
-                @for h in &hosts {
-                    " · "
-                    @if *h == q.host { strong { (h) } } @else { a href=(link(h, 1)) { (h) } }
-                    @if *h == this { " (this device)" }
-                }
-            }
-            form data-action="/api/forget" data-needs="ids" data-confirm="Delete the chosen snapshots? Their files stay in other snapshots that have them; Free space then deletes data no snapshot uses." {
-                (snapshot_table(rows))
-                @if pages > 1 {
-                    nav.pages aria-label="Pages of snapshots" {
-                        @if pg > 1 { a href=(link(&q.host, pg - 1)) { "← Newer" } }
-                        span { "Page " (pg) " of " (pages) }
-                        @if pg < pages { a href=(link(&q.host, pg + 1)) { "Older →" } }
-                    }
+            form #forget data-action="/api/forget" data-needs="ids" data-confirm="Their files stay in other snapshots that have them; Free space then deletes the data no snapshot uses." {
+                div #snapshot-list data-src=(list_link(&q.host, q.page)) {
+                    (snapshot_list(&all, &q))
                 }
                 button.danger type="submit" { "Delete selected" }
                 div.result role="status" {}
@@ -99,6 +64,84 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
     page(&app, "Manage", "/manage", body)
 }
 
+/// The devices that made the snapshots, each once.
+fn hosts(all: &[(Id, snap_engine::snapshot::Snapshot)]) -> Vec<String> {
+    let mut hosts: Vec<String> = all.iter().map(|(_, s)| s.host.clone()).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+fn query(host: &str, page: usize) -> String {
+    let mut s = String::new();
+    if !host.is_empty() {
+        s.push_str(&format!(
+            "host={}&",
+            url::form_urlencoded::byte_serialize(host.as_bytes()).collect::<String>()
+        ));
+    }
+    s.push_str(&format!("page={}", page.max(1)));
+    s
+}
+
+fn list_link(host: &str, page: usize) -> String {
+    format!("/part/snapshots?{}", query(host, page))
+}
+
+/// The list alone, loaded again after an action changed it: a removed
+/// snapshot once stayed listed, and the count unchanged, until a reload.
+pub(crate) async fn snapshots_part(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ManageQuery>,
+) -> Response {
+    let repo = match app.open(&app.current()).await {
+        Ok(r) => r,
+        Err(p) => return error_box(p.message()).into_response(),
+    };
+    match blocking(move || Ok(commands::snapshots(&repo, &SnapshotFilter::default())?)).await {
+        Ok(mut all) => {
+            all.reverse();
+            snapshot_list(&all, &q).into_response()
+        }
+        Err(e) => error_box(&words(&e)).into_response(),
+    }
+}
+
+/// The devices to filter by, a page of snapshots, and the pages.
+fn snapshot_list(all: &[(Id, snap_engine::snapshot::Snapshot)], q: &ManageQuery) -> Markup {
+    let this = create::this_host();
+    let hosts = hosts(all);
+    let shown: Vec<&(Id, snap_engine::snapshot::Snapshot)> = all
+        .iter()
+        .filter(|(_, s)| q.host.is_empty() || s.host == q.host)
+        .collect();
+    let pages = shown.len().div_ceil(PER_PAGE).max(1);
+    let pg = q.page.clamp(1, pages);
+    let rows = shown.iter().skip((pg - 1) * PER_PAGE).take(PER_PAGE);
+    let link = |host: &str, p: usize| format!("/manage?{}", query(host, p));
+    html! {
+        nav.devices aria-label="Devices" {
+            "Device: "
+            @if q.host.is_empty() { strong { "all" } } @else { a href=(link("", 1)) { "all" } }
+            @for h in &hosts {
+                " · "
+                @if *h == q.host { strong { (h) } } @else { a href=(link(h, 1)) { (h) } }
+                @if *h == this { " (this device)" }
+            }
+        }
+        p.small #snapshot-count { (views::count(shown.len() as u64, "snapshot", "snapshots")) @if !q.host.is_empty() { " of " (q.host) } }
+        @if shown.is_empty() { p.empty { "No snapshots here any more." } }
+        @else { (snapshot_table(rows)) }
+        @if pages > 1 {
+            nav.pages aria-label="Pages of snapshots" {
+                @if pg > 1 { a href=(link(&q.host, pg - 1)) { "← Newer" } }
+                span { "Page " (pg) " of " (pages) }
+                @if pg < pages { a href=(link(&q.host, pg + 1)) { "Older →" } }
+            }
+        }
+    }
+}
+
 /// Snapshots, newest first, each with a box to choose it for deletion.
 fn snapshot_table<'a>(
     rows: impl Iterator<Item = &'a &'a (Id, snap_engine::snapshot::Snapshot)>,
@@ -106,16 +149,19 @@ fn snapshot_table<'a>(
     html! {
         div.scroll {
             table.snapshots {
-                thead { tr { th { span.sr { "Choose" } } th { "Time" } th { "Device" } th { "Folders" } th { "Tags" } th { "Size" } th { "Snapshot" } } }
+                thead { tr { th { span.sr { "Choose" } } th { "Time" } th { "Device" } th { "Folders" } th { "Tags" } th.num { "Size" } th.num { "Added" } th { "Snapshot" } } }
                 tbody {
                     @for (id, s) in rows {
                         tr {
-                            td { input type="checkbox" name="ids" value=(id.to_hex()) data-many aria-label=(format!("choose snapshot {}", id.short())); }
+                            td { input type="checkbox" name="ids" value=(id.to_hex()) data-many
+                                aria-label=(format!("choose snapshot {}", id.short()))
+                                data-describe=(format!("{} of {}, {}", id.short(), s.host, s.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M"))); }
                             td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
                             td { (s.host) }
                             td { @for p in s.paths_lossy() { div { (p) } } }
                             td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
-                            td { (bytes(s.summary.bytes_total)) }
+                            td.num { (bytes(s.summary.bytes_total)) }
+                            td.num title="New data this backup stored (after deduplication and compression)" { (bytes(s.summary.bytes_added)) }
                             td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }
                         }
                     }

@@ -9,13 +9,15 @@ mod check;
 mod manage;
 mod schedule;
 mod settings;
+mod welcome;
 
 pub(crate) use backup::backup;
 pub(crate) use browse::{browse, diff};
 pub(crate) use check::check;
-pub(crate) use manage::{manage, stats_part};
+pub(crate) use manage::{manage, snapshots_part, stats_part};
 pub(crate) use schedule::schedule;
 pub(crate) use settings::settings;
+pub(crate) use welcome::fill_buttons;
 
 use std::sync::Arc;
 
@@ -94,12 +96,15 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                         }
                     }
                 }
+                // The task at the top, above the page and older results: a
+                // result once landed at the bottom, below a list it had
+                // changed.
+                section #job aria-live="polite" aria-label="Current task" {
+                    (job_box(app, title))
+                }
                 main #main {
                     h1 { (title) }
                     (body)
-                }
-                section #job aria-live="polite" aria-label="Current task" {
-                    (job_box(app, title))
                 }
             }
         }
@@ -204,42 +209,44 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
                 }
             }
         },
-        Problem::NoRepository(_) => {
-            let name = app.resolved_name(&app.current());
-            let session = app.session(&app.current()).ok();
-            let location = session
+        Problem::NoRepository { nearby, .. } => {
+            let current = app.current();
+            let name = app.resolved_name(&current);
+            let session = app.session(&current).ok();
+            let (location, default) = session
                 .as_ref()
                 .and_then(|s| s.ctx().location().ok())
-                .map(|(l, _)| l)
                 .unwrap_or_default();
+            let no_profiles = app.config().is_ok_and(|f| f.profiles.is_empty());
+            if default && no_profiles {
+                return welcome::first_visit(&location);
+            }
             let local = !location.starts_with("s3://");
             let configured = session
                 .as_ref()
                 .is_some_and(|s| crate::password::is_configured(s.global(), &s.profile));
-            html! {
-                div.notice {
-                    p { "There is no repository yet at " code { (location) } "." }
-                    @if local {
-                        form data-action="/api/init" data-reload {
-                            input type="hidden" name="name" value=(if name.is_empty() { "default" } else { &name });
-                            input type="hidden" name="kind" value="local";
-                            input type="hidden" name="folder" value=(location);
-                            input type="hidden" name="password_source" value=(if configured { "keep" } else { "page" });
-                            @if !configured {
-                                label for="init-pw" { "New repository password" }
-                                input #init-pw type="password" name="password" autocomplete="new-password" required;
-                                label for="init-pw2" { "The same password again" }
-                                input #init-pw2 type="password" name="password_again" autocomplete="new-password" required;
-                            }
-                            button type="submit" { "Initialize" }
-                            div.result role="status" {}
+            let create = html! {
+                @if local {
+                    form data-action="/api/init" data-reload {
+                        input type="hidden" name="name" value=(if name.is_empty() { "default" } else { &name });
+                        input type="hidden" name="kind" value="local";
+                        input type="hidden" name="folder" value=(location);
+                        input type="hidden" name="password_source" value=(if configured { "keep" } else { "page" });
+                        @if !configured {
+                            label for="init-pw" { "New repository password" }
+                            input #init-pw type="password" name="password" autocomplete="new-password" required;
+                            label for="init-pw2" { "The same password again" }
+                            input #init-pw2 type="password" name="password_again" autocomplete="new-password" required;
                         }
-                        p { "Or choose another place in " a href="/settings" { "Settings" } "." }
-                    } @else {
-                        p { "Make one with Initialize in " a href="/settings" { "Settings" } "." }
+                        button type="submit" { "Initialize a new repository here" }
+                        div.result role="status" {}
                     }
+                    p { "Or choose another place in " a href="/settings" { "Settings" } "." }
+                } @else {
+                    p { "To make a new one there, use Initialize in " a href=(format!("/settings?profile={name}")) { "Settings" } "; or correct the bucket or root path there." }
                 }
-            }
+            };
+            welcome::not_here(&name, &location, nearby, create)
         }
         Problem::Failed(msg) => html! {
             (error_box(msg))

@@ -73,6 +73,49 @@ fn password_fieldset(name: &str, p: &Profile) -> Markup {
     }
 }
 
+/// Where the backups go: a bucket's six settings or a folder. `pre`
+/// keeps the ids apart when two such forms share a page (connect and
+/// create).
+pub(super) fn where_fields(
+    pre: &str,
+    kind: &str,
+    repo: &str,
+    p: &Profile,
+    bucket: &str,
+    root: &str,
+    default_location: &str,
+) -> Markup {
+    let id = |name: &str| format!("{pre}{name}");
+    html! {
+        fieldset {
+            legend { "Where the backups go" }
+            label.check { input type="radio" name="kind" value="s3" checked[kind == "s3"]; " An S3-compatible bucket" }
+            label.check { input type="radio" name="kind" value="local" checked[kind == "local"]; " A folder on this computer or a mounted drive" }
+        }
+        fieldset.local {
+            legend { "Folder" }
+            label for=(id("folder")) { "Repository folder" }
+            input id=(id("folder")) type="text" name="folder" value=(if kind == "local" { repo } else { "" }) placeholder=(default_location);
+        }
+        fieldset.s3 {
+            legend { "Bucket" }
+            label for=(id("endpoint")) { "Endpoint" }
+            input id=(id("endpoint")) type="text" inputmode="url" name="endpoint" value=(p.endpoint.clone().unwrap_or_default()) placeholder="https://s3.us-east-1.amazonaws.com";
+            label for=(id("region")) { "Region" }
+            input id=(id("region")) type="text" name="region" value=(p.region.clone().unwrap_or_default()) placeholder="us-east-1 (auto for Cloudflare R2)";
+            label for=(id("bucket")) { "Bucket" }
+            input id=(id("bucket")) type="text" name="bucket" value=(bucket);
+            label for=(id("access_key_id")) { "Access Key ID" }
+            input id=(id("access_key_id")) type="text" name="access_key_id" value=(p.access_key_id.clone().unwrap_or_default()) spellcheck="false";
+            label for=(id("secret_access_key")) { "Secret Access Key" }
+            input id=(id("secret_access_key")) type="password" name="secret_access_key" autocomplete="new-password"
+                placeholder=(if p.secret_access_key.is_some() || p.secret_access_key_command.is_some() { "saved; leave empty to keep it" } else { "" });
+            label for=(id("root")) { "Root path (optional)" }
+            input id=(id("root")) type="text" name="root" value=(root) placeholder="backups/snap";
+        }
+    }
+}
+
 pub(crate) async fn settings(
     State(app): State<Arc<App>>,
     Query(q): Query<SettingsQuery>,
@@ -117,32 +160,7 @@ pub(crate) async fn settings(
             form.settings data-action="/api/settings" autocomplete="off" {
                 label for="name" { "Profile name" }
                 input #name type="text" name="name" value=(if editing.is_empty() { if file.profiles.is_empty() { "default" } else { "" } } else { &editing }) required pattern="[A-Za-z0-9._-]+";
-                fieldset {
-                    legend { "Where the backups go" }
-                    label.check { input type="radio" name="kind" value="s3" checked[kind == "s3"]; " An S3-compatible bucket" }
-                    label.check { input type="radio" name="kind" value="local" checked[kind == "local"]; " A folder on this computer or a mounted drive" }
-                }
-                fieldset.local {
-                    legend { "Folder" }
-                    label for="folder" { "Repository folder" }
-                    input #folder type="text" name="folder" value=(if kind == "local" { repo.clone() } else { String::new() }) placeholder=(default_location);
-                }
-                fieldset.s3 {
-                    legend { "Bucket" }
-                    label for="endpoint" { "Endpoint" }
-                    input #endpoint type="text" inputmode="url" name="endpoint" value=(p.endpoint.clone().unwrap_or_default()) placeholder="https://s3.us-east-1.amazonaws.com";
-                    label for="region" { "Region" }
-                    input #region type="text" name="region" value=(p.region.clone().unwrap_or_default()) placeholder="us-east-1 (auto for Cloudflare R2)";
-                    label for="bucket" { "Bucket" }
-                    input #bucket type="text" name="bucket" value=(bucket);
-                    label for="access_key_id" { "Access Key ID" }
-                    input #access_key_id type="text" name="access_key_id" value=(p.access_key_id.clone().unwrap_or_default()) spellcheck="false";
-                    label for="secret_access_key" { "Secret Access Key" }
-                    input #secret_access_key type="password" name="secret_access_key" autocomplete="new-password"
-                        placeholder=(if p.secret_access_key.is_some() || p.secret_access_key_command.is_some() { "saved; leave empty to keep it" } else { "" });
-                    label for="root" { "Root path (optional)" }
-                    input #root type="text" name="root" value=(root) placeholder="backups/snap";
-                }
+                (where_fields("", kind, &repo, &p, &bucket, &root, &default_location))
                 (password_fieldset(&editing, &p))
                 label.check { input type="checkbox" name="make_default" checked[file.default.as_deref() == Some(editing.as_str()) || file.profiles.is_empty()]; " Use this profile by default (also for the command line)" }
                 div.buttons {
