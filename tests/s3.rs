@@ -291,6 +291,76 @@ fn missing_repository_in_an_existing_bucket_exits_10() {
     assert_eq!(out.status.code(), Some(10));
 }
 
+/// A typo in the root path: the message names the repository beside it
+/// instead of only offering to create one, and `snap init` there refuses
+/// to make a second, empty repository without `--yes`.
+#[test]
+fn a_typo_in_the_root_path_names_the_repository_beside_it() {
+    let env = Env::s3("typo");
+    env.init();
+    let (folder, _) = env.repo.rsplit_once('/').unwrap();
+    let family = format!("{folder}/family");
+    let typo = format!("{folder}/famliy");
+    let work = format!("{folder}/work");
+    for r in [&family, &work] {
+        env.snap()
+            .env("SNAP_REPOSITORY", r)
+            .args([
+                "init",
+                "--yes",
+                "--kdf-memory",
+                "1024",
+                "--kdf-iterations",
+                "1",
+            ])
+            .assert()
+            .success();
+    }
+    let out = env
+        .snap()
+        .env("SNAP_REPOSITORY", &typo)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!("did you mean {family}?")) && said.contains(&work),
+        "{said}"
+    );
+
+    // Creating beside them asks first; without a terminal to ask on, it
+    // refuses and creates nothing.
+    let out = env
+        .snap()
+        .env("SNAP_REPOSITORY", &typo)
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("--yes") && said.contains(&family), "{said}");
+    let out = env
+        .snap()
+        .env("SNAP_REPOSITORY", &typo)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "nothing was created");
+    env.snap()
+        .env("SNAP_REPOSITORY", &typo)
+        .args([
+            "init",
+            "--yes",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+}
+
 #[test]
 fn profiles_hold_connection_settings_and_never_show_secrets() {
     let env = Env::s3("profile");

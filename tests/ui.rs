@@ -374,6 +374,46 @@ impl Page<'_> {
     async fn rows(&self, css: &str) -> usize {
         self.c.find_all(Locator::Css(css)).await.unwrap().len()
     }
+
+    /// Waits until `n` elements match: a list loaded again in place.
+    async fn wait_rows(&self, css: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = self.rows(css).await;
+            if now == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css}: {now} rows, never {n}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Marks the page, to tell later whether it was loaded again.
+    async fn mark(&self) {
+        self.c
+            .execute("window.snapMark = 1;", vec![])
+            .await
+            .unwrap();
+    }
+
+    async fn still_marked(&self) -> bool {
+        self.c
+            .execute("return window.snapMark === 1;", vec![])
+            .await
+            .unwrap()
+            == serde_json::json!(true)
+    }
 }
 
 fn tree(src: &Path) -> Vec<u8> {
@@ -426,15 +466,17 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         secret: garage::SECRET_KEY,
     };
     let run = async {
-        // The token URL lands on Manage, which offers to make the default
-        // local repository.
+        // The token URL lands on Manage, which offers connect and create
+        // as equal choices on this first visit.
         p.go(&server.url).await;
         assert!(c.current_url().await.unwrap().path() == "/manage");
         assert!(
             !c.current_url().await.unwrap().as_str().contains("token"),
             "the token leaves the address bar"
         );
-        p.wait_text("main", "There is no repository yet").await;
+        p.wait_text("main", "Connect to an existing repository")
+            .await;
+        p.wait_text("main", "Create a new repository").await;
         p.shot("manage-empty-desktop").await;
 
         // Settings: a bucket, with a wrong secret first.
@@ -623,11 +665,10 @@ async fn a_person_backs_up_browses_restores_and_schedules_in_the_browser() {
         p.accept().await;
         p.wait_text(
             "form[data-action='/api/forget'] .result",
-            "deleted 1 snapshot",
+            &format!("deleted snapshot {}", &snapshot[..8]),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(p.rows("table.snapshots tbody tr").await, 3);
+        p.wait_rows("table.snapshots tbody tr", 3).await;
         let left = p.wait_text("table.snapshots", "").await;
         assert!(
             !left.contains(&format!("Browse {}", &snapshot[..8])),
@@ -1865,4 +1906,245 @@ fn the_page_restores_nothing_over_snaps_own_settings() {
         "snap's config was replaced"
     );
     assert!(!marker.exists());
+}
+
+/// Runs a browser scenario, closing the browser whatever happens, then
+/// fails with the scenario's failure and the server's log.
+async fn in_browser<F: std::future::Future<Output = ()>>(c: &Client, server: &Server, run: F) {
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
+    let _ = c.clone().close().await;
+    if let Err(e) = outcome {
+        eprintln!("snap ui's log:\n{}", server.log());
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Computer B's first visit to a bucket that computer A backs up to: the
+/// first screen offers connect and create as equals; a typo in the root
+/// path names the repository beside it, and one click connects to it;
+/// Manage shows A's snapshot; a restore of A's folder offers no path of
+/// A's computer, and lands in B's own folder, every byte as A had it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn computer_b_connects_on_its_first_visit_and_restores_into_its_own_folder() {
+    let g = Garage::get();
+    let a = common::Env::s3("first-visit");
+    a.init();
+    let src = a.path("alice/Documents/app");
+    tree(&src);
+    a.create(&[&src], &["--host", "alice-laptop"]);
+    let (folder, _) = a.repo.rsplit_once('/').unwrap();
+    a.snap()
+        .env("SNAP_REPOSITORY", format!("{folder}/work"))
+        .args([
+            "init",
+            "--yes",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+    let root = a
+        .repo
+        .strip_prefix(&format!("s3://{}/", garage::BUCKET))
+        .unwrap()
+        .to_string();
+    let typo = root.replace("/repo", "/rpeo");
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let server = Server::start(&home, &[]);
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: garage::SECRET_KEY,
+    };
+    let mine = home.join("app");
+    let run = async {
+        p.go(&server.url).await;
+        p.wait_text("#connect h2", "Connect to an existing repository")
+            .await;
+        p.wait_text("#create h2", "Create a new repository").await;
+        p.shot("first-visit-desktop").await;
+        p.fill("#c-endpoint", &g.endpoint).await;
+        p.fill("#c-region", garage::REGION).await;
+        p.fill("#c-bucket", garage::BUCKET).await;
+        p.fill("#c-access_key_id", garage::ACCESS_KEY).await;
+        p.fill("#c-secret_access_key", garage::SECRET_KEY).await;
+        p.fill("#c-root", &typo).await;
+        p.fill("#c-password", common::PASSWORD).await;
+        p.click("#connect button[type=submit]").await;
+        let said = p.wait_text("#connect .result", "did you mean").await;
+        assert!(
+            said.contains(&format!("did you mean {}?", a.repo)) && said.contains("/work"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("Initialize"),
+            "no invitation to make another: {said}"
+        );
+        p.shot("first-visit-typo-desktop").await;
+        // The likeliest comes first; one click connects.
+        p.click("#connect button[data-fill]").await;
+        p.wait_text("main", "alice-laptop").await;
+        assert_eq!(c.current_url().await.unwrap().path(), "/manage");
+        assert_eq!(p.rows("table.snapshots tbody tr").await, 1);
+        p.shot("first-visit-connected-desktop").await;
+
+        // Browse A's snapshot: its folder is A's path, which B does not
+        // have; the restore offers none of A's paths.
+        p.click("table.snapshots tbody tr a").await;
+        p.wait_text("main", "Restore this folder").await;
+        let offered = p.value("#target").await;
+        assert!(
+            !offered.contains("alice"),
+            "a path of A's computer is offered: {offered:?}"
+        );
+        p.wait_text("main", "comes from another device").await;
+        p.fill("#target", &mine.display().to_string()).await;
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/restore'] button[value=false]")
+            .await;
+        p.accept().await;
+        p.job_done(&before).await;
+    };
+    in_browser(&c, &server, run).await;
+    common::assert_same_tree(&src, &mine);
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&a.repo),
+        "the profile names A's repository: {config}"
+    );
+    assert!(!config.contains("rpeo"), "{config}");
+}
+
+/// The folder picker: the usual places, folders one click at a time, "Add
+/// this folder" into the field; and `~/…` typed by hand is the home's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_to_back_up_are_chosen_with_the_picker_or_with_a_tilde() {
+    let (dir, home, repo) = world("pw");
+    std::fs::create_dir_all(home.join("Documents/taxes")).unwrap();
+    std::fs::write(home.join("Documents/taxes/2026.txt"), b"numbers").unwrap();
+    std::fs::create_dir_all(home.join("Pictures")).unwrap();
+    std::fs::write(home.join("Pictures/cat.jpg"), b"a cat").unwrap();
+    let repo_s = repo.display().to_string();
+    let server = Server::start(
+        &home,
+        &[
+            ("SNAP_REPOSITORY", repo_s.as_str()),
+            ("SNAP_PASSWORD", "pw"),
+        ],
+    );
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: "pw-not-shown",
+    };
+    let docs = home.join("Documents").display().to_string();
+    let run = async {
+        p.go(&server.url).await;
+        p.go(&format!("{}/backup", server.base)).await;
+        p.click("button[data-picker]").await;
+        p.wait_text("#picker .where", &home.display().to_string())
+            .await;
+        p.wait_text("#picker .places", "Documents").await;
+        p.shot("picker-desktop").await;
+        p.click(&format!("#picker .places button[data-go='{docs}']"))
+            .await;
+        p.wait_text("#picker .where", &docs).await;
+        p.wait_text("#picker ul.folders", "taxes").await;
+        p.click("#picker button[data-pick]").await;
+        let chosen = p.value("#sources").await;
+        assert_eq!(chosen.trim(), docs, "{chosen:?}");
+        p.fill("#sources", &format!("{docs}\n~/Pictures")).await;
+        let before = p.job_id().await;
+        p.click("form[data-action='/api/backup'] button[type=submit]")
+            .await;
+        p.job_done(&before).await;
+    };
+    in_browser(&c, &server, run).await;
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    let pictures = home.join("Pictures").display().to_string();
+    assert!(config.contains(&pictures), "~ is the home: {config}");
+    assert!(!config.contains('~'), "{config}");
+}
+
+/// After Delete selected and after keep-last-N, the list and its count
+/// change in place, without a reload, and the result stays where the user
+/// clicked; the question names the snapshots it deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_refresh_in_place_after_delete_and_keep_last() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        std::fs::write(src.join("f"), format!("version {i}")).unwrap();
+        cli(
+            &home,
+            &repo,
+            "pw",
+            &["create", "--host", "laptop", src.to_str().unwrap()],
+        );
+    }
+    let repo_s = repo.display().to_string();
+    let server = Server::start(
+        &home,
+        &[
+            ("SNAP_REPOSITORY", repo_s.as_str()),
+            ("SNAP_PASSWORD", "pw"),
+        ],
+    );
+    let driver = Driver::start();
+    let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
+    let p = Page {
+        c: &c,
+        secret: "pw-not-shown",
+    };
+    let run = async {
+        p.go(&server.url).await;
+        p.wait_rows("table.snapshots tbody tr", 4).await;
+        p.wait_text("#stats", "Snapshots").await;
+        p.mark().await;
+        p.click("table.snapshots tbody tr:first-child input[type=checkbox]")
+            .await;
+        let newest =
+            p.c.find(Locator::Css(
+                "table.snapshots tbody tr:first-child input[type=checkbox]",
+            ))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap();
+        p.click("form[data-action='/api/forget'] button.danger")
+            .await;
+        let question = c.get_alert_text().await.unwrap();
+        assert!(question.contains(&newest[..8]), "{question}");
+        p.accept().await;
+        p.wait_text(
+            "form[data-action='/api/forget'] .result",
+            &format!("deleted snapshot {}", &newest[..8]),
+        )
+        .await;
+        p.wait_rows("table.snapshots tbody tr", 3).await;
+        p.wait_text("#snapshot-count", "3 snapshots").await;
+
+        p.select("#keep-host", "laptop").await;
+        p.select("#keep-n", "1").await;
+        p.click("form[data-action='/api/keep'] button[value=true]")
+            .await;
+        p.accept().await;
+        p.wait_text("form[data-action='/api/keep'] .result", "Done")
+            .await;
+        p.wait_rows("table.snapshots tbody tr", 1).await;
+        p.wait_text("#snapshot-count", "1 snapshot").await;
+        p.wait_text("#stats", "Snapshots\n1").await;
+        assert!(p.still_marked().await, "the page was loaded again");
+        p.shot("manage-refreshed-desktop").await;
+    };
+    in_browser(&c, &server, run).await;
 }

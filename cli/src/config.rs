@@ -46,7 +46,7 @@ pub struct Profile {
     pub on_failure: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// The profile used when none is named: `snap config --default NAME`.
@@ -143,8 +143,12 @@ pub struct Chosen {
 
 /// The profile named with -P or SNAP_PROFILE, else the file's default.
 pub fn choose(global: &Global, warn: &dyn Fn(&str)) -> Result<Chosen> {
+    choose_in(global, &ConfigFile::load(warn)?)
+}
+
+/// [`choose`] in a file already read (snap ui keeps it in memory).
+pub fn choose_in(global: &Global, file: &ConfigFile) -> Result<Chosen> {
     let named = profile_name(global)?;
-    let file = ConfigFile::load(warn)?;
     let all = file.profiles.keys().cloned().collect();
     let (name, by_default) = match (named, &file.default) {
         (Some(n), _) => (n.clone(), false),

@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use snap_engine::{Error, Repository};
 use zeroize::Zeroizing;
 
+use super::config_store::ConfigStore;
 use super::{jobs, schedule};
 use crate::args::Global;
 use crate::config::{self, ConfigFile, Profile};
@@ -40,6 +41,8 @@ pub(crate) struct App {
     repos: Mutex<HashMap<String, Arc<Repository>>>,
     pub(crate) jobs: jobs::Jobs,
     pub(crate) board: schedule::Board,
+    /// The config file, kept in memory ([`ConfigStore`]).
+    configs: ConfigStore,
     /// The undo snapshot of the last restore, for the Undo button.
     pub(crate) last_undo: Mutex<Option<(String, snap_engine::commands::restore::Undo)>>,
     /// One opening at a time: a password command waiting for input once
@@ -249,6 +252,7 @@ impl App {
             repos: Mutex::default(),
             jobs: jobs::Jobs::default(),
             board: schedule::Board::default(),
+            configs: ConfigStore::default(),
             last_undo: Mutex::default(),
             opening: tokio::sync::Mutex::new(()),
             config_write: Mutex::new(()),
@@ -284,14 +288,19 @@ impl App {
     }
 
     pub(crate) fn config(&self) -> Result<ConfigFile> {
-        ConfigFile::load(&|w| self.log(w))
+        self.configs.get(&|w| self.log(w))
+    }
+
+    /// Writes the config file, and keeps what was written.
+    pub(crate) fn save_config(&self, file: &ConfigFile) -> Result<()> {
+        self.configs.save(file)
     }
 
     /// The settings of profile `name` ("": the command line's, the
     /// environment's or the default profile's).
     pub(crate) fn session(&self, name: &str) -> Result<Session> {
         let (profile, profiles) = if name.is_empty() {
-            let chosen = config::choose(&self.global, &|w| self.log(w))?;
+            let chosen = config::choose_in(&self.global, &self.config()?)?;
             (chosen.profile, chosen.all)
         } else {
             let file = self.config()?;

@@ -16,6 +16,7 @@ mod actions;
 mod api;
 mod app;
 mod assets;
+mod config_store;
 mod folders;
 mod guard;
 mod jobs;

@@ -49,11 +49,19 @@ pub(crate) fn time_ns(ns: i64) -> Markup {
     time(t)
 }
 
+/// The one way a time reads on every page, `2026-12-03 14:02`, in this
+/// computer's time zone (the script writes the same in the browser's:
+/// a page once mixed `12/3/2026, 2:02:21 PM` with `2026-12-03 14:02`).
+pub(crate) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 pub(crate) fn time(t: chrono::DateTime<chrono::Utc>) -> Markup {
-    let local = t.with_timezone(&chrono::Local);
     html! {
-        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
-            (local.format("%Y-%m-%d %H:%M:%S"))
+        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(t.to_rfc3339()) {
+            (when(t))
         }
     }
 }

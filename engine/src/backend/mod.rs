@@ -129,6 +129,8 @@ pub struct StoreBackend {
     paged: bool,
     /// The folder of a local repository.
     local: Option<std::path::PathBuf>,
+    /// The bucket of an S3 repository (`location` also names the endpoint).
+    bucket: Option<String>,
     /// Set once the provider refused a conditional write in this run.
     create_unsupported: std::sync::atomic::AtomicBool,
     /// [`MAX_LISTED`]; lower only in tests.
@@ -183,6 +185,7 @@ impl StoreBackend {
             bulk_store: None,
             paged: false,
             local: None,
+            bucket: None,
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
             max_listed: MAX_LISTED,
@@ -543,22 +546,21 @@ impl Backend for StoreBackend {
         if let Some(dir) = &self.local {
             return nearby::local(dir);
         }
-        let Ok((bucket, root)) = S3Options::parse_location(&self.location) else {
+        let Some(bucket) = &self.bucket else {
             return nearby::Nearby::new(&self.location, Vec::new());
+        };
+        let root = self.root.as_ref().to_string();
+        let at = |p: &str| match p {
+            "" => format!("s3://{bucket}"),
+            p => format!("s3://{bucket}/{p}"),
         };
         let search = self.bucket_repositories(&root);
         let found = self
             .runtime
             .block_on(async { tokio::time::timeout(nearby::PATIENCE, search).await })
             .unwrap_or_default();
-        let found = found
-            .into_iter()
-            .map(|p| match p.as_str() {
-                "" => format!("s3://{bucket}"),
-                p => format!("s3://{bucket}/{p}"),
-            })
-            .collect();
-        nearby::Nearby::new(&self.location, found)
+        let found = found.iter().map(|p| at(p)).collect();
+        nearby::Nearby::new(&at(&root), found)
     }
 
     fn create_is_atomic(&self) -> bool {

@@ -410,6 +410,7 @@ impl StoreBackend {
             .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
         let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
         backend.bulk_store = Some(Arc::new(bulk));
+        backend.bucket = Some(opts.bucket.clone());
         backend.paged = true;
         backend
             .bulk

@@ -62,7 +62,7 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
         .ok_or_else(|| format!("there is no profile {name:?}"))?;
     p.sources = sources;
     p.excludes = lines(&f.excludes);
-    file.save().map_err(|e| words(&e))?;
+    app.save_config(&file).map_err(|e| words(&e))?;
     Ok(name)
 }
 

@@ -50,7 +50,7 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
             .ok_or_else(|| anyhow::anyhow!("there is no profile {:?}", f.profile))?;
         p.schedule = Some(f.interval.clone());
         p.keep_last = (keep > 0).then_some(keep);
-        file.save()?;
+        app.save_config(&file)?;
         Ok(())
     })();
     match r {

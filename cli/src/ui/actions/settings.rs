@@ -151,7 +151,7 @@ fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
     if f.make_default || file.default.is_none() {
         file.default = Some(name.clone());
     }
-    file.save().map_err(|e| words(&e))?;
+    app.save_config(&file).map_err(|e| words(&e))?;
     app.forget_repository(&name);
     app.set_current(&name);
     if let Some(pw) = some(&f.password) {
@@ -520,7 +520,7 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
         );
     }
     p.repository = Some(f.location.clone());
-    if let Err(e) = file.save() {
+    if let Err(e) = app.save_config(&file) {
         return failed(&app, StatusCode::BAD_REQUEST, words(&e));
     }
     app.forget_repository(&name);

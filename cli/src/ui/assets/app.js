@@ -53,7 +53,12 @@
   function localTimes(root) {
     for (const t of root.querySelectorAll("time[datetime]")) {
       const d = new Date(t.dateTime);
-      if (!isNaN(d)) t.textContent = d.toLocaleString();
+      if (isNaN(d)) continue;
+      // The same shape as the server's (views::when), in this browser's
+      // time zone: one date format on every page.
+      const two = (n) => String(n).padStart(2, "0");
+      t.textContent = d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) +
+        " " + two(d.getHours()) + ":" + two(d.getMinutes());
     }
   }
 
@@ -165,7 +170,7 @@
     }
     for (const f of v.folders) {
       const li = document.createElement("li"), b = document.createElement("button");
-      b.type = "button"; b.textContent = "📁 " + f.name; b.dataset.go = f.path;
+      b.type = "button"; b.textContent = f.name + "/"; b.dataset.go = f.path;
       li.append(b); items.push(li);
     }
     list.replaceChildren(...items);

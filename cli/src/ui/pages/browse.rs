@@ -173,7 +173,7 @@ fn compare_form(
                             select #other name="b" {
                                 @for (oid, o) in others.iter().rev().filter(|(oid, _)| *oid != id) {
                                     option value=(oid.to_hex()) selected[Some(*oid) == previous] {
-                                        (oid.short()) " · " (o.host) " · " (o.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")) " · " (o.paths_lossy().join(", "))
+                                        (oid.short()) " · " (o.host) " · " (views::when(o.time())) " · " (o.paths_lossy().join(", "))
         @if o.tags.iter().any(|t| t == "pre-restore") { " · undo snapshot" }
                                     }
                                 }

@@ -155,7 +155,7 @@ fn snapshot_table<'a>(
                         tr {
                             td { input type="checkbox" name="ids" value=(id.to_hex()) data-many
                                 aria-label=(format!("choose snapshot {}", id.short()))
-                                data-describe=(format!("{} of {}, {}", id.short(), s.host, s.time().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M"))); }
+                                data-describe=(format!("{} of {}, {}", id.short(), s.host, views::when(s.time()))); }
                             td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
                             td { (s.host) }
                             td { @for p in s.paths_lossy() { div { (p) } } }

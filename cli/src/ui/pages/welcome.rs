@@ -24,7 +24,6 @@ pub(super) fn first_visit(default_location: &str) -> Markup {
                     p.small { "Your backups from another computer: give the same settings it uses, and its password. Its snapshots then appear under Manage, ready to restore here." }
                     form.settings data-action="/api/connect" data-fill-submits autocomplete="off" {
                         input type="hidden" name="name" value="default";
-                        input type="hidden" name="make_default" value="true";
                         (where_fields("c-", "s3", "", &none, "", "", default_location))
                         (password_choice("c-", false))
                         button type="submit" { "Connect" }
@@ -36,7 +35,6 @@ pub(super) fn first_visit(default_location: &str) -> Markup {
                     p.small { "The first backups of this computer, in a folder here (the default) or in a bucket." }
                     form.settings data-action="/api/init" autocomplete="off" {
                         input type="hidden" name="name" value="default";
-                        input type="hidden" name="make_default" value="true";
                         (where_fields("n-", "local", default_location, &none, "", "", default_location))
                         (password_choice("n-", true))
                         button type="submit" { "Create" }
