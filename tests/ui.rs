@@ -182,7 +182,15 @@ fn init(home: &Path, repo: &Path, password: &str) {
         home,
         repo,
         password,
-        &["init", "--kdf-memory", "1024", "--kdf-iterations", "1"],
+        // Tests make repositories side by side on purpose.
+        &[
+            "init",
+            "--yes",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ],
     );
 }
 

@@ -55,7 +55,7 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
 /// A new repository beside others is asked about first: a root path of
 /// `famliy` beside `family` is a typo far more often than a wish.
 fn ask_when_others_are_near(ctx: &Ctx, loc: &str) -> Result<()> {
-    let near = ctx.nearby(loc);
+    let near = ctx.nearby(loc).beside_or_below();
     let Some(sentence) = near.sentence() else {
         return Ok(());
     };

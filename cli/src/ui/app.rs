@@ -30,21 +30,20 @@ pub(crate) struct App {
     /// another site can send the cookie but not this.
     pub(crate) session: String,
     pub(crate) addr: SocketAddr,
-    /// The profile the pages show; "" is the one the command line, the
-    /// environment or the default profile gives.
-    current: Mutex<String>,
+    /// The profile the pages show.
+    current: Mutex<Which>,
     /// Typed passwords by repository location: a password belongs to a
     /// repository, whichever profile (or none) reaches it.
     passwords: Mutex<HashMap<String, Zeroizing<String>>>,
     /// Opened repositories by profile, so a page does not derive the key
     /// again; dropped when the profile's settings change.
-    repos: Mutex<HashMap<String, Arc<Repository>>>,
+    repos: Mutex<HashMap<Which, Arc<Repository>>>,
     pub(crate) jobs: jobs::Jobs,
     pub(crate) board: schedule::Board,
     /// The config file, kept in memory ([`ConfigStore`]).
     configs: ConfigStore,
     /// The undo snapshot of the last restore, for the Undo button.
-    pub(crate) last_undo: Mutex<Option<(String, snap_engine::commands::restore::Undo)>>,
+    pub(crate) last_undo: Mutex<Option<(Which, snap_engine::commands::restore::Undo)>>,
     /// One opening at a time: a password command waiting for input once
     /// left a thread and a process behind for every page loaded meanwhile.
     opening: tokio::sync::Mutex<()>,
@@ -55,6 +54,45 @@ pub(crate) struct App {
     pub(crate) initializing: tokio::sync::Mutex<()>,
     /// Set when the server stops: the event streams end, so it can.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Which profile a page or a task works with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Which {
+    /// The one the command line, the environment or the default profile
+    /// gives: what `snap` alone would use.
+    #[default]
+    Given,
+    /// A profile of the config file, by name.
+    Named(String),
+}
+
+impl Which {
+    /// From a form's value, where "" (the picker's "Default") is
+    /// [`Which::Given`].
+    pub(crate) fn from_form(name: &str) -> Which {
+        match name.trim() {
+            "" => Which::Given,
+            n => Which::Named(n.to_string()),
+        }
+    }
+
+    /// The form's value for it: "" for [`Which::Given`].
+    pub(crate) fn form_value(&self) -> &str {
+        match self {
+            Which::Given => "",
+            Which::Named(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Which {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Which::Given => f.write_str("(default)"),
+            Which::Named(n) => f.write_str(n),
+        }
+    }
 }
 
 /// How long a page waits for the repository to open (a password command,
@@ -247,7 +285,7 @@ impl App {
             token,
             session: random_hex()?,
             addr,
-            current: Mutex::new(String::new()),
+            current: Mutex::new(Which::Given),
             passwords: Mutex::default(),
             repos: Mutex::default(),
             jobs: jobs::Jobs::default(),
@@ -279,12 +317,12 @@ impl App {
         eprintln!("{} {msg}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S"));
     }
 
-    pub(crate) fn current(&self) -> String {
+    pub(crate) fn current(&self) -> Which {
         lock(&self.current).clone()
     }
 
-    pub(crate) fn set_current(&self, name: &str) {
-        *lock(&self.current) = name.to_string();
+    pub(crate) fn set_current(&self, which: Which) {
+        *lock(&self.current) = which;
     }
 
     pub(crate) fn config(&self) -> Result<ConfigFile> {
@@ -296,13 +334,9 @@ impl App {
         self.configs.save(file)
     }
 
-    /// The settings of profile `name` ("": the command line's, the
-    /// environment's or the default profile's).
-    pub(crate) fn session(&self, name: &str) -> Result<Session> {
-        let (profile, profiles) = if name.is_empty() {
-            let chosen = config::choose_in(&self.global, &self.config()?)?;
-            (chosen.profile, chosen.all)
-        } else {
+    /// The settings of a profile.
+    pub(crate) fn session(&self, which: &Which) -> Result<Session> {
+        let (profile, profiles) = if let Which::Named(name) = which {
             let file = self.config()?;
             let mut p = file
                 .profiles
@@ -311,6 +345,9 @@ impl App {
                 .ok_or_else(|| anyhow!("there is no profile {name:?} in the config file"))?;
             p.name = name.to_string();
             (p, file.profiles.keys().cloned().collect())
+        } else {
+            let chosen = config::choose_in(&self.global, &self.config()?)?;
+            (chosen.profile, chosen.all)
         };
         let mut session = Session {
             global: self.global.clone(),
@@ -328,18 +365,18 @@ impl App {
         lock(&self.passwords).get(&location).cloned()
     }
 
-    /// The profile's name in the config file: what "" stands for when a
-    /// default profile exists.
-    pub(crate) fn resolved_name(&self, name: &str) -> String {
-        if !name.is_empty() {
-            return name.to_string();
+    /// The profile's name in the config file: what [`Which::Given`] stands
+    /// for when a default profile exists; "" when no profile is in use.
+    pub(crate) fn resolved_name(&self, which: &Which) -> String {
+        if let Which::Named(name) = which {
+            return name.clone();
         }
-        self.session(name)
+        self.session(which)
             .map(|s| s.profile.name)
             .unwrap_or_default()
     }
 
-    pub(crate) fn remember_password(&self, name: &str, pw: Zeroizing<String>) {
+    pub(crate) fn remember_password(&self, name: &Which, pw: Zeroizing<String>) {
         if let Some((location, _)) = self
             .session(name)
             .ok()
@@ -350,7 +387,7 @@ impl App {
         self.forget_repository(name);
     }
 
-    pub(crate) fn forget_password(&self, name: &str) {
+    pub(crate) fn forget_password(&self, name: &Which) {
         if let Some((location, _)) = self
             .session(name)
             .ok()
@@ -361,14 +398,15 @@ impl App {
     }
 
     /// Settings changed: the next page opens the repository again.
-    pub(crate) fn forget_repository(&self, name: &str) {
+    pub(crate) fn forget_repository(&self, name: &Which) {
         let mut repos = lock(&self.repos);
         repos.remove(name);
-        repos.remove("");
+        // The given profile may be this one.
+        repos.remove(&Which::Given);
     }
 
     /// The repository of profile `name`, opened once and kept.
-    pub(crate) async fn open(self: &Arc<App>, name: &str) -> Result<Arc<Repository>, Problem> {
+    pub(crate) async fn open(self: &Arc<App>, name: &Which) -> Result<Arc<Repository>, Problem> {
         if let Some(r) = lock(&self.repos).get(name) {
             return Ok(r.clone());
         }
@@ -399,7 +437,7 @@ impl App {
         match opened {
             // Two pages opening it at once keep the first.
             Ok(repo) => Ok(lock(&self.repos)
-                .entry(name.to_string())
+                .entry(name.clone())
                 .or_insert_with(|| Arc::new(repo))
                 .clone()),
             Err(e) => {

@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::app::lock;
+use super::app::{Which, lock};
 use snap_engine::progress::Progress;
 
 /// Warnings kept per task for the page; the log has them all.
@@ -39,20 +39,30 @@ pub(crate) fn stalled(heard: Instant, now: Instant) -> bool {
     now.saturating_duration_since(heard) >= STALLED
 }
 
+/// What a task does; a page keeps showing the last task of its own kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TaskKind {
+    Backup,
+    Restore,
+    Prune,
+    Check,
+}
+
 #[derive(Default)]
 pub(crate) struct Jobs {
     current: Mutex<Option<Arc<Job>>>,
     last: Mutex<Option<Arc<Job>>>,
     /// The last task of each kind: a check that ended just before a
     /// scheduled backup began kept its result only in the log.
-    last_of: Mutex<std::collections::HashMap<&'static str, Arc<Job>>>,
+    last_of: Mutex<std::collections::HashMap<TaskKind, Arc<Job>>>,
     next: AtomicU64,
 }
 
 pub(crate) struct Job {
     pub(crate) id: u64,
-    pub(crate) kind: &'static str,
-    pub(crate) profile: String,
+    pub(crate) kind: TaskKind,
+    pub(crate) profile: Which,
     pub(crate) title: String,
     started: Instant,
     started_at: SystemTime,
@@ -95,7 +105,7 @@ struct Outcome {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct JobView {
     pub(crate) id: u64,
-    pub(crate) kind: &'static str,
+    pub(crate) kind: TaskKind,
     pub(crate) profile: String,
     pub(crate) title: String,
     pub(crate) running: bool,
@@ -128,8 +138,8 @@ impl Jobs {
     /// Starts a task, unless one is running.
     pub(crate) fn start(
         &self,
-        kind: &'static str,
-        profile: &str,
+        kind: TaskKind,
+        profile: &Which,
         title: String,
     ) -> Result<Arc<Job>, Busy> {
         let mut current = lock(&self.current);
@@ -142,7 +152,7 @@ impl Jobs {
         let job = Arc::new(Job {
             id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
             kind,
-            profile: profile.to_string(),
+            profile: profile.clone(),
             title,
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -226,8 +236,8 @@ impl Jobs {
     }
 
     /// The last task of `kind` that ended.
-    pub(crate) fn last_of(&self, kind: &str) -> Option<JobView> {
-        lock(&self.last_of).get(kind).map(|j| j.view())
+    pub(crate) fn last_of(&self, kind: TaskKind) -> Option<JobView> {
+        lock(&self.last_of).get(&kind).map(|j| j.view())
     }
 
     pub(crate) fn running(&self) -> Option<Arc<Job>> {
@@ -280,7 +290,7 @@ impl Job {
         let mut v = JobView {
             id: self.id,
             kind: self.kind,
-            profile: self.profile.clone(),
+            profile: self.profile.form_value().to_string(),
             title: self.title.clone(),
             running: s.outcome.is_none(),
             ok: s.outcome.as_ref().map(|o| o.ok),
@@ -382,9 +392,16 @@ mod tests {
     fn a_cancelled_task_frees_the_slot_and_its_late_result_is_discarded() {
         let jobs = Jobs::default();
         let job = jobs
-            .start("backup", "p", "backup of profile p".into())
+            .start(
+                TaskKind::Backup,
+                &Which::Named("p".into()),
+                "backup of profile p".into(),
+            )
             .unwrap();
-        assert!(jobs.start("check", "p", "check".into()).is_err());
+        assert!(
+            jobs.start(TaskKind::Check, &Which::Named("p".into()), "check".into())
+                .is_err()
+        );
         assert!(
             jobs.cancel(job.id + 1, Cancel::Asked).is_none(),
             "not that one"
@@ -392,7 +409,9 @@ mod tests {
         let said = jobs.cancel(job.id, Cancel::Asked).unwrap();
         assert!(said.starts_with("cancelled"), "{said}");
         assert!(jobs.running().is_none());
-        let next = jobs.start("check", "p", "check".into()).unwrap();
+        let next = jobs
+            .start(TaskKind::Check, &Which::Named("p".into()), "check".into())
+            .unwrap();
         // The cancelled work ends later: its result is not recorded.
         assert!(!jobs.finish(&job, true, "done".into(), String::new(), None));
         assert_eq!(jobs.running().unwrap().id, next.id);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::app::{App, lock};
+use super::app::{App, Which, lock};
 use super::jobs;
 
 /// The intervals offered, as stored in a profile and shown.
@@ -239,7 +239,11 @@ async fn run(app: Arc<App>) {
             }
             // One task at a time: wait for a running one to end.
             let job = loop {
-                match super::actions::start_backup_job(&app, name, "automatic backup") {
+                match super::actions::start_backup_job(
+                    &app,
+                    &Which::Named(name.clone()),
+                    "automatic backup",
+                ) {
                     Ok(job) => break job,
                     Err(_) => tokio::time::sleep(tick).await,
                 }
@@ -275,7 +279,7 @@ async fn wait_for_run(
 ) -> Result<String, String> {
     let mut run = tokio::spawn({
         let (app, name, job) = (app.clone(), name.to_string(), job.clone());
-        async move { super::actions::run_backup(&app, &name, &job, true).await }
+        async move { super::actions::run_backup(&app, &Which::Named(name), &job, true).await }
     });
     loop {
         tokio::select! {

@@ -337,7 +337,7 @@ mod tests {
     fn progress_says_how_far_how_fast_and_how_long() {
         let v = JobView {
             id: 1,
-            kind: "backup",
+            kind: super::jobs::TaskKind::Backup,
             profile: "p".into(),
             title: "backup".into(),
             running: true,

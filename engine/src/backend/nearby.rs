@@ -76,9 +76,35 @@ impl Nearby {
         };
         Some(match self.likely() {
             Some(l) => format!("{what} {list}: did you mean {l}?"),
-            None => format!("{what} {list}"),
+            None => format!("{what} {list}."),
         })
     }
+
+    /// Those beside the location (in the same folder) or below it: where
+    /// a new repository is most likely a typo or a wrong level, not a wish.
+    /// A repository at the top of the bucket is near every location, and
+    /// says nothing about this one.
+    pub fn beside_or_below(&self) -> Nearby {
+        let missing = self.missing.trim_end_matches(['/', '\\']);
+        let parent = parent_of(missing);
+        let found = self
+            .found
+            .iter()
+            .filter(|f| {
+                let f = f.trim_end_matches(['/', '\\']);
+                parent_of(f) == parent || f.starts_with(&format!("{missing}/"))
+            })
+            .cloned()
+            .collect();
+        Nearby {
+            missing: self.missing.clone(),
+            found,
+        }
+    }
+}
+
+fn parent_of(location: &str) -> &str {
+    location.rsplit_once(['/', '\\']).map_or("", |(p, _)| p)
 }
 
 fn last_part(location: &str) -> &str {
@@ -163,7 +189,18 @@ mod tests {
         );
         let far = Nearby::new("s3://b/photos", vec!["s3://b/work".into()]);
         assert_eq!(far.likely(), None);
-        assert_eq!(far.sentence().unwrap(), "a repository is at s3://b/work");
+        assert_eq!(far.sentence().unwrap(), "a repository is at s3://b/work.");
+        let deep = Nearby::new(
+            "s3://b/photos/new",
+            vec![
+                "s3://b/family".into(),
+                "s3://b/photos/old".into(),
+                "s3://b/photos/new/x".into(),
+            ],
+        );
+        let mut close = deep.beside_or_below().found;
+        close.sort();
+        assert_eq!(close, ["s3://b/photos/new/x", "s3://b/photos/old"]);
         assert_eq!(Nearby::new("s3://b/x", vec![]).sentence(), None);
     }
 

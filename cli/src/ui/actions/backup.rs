@@ -46,7 +46,7 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
     let mut name = app.resolved_name(&app.current());
     let mut file = app.config().map_err(|e| words(&e))?;
     if name.is_empty() {
-        let session = app.session("").map_err(|e| words(&e))?;
+        let session = app.session(&Which::Given).map_err(|e| words(&e))?;
         let (loc, _) = session.ctx().location().map_err(|e| words(&e))?;
         name = "default".into();
         let p = file.profiles.entry(name.clone()).or_default();
@@ -54,7 +54,7 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
             p.repository = Some(loc);
         }
         file.default.get_or_insert(name.clone());
-        app.set_current(&name);
+        app.set_current(Which::Named(name.clone()));
     }
     let p = file
         .profiles
@@ -66,9 +66,9 @@ fn save_sources(app: &App, f: &BackupForm) -> Result<String, String> {
     Ok(name)
 }
 
-pub(crate) fn start_backup_job(app: &App, name: &str, what: &str) -> Result<Arc<Job>, Busy> {
+pub(crate) fn start_backup_job(app: &App, name: &Which, what: &str) -> Result<Arc<Job>, Busy> {
     app.jobs
-        .start("backup", name, format!("{what} of profile {}", shown(name)))
+        .start(TaskKind::Backup, name, format!("{what} of profile {name}"))
 }
 
 pub(crate) async fn backup(State(app): State<Arc<App>>, Json(f): Json<BackupForm>) -> Answer {
@@ -86,6 +86,7 @@ pub(crate) async fn backup(State(app): State<Arc<App>>, Json(f): Json<BackupForm
         Ok(n) => n,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
     };
+    let name = Which::Named(name);
     let job = match start_backup_job(&app, &name, "backup") {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
@@ -101,7 +102,7 @@ pub(crate) async fn backup(State(app): State<Arc<App>>, Json(f): Json<BackupForm
 /// its retention; the outcome in words.
 pub(crate) async fn run_backup(
     app: &Arc<App>,
-    name: &str,
+    name: &Which,
     job: &Arc<Job>,
     automatic: bool,
 ) -> Result<String, String> {
@@ -124,7 +125,7 @@ type Outcome = (String, String, Option<serde_json::Value>);
 
 async fn backup_steps(
     app: &Arc<App>,
-    name: &str,
+    name: &Which,
     job: &Arc<Job>,
     automatic: bool,
 ) -> Result<Outcome, String> {

@@ -30,7 +30,7 @@ pub(crate) async fn check(State(app): State<Arc<App>>, Json(f): Json<CheckForm>)
     } else {
         "structure check".into()
     };
-    let job = match app.jobs.start("check", &name, what) {
+    let job = match app.jobs.start(TaskKind::Check, &name, what) {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };

@@ -44,7 +44,7 @@ pub(crate) async fn forget(State(app): State<Arc<App>>, Json(f): Json<ForgetForm
             app.log(&format!(
                 "deleted snapshot(s) {} of profile {}",
                 names.join(", "),
-                shown(&name)
+                name
             ));
             let mut a = done(format!(
                 "deleted {} {}; Free space deletes the data no snapshot uses any more",
@@ -125,7 +125,7 @@ pub(crate) async fn keep(State(app): State<Arc<App>>, Json(f): Json<KeepForm>) -
         };
     }
     let job = match app.jobs.start(
-        "prune",
+        TaskKind::Prune,
         &name,
         format!("keeping the last {n} snapshots of {}", f.host.trim()),
     ) {
@@ -145,7 +145,7 @@ pub(crate) async fn prune(State(app): State<Arc<App>>) -> Answer {
     };
     let job = match app
         .jobs
-        .start("prune", &name, "freeing unused space".into())
+        .start(TaskKind::Prune, &name, "freeing unused space".into())
     {
         Ok(j) => j,
         Err(b) => return busy(&app, b),

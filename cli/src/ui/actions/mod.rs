@@ -14,7 +14,7 @@ use snap_engine::snapshot::{KeepPolicy, SnapshotFilter};
 use snap_engine::{Error, Id};
 use zeroize::Zeroizing;
 
-use super::app::{App, Problem, blocking, lock, words};
+use super::app::{App, Problem, Which, blocking, lock, words};
 
 mod backup;
 mod checks;
@@ -24,7 +24,7 @@ mod schedules;
 mod settings;
 mod tasks;
 
-use super::jobs::{Busy, Job};
+use super::jobs::{Busy, Job, TaskKind};
 use super::{schedule, views};
 use crate::config::{ConfigFile, Profile};
 use crate::ctx::engine_error;
@@ -35,7 +35,7 @@ pub(crate) use manage::{forget, keep, prune};
 pub(crate) use restores::{restore, undo};
 pub(crate) use schedules::schedule;
 pub(crate) use settings::{
-    check_connection, connect, init, password, relocate, save_settings, use_profile,
+    PasswordSource, check_connection, connect, init, password, relocate, save_settings, use_profile,
 };
 pub(crate) use tasks::cancel;
 
@@ -183,9 +183,4 @@ pub(crate) fn spawn_task(
 fn some(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_string())
-}
-
-/// A profile name as the log shows it.
-fn shown(name: &str) -> &str {
-    if name.is_empty() { "(default)" } else { name }
 }

@@ -66,7 +66,7 @@ pub(crate) async fn restore(State(app): State<Arc<App>>, Json(f): Json<RestoreFo
         return ask;
     }
     let title = format!("restore into {}", opts.target.display());
-    let job = match app.jobs.start("restore", &name, title) {
+    let job = match app.jobs.start(TaskKind::Restore, &name, title) {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
     };
@@ -143,7 +143,7 @@ fn spawn_restore(
     job: Arc<Job>,
     repo: Arc<snap_engine::Repository>,
     opts: restore::RestoreOptions,
-    name: String,
+    name: Which,
     confirmed: Option<u64>,
 ) {
     spawn_task(&app.clone(), &job.clone(), async move {
@@ -230,7 +230,7 @@ pub(crate) async fn undo(State(app): State<Arc<App>>, Json(f): Json<UndoForm>) -
         return ask;
     }
     let job = match app.jobs.start(
-        "restore",
+        TaskKind::Restore,
         &name,
         format!("undo of the restore into {}", opts.target.display()),
     ) {

@@ -62,7 +62,7 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
             schedule::refresh(&app);
             let mut msg = format!("saved the schedule of profile {}", f.profile);
             let unattended = app
-                .session(&f.profile)
+                .session(&Which::Named(f.profile.clone()))
                 .is_ok_and(|s| crate::password::is_configured(s.global(), &s.profile));
             if f.interval != "off" && !unattended {
                 msg.push_str(

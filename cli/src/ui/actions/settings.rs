@@ -9,14 +9,15 @@ pub(crate) struct UseProfile {
 }
 
 pub(crate) async fn use_profile(State(app): State<Arc<App>>, Json(f): Json<UseProfile>) -> Answer {
-    if !f.name.is_empty() && app.session(&f.name).is_err() {
+    let which = Which::from_form(&f.name);
+    if which != Which::Given && app.session(&which).is_err() {
         return failed(
             &app,
             StatusCode::NOT_FOUND,
             format!("there is no profile {:?}", f.name),
         );
     }
-    app.set_current(&f.name);
+    app.set_current(which);
     reloading(done(format!("using profile {}", f.name)))
 }
 
@@ -25,8 +26,7 @@ pub(crate) async fn use_profile(State(app): State<Arc<App>>, Json(f): Json<UsePr
 #[serde(default)]
 pub(crate) struct SettingsForm {
     name: String,
-    /// "local" or "s3".
-    kind: String,
+    kind: Kind,
     folder: String,
     endpoint: String,
     region: String,
@@ -35,8 +35,7 @@ pub(crate) struct SettingsForm {
     /// Empty: keep the saved one.
     secret_access_key: String,
     root: String,
-    /// "page", "store", "file" or "keep" (a command set from the terminal).
-    password_source: String,
+    password_source: PasswordSource,
     password_file: String,
     /// Refused: the page never sets a command (see
     /// [`views::password_command_how`]); here to say so, not ignore it.
@@ -48,6 +47,56 @@ pub(crate) struct SettingsForm {
     /// The number of repositories near the new one the user agreed to
     /// create it beside (see [`init`]).
     confirmed: Option<u64>,
+}
+
+/// Where the repository is, as the Settings form offers it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    /// A folder on this computer or a mounted drive.
+    #[default]
+    Local,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// Where a profile's password comes from, as the Settings form offers it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PasswordSource {
+    /// Typed into the page, kept in memory only.
+    #[default]
+    Page,
+    /// Kept in a file beside the config that snap writes, readable by this
+    /// user alone.
+    Store,
+    /// A file of the user's, named in the form.
+    File,
+    /// As saved: a command set from the terminal, or a form that shows no
+    /// password (Initialize where one is configured).
+    Keep,
+    /// Refused: the page never sets a command
+    /// ([`views::password_command_how`]); named to say so, not to fail
+    /// with a parse error.
+    Command,
+}
+
+impl PasswordSource {
+    /// The form's value for it.
+    pub(crate) fn value(self) -> &'static str {
+        match self {
+            PasswordSource::Page => "page",
+            PasswordSource::Store => "store",
+            PasswordSource::File => "file",
+            PasswordSource::Keep => "keep",
+            PasswordSource::Command => "command",
+        }
+    }
+
+    /// Whether the password is the one typed into the form.
+    fn typed(self) -> bool {
+        matches!(self, PasswordSource::Page | PasswordSource::Store)
+    }
 }
 
 /// A profile name that is a plain word: it is a TOML key and a CLI flag.
@@ -74,7 +123,7 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
     let name = f.name.trim();
     check_name(name)?;
     // Checked first: Check connection would have run it.
-    if some(&f.password_command).is_some() || f.password_source == "command" {
+    if some(&f.password_command).is_some() || f.password_source == PasswordSource::Command {
         return Err(format!(
             "a password command is set from the terminal only, not from this page: {}",
             views::password_command_how(name)
@@ -82,8 +131,8 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
     }
     let mut p = saved.cloned().unwrap_or_default();
     p.name = name.to_string();
-    match f.kind.as_str() {
-        "local" => {
+    match f.kind {
+        Kind::Local => {
             let folder = some(&f.folder).ok_or("give the folder of the repository")?;
             let folder = crate::ui::folders::expand_home(&folder);
             if !PathBuf::from(&folder).is_absolute() {
@@ -98,7 +147,7 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
             p.secret_access_key = None;
             p.secret_access_key_command = None;
         }
-        "s3" => {
+        Kind::S3 => {
             let bucket = some(&f.bucket).ok_or("give the bucket's name")?;
             let root = f.root.trim().trim_matches('/');
             let location = if root.is_empty() {
@@ -117,23 +166,21 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
                 p.secret_access_key_command = None;
             }
         }
-        other => return Err(format!("unknown repository kind {other:?}")),
     }
-    match f.password_source.as_str() {
-        "file" => {
+    match f.password_source {
+        PasswordSource::File => {
             p.password_file = Some(PathBuf::from(
                 some(&f.password_file).ok_or("give the password file")?,
             ));
             p.password_command = None;
         }
-        "page" => {
+        PasswordSource::Page => {
             p.password_file = None;
             p.password_command = None;
         }
-        // "keep": as saved (a command set from the terminal, or an
-        // Initialize form that shows no password); "store": `save_profile`
-        // writes the file.
-        _ => {}
+        // As saved; or `save_profile` writes the file.
+        PasswordSource::Keep | PasswordSource::Store => {}
+        PasswordSource::Command => unreachable!("refused above"),
     }
     Ok(p)
 }
@@ -143,7 +190,7 @@ fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
     let mut file = app.config().map_err(|e| words(&e))?;
     let name = f.name.trim().to_string();
     let mut p = profile_from(f, file.profiles.get(&name))?;
-    if f.password_source == "store" {
+    if f.password_source == PasswordSource::Store {
         p.password_file = Some(store_password(&name, &f.password)?);
         p.password_command = None;
     }
@@ -152,10 +199,11 @@ fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
         file.default = Some(name.clone());
     }
     app.save_config(&file).map_err(|e| words(&e))?;
-    app.forget_repository(&name);
-    app.set_current(&name);
+    let which = Which::Named(name.clone());
+    app.forget_repository(&which);
+    app.set_current(which.clone());
     if let Some(pw) = some(&f.password) {
-        app.remember_password(&name, Zeroizing::new(pw));
+        app.remember_password(&which, Zeroizing::new(pw));
     }
     app.log(&format!("saved profile {name}"));
     Ok(p)
@@ -216,7 +264,7 @@ pub(crate) async fn check_connection(
         Ok(p) => p,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
     };
-    let session = match app.session("") {
+    let session = match app.session(&Which::Given) {
         Ok(s) => s,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     };
@@ -224,11 +272,12 @@ pub(crate) async fn check_connection(
     // its source), else one typed before for that same place; never one
     // typed for another repository, and never before the form's command.
     let session = session.with_profile(p);
-    let typed = match f.password_source.as_str() {
-        "page" | "store" | "" => some(&f.password)
+    let typed = if f.password_source.typed() {
+        some(&f.password)
             .map(Zeroizing::new)
-            .or_else(|| app.typed_for(&session)),
-        _ => None,
+            .or_else(|| app.typed_for(&session))
+    } else {
+        None
     };
     let session = session.with_password_exactly(typed);
     let outcome = blocking(move || {
@@ -291,7 +340,7 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
     if let Some(ask) = ask_when_others_are_near(&app, &f).await {
         return ask;
     }
-    if matches!(f.password_source.as_str(), "page" | "store" | "") {
+    if f.password_source.typed() {
         if f.password.is_empty() {
             return failed(
                 &app,
@@ -307,7 +356,8 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
         Ok(p) => p,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
     };
-    let session = match app.session(&p.name) {
+    let which = Which::Named(p.name.clone());
+    let session = match app.session(&which) {
         Ok(s) => s,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     };
@@ -320,7 +370,7 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
     .await;
     match r {
         Ok(r) => {
-            app.forget_repository(&p.name);
+            app.forget_repository(&which);
             let mut msg = format!(
                 "created repository {} at {}. Keep the password safe: without it nobody, you included, can read these backups",
                 r.repository_id.short(),
@@ -371,11 +421,11 @@ async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer>
         .ok()
         .and_then(|c| c.profiles.get(f.name.trim()).cloned());
     let p = profile_from(f, saved.as_ref()).ok()?;
-    let session = app.session("").ok()?.with_profile(p);
+    let session = app.session(&Which::Given).ok()?.with_profile(p);
     let near = blocking(move || {
         let ctx = session.ctx();
         let (loc, _) = ctx.location()?;
-        Ok(ctx.nearby(&loc))
+        Ok(ctx.nearby(&loc).beside_or_below())
     })
     .await
     .ok()?;
@@ -411,7 +461,7 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
         Ok(p) => p,
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
     };
-    let session = match app.session("") {
+    let session = match app.session(&Which::Given) {
         Ok(s) => s.with_profile(p),
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     };
@@ -523,7 +573,7 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
     if let Err(e) = app.save_config(&file) {
         return failed(&app, StatusCode::BAD_REQUEST, words(&e));
     }
-    app.forget_repository(&name);
+    app.forget_repository(&Which::Named(name.clone()));
     app.log(&format!("profile {name} now uses {}", f.location));
     reloading(done(format!("profile {name} now uses {}", f.location)))
 }

@@ -20,10 +20,10 @@ pub(crate) async fn backup(State(app): State<Arc<App>>) -> Response {
             button type="submit" { "Back up now" }
             div.result role="status" {}
         }
-        (last_task(&app, "backup", "The last backup"))
+        (last_task(&app, TaskKind::Backup, "The last backup"))
         (picker())
     };
-    page(&app, "Backup", "/backup", body)
+    page(&app, Room::Backup, body)
 }
 
 /// The folder picker, filled and driven by the script from

@@ -13,7 +13,7 @@ fn parent_of(path: &str) -> String {
 pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) -> Response {
     let repo: Arc<Repository> = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, "Browse", "/manage", problem_box(&app, &p)),
+        Err(p) => return page(&app, Room::Browse, problem_box(&app, &p)),
     };
     let dir = if q.path.is_empty() {
         "/".to_string()
@@ -33,8 +33,7 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         Err(e) => {
             return page(
                 &app,
-                "Browse",
-                "/manage",
+                Room::Browse,
                 html! { (error_box(&words(&e))) p { a href="/manage" { "Back to the snapshots" } } },
             );
         }
@@ -82,7 +81,7 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         (restore_form(&hex, &dir, &target, snap.host != create::this_host()))
         (compare_form(&id, &snap, &others))
     };
-    page(&app, "Browse", "/manage", body)
+    page(&app, Room::Browse, body)
 }
 
 /// Browse at `path` of snapshot `hex`.
@@ -188,7 +187,7 @@ fn compare_form(
 pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {
     let repo = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, "Compare", "/manage", problem_box(&app, &p)),
+        Err(p) => return page(&app, Room::Compare, problem_box(&app, &p)),
     };
     let (a, b) = (q.a.clone(), q.b.clone());
     // Older to newer, whichever was browsed: from the newest, a file added
@@ -236,7 +235,7 @@ pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>
         },
         Err(e) => error_box(&words(&e)),
     };
-    page(&app, "Compare snapshots", "/manage", body)
+    page(&app, Room::Compare, body)
 }
 
 fn change_word(k: inspect::ChangeKind) -> &'static str {

@@ -16,7 +16,7 @@ pub(crate) async fn check(State(app): State<Arc<App>>) -> Response {
             div.result role="status" {}
         }
         p.small { "What the check finds appears below when it ends." }
-        (last_task(&app, "check", "The last check"))
+        (last_task(&app, TaskKind::Check, "The last check"))
     };
-    page(&app, "Check", "/check", body)
+    page(&app, Room::Check, body)
 }

@@ -13,7 +13,7 @@ pub(crate) struct ManageQuery {
 pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQuery>) -> Response {
     let repo = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, "Manage", "/manage", problem_box(&app, &p)),
+        Err(p) => return page(&app, Room::Manage, problem_box(&app, &p)),
     };
     let r = blocking(move || {
         let (all, hidden) = commands::snapshots_and_hidden(&repo, &SnapshotFilter::default())?;
@@ -22,7 +22,7 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
     .await;
     let (mut all, location, hidden) = match r {
         Ok(x) => x,
-        Err(e) => return page(&app, "Manage", "/manage", error_box(&words(&e))),
+        Err(e) => return page(&app, Room::Manage, error_box(&words(&e))),
     };
     all.reverse();
     let hosts = hosts(&all);
@@ -61,7 +61,7 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
             (free_space_form())
         }
     };
-    page(&app, "Manage", "/manage", body)
+    page(&app, Room::Manage, body)
 }
 
 /// The devices that made the snapshots, each once.

@@ -30,23 +30,79 @@ use snap_engine::snapshot::SnapshotFilter;
 use snap_engine::tree::NodeKind;
 use snap_engine::{Id, Repository};
 
+use super::actions::PasswordSource;
 use super::api::{DiffQuery, PathQuery};
-use super::app::{App, Problem, blocking, words};
+use super::app::{App, Problem, Which, blocking, words};
+use super::jobs::TaskKind;
 use super::schedule::{INTERVALS, KEEP};
 use super::views::{self, bytes, time_ns, time_text};
 use crate::config::Profile;
 
 const PER_PAGE: usize = 20;
 
-const NAV: &[(&str, &str)] = &[
-    ("/manage", "Manage"),
-    ("/backup", "Backup"),
-    ("/schedule", "Schedule"),
-    ("/check", "Check"),
-    ("/settings", "Settings"),
+/// The pages: each has a title, a place in the navigation, and the kind
+/// of task whose result it keeps showing once ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    Manage,
+    Backup,
+    Browse,
+    Compare,
+    Schedule,
+    Check,
+    Settings,
+}
+
+/// The navigation, in order.
+const NAV: [Room; 5] = [
+    Room::Manage,
+    Room::Backup,
+    Room::Schedule,
+    Room::Check,
+    Room::Settings,
 ];
 
-fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
+impl Room {
+    fn title(self) -> &'static str {
+        match self {
+            Room::Manage => "Manage",
+            Room::Backup => "Backup",
+            Room::Browse => "Browse",
+            Room::Compare => "Compare snapshots",
+            Room::Schedule => "Schedule",
+            Room::Check => "Check",
+            Room::Settings => "Settings",
+        }
+    }
+
+    fn href(self) -> &'static str {
+        match self {
+            Room::Manage => "/manage",
+            Room::Backup => "/backup",
+            Room::Schedule => "/schedule",
+            Room::Check => "/check",
+            Room::Settings => "/settings",
+            // Reached from Manage, and shown under it.
+            Room::Browse | Room::Compare => "/manage",
+        }
+    }
+
+    /// The kind of task whose result the page keeps showing once ended:
+    /// a finished restore's box (and its Undo button) once followed the
+    /// user to every page.
+    fn shows(self) -> Option<TaskKind> {
+        match self {
+            Room::Manage => Some(TaskKind::Prune),
+            Room::Backup | Room::Schedule => Some(TaskKind::Backup),
+            Room::Browse => Some(TaskKind::Restore),
+            Room::Check => Some(TaskKind::Check),
+            Room::Compare | Room::Settings => None,
+        }
+    }
+}
+
+fn layout(app: &App, room: Room, body: Markup) -> Markup {
+    let (title, active) = (room.title(), room.href());
     let current = app.current();
     let file = app.config().ok();
     let names: Vec<String> = file
@@ -70,11 +126,11 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                 header {
                     a.brand href="/manage" { "snap" }
                     nav aria-label="Pages" {
-                        @for (href, name) in NAV {
-                            @if *href == active {
-                                a href=(href) aria-current="page" { (name) }
+                        @for r in NAV {
+                            @if r.href() == active {
+                                a href=(r.href()) aria-current="page" { (r.title()) }
                             } @else {
-                                a href=(href) { (name) }
+                                a href=(r.href()) { (r.title()) }
                             }
                         }
                     }
@@ -82,12 +138,12 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                         form.profile data-action="/api/profile/use" {
                             label for="profile-pick" { "Profile" }
                             select #profile-pick name="name" {
-                                // With a default profile, "" is that one: listed once.
+                                // With a default profile, the given one is that one: listed once.
                                 @if default.is_none() {
-                                    option value="" selected[current.is_empty()] { "Default" }
+                                    option value=(Which::Given.form_value()) selected[current == Which::Given] { "Default" }
                                 }
                                 @for n in &names {
-                                    option value=(n) selected[*n == current || (current.is_empty() && default.as_deref() == Some(n.as_str()))] {
+                                    option value=(n) selected[current == Which::Named(n.clone()) || (current == Which::Given && default.as_deref() == Some(n.as_str()))] {
                                         (n) @if default.as_deref() == Some(n.as_str()) { " (default)" }
                                     }
                                 }
@@ -100,7 +156,7 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
                 // result once landed at the bottom, below a list it had
                 // changed.
                 section #job aria-live="polite" aria-label="Current task" {
-                    (job_box(app, title))
+                    (job_box(app, room))
                 }
                 main #main {
                     h1 { (title) }
@@ -111,26 +167,13 @@ fn layout(app: &App, title: &str, active: &str, body: Markup) -> Markup {
     }
 }
 
-/// The kinds of task whose result a page keeps showing once ended: a
-/// finished restore's box (and its Undo button) followed the user to
-/// every page.
-fn kinds_shown(title: &str) -> &'static [&'static str] {
-    match title {
-        "Manage" => &["prune"],
-        "Backup" | "Schedule" => &["backup"],
-        "Browse" => &["restore"],
-        "Check" => &["check"],
-        _ => &[],
-    }
-}
-
 /// The running task, or the last one if this page is where it belongs;
 /// the script fills it in live, and shows tasks that start later.
-fn job_box(app: &App, title: &str) -> Markup {
+fn job_box(app: &App, room: Room) -> Markup {
     let v = app
         .jobs
         .view()
-        .filter(|v| v.running || kinds_shown(title).contains(&v.kind));
+        .filter(|v| v.running || room.shows() == Some(v.kind));
     let since = app.jobs.newest();
     html! {
         @if let Some(v) = v {
@@ -169,7 +212,7 @@ fn cancel_form(id: u64, running: bool) -> Markup {
 }
 
 /// The last task of a kind, kept on its page when another task followed.
-fn last_task(app: &App, kind: &str, heading: &str) -> Markup {
+fn last_task(app: &App, kind: TaskKind, heading: &str) -> Markup {
     let Some(v) = app.jobs.last_of(kind) else {
         return html! {};
     };
@@ -231,7 +274,7 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
                         input type="hidden" name="name" value=(if name.is_empty() { "default" } else { &name });
                         input type="hidden" name="kind" value="local";
                         input type="hidden" name="folder" value=(location);
-                        input type="hidden" name="password_source" value=(if configured { "keep" } else { "page" });
+                        input type="hidden" name="password_source" value=(if configured { PasswordSource::Keep } else { PasswordSource::Page }.value());
                         @if !configured {
                             label for="init-pw" { "New repository password" }
                             input #init-pw type="password" name="password" autocomplete="new-password" required;
@@ -255,8 +298,8 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
     }
 }
 
-fn page(app: &App, title: &str, active: &str, body: Markup) -> Response {
-    maud::Markup::into_response(layout(app, title, active, body))
+fn page(app: &App, room: Room, body: Markup) -> Response {
+    maud::Markup::into_response(layout(app, room, body))
 }
 
 pub(crate) async fn home() -> Redirect {

@@ -6,7 +6,7 @@ use super::*;
 pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
     let file = match app.config() {
         Ok(f) => f,
-        Err(e) => return page(&app, "Schedule", "/schedule", error_box(&words(&e))),
+        Err(e) => return page(&app, Room::Schedule, error_box(&words(&e))),
     };
     let scale = crate::ui::schedule::time_scale();
     let body = html! {
@@ -63,12 +63,12 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
             }
         }
     };
-    page(&app, "Schedule", "/schedule", body)
+    page(&app, Room::Schedule, body)
 }
 
 /// Whether snap ui finds the profile's password by itself after a
 /// restart (a file, a command, the environment).
 fn unattended(app: &App, name: &str) -> bool {
-    app.session(name)
+    app.session(&Which::Named(name.to_string()))
         .is_ok_and(|s| crate::password::is_configured(s.global(), &s.profile))
 }

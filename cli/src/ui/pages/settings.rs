@@ -40,21 +40,22 @@ fn profile_list(file: &crate::config::ConfigFile, default_location: &str) -> Mar
 /// in a file snap writes, a file of the user's, or a command set from the
 /// terminal, which the page shows and keeps but cannot set.
 fn password_fieldset(name: &str, p: &Profile) -> Markup {
+    use crate::ui::actions::PasswordSource as Source;
     let pw_source = if p.password_file.is_some() {
-        "file"
+        Source::File
     } else if p.password_command.is_some() {
-        "keep"
+        Source::Keep
     } else {
-        "page"
+        Source::Page
     };
     html! {
         fieldset {
             legend { "Repository password" }
-            label.check { input type="radio" name="password_source" value="page" checked[pw_source == "page"]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
-            label.check { input type="radio" name="password_source" value="store"; " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
-            label.check { input type="radio" name="password_source" value="file" checked[pw_source == "file"]; " Read it from a file" }
+            label.check { input type="radio" name="password_source" value=(Source::Page.value()) checked[pw_source == Source::Page]; " Type it in this page (kept in memory only, asked again after a restart; SNAP_PASSWORD works too)" }
+            label.check { input type="radio" name="password_source" value=(Source::Store.value()); " Keep it in a file on this computer, readable by you alone (automatic backups then run without you)" }
+            label.check { input type="radio" name="password_source" value=(Source::File.value()) checked[pw_source == Source::File]; " Read it from a file" }
             @if let Some(cmd) = &p.password_command {
-                label.check { input type="radio" name="password_source" value="keep" checked[pw_source == "keep"]; " Print it with the command set from the terminal: " code { (cmd) } }
+                label.check { input type="radio" name="password_source" value=(Source::Keep.value()) checked[pw_source == Source::Keep]; " Print it with the command set from the terminal: " code { (cmd) } }
             }
             div.pw-file {
                 label for="password_file" { "Password file" }
@@ -122,7 +123,7 @@ pub(crate) async fn settings(
 ) -> Response {
     let file = match app.config() {
         Ok(f) => f,
-        Err(e) => return page(&app, "Settings", "/settings", error_box(&words(&e))),
+        Err(e) => return page(&app, Room::Settings, error_box(&words(&e))),
     };
     let editing = if q.new {
         String::new()
@@ -133,11 +134,7 @@ pub(crate) async fn settings(
     };
     let p: Profile = file.profiles.get(&editing).cloned().unwrap_or_default();
     let repo = p.repository.clone().unwrap_or_default();
-    let s3 = repo.strip_prefix("s3://").map(|r| {
-        r.split_once('/')
-            .map(|(b, r)| (b.to_string(), r.to_string()))
-            .unwrap_or((r.to_string(), String::new()))
-    });
+    let s3 = snap_engine::backend::S3Options::parse_location(&repo).ok();
     let kind = if s3.is_some() || (p.repository.is_none() && !editing.is_empty()) {
         "s3"
     } else {
@@ -145,7 +142,7 @@ pub(crate) async fn settings(
     };
     let (bucket, root) = s3.unwrap_or_default();
     let default_location = app
-        .session("")
+        .session(&Which::Given)
         .ok()
         .and_then(|s| s.ctx().location().ok())
         .map(|(l, _)| l)
@@ -172,5 +169,5 @@ pub(crate) async fn settings(
             }
         }
     };
-    page(&app, "Settings", "/settings", body)
+    page(&app, Room::Settings, body)
 }

@@ -10,6 +10,7 @@
 
 use super::settings::where_fields;
 use super::*;
+use crate::ui::actions::PasswordSource;
 use snap_engine::backend::nearby::Nearby;
 
 /// The first visit: no profile saved, and nothing at the default place.
@@ -59,8 +60,8 @@ fn password_choice(pre: &str, new: bool) -> Markup {
                 label for=(id("password_again")) { "The same password again" }
                 input id=(id("password_again")) type="password" name="password_again" autocomplete="new-password" required;
             }
-            label.check { input type="radio" name="password_source" value="store" checked; " Remember it on this computer, in a file only you can read (automatic backups then run by themselves)" }
-            label.check { input type="radio" name="password_source" value="page"; " Ask for it again after each restart of snap ui" }
+            label.check { input type="radio" name="password_source" value=(PasswordSource::Store.value()) checked; " Remember it on this computer, in a file only you can read (automatic backups then run by themselves)" }
+            label.check { input type="radio" name="password_source" value=(PasswordSource::Page.value()); " Ask for it again after each restart of snap ui" }
         }
     }
 }
@@ -94,9 +95,9 @@ pub(super) fn not_here(name: &str, location: &str, nearby: &Nearby, create: Mark
 pub(crate) fn fill_buttons(nearby: &Nearby) -> Markup {
     html! {
         @for found in nearby.found.iter().take(5) {
-            @let (field, value) = match found.strip_prefix("s3://") {
-                Some(rest) => ("root", rest.split_once('/').map(|(_, r)| r).unwrap_or("").to_string()),
-                None => ("folder", found.clone()),
+            @let (field, value) = match snap_engine::backend::S3Options::parse_location(found) {
+                Ok((_, root)) => ("root", root),
+                Err(_) => ("folder", found.clone()),
             };
             button type="button" data-fill=(field) data-value=(value) { "Use " (found) }
             " "
