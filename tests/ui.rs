@@ -2156,3 +2156,32 @@ async fn lists_refresh_in_place_after_delete_and_keep_last() {
     };
     in_browser(&c, &server, run).await;
 }
+
+/// A profile name with spaces is made a plain word, not refused; a
+/// refusal names the field it is about, which the page shows beside it.
+#[test]
+fn a_name_with_spaces_is_saved_as_a_slug_and_refusals_name_their_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let s = Server::start(&home, &[("SNAP_PASSWORD", "pw")]);
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "Bob's Laptop", "kind": "local",
+            "folder": "/tmp/somewhere", "password_source": "keep"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(config.contains("[profiles.bob-s-laptop]"), "{config}");
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "x", "kind": "local", "folder": "relative/place",
+            "password_source": "keep"}),
+    );
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["field"], "folder", "{r}");
+    let (_, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "x", "kind": "s3", "bucket": "", "password_source": "keep"}),
+    );
+    assert_eq!(r["field"], "bucket", "{r}");
+}

@@ -82,6 +82,31 @@ fn duration(secs: f64) -> String {
     }
 }
 
+/// A ratio of before to after, in words: "stored in 40% of the space
+/// (2.5 times smaller)", or why there is no saving. "Compression 1.0×
+/// smaller" read as nonsense.
+pub(crate) fn saving(ratio: f64, none: &str) -> String {
+    if !ratio.is_finite() || ratio < 1.05 {
+        return none.to_string();
+    }
+    format!(
+        "stored in {:.0}% of the space ({ratio:.1} times smaller)",
+        100.0 / ratio
+    )
+}
+
+/// What a phase counts: a check reading packs once said "0 of 59 files".
+/// The engine names its phases (`Progress::start`); a phase not listed
+/// here counts "items".
+fn unit_of(phase: &str) -> &'static str {
+    match phase {
+        "backup" | "restore" | "" => "files",
+        "reading packs" | "reading pack headers" | "repacking" => "packs",
+        "checking snapshots" | "marking used data" => "snapshots",
+        _ => "items",
+    }
+}
+
 /// The progress line: phase, bytes of total, files, rate, time left.
 pub(crate) fn progress_text(v: &JobView) -> String {
     if !v.running {
@@ -101,9 +126,10 @@ pub(crate) fn progress_text(v: &JobView) -> String {
         )),
         _ => parts.push(bytes(v.bytes)),
     }
+    let unit = unit_of(&v.phase);
     match v.total_items {
-        Some(t) => parts.push(format!("{} of {t} files", v.items)),
-        None => parts.push(format!("{} files", v.items)),
+        Some(t) => parts.push(format!("{} of {t} {unit}", v.items)),
+        None => parts.push(format!("{} {unit}", v.items)),
     }
     if v.rate > 0.0 {
         parts.push(format!("{}/s", bytes(v.rate as u64)));
@@ -337,7 +363,7 @@ mod tests {
     fn progress_says_how_far_how_fast_and_how_long() {
         let v = JobView {
             id: 1,
-            kind: super::jobs::TaskKind::Backup,
+            kind: crate::ui::jobs::TaskKind::Backup,
             profile: "p".into(),
             title: "backup".into(),
             running: true,

@@ -59,6 +59,9 @@ pub(crate) struct Reply {
     pub(crate) show: Option<&'static str>,
     /// A task started: the page follows its progress.
     pub(crate) job: bool,
+    /// The form field the message is about: shown beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) field: Option<&'static str>,
     /// A page to go to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redirect: Option<String>,

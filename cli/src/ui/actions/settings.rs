@@ -99,45 +99,101 @@ impl PasswordSource {
     }
 }
 
-/// A profile name that is a plain word: it is a TOML key and a CLI flag.
-fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("give the profile a name".into());
+/// A form refused, with the field at fault when there is one: the page
+/// shows the message beside that field, not only under the buttons.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) field: Option<&'static str>,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    fn at(field: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            field: Some(field),
+            message: message.into(),
+        }
     }
-    if name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err(format!(
-            "the profile name {name:?} may hold only letters, digits, '.', '_' and '-'"
-        ));
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            field: None,
+            message,
+        }
     }
-    Ok(())
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Refusal {
+        message.to_string().into()
+    }
+}
+
+/// Answers a refused form, naming the field.
+fn refused(app: &App, r: Refusal) -> Answer {
+    let mut a = failed(app, StatusCode::BAD_REQUEST, r.message);
+    a.1.field = r.field;
+    a
+}
+
+/// The profile name the form gives, made a plain word: it is a TOML key
+/// and a CLI flag. "Bob's laptop" becomes `bob-s-laptop` rather than an
+/// error a desktop user cannot act on.
+pub(crate) fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() || "._".contains(c) {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let s = s.trim_matches('-');
+    s.chars()
+        .take(64)
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string()
+}
+
+impl SettingsForm {
+    /// The profile's name, as a slug ([`slug`]).
+    fn name(&self) -> String {
+        slug(&self.name)
+    }
 }
 
 /// The profile the form describes, on top of the saved one (which keeps
 /// the secret when the field is left empty, and the folders, schedule and
 /// everything the form does not show).
-fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, String> {
-    let name = f.name.trim();
-    check_name(name)?;
+fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, Refusal> {
+    let name = &f.name();
+    if name.is_empty() {
+        return Err(Refusal::at("name", "give the profile a name"));
+    }
     // Checked first: Check connection would have run it.
     if some(&f.password_command).is_some() || f.password_source == PasswordSource::Command {
         return Err(format!(
             "a password command is set from the terminal only, not from this page: {}",
             views::password_command_how(name)
-        ));
+        )
+        .into());
     }
     let mut p = saved.cloned().unwrap_or_default();
     p.name = name.to_string();
     match f.kind {
         Kind::Local => {
-            let folder = some(&f.folder).ok_or("give the folder of the repository")?;
+            let folder = some(&f.folder)
+                .ok_or_else(|| Refusal::at("folder", "give the folder of the repository"))?;
             let folder = crate::ui::folders::expand_home(&folder);
             if !PathBuf::from(&folder).is_absolute() {
-                return Err(format!(
-                    "the folder {folder:?} is not a full path: write it from the root, such as /mnt/backup/snap"
+                return Err(Refusal::at(
+                    "folder",
+                    format!(
+                        "the folder {folder:?} is not a full path: write it from the root, such as /mnt/backup/snap"
+                    ),
                 ));
             }
             p.repository = Some(folder);
@@ -148,7 +204,8 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
             p.secret_access_key_command = None;
         }
         Kind::S3 => {
-            let bucket = some(&f.bucket).ok_or("give the bucket's name")?;
+            let bucket =
+                some(&f.bucket).ok_or_else(|| Refusal::at("bucket", "give the bucket's name"))?;
             let root = f.root.trim().trim_matches('/');
             let location = if root.is_empty() {
                 format!("s3://{bucket}")
@@ -156,7 +213,7 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
                 format!("s3://{bucket}/{root}")
             };
             snap_engine::backend::S3Options::parse_location(&location)
-                .map_err(|e| format!("bucket or root path: {e}"))?;
+                .map_err(|e| Refusal::at("root", format!("bucket or root path: {e}")))?;
             p.repository = Some(location);
             p.endpoint = some(&f.endpoint);
             p.region = some(&f.region);
@@ -169,9 +226,10 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
     }
     match f.password_source {
         PasswordSource::File => {
-            p.password_file = Some(PathBuf::from(
-                some(&f.password_file).ok_or("give the password file")?,
-            ));
+            p.password_file =
+                Some(PathBuf::from(some(&f.password_file).ok_or_else(|| {
+                    Refusal::at("password_file", "give the password file")
+                })?));
             p.password_command = None;
         }
         PasswordSource::Page => {
@@ -185,13 +243,14 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, St
     Ok(p)
 }
 
-fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, String> {
+fn save_profile(app: &App, f: &SettingsForm) -> Result<Profile, Refusal> {
     let _one = lock(&app.config_write);
     let mut file = app.config().map_err(|e| words(&e))?;
-    let name = f.name.trim().to_string();
+    let name = f.name();
     let mut p = profile_from(f, file.profiles.get(&name))?;
     if f.password_source == PasswordSource::Store {
-        p.password_file = Some(store_password(&name, &f.password)?);
+        p.password_file =
+            Some(store_password(&name, &f.password).map_err(|e| Refusal::at("password", e))?);
         p.password_command = None;
     }
     file.profiles.insert(name.clone(), p.clone());
@@ -246,7 +305,7 @@ pub(crate) async fn save_settings(
             a.1.redirect = Some(format!("/settings?profile={}&saved=true", p.name));
             a
         }
-        Err(e) => failed(&app, StatusCode::BAD_REQUEST, e),
+        Err(e) => refused(&app, e),
     }
 }
 
@@ -259,10 +318,10 @@ pub(crate) async fn check_connection(
     let saved = app
         .config()
         .ok()
-        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+        .and_then(|c| c.profiles.get(&f.name()).cloned());
     let p = match profile_from(&f, saved.as_ref()) {
         Ok(p) => p,
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+        Err(e) => return refused(&app, e),
     };
     let session = match app.session(&Which::Given) {
         Ok(s) => s,
@@ -354,7 +413,7 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
     }
     let p = match save_profile(&app, &f) {
         Ok(p) => p,
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+        Err(e) => return refused(&app, e),
     };
     let which = Which::Named(p.name.clone());
     let session = match app.session(&which) {
@@ -419,7 +478,7 @@ async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer>
     let saved = app
         .config()
         .ok()
-        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+        .and_then(|c| c.profiles.get(&f.name()).cloned());
     let p = profile_from(f, saved.as_ref()).ok()?;
     let session = app.session(&Which::Given).ok()?.with_profile(p);
     let near = blocking(move || {
@@ -456,10 +515,10 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
     let saved = app
         .config()
         .ok()
-        .and_then(|c| c.profiles.get(f.name.trim()).cloned());
+        .and_then(|c| c.profiles.get(&f.name()).cloned());
     let p = match profile_from(&f, saved.as_ref()) {
         Ok(p) => p,
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, e),
+        Err(e) => return refused(&app, e),
     };
     let session = match app.session(&Which::Given) {
         Ok(s) => s.with_profile(p),
@@ -484,7 +543,7 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
                 a.1.redirect = Some("/manage".into());
                 a
             }
-            Err(e) => failed(&app, StatusCode::BAD_REQUEST, e),
+            Err(e) => refused(&app, e),
         },
         Err(e) => {
             let mut a = match engine_error(&e) {
@@ -576,4 +635,19 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
     app.forget_repository(&Which::Named(name.clone()));
     app.log(&format!("profile {name} now uses {}", f.location));
     reloading(done(format!("profile {name} now uses {}", f.location)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn a_profile_name_becomes_a_plain_word() {
+        assert_eq!(slug("Bob's laptop"), "bob-s-laptop");
+        assert_eq!(slug("  work  "), "work");
+        assert_eq!(slug("été 2026!"), "t-2026");
+        assert_eq!(slug("a.b_c-d"), "a.b_c-d");
+        assert_eq!(slug("???"), "");
+        assert_eq!(slug(&"x".repeat(100)).len(), 64);
+    }
 }

@@ -87,6 +87,9 @@
     }
     if (question && !window.confirm(question)) return;
     const action = (button && button.getAttribute("formaction")) || form.dataset.action;
+    // Errors of an earlier try, beside their fields, go.
+    for (const e of form.querySelectorAll(".field-error")) e.remove();
+    for (const e of form.querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     if (out) { out.className = "result busy"; out.textContent = "Working…"; }
@@ -110,6 +113,19 @@
       // Keyboard users land on what happened, not the top of the page.
       out.setAttribute("tabindex", "-1");
       out.focus();
+    }
+    // A refusal about one field is said beside it, and the field takes
+    // the focus.
+    const field = reply.field && form.querySelector('[name="' + CSS.escape(reply.field) + '"]');
+    if (field && !reply.ok) {
+      const note = document.createElement("p");
+      note.className = "field-error";
+      note.id = "error-" + reply.field + "-" + Math.random().toString(36).slice(2);
+      note.textContent = reply.message;
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", note.id);
+      field.insertAdjacentElement("afterend", note);
+      field.focus();
     }
     if (reply.show) {
       document.querySelectorAll('[data-show="' + reply.show + '"]').forEach((e) => (e.hidden = false));

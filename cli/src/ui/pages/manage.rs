@@ -217,11 +217,8 @@ pub(crate) async fn stats_part(State(app): State<Arc<App>>) -> Response {
                 dt { "Stored in the repository" } dd { (bytes(s.stored_bytes)) }
                 dt { "Snapshots" } dd { (s.snapshots) }
                 dt { "Size of all snapshots together" } dd { (bytes(s.restore_bytes)) }
-                dt { "Deduplication" } dd { (format!("{:.1}×", s.dedup_ratio())) }
-                dt { "Compression" } dd {
-                    @if s.compression_ratio() >= 1.0 { (format!("{:.1}× smaller", s.compression_ratio())) }
-                    @else { "none yet (too little data)" }
-                }
+                dt { "Deduplication" } dd { (views::saving(s.dedup_ratio(), "none yet: nothing is held twice")) }
+                dt { "Compression" } dd { (views::saving(s.compression_ratio(), "none: the data does not compress, or there is too little yet")) }
             }
             p.small { "Stored includes what every repository needs beside your files (keys, index, packing), which weighs most while it holds little." }
         }

@@ -156,7 +156,8 @@ pub(crate) async fn settings(
             h2 { @if editing.is_empty() { "New profile" } @else { "Profile " (editing) } }
             form.settings data-action="/api/settings" autocomplete="off" {
                 label for="name" { "Profile name" }
-                input #name type="text" name="name" value=(if editing.is_empty() { if file.profiles.is_empty() { "default" } else { "" } } else { &editing }) required pattern="[A-Za-z0-9._-]+";
+                input #name type="text" name="name" value=(if editing.is_empty() { if file.profiles.is_empty() { "default" } else { "" } } else { &editing }) required aria-describedby="name-hint";
+                p.small #name-hint { "Letters, digits, '.', '_' and '-'; spaces and other characters become '-'." }
                 (where_fields("", kind, &repo, &p, &bucket, &root, &default_location))
                 (password_fieldset(&editing, &p))
                 label.check { input type="checkbox" name="make_default" checked[file.default.as_deref() == Some(editing.as_str()) || file.profiles.is_empty()]; " Use this profile by default (also for the command line)" }
