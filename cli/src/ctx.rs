@@ -35,7 +35,7 @@ pub(crate) struct Hinted {
 }
 
 impl Hinted {
-    fn new(error: Error, hint: String) -> anyhow::Error {
+    fn error(error: Error, hint: String) -> anyhow::Error {
         anyhow::Error::new(Hinted {
             error,
             hint,
@@ -400,7 +400,7 @@ impl Ctx<'_> {
                 })
             }
             // With several sources, which one won is the question.
-            Error::WrongPassword if self.typed_password.is_some() => Hinted::new(
+            Error::WrongPassword if self.typed_password.is_some() => Hinted::error(
                 e,
                 "the password tried is the one typed into the page".into(),
             ),
@@ -411,7 +411,7 @@ impl Ctx<'_> {
                     } else {
                         format!("the password tried came from {from}: {what}")
                     };
-                    Hinted::new(e, hint)
+                    Hinted::error(e, hint)
                 }
                 None => e.into(),
             },
