@@ -169,36 +169,11 @@ pub struct DiffReport {
     pub changes: Vec<ChangeReport>,
 }
 
-impl DiffReport {
-    pub fn new(from: Id, to: Id, changes: &[crate::commands::inspect::Change]) -> DiffReport {
-        DiffReport {
-            from,
-            to,
-            changes: changes
-                .iter()
-                .map(|c| ChangeReport {
-                    change: c.kind.name(),
-                    path: String::from_utf8_lossy(&c.path).into_owned(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// Restore size of one snapshot, in `snap stats`.
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotSize {
     pub id: Id,
     pub restore_bytes: u64,
-}
-
-/// `snap stats`: the numbers, and the ratios they give.
-#[derive(Clone, Debug, Serialize)]
-pub struct StatsReport<'a> {
-    #[serde(flatten)]
-    pub stats: &'a crate::commands::inspect::Stats,
-    pub dedup_ratio: f64,
-    pub compression_ratio: f64,
 }
 
 /// Why prune keeps a snapshot.
