@@ -233,6 +233,35 @@ fn a_password_file_others_can_read_is_warned_about() {
 }
 
 #[test]
+fn a_profile_whose_password_file_does_not_exist_is_warned_about() {
+    let env = Env::new();
+    let file = env.path("work.pass");
+    let config = |args: &[&str]| {
+        env.snap()
+            .args(["config", "--profile", "work"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let pw = file.to_str().unwrap();
+    for out in [
+        config(&["--repo", "s3://bucket/x", "--password-file", pw]),
+        config(&[]),
+    ] {
+        assert!(out.status.success(), "{}", stderr(&out));
+        let warned: Vec<&str> = std::str::from_utf8(&out.stderr)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("warning: the password file") && l.contains("umask 077"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{}", stderr(&out));
+    }
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let out = config(&[]);
+    assert!(!stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+#[test]
 fn config_mistakes_are_errors() {
     let env = Env::new();
     // Settings without --profile were ignored, with exit 0.

@@ -95,3 +95,73 @@ fn a_backup_counts_its_work_ahead_and_its_progress_reaches_it() {
     create(&repo, &opts, &p).unwrap();
     assert_eq!(*p.total.lock().unwrap(), None);
 }
+
+/// Records the restore phase's totals and what is counted against them.
+#[derive(Default)]
+struct Phases {
+    restore: Mutex<Option<(Option<u64>, Option<u64>)>>,
+    items: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Progress for Phases {
+    fn start(&self, phase: &str, total_bytes: Option<u64>, total_items: Option<u64>) {
+        if phase == "restore" {
+            *self.restore.lock().unwrap() = Some((total_bytes, total_items));
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if self.restore.lock().unwrap().is_some() {
+            self.bytes.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn item(&self, _path: &Path) {
+        if self.restore.lock().unwrap().is_some() {
+            self.items.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A restore over a folder that already holds some of the files counted
+/// every file, kept ones too, against a total of the files it wrote (384
+/// of 316 was seen).
+#[test]
+fn a_restore_counts_up_to_its_total() {
+    use snap_engine::commands::restore::{self, RestoreOptions};
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..5u64 {
+        std::fs::write(src.join(format!("f{i}")), random_bytes(i, 5000)).unwrap();
+    }
+    let id = env.create(&[&src], &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = env.path("target");
+    let opts = RestoreOptions {
+        snapshot: id,
+        path: Some(src.clone()),
+        target: target.clone(),
+        no_undo: true,
+        ..Default::default()
+    };
+    for run in ["into an empty folder", "over two changed files"] {
+        if run != "into an empty folder" {
+            std::fs::write(target.join("f1"), b"changed").unwrap();
+            std::fs::write(target.join("f3"), b"changed too").unwrap();
+        }
+        let repo = open(&env);
+        let repo = repo.indexed().unwrap();
+        let plan = restore::plan(&repo, &opts).unwrap();
+        let p = Phases::default();
+        restore::apply(repo, &plan, &opts, &p).unwrap();
+        let (bytes, items) = p.restore.lock().unwrap().expect("a restore phase");
+        assert_eq!(items, Some(5), "{run}");
+        assert_eq!(p.items.load(Ordering::Relaxed), 5, "{run}");
+        assert_eq!(Some(p.bytes.load(Ordering::Relaxed)), bytes, "{run}");
+    }
+}

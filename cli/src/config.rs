@@ -132,6 +132,27 @@ pub fn profile_name(global: &Global) -> Result<Option<&String>> {
     }
 }
 
+/// A profile name made of what the page accepts (letters, digits, '.',
+/// '_', '-', at most 64): "My Laptop" becomes "my-laptop". Lower case;
+/// any other character, spaces included, becomes '-', a run of them one,
+/// and none is left at either end. Empty when nothing usable is left.
+#[allow(
+    dead_code,
+    reason = "for the page's settings form, which is to call it"
+)]
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || "._".contains(c) {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.truncate(64);
+    out.trim_end_matches('-').to_string()
+}
+
 /// The profile in use and how it came to be chosen.
 #[derive(Debug, Default)]
 pub struct Chosen {
@@ -408,4 +429,21 @@ pub fn redacted(p: &Profile) -> Profile {
         shown.secret_access_key = Some("(set, hidden)".into());
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn a_profile_name_becomes_a_slug() {
+        assert_eq!(slug("My Laptop"), "my-laptop");
+        assert_eq!(slug("  work  "), "work");
+        assert_eq!(slug("Family / Photos!"), "family-photos");
+        assert_eq!(slug("nas_2.backup"), "nas_2.backup");
+        assert_eq!(slug("Café"), "caf");
+        assert_eq!(slug("!!!"), "");
+        let long = slug(&"a b ".repeat(40));
+        assert!(long.len() <= 64 && !long.ends_with('-'), "{long}");
+    }
 }

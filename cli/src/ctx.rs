@@ -360,8 +360,12 @@ impl Ctx<'_> {
         let (loc, is_default) = self.location()?;
         let pw = || match &self.typed_password {
             Some(typed) => Ok(typed.to_string()),
-            None => password::existing(self.global, &self.profile, self.prompt)
-                .map_err(|e| Error::Other(format!("{e:#}"))),
+            // An engine error (no password given) stays itself, so that the
+            // page recognises it by type.
+            None => password::existing(self.global, &self.profile, self.prompt).map_err(|e| {
+                e.downcast::<Error>()
+                    .unwrap_or_else(|e| Error::Other(format!("{e:#}")))
+            }),
         };
         let opts = snap_engine::OpenOptions {
             cache: if cache { self.cache_base(&loc)? } else { None },

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use snap_engine::Error;
 use zeroize::Zeroizing;
 
 use crate::args::{Global, Source};
@@ -151,8 +152,11 @@ fn run_command(cmd: &str) -> Result<String> {
 const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_PASSWORD, \
                          --password-file or --password-command";
 
-/// Said by `existing` and `new` when no source gives a password and none
-/// may be asked for: `snap ui` then asks for it in the page.
+/// The words of `Error::PasswordRequired`, which `existing` and `new`
+/// return when no source gives a password and none may be asked for.
+/// Transitional: the page still looks for these words; it is to recognise
+/// the error by type instead (`matches!(engine_error(&e),
+/// Some(Error::PasswordRequired))`), and then this goes.
 pub const NONE_GIVEN: &str = "no password given";
 
 /// The password of an existing repository; asked on the terminal only
@@ -162,7 +166,7 @@ pub fn existing(global: &Global, profile: &Profile, prompt: bool) -> Result<Stri
         return Ok(pw);
     }
     if !prompt {
-        bail!(NONE_GIVEN);
+        return Err(Error::PasswordRequired.into());
     }
     if !std::io::stdin().is_terminal() {
         bail!(NO_SOURCE);
@@ -174,7 +178,7 @@ pub fn existing(global: &Global, profile: &Profile, prompt: bool) -> Result<Stri
 pub fn new(global: &Global, profile: &Profile, prompt: bool) -> Result<String> {
     let pw = match configured(global, profile)? {
         Some(pw) => pw,
-        None if !prompt => bail!(NONE_GIVEN),
+        None if !prompt => return Err(Error::PasswordRequired.into()),
         None => {
             if !std::io::stdin().is_terminal() {
                 bail!(NO_SOURCE);
@@ -222,4 +226,31 @@ pub fn new_key(file: Option<&std::path::Path>) -> Result<Zeroizing<String>> {
         bail!("the new password is empty");
     }
     Ok(pw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The page asks for the password when none is given, and knows that
+    /// case by the error's type, not by its words.
+    #[test]
+    fn no_password_given_is_an_error_of_its_own() {
+        let cli = crate::args::Cli::try_parse_from(["snap", "snapshots"]).unwrap();
+        let profile = Profile::default();
+        if std::env::var_os("SNAP_PASSWORD").is_some() {
+            panic!("this test needs SNAP_PASSWORD unset");
+        }
+        for e in [
+            existing(&cli.global, &profile, false).unwrap_err(),
+            new(&cli.global, &profile, false).unwrap_err(),
+        ] {
+            assert!(
+                matches!(crate::ctx::engine_error(&e), Some(Error::PasswordRequired)),
+                "{e:#}"
+            );
+            assert_eq!(e.to_string(), NONE_GIVEN);
+        }
+    }
 }

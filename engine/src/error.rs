@@ -30,7 +30,9 @@ pub enum Error {
     )]
     WrongPasswordSkipped(String),
 
-    #[error("the repository is encrypted: a password is needed")]
+    /// No source gave a password and the caller may not ask for one (the
+    /// page, a scheduled backup): the page then asks for it itself.
+    #[error("no password given")]
     PasswordRequired,
 
     /// A plain config where the repository is known, or believed, to be

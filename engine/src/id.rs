@@ -47,6 +47,13 @@ impl Id {
         hex::encode(self.0)
     }
 
+    /// Whether `prefix` (hex digits, either case) begins this id: how a
+    /// snapshot, a key or a pack is named on the command line. An empty
+    /// prefix names nothing.
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        !prefix.is_empty() && self.to_hex().starts_with(&prefix.to_ascii_lowercase())
+    }
+
     /// First 8 hex digits, as shown in listings.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..4])
@@ -85,5 +92,20 @@ impl fmt::Display for Id {
 impl fmt::Debug for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Id({})", self.short())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_names_an_id_in_either_case_and_an_empty_one_names_none() {
+        let id = Id::from_hex(&format!("a4b8312e{}", "0".repeat(56))).unwrap();
+        assert!(id.has_prefix("a4b8"));
+        assert!(id.has_prefix("A4B8312E"));
+        assert!(id.has_prefix(&id.to_hex()));
+        assert!(!id.has_prefix(""));
+        assert!(!id.has_prefix("a4b9"));
     }
 }

@@ -431,11 +431,9 @@ impl Repository {
         let remembered = cache
             .and_then(|base| crate::cache::remembered(base, backend.location()))
             .filter(|(_, key)| {
-                opts.key.as_ref().is_none_or(|spec| {
-                    Id::of_bytes(key)
-                        .to_hex()
-                        .starts_with(&spec.to_ascii_lowercase())
-                })
+                opts.key
+                    .as_ref()
+                    .is_none_or(|spec| Id::of_bytes(key).has_prefix(spec))
             });
         let mut tried = None;
         if let Some((raw, key)) = &remembered
@@ -579,8 +577,7 @@ impl Repository {
             ));
         }
         if let Some(spec) = &choice.only {
-            let lower = spec.to_ascii_lowercase();
-            listed.retain(|(id, _)| !lower.is_empty() && id.to_hex().starts_with(&lower));
+            listed.retain(|(id, _)| id.has_prefix(spec));
             if listed.len() != 1 {
                 return Err(Error::InvalidArgument(format!(
                     "--key {spec:?} names {} of the repository's key files: give a unique prefix \
@@ -683,11 +680,7 @@ impl Repository {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        let lower = spec.to_ascii_lowercase();
-        let matches: Vec<&Id> = ids
-            .iter()
-            .filter(|id| !lower.is_empty() && id.to_hex().starts_with(&lower))
-            .collect();
+        let matches: Vec<&Id> = ids.iter().filter(|id| id.has_prefix(spec)).collect();
         let id = match matches.as_slice() {
             [id] => **id,
             [] => return Err(Error::InvalidArgument(format!("no key {spec:?}"))),
@@ -830,17 +823,27 @@ impl Repository {
         }
     }
 
-    /// Loads every index file, skipping those another one supersedes:
-    /// the one way to a value that reads blobs and trees.
-    pub fn indexed(&self) -> Result<Indexed<'_>> {
-        let files = crate::index::current(self.read_index_files()?);
+    /// The index files in effect: every one on storage but those another
+    /// one supersedes.
+    pub fn current_index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        Ok(crate::index::current(self.read_index_files()?))
+    }
+
+    /// The index in effect, built from [`Repository::current_index_files`].
+    pub fn read_index(&self) -> Result<Index> {
         let mut builder = IndexBuilder::default();
         // Each file is dropped once added, so the decoded files and the
         // table never both hold the whole index.
-        for (_, file) in files {
+        for (_, file) in self.current_index_files()? {
             builder.add_file(&file);
         }
-        Ok(self.with_index(builder.build()))
+        Ok(builder.build())
+    }
+
+    /// Loads the index in effect: the one way to a value that reads blobs
+    /// and trees.
+    pub fn indexed(&self) -> Result<Indexed<'_>> {
+        Ok(self.with_index(self.read_index()?))
     }
 
     /// Uses an index built elsewhere, such as check's, which skips index
@@ -1030,16 +1033,12 @@ impl Repository {
 
     /// A full id or unique id prefix among `ids`, read and matched.
     fn find_in(&self, spec: &str, ids: Vec<Id>, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
-        let lower = spec.to_ascii_lowercase();
-        if lower.is_empty() || lower.len() > 64 || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::InvalidArgument(format!(
                 "{spec:?} is not a snapshot id, an id prefix or \"latest\""
             )));
         }
-        let matches: Vec<Id> = ids
-            .into_iter()
-            .filter(|id| id.to_hex().starts_with(&lower))
-            .collect();
+        let matches: Vec<Id> = ids.into_iter().filter(|id| id.has_prefix(spec)).collect();
         let (id, s) = match matches.as_slice() {
             [] => return Err(Error::SnapshotNotFound(spec.to_string())),
             [id] => (*id, self.read_snapshot(id)?),

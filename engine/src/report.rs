@@ -14,14 +14,42 @@ pub(crate) fn rfc3339(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-pub(crate) fn kind_name(k: NodeKind) -> &'static str {
-    match k {
-        NodeKind::File => "file",
-        NodeKind::Dir => "dir",
-        NodeKind::Symlink => "symlink",
-        NodeKind::Fifo => "fifo",
-        NodeKind::CharDevice => "chardev",
-        NodeKind::BlockDevice => "blockdev",
+/// The kind of an entry as reports name it (`"file"`, `"dir"`, …): the
+/// tree's [`NodeKind`], which the format stores as a number, in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Chardev,
+    Blockdev,
+}
+
+impl EntryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Chardev => "chardev",
+            EntryKind::Blockdev => "blockdev",
+        }
+    }
+}
+
+impl From<NodeKind> for EntryKind {
+    fn from(k: NodeKind) -> EntryKind {
+        match k {
+            NodeKind::File => EntryKind::File,
+            NodeKind::Dir => EntryKind::Dir,
+            NodeKind::Symlink => EntryKind::Symlink,
+            NodeKind::Fifo => EntryKind::Fifo,
+            NodeKind::CharDevice => EntryKind::Chardev,
+            NodeKind::BlockDevice => EntryKind::Blockdev,
+        }
     }
 }
 
@@ -81,7 +109,7 @@ impl SnapshotReport {
 pub struct EntryReport {
     pub path: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: EntryKind,
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
@@ -96,7 +124,7 @@ impl EntryReport {
     pub fn new(path: &[u8], n: &Node) -> EntryReport {
         EntryReport {
             path: String::from_utf8_lossy(path).into_owned(),
-            kind: kind_name(n.kind),
+            kind: n.kind.into(),
             mode: n.mode,
             uid: n.uid,
             gid: n.gid,
@@ -141,36 +169,11 @@ pub struct DiffReport {
     pub changes: Vec<ChangeReport>,
 }
 
-impl DiffReport {
-    pub fn new(from: Id, to: Id, changes: &[crate::commands::inspect::Change]) -> DiffReport {
-        DiffReport {
-            from,
-            to,
-            changes: changes
-                .iter()
-                .map(|c| ChangeReport {
-                    change: c.kind.name(),
-                    path: String::from_utf8_lossy(&c.path).into_owned(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// Restore size of one snapshot, in `snap stats`.
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotSize {
     pub id: Id,
     pub restore_bytes: u64,
-}
-
-/// `snap stats`: the numbers, and the ratios they give.
-#[derive(Clone, Debug, Serialize)]
-pub struct StatsReport<'a> {
-    #[serde(flatten)]
-    pub stats: &'a crate::commands::inspect::Stats,
-    pub dedup_ratio: f64,
-    pub compression_ratio: f64,
 }
 
 /// Why prune keeps a snapshot.

@@ -186,6 +186,9 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
         let path = file.save()?;
         ui.say(&format!("saved profile {name} in {}", path.display()));
     }
+    if let Some(f) = &shown.password_file {
+        warn_if_missing(f);
+    }
     let effective = config::effective(g, &shown);
     if ui.json {
         output::report(&Shown {
@@ -218,6 +221,18 @@ pub(crate) fn configure(g: &Global, a: &args::ConfigArgs, ui: &Ui) -> Result<u8>
         }
     }
     Ok(0)
+}
+
+/// A profile's password file that is not there fails every command that
+/// uses the profile: said when the profile is saved or shown.
+fn warn_if_missing(file: &std::path::Path) {
+    if !file.exists() {
+        eprintln!(
+            "warning: the password file {0} does not exist: create it readable by you alone, \
+             e.g. umask 077; printf '%s\\n' 'PASSPHRASE' > {0}",
+            file.display()
+        );
+    }
 }
 
 /// `snap config --check`: each step of reaching the repository in turn,

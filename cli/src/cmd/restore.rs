@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
+
+use snap_engine::commands::restore::Change;
 use snap_engine::commands::{self, restore};
 use snap_engine::snapshot::SnapshotFilter;
 use snap_engine::{Id, Repository};
@@ -175,17 +177,18 @@ pub(crate) fn print_restore_plan(ui: &Ui, plan: &restore::Plan) -> Result<u8> {
     if ui.json {
         output::report(&r)?;
     } else {
-        for c in r.changes.iter().filter(|c| c.change != "keep") {
+        for c in &r.changes {
             let mark = match c.change {
-                "create" => "+",
-                "replace" => "R",
-                "update" => "U",
-                "delete" => "-",
-                _ => "=",
+                Change::Create => "+",
+                Change::Replace => "R",
+                Change::Update => "U",
+                Change::Delete => "-",
+                Change::Skip => "=",
+                Change::Keep => continue,
             };
             outln!("{mark} {}", c.path)?;
         }
-        let said: Vec<String> = ["create", "replace", "update", "delete", "skip", "keep"]
+        let said: Vec<String> = Change::ALL
             .iter()
             .map(|c| {
                 let t = r.totals.get(c).copied().unwrap_or_default();

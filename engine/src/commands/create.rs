@@ -134,7 +134,7 @@ fn confirm_packs(
     let trash_now = trash::ids(repo)?;
     if lapsed || trash_now != trash_at_start {
         let mut indexed: HashSet<Id> = HashSet::new();
-        for (_, f) in crate::index::current(repo.read_index_files()?) {
+        for (_, f) in repo.current_index_files()? {
             indexed.extend(f.packs.iter().map(|p| p.id));
         }
         let mut back = Vec::new();

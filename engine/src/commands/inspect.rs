@@ -338,10 +338,35 @@ pub struct Stats {
     pub per_snapshot: Vec<crate::report::SnapshotSize>,
 }
 
+/// `snap stats`: the numbers, and the ratios they give.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StatsReport<'a> {
+    #[serde(flatten)]
+    pub stats: &'a Stats,
+    pub dedup_ratio: f64,
+    pub compression_ratio: f64,
+}
+
+impl crate::report::DiffReport {
+    pub fn new(from: Id, to: Id, changes: &[Change]) -> crate::report::DiffReport {
+        crate::report::DiffReport {
+            from,
+            to,
+            changes: changes
+                .iter()
+                .map(|c| crate::report::ChangeReport {
+                    change: c.kind.name(),
+                    path: String::from_utf8_lossy(&c.path).into_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Stats {
     /// How many times over deduplication saves: restore size per unique byte.
-    pub fn report(&self) -> crate::report::StatsReport<'_> {
-        crate::report::StatsReport {
+    pub fn report(&self) -> StatsReport<'_> {
+        StatsReport {
             stats: self,
             dedup_ratio: self.dedup_ratio(),
             compression_ratio: self.compression_ratio(),

@@ -745,11 +745,7 @@ fn empty_trash(
     }
     // Everything indexed now, including index files that backups wrote to
     // put trashed packs back.
-    let mut indexed = IndexBuilder::default();
-    for (_, file) in crate::index::current(repo.read_index_files()?) {
-        indexed.add_file(&file);
-    }
-    let indexed = indexed.build();
+    let indexed = repo.read_index()?;
     // A trashed pack the listing lacks is asked for by name: one that a
     // new snapshot needs must not be passed over on a listing's word.
     let trashed: Vec<Id> = records

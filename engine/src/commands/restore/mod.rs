@@ -421,7 +421,10 @@ impl Apply<'_> {
             }
         }
         let fail = |msg: String| self.fail(msg);
-        let written = write::write_files(repo, &jobs, self.trust, self.progress, &fail)?;
+        // Every file of the plan is counted once: the ones written as they
+        // are completed, the others below.
+        let items = plan.files.len() as u64;
+        let written = write::write_files(repo, &jobs, items, self.trust, self.progress, &fail)?;
         result.bytes_downloaded = written.bytes_downloaded;
         let complete = |i: usize| {
             !self.blocked(&plan.files[i].path) && job_of[i].is_none_or(|j| written.complete[j])
@@ -448,7 +451,9 @@ impl Apply<'_> {
             {
                 self.fail(format!("{}: metadata: {e}", f.path.display()));
             }
-            self.progress.item(&f.path);
+            if job_of[i].is_none() {
+                self.progress.item(&f.path);
+            }
         });
         for (i, f) in plan.files.iter().enumerate() {
             match f.change {

@@ -22,14 +22,17 @@ use crate::id::Id;
 use crate::indexed::Indexed;
 use crate::pattern::Patterns;
 use crate::repo::Repository;
+use crate::report::EntryKind;
 use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tree::{Node, NodeKind};
 
 use super::{Overwrite, RestoreOptions};
 
-/// What happens to one path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What happens to one path. Reports name it in lower case (`"create"`),
+/// and maps of changes are ordered by that name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     /// Nothing is there: created.
     Create,
@@ -46,6 +49,16 @@ pub enum Change {
 }
 
 impl Change {
+    /// Every change, in the order the CLI and the page list them.
+    pub const ALL: [Change; 6] = [
+        Change::Create,
+        Change::Replace,
+        Change::Update,
+        Change::Delete,
+        Change::Skip,
+        Change::Keep,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Change::Create => "create",
@@ -55,6 +68,46 @@ impl Change {
             Change::Skip => "skip",
             Change::Delete => "delete",
         }
+    }
+}
+
+// Ordered, hashed and borrowed as its name, so that a map keyed by changes
+// serializes in the order it always had and can be read by name.
+impl Ord for Change {
+    fn cmp(&self, other: &Change) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Change {
+    fn partial_cmp(&self, other: &Change) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Change {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.name().hash(h)
+    }
+}
+
+impl std::borrow::Borrow<str> for Change {
+    fn borrow(&self) -> &str {
+        self.name()
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Transitional: the page still compares a change with its name; compare
+/// with a `Change` instead, then this goes.
+impl PartialEq<&str> for Change {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == *name
     }
 }
 
@@ -155,9 +208,9 @@ impl Plan {
 /// One change of a plan, as `--dry-run --json` lists it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ChangeReport {
-    pub change: &'static str,
+    pub change: Change,
     pub path: String,
-    pub kind: &'static str,
+    pub kind: EntryKind,
     pub bytes: u64,
 }
 
@@ -169,7 +222,7 @@ pub struct PlanReport {
     pub snapshot_id: Id,
     pub target: PathBuf,
     pub changes: Vec<ChangeReport>,
-    pub totals: std::collections::BTreeMap<&'static str, Tally>,
+    pub totals: std::collections::BTreeMap<Change, Tally>,
     pub existing_files: u64,
     pub files_deleted: u64,
     pub errors: Vec<String>,
@@ -181,31 +234,28 @@ impl Plan {
         let mut changes: Vec<ChangeReport> = self
             .entries()
             .map(|e| ChangeReport {
-                change: e.change.name(),
+                change: e.change,
                 path: e.path.display().to_string(),
-                kind: crate::report::kind_name(e.node.kind),
+                kind: e.node.kind.into(),
                 bytes: e.node.size,
             })
             .chain(self.extras.iter().map(|x| ChangeReport {
-                change: Change::Delete.name(),
+                change: Change::Delete,
                 path: x.path.display().to_string(),
-                kind: if x.dir { "dir" } else { "file" },
+                kind: if x.dir {
+                    EntryKind::Dir
+                } else {
+                    EntryKind::File
+                },
                 bytes: x.bytes,
             }))
             .collect();
         changes.sort_by(|a, b| a.path.cmp(&b.path));
         let tally = self.tally();
-        let totals = [
-            Change::Create,
-            Change::Replace,
-            Change::Update,
-            Change::Delete,
-            Change::Skip,
-            Change::Keep,
-        ]
-        .into_iter()
-        .map(|c| (c.name(), tally.get(&c).copied().unwrap_or_default()))
-        .collect();
+        let totals = Change::ALL
+            .into_iter()
+            .map(|c| (c, tally.get(&c).copied().unwrap_or_default()))
+            .collect();
         PlanReport {
             dry_run: true,
             snapshot_id: self.snapshot_id,
@@ -884,4 +934,41 @@ fn same_content(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--dry-run --json` names changes and kinds in words, and lists the
+    /// totals in the order of those words, as it always has.
+    #[test]
+    fn reports_name_changes_and_kinds_in_words() {
+        for c in Change::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
+        let totals: std::collections::BTreeMap<Change, Tally> = Change::ALL
+            .into_iter()
+            .map(|c| (c, Tally::default()))
+            .collect();
+        let json = serde_json::to_string(&totals).unwrap();
+        let order: Vec<&str> = totals.keys().map(|c| c.name()).collect();
+        assert_eq!(
+            order,
+            ["create", "delete", "keep", "replace", "skip", "update"],
+            "{json}"
+        );
+        assert!(json.starts_with(r#"{"create":"#), "{json}");
+        for k in [
+            NodeKind::File,
+            NodeKind::Dir,
+            NodeKind::Symlink,
+            NodeKind::Fifo,
+            NodeKind::CharDevice,
+            NodeKind::BlockDevice,
+        ] {
+            let k = EntryKind::from(k);
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+    }
 }

@@ -61,10 +61,13 @@ pub struct Written {
     pub bytes_downloaded: u64,
 }
 
-/// Writes `files`; `fail` hears of each file that could not be.
+/// Writes `files`; `fail` hears of each file that could not be. The
+/// progress phase counts `items` files, of which these are some: each is
+/// counted as it is completed, the others by the caller.
 pub(crate) fn write_files(
     repo: &Indexed,
     files: &[FileJob],
+    items: u64,
     trust: sys::Trust,
     progress: &dyn Progress,
     fail: &(dyn Fn(String) + Sync),
@@ -88,7 +91,7 @@ pub(crate) fn write_files(
         w.single[*i] = planned.len() == 1;
     }
     let (by_pack, total_bytes, usable) = w.prepare(plans, usable);
-    progress.start("restore", Some(total_bytes), Some(n as u64));
+    progress.start("restore", Some(total_bytes), Some(items));
     w.fetch(by_pack)?;
     let broken = w.broken.into_inner().unwrap();
     // What could not be completed leaves nothing that looks complete.
@@ -188,6 +191,7 @@ impl Writer<'_> {
                                 place(&partial, f.path)?;
                             }
                             self.finished[*i].store(true, Ordering::Relaxed);
+                            self.progress.item(f.path);
                         }
                         Ok(())
                     })
@@ -262,7 +266,10 @@ impl Writer<'_> {
             place(&partial, f.path)
         })();
         match r {
-            Ok(()) => self.finished[t.file].store(true, Ordering::Relaxed),
+            Ok(()) => {
+                self.finished[t.file].store(true, Ordering::Relaxed);
+                self.progress.item(f.path);
+            }
             Err(e) => {
                 self.broken.lock().unwrap()[t.file] = true;
                 (self.fail)(format!("{}: {e}", f.path.display()));
