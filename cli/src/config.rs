@@ -136,10 +136,6 @@ pub fn profile_name(global: &Global) -> Result<Option<&String>> {
 /// '_', '-', at most 64): "My Laptop" becomes "my-laptop". Lower case;
 /// any other character, spaces included, becomes '-', a run of them one,
 /// and none is left at either end. Empty when nothing usable is left.
-#[allow(
-    dead_code,
-    reason = "for the page's settings form, which is to call it"
-)]
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.trim().chars().flat_map(char::to_lowercase) {

@@ -152,13 +152,6 @@ fn run_command(cmd: &str) -> Result<String> {
 const NO_SOURCE: &str = "no password given and no terminal to ask on: set SNAP_PASSWORD, \
                          --password-file or --password-command";
 
-/// The words of `Error::PasswordRequired`, which `existing` and `new`
-/// return when no source gives a password and none may be asked for.
-/// Transitional: the page still looks for these words; it is to recognise
-/// the error by type instead (`matches!(engine_error(&e),
-/// Some(Error::PasswordRequired))`), and then this goes.
-pub const NONE_GIVEN: &str = "no password given";
-
 /// The password of an existing repository; asked on the terminal only
 /// when `prompt`.
 pub fn existing(global: &Global, profile: &Profile, prompt: bool) -> Result<String> {
@@ -250,7 +243,7 @@ mod tests {
                 matches!(crate::ctx::engine_error(&e), Some(Error::PasswordRequired)),
                 "{e:#}"
             );
-            assert_eq!(e.to_string(), NONE_GIVEN);
+            assert_eq!(e.to_string(), "no password given");
         }
     }
 }

@@ -457,7 +457,10 @@ impl App {
                         "that password does not open this repository".into(),
                     ));
                 }
-                if !typed && !configured && msg.contains(password::NONE_GIVEN) {
+                if !typed
+                    && !configured
+                    && matches!(engine_error(&e), Some(Error::PasswordRequired))
+                {
                     return Err(Problem::NeedPassword(
                         "this repository is encrypted: type its password to open it (it is \
                          kept in memory only, until snap ui stops)"

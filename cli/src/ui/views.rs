@@ -6,6 +6,7 @@ use maud::{Markup, html};
 use snap_engine::commands::check::CheckResult;
 use snap_engine::commands::create::CreateResult;
 use snap_engine::commands::prune::PruneResult;
+use snap_engine::commands::restore::Change;
 use snap_engine::commands::restore::RestoreResult;
 use snap_engine::commands::restore::plan::PlanReport;
 
@@ -278,20 +279,43 @@ fn group(k: &snap_engine::snapshot::GroupKey) -> String {
     parts.join(" · ")
 }
 
+/// The preview in one line. Its unit is the plan's: entries (files,
+/// folders, links), as the CLI's dry run counts them; the deletions also
+/// say how many files they take with them, the number the warning and
+/// the question use. "2 to delete" once stood beside "this deletes 4 of
+/// the 124 files there", two folders holding four files.
 pub(crate) fn plan_summary(p: &PlanReport) -> String {
-    let t = |c: &str| p.totals.get(c).map(|t| t.entries).unwrap_or(0);
+    let t = |c: Change| p.totals.get(&c).map(|t| t.entries).unwrap_or(0);
+    let mut delete = format!("{} to delete", t(Change::Delete));
+    if p.files_deleted != t(Change::Delete) {
+        delete.push_str(&format!(" ({})", count(p.files_deleted, "file", "files")));
+    }
     format!(
-        "preview, nothing changed yet: {} to create, {} to replace, {} to update, {} to delete, {} already right",
-        t("create"),
-        t("replace"),
-        t("update"),
-        t("delete"),
-        t("keep")
+        "preview, nothing changed yet: {} to create, {} to replace, {} with only permissions or times to set, {delete}, {} already right",
+        t(Change::Create),
+        t(Change::Replace),
+        t(Change::Update),
+        t(Change::Keep)
     )
 }
 
+/// What the preview lists first: deletions, which are what cannot be
+/// taken back by writing again, then the rest in the CLI's order.
+fn preview_order(c: Change) -> usize {
+    match c {
+        Change::Delete => 0,
+        other => 1 + Change::ALL.iter().position(|x| *x == other).unwrap_or(0),
+    }
+}
+
 pub(crate) fn plan(p: &PlanReport) -> Markup {
-    let changes: Vec<_> = p.changes.iter().filter(|c| c.change != "keep").collect();
+    let mut changes: Vec<_> = p
+        .changes
+        .iter()
+        .filter(|c| c.change != Change::Keep)
+        .collect();
+    changes.sort_by_key(|c| preview_order(c.change));
+    let deletions = p.totals.get(&Change::Delete).map_or(0, |t| t.entries);
     html! {
         p { "Into " code { (p.target.display()) } ", from snapshot " code { (p.snapshot_id.short()) } "." }
         @if p.files_deleted > 0 {
@@ -301,11 +325,16 @@ pub(crate) fn plan(p: &PlanReport) -> Markup {
             p { "Nothing to change: the folder already matches the snapshot." }
         } @else {
             p.small { "create: not there yet · replace: its contents differ · update: only its permissions or times differ · delete: not in the snapshot" }
-            table.plan {
-                thead { tr { th { "Change" } th { "Path" } th { "Size" } } }
-                tbody {
-                    @for c in changes.iter().take(500) {
-                        tr.(c.change) { td { (c.change) } td { (c.path) } td { (bytes(c.bytes)) } }
+            div.plan-box {
+                @if deletions > 0 && deletions < changes.len() as u64 {
+                    label.check { input.only-deletions type="checkbox"; " Show only what is deleted" }
+                }
+                table.plan {
+                    thead { tr { th { "Change" } th { "Path" } th.num { "Size" } } }
+                    tbody {
+                        @for c in changes.iter().take(500) {
+                            tr.(c.change.name()) { td { (c.change.name()) } td { (c.path) } td.num { (bytes(c.bytes)) } }
+                        }
                     }
                 }
             }
@@ -318,11 +347,16 @@ pub(crate) fn plan(p: &PlanReport) -> Markup {
 
 pub(crate) fn restore_result(r: &RestoreResult) -> Markup {
     html! {
+        // The files add up to their total, in the CLI's words: 320
+        // written + 79 right + 2 deleted once stood beside 439, the 40
+        // whose metadata was set again left out.
         dl.summary {
             dt { "Files" } dd { (r.files) " (" (bytes(r.bytes)) ")" @if r.dirs > 0 { ", in " (count(r.dirs, "folder", "folders")) } }
             dt { "Written" } dd { (r.files_written) }
             dt { "Already right" } dd { (r.files_kept) }
-            dt { "Deleted" } dd { (r.deleted) }
+            dt { "With metadata updated" } dd { (r.files_updated) }
+            @if r.skipped > 0 { dt { "Left as they were" } dd { (r.skipped) } }
+            dt { "Deleted" } dd { (r.deleted) @if r.files_deleted != r.deleted { " (" (count(r.files_deleted, "file", "files")) ")" } }
             dt { "Read from the repository" } dd { (bytes(r.bytes_downloaded)) }
         }
         @if r.undo.is_none() {
@@ -406,5 +440,61 @@ mod tests {
         let odd = format!("restoring:{}é", "a".repeat(62));
         assert_eq!(tag(&odd), odd);
         assert_eq!(tag("pre-restore"), "undo snapshot");
+    }
+
+    /// The preview's counts tie to the warning's: two folders to delete
+    /// that hold four files say so, and deletions come first.
+    #[test]
+    fn the_preview_counts_add_up_and_deletions_come_first() {
+        use snap_engine::commands::restore::plan::{ChangeReport, Tally};
+        use snap_engine::report::EntryKind;
+        let change = |change, path: &str, kind| ChangeReport {
+            change,
+            path: path.into(),
+            kind,
+            bytes: 1,
+        };
+        let p = PlanReport {
+            dry_run: true,
+            snapshot_id: snap_engine::Id::of_bytes(b"s"),
+            target: "/t".into(),
+            changes: vec![
+                change(Change::Create, "/t/new", EntryKind::File),
+                change(Change::Delete, "/t/old", EntryKind::Dir),
+                change(Change::Delete, "/t/older", EntryKind::Dir),
+            ],
+            totals: [
+                (
+                    Change::Create,
+                    Tally {
+                        entries: 1,
+                        bytes: 1,
+                    },
+                ),
+                (
+                    Change::Delete,
+                    Tally {
+                        entries: 2,
+                        bytes: 2,
+                    },
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            existing_files: 124,
+            files_deleted: 4,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let said = plan_summary(&p);
+        assert!(said.contains("2 to delete (4 files)"), "{said}");
+        let html = plan(&p).into_string();
+        assert!(
+            html.contains("This deletes 4 of the 124 files there"),
+            "{html}"
+        );
+        let first_delete = html.find("/t/old").unwrap();
+        assert!(first_delete < html.find("/t/new").unwrap(), "{html}");
+        assert!(html.contains("Show only what is deleted"), "{html}");
     }
 }

@@ -138,30 +138,12 @@ fn refused(app: &App, r: Refusal) -> Answer {
     a
 }
 
-/// The profile name the form gives, made a plain word: it is a TOML key
-/// and a CLI flag. "Bob's laptop" becomes `bob-s-laptop` rather than an
-/// error a desktop user cannot act on.
-pub(crate) fn slug(name: &str) -> String {
-    let mut s = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() || "._".contains(c) {
-            s.push(c.to_ascii_lowercase());
-        } else if !s.ends_with('-') {
-            s.push('-');
-        }
-    }
-    let s = s.trim_matches('-');
-    s.chars()
-        .take(64)
-        .collect::<String>()
-        .trim_matches('-')
-        .to_string()
-}
-
 impl SettingsForm {
-    /// The profile's name, as a slug ([`slug`]).
+    /// The profile's name, made a plain word ([`crate::config::slug`]):
+    /// "Bob's laptop" becomes `bob-s-laptop` rather than an error a
+    /// desktop user cannot act on.
     fn name(&self) -> String {
-        slug(&self.name)
+        crate::config::slug(&self.name)
     }
 }
 
@@ -581,7 +563,7 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
 
 /// Whether `e` says that no password was given.
 fn is_password_missing(e: &anyhow::Error) -> bool {
-    words(e).contains(crate::password::NONE_GIVEN)
+    matches!(engine_error(e), Some(Error::PasswordRequired))
 }
 
 #[derive(Deserialize)]
@@ -635,19 +617,4 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
     app.forget_repository(&Which::Named(name.clone()));
     app.log(&format!("profile {name} now uses {}", f.location));
     reloading(done(format!("profile {name} now uses {}", f.location)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug;
-
-    #[test]
-    fn a_profile_name_becomes_a_plain_word() {
-        assert_eq!(slug("Bob's laptop"), "bob-s-laptop");
-        assert_eq!(slug("  work  "), "work");
-        assert_eq!(slug("été 2026!"), "t-2026");
-        assert_eq!(slug("a.b_c-d"), "a.b_c-d");
-        assert_eq!(slug("???"), "");
-        assert_eq!(slug(&"x".repeat(100)).len(), 64);
-    }
 }

@@ -31,7 +31,7 @@ use super::{Overwrite, RestoreOptions};
 
 /// What happens to one path. Reports name it in lower case (`"create"`),
 /// and maps of changes are ordered by that name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     /// Nothing is there: created.
@@ -71,8 +71,8 @@ impl Change {
     }
 }
 
-// Ordered, hashed and borrowed as its name, so that a map keyed by changes
-// serializes in the order it always had and can be read by name.
+// Ordered as its name, so that a map keyed by changes serializes in the
+// order it always had.
 impl Ord for Change {
     fn cmp(&self, other: &Change) -> std::cmp::Ordering {
         self.name().cmp(other.name())
@@ -85,29 +85,9 @@ impl PartialOrd for Change {
     }
 }
 
-impl std::hash::Hash for Change {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.name().hash(h)
-    }
-}
-
-impl std::borrow::Borrow<str> for Change {
-    fn borrow(&self) -> &str {
-        self.name()
-    }
-}
-
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// Transitional: the page still compares a change with its name; compare
-/// with a `Change` instead, then this goes.
-impl PartialEq<&str> for Change {
-    fn eq(&self, name: &&str) -> bool {
-        self.name() == *name
     }
 }
 
