@@ -2185,3 +2185,81 @@ fn a_name_with_spaces_is_saved_as_a_slug_and_refusals_name_their_field() {
     );
     assert_eq!(r["field"], "bucket", "{r}");
 }
+
+/// Browse opens at the folder holding a snapshot's backed-up folders, not
+/// at `/`; a folder downloads as a tar of what it held.
+#[test]
+fn a_folder_downloads_as_tar_and_browse_opens_at_the_backed_up_folders() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    for (f, body) in [
+        ("a/x.txt", "the x"),
+        ("a/deep/y.txt", "the y"),
+        ("b/z.txt", "z"),
+    ] {
+        let p = src.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let (a, b) = (src.join("a"), src.join("b"));
+    cli(
+        &home,
+        &repo,
+        "pw",
+        &["create", a.to_str().unwrap(), b.to_str().unwrap()],
+    );
+    let repo_s = repo.display().to_string();
+    let s = Server::start(
+        &home,
+        &[
+            ("SNAP_REPOSITORY", repo_s.as_str()),
+            ("SNAP_PASSWORD", "pw"),
+        ],
+    );
+    let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+    let id = snaps[0]["id"].as_str().unwrap().to_string();
+    let manage = s.get("/manage").text().unwrap();
+    let at =
+        url::form_urlencoded::byte_serialize(src.to_str().unwrap().as_bytes()).collect::<String>();
+    assert!(
+        manage.contains(&format!("/browse?snapshot={id}&amp;path={at}\"")),
+        "Browse opens at {}: {manage}",
+        src.display()
+    );
+    let path =
+        url::form_urlencoded::byte_serialize(a.to_str().unwrap().as_bytes()).collect::<String>();
+    let r = s.get(&format!("/api/download?snapshot={id}&path={path}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("a.tar")
+    );
+    let body = r.bytes().unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&body[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type().is_file() {
+            let name = e.path().unwrap().display().to_string();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            files.insert(name, text);
+        }
+    }
+    let names: Vec<&String> = files.keys().collect();
+    assert_eq!(files.len(), 2, "{names:?}");
+    assert!(
+        files
+            .iter()
+            .any(|(n, t)| n.ends_with("a/x.txt") && t == "the x"),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(n, t)| n.ends_with("a/deep/y.txt") && t == "the y"),
+        "{files:?}"
+    );
+}

@@ -228,43 +228,56 @@ impl std::io::Write for Sink {
 pub(crate) async fn download(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) -> Response {
     let repo = repo_or_answer!(app);
     let path = q.path.trim_end_matches('/').to_string();
-    let (parent, name) = match path.rsplit_once('/') {
-        Some((p, n)) if !n.is_empty() => (
-            if p.is_empty() {
-                "/".to_string()
-            } else {
-                p.to_string()
-            },
-            n.to_string(),
-        ),
-        _ => {
+    // A file as itself; a folder (the whole snapshot too) as a tar stream.
+    let (id, name, size) = if path.is_empty() {
+        let (r2, spec) = (repo.clone(), q.snapshot.clone());
+        match blocking(move || Ok(r2.find_snapshot(&spec, &SnapshotFilter::default())?)).await {
+            Ok((id, _)) => (id, format!("snapshot-{}.tar", id.short()), None),
+            Err(e) => return error(StatusCode::BAD_REQUEST, words(&e)),
+        }
+    } else {
+        let Some((parent, name)) = path.rsplit_once('/').filter(|(_, n)| !n.is_empty()) else {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("{:?} is not a file's path", q.path),
+                format!("{:?} is not a path of the snapshot", q.path),
             );
+        };
+        let parent = if parent.is_empty() { "/" } else { parent }.to_string();
+        let name = name.to_string();
+        // Looked up first, so a wrong path is an error page, not a broken file.
+        let (r2, spec, n2) = (repo.clone(), q.snapshot.clone(), name.clone());
+        let found = blocking(move || {
+            let (id, _, entries) = inspect::list_dir(&r2, &spec, parent.as_bytes())?;
+            let node = entries
+                .into_iter()
+                .find(|e| e.node.name == n2.as_bytes())
+                .map(|e| e.node);
+            Ok((id, node))
+        })
+        .await;
+        match found {
+            Ok((id, Some(n))) if n.kind == NodeKind::File => (id, name, Some(n.size)),
+            Ok((id, Some(n))) if n.kind == NodeKind::Dir => (id, format!("{name}.tar"), None),
+            Ok((_, Some(_))) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{path} is neither a file nor a folder"),
+                );
+            }
+            Ok((id, None)) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("{path} is not in snapshot {}", id.short()),
+                );
+            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, words(&e)),
         }
     };
-    // Looked up first, so a wrong path is an error page, not a broken file.
-    let (r2, spec, n2) = (repo.clone(), q.snapshot.clone(), name.clone());
-    let found = blocking(move || {
-        let (id, _, entries) = inspect::list_dir(&r2, &spec, parent.as_bytes())?;
-        let node = entries
-            .into_iter()
-            .find(|e| e.node.name == n2.as_bytes())
-            .map(|e| e.node);
-        Ok((id, node))
-    })
-    .await;
-    let (id, size) = match found {
-        Ok((id, Some(n))) if n.kind == NodeKind::File => (id, n.size),
-        Ok((_, Some(_))) => return error(StatusCode::BAD_REQUEST, format!("{path} is not a file")),
-        Ok((id, None)) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("{path} is not in snapshot {}", id.short()),
-            );
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, words(&e)),
+    let tar = size.is_none();
+    let whole = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.clone()
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let app2 = app.clone();
@@ -274,8 +287,8 @@ pub(crate) async fn download(State(app): State<Arc<App>>, Query(q): Query<PathQu
             &repo,
             &id.to_hex(),
             &SnapshotFilter::default(),
-            path.as_bytes(),
-            false,
+            whole.as_bytes(),
+            tar,
             &mut sink,
         );
         if let Err(e) = r {
@@ -297,13 +310,22 @@ pub(crate) async fn download(State(app): State<Arc<App>>, Query(q): Query<PathQu
             .collect::<String>(),
         percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
     );
-    (
+    let kind = if tar {
+        "application/x-tar"
+    } else {
+        "application/octet-stream"
+    };
+    let mut r = (
         [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_TYPE, kind.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
-            (header::CONTENT_LENGTH, size.to_string()),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    // A tar stream's length is known only once written.
+    if let Some(size) = size {
+        r.headers_mut().insert(header::CONTENT_LENGTH, size.into());
+    }
+    r
 }

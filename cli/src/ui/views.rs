@@ -153,14 +153,49 @@ pub(crate) fn tag(t: &str) -> String {
     }
 }
 
-/// Browse opens at the snapshot's folder when it has one.
+/// Browse opens at the snapshot's backed-up folder, or at the deepest
+/// folder holding all of them: at `/`, a snapshot of two folders of a
+/// home opened three levels above either.
 pub(crate) fn browse_link(id: &snap_engine::Id, s: &snap_engine::snapshot::Snapshot) -> String {
     let mut link = format!("/browse?snapshot={}", id.to_hex());
-    if let [one] = s.paths.as_slice() {
+    let at = common_folder(&s.paths);
+    if at != b"/" {
         link.push_str("&path=");
-        link.extend(url::form_urlencoded::byte_serialize(one));
+        link.extend(url::form_urlencoded::byte_serialize(&at));
     }
     link
+}
+
+/// The deepest folder that holds every one of `paths` (itself, for one).
+fn common_folder(paths: &[Vec<u8>]) -> Vec<u8> {
+    let Some((first, rest)) = paths.split_first() else {
+        return b"/".to_vec();
+    };
+    let parts = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|b| *b == b'/')
+            .filter(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let mut common = parts(first);
+    for p in rest {
+        let other = parts(p);
+        let same = common
+            .iter()
+            .zip(&other)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.truncate(same);
+    }
+    let mut out = Vec::new();
+    for c in &common {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
 }
 
 /// A message written for the command line, in the page's words: its
@@ -496,5 +531,20 @@ mod tests {
         let first_delete = html.find("/t/old").unwrap();
         assert!(first_delete < html.find("/t/new").unwrap(), "{html}");
         assert!(html.contains("Show only what is deleted"), "{html}");
+    }
+
+    #[test]
+    fn browse_opens_at_the_folder_holding_every_backed_up_path() {
+        let c = |ps: &[&str]| {
+            String::from_utf8(common_folder(
+                &ps.iter().map(|p| p.as_bytes().to_vec()).collect::<Vec<_>>(),
+            ))
+            .unwrap()
+        };
+        assert_eq!(c(&["/home/a/Documents"]), "/home/a/Documents");
+        assert_eq!(c(&["/home/a/Documents", "/home/a/Pictures"]), "/home/a");
+        assert_eq!(c(&["/home/a/Doc", "/home/a/Documents"]), "/home/a");
+        assert_eq!(c(&["/etc", "/home"]), "/");
+        assert_eq!(c(&[]), "/");
     }
 }

@@ -72,7 +72,10 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
                 @if i + 1 == crumbs.len() { strong { (name) } } @else { a href=(browse_link(p)) { (name) } }
             }
         }
-        @if !whole { p { a href=(browse_link(&parent_of(&dir))) { "↑ Up" } } }
+        p {
+            @if !whole { a href=(browse_link(&parent_of(&dir))) { "↑ Up" } " · " }
+            a href=(download_link(&hex, &dir)) download { @if whole { "Download the whole snapshot as .tar" } @else { "Download this folder as .tar" } }
+        }
         @if entries.is_empty() {
             p.empty { "This folder is empty in the snapshot." }
         } @else {
@@ -82,6 +85,14 @@ pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuer
         (compare_form(&id, &snap, &others))
     };
     page(&app, Room::Browse, body)
+}
+
+/// The download of `path` in snapshot `hex`: a file, or a folder as tar.
+fn download_link(hex: &str, path: &str) -> String {
+    format!(
+        "/api/download?snapshot={hex}&path={}",
+        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+    )
 }
 
 /// Browse at `path` of snapshot `hex`.
@@ -111,9 +122,13 @@ fn file_table(hex: &str, entries: &[inspect::Entry]) -> Markup {
                             }
                             td { @if e.node.kind == NodeKind::File { (bytes(e.node.size)) } }
                             td { (time_ns(e.node.mtime_ns)) }
-                            td { @if e.node.kind == NodeKind::File {
-                                a href=(format!("/api/download?snapshot={hex}&path={}", url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>())) download=(name) { "Download" }
-                            } }
+                            td {
+                                @if e.node.kind == NodeKind::File {
+                                    a href=(download_link(hex, &path)) download=(name) { "Download" }
+                                } @else if e.node.kind == NodeKind::Dir {
+                                    a href=(download_link(hex, &path)) download=(format!("{name}.tar")) { "Download as .tar" }
+                                }
+                            }
                         }
                     }
                 }
