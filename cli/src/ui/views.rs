@@ -74,6 +74,28 @@ pub(crate) fn time_text(rfc3339: &str) -> Markup {
     }
 }
 
+/// How much history an interval and keep-last-N leave: every 5 minutes
+/// keeping the last 10 is under an hour, which a user choosing "keep 10"
+/// did not expect. Unchanged runs add no snapshot, so it is the least.
+pub(crate) fn history(interval_secs: u64, keep: u32) -> String {
+    if interval_secs == 0 {
+        return String::new();
+    }
+    if keep == 0 {
+        return "Every snapshot is kept: the history grows until snapshots are deleted.".into();
+    }
+    let span = interval_secs * u64::from(keep);
+    let days = span / 86_400;
+    let spoken = if days >= 2 {
+        format!("{days} days")
+    } else {
+        duration(span as f64)
+    };
+    format!(
+        "This keeps at least {spoken} of history per device ({keep} backups, one per interval; longer when runs find nothing changed, which add no snapshot)."
+    )
+}
+
 fn duration(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
@@ -546,5 +568,13 @@ mod tests {
         assert_eq!(c(&["/home/a/Doc", "/home/a/Documents"]), "/home/a");
         assert_eq!(c(&["/etc", "/home"]), "/");
         assert_eq!(c(&[]), "/");
+    }
+
+    #[test]
+    fn the_history_a_schedule_keeps_is_said() {
+        assert!(history(300, 10).contains("50 min"), "{}", history(300, 10));
+        assert!(history(86_400, 10).contains("10 days"));
+        assert!(history(3600, 0).contains("Every snapshot is kept"));
+        assert_eq!(history(0, 10), "");
     }
 }

@@ -215,6 +215,16 @@
     });
   }
 
+  // Schedule: how much history the chosen interval and keep-last-N leave,
+  // in the server's words for every choice (data-history).
+  document.addEventListener("change", (ev) => {
+    const form = ev.target.closest("form[data-action='/api/schedule']");
+    const out = form && form.querySelector("[data-history]");
+    if (!out) return;
+    const words = JSON.parse(out.dataset.history);
+    out.textContent = words[form.elements.interval.value + ":" + form.elements.keep_last.value] || "";
+  });
+
   // Fragments filled in after the page (repository statistics).
   for (const el of document.querySelectorAll("[data-fragment]")) {
     fetch(el.dataset.fragment, { credentials: "same-origin" })

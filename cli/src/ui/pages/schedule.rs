@@ -39,6 +39,12 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
                     select id=(format!("keep-{name}")) name="keep_last" {
                         @for k in KEEP { option value=(k) selected[p.keep_last.unwrap_or(0) == *k] { @if *k == 0 { "All (unlimited)" } @else { "The last " (k) } } }
                     }
+                    @let history: std::collections::BTreeMap<String, String> = INTERVALS.iter()
+                        .flat_map(|(v, _, secs)| KEEP.iter().map(move |k| (format!("{v}:{k}"), views::history(*secs, *k))))
+                        .collect();
+                    p.small.history data-history=(serde_json::to_string(&history).unwrap_or_default()) aria-live="polite" {
+                        (history.get(&format!("{}:{}", p.schedule.as_deref().unwrap_or("off"), p.keep_last.unwrap_or(0))).cloned().unwrap_or_default())
+                    }
                     p.small {
                         @if let Some(cmd) = &p.on_failure {
                             "When an automatic backup fails, it runs " code { (cmd) } ". "
