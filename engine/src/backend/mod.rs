@@ -362,6 +362,12 @@ impl StoreBackend {
             };
             for p in listed.common_prefixes {
                 let p = p.as_ref().trim_matches('/').to_string();
+                // Names from an untrusted listing are shown in a terminal
+                // and a page: none that could steer a terminal or drown
+                // the message.
+                if !nearby::presentable(&p) {
+                    continue;
+                }
                 if p != root && !candidates.contains(&p) {
                     candidates.push(p);
                 }

@@ -133,6 +133,16 @@ pub(crate) fn places(root: &str) -> Vec<String> {
     v
 }
 
+/// Longest name of a candidate shown.
+const MAX_NAME: usize = 256;
+
+/// Whether a name from a listing may be shown: no control characters (a
+/// terminal escape sequence planted as a bucket prefix would otherwise be
+/// printed by `snap snapshots`), and not longer than [`MAX_NAME`].
+pub(crate) fn presentable(name: &str) -> bool {
+    name.len() <= MAX_NAME && !name.chars().any(char::is_control)
+}
+
 /// Repositories in the folders below `dir` and beside it.
 pub fn local(dir: &Path) -> Nearby {
     let mut found = Vec::new();
@@ -150,7 +160,10 @@ pub fn local(dir: &Path) -> Nearby {
                 break;
             }
             let path = entry.path();
-            if path == dir || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if path == dir
+                || !entry.file_type().is_ok_and(|t| t.is_dir())
+                || !presentable(&path.display().to_string())
+            {
                 continue;
             }
             asked += 1;
@@ -202,6 +215,14 @@ mod tests {
         close.sort();
         assert_eq!(close, ["s3://b/photos/new/x", "s3://b/photos/old"]);
         assert_eq!(Nearby::new("s3://b/x", vec![]).sentence(), None);
+    }
+
+    #[test]
+    fn names_that_could_steer_a_terminal_are_not_shown() {
+        assert!(presentable("family"));
+        assert!(!presentable("fam\x1b]0;owned\x07ily"));
+        assert!(!presentable("a\nb"));
+        assert!(!presentable(&"x".repeat(MAX_NAME + 1)));
     }
 
     #[test]
