@@ -329,6 +329,56 @@ fn a_typo_in_the_root_path_names_the_repository_beside_it() {
         "{said}"
     );
 
+    // A busy bucket: more folders beside it than are asked about, listed
+    // before it; a planted config that only starts as snap's objects do;
+    // a repository with a name beyond ASCII.
+    let g = Garage::get();
+    let plant = |at: &str, body: &'static [u8]| {
+        use snap_engine::backend::Backend;
+        snap_engine::backend::StoreBackend::s3(&garage::options(at, &g.endpoint))
+            .unwrap()
+            .write("config", bytes::Bytes::from_static(body))
+            .unwrap();
+    };
+    for i in 0..70 {
+        plant(&format!("{folder}/a{i:02}"), b"not a repository");
+    }
+    plant(&format!("{folder}/famlly"), b"snapFAKE-not-a-config");
+    let fotos = format!("{folder}/fotos-\u{fc}");
+    env.snap()
+        .env("SNAP_REPOSITORY", &fotos)
+        .args([
+            "init",
+            "--yes",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+        ])
+        .assert()
+        .success();
+    let out = env
+        .snap()
+        .env("SNAP_REPOSITORY", &typo)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10));
+    let said = stderr(&out);
+    assert!(said.contains(&format!("did you mean {family}?")), "{said}");
+    assert!(
+        !said.contains("famlly"),
+        "a planted config is no repository: {said}"
+    );
+    let out = env
+        .snap()
+        .env("SNAP_REPOSITORY", format!("{folder}/fotos-u"))
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert!(said.contains(&format!("did you mean {fotos}?")), "{said}");
+
     // Creating beside them asks first; without a terminal to ask on, it
     // refuses and creates nothing.
     let out = env

@@ -269,7 +269,7 @@ pub(crate) struct Header {
     pub version: u8,
 }
 
-fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
+pub(crate) fn header(kind: Kind, mode: Mode) -> [u8; HEADER_LEN] {
     [
         MAGIC[0],
         MAGIC[1],

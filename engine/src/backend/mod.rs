@@ -347,41 +347,65 @@ impl StoreBackend {
         Ok(backend)
     }
 
-    /// Root paths within the bucket that hold a repository, near `root`
-    /// ([`nearby::places`]): folders listed one level at a time, each asked
-    /// for the first bytes of its `config`.
-    async fn bucket_repositories(&self, root: &str) -> Vec<String> {
-        let mut candidates = Vec::new();
-        if !root.is_empty() {
-            candidates.push(String::new());
+    /// Root paths within the bucket that hold a repository, near this
+    /// one: the folders in it, beside it and at the top of the bucket,
+    /// listed one level at a time, the
+    /// nearest by name first, each asked for the head of its `config`.
+    ///
+    /// Paths are kept as the store lists them and shown decoded: rebuilt
+    /// from their text, a name such as `fotos-ü` was encoded again and
+    /// never found.
+    async fn bucket_repositories(&self) -> Vec<String> {
+        let shown = |p: &StorePath| {
+            percent_encoding::percent_decode_str(p.as_ref())
+                .decode_utf8_lossy()
+                .trim_matches('/')
+                .to_string()
+        };
+        let root = shown(&self.root);
+        let parts: Vec<_> = self.root.parts().collect();
+        let mut places: Vec<Option<StorePath>> = vec![Some(self.root.clone())];
+        if parts.len() > 1 {
+            places.push(Some(parts[..parts.len() - 1].iter().cloned().collect()));
         }
-        for place in nearby::places(root) {
-            let prefix = (!place.is_empty()).then(|| StorePath::from(place.as_str()));
-            let Ok(listed) = self.store.list_with_delimiter(prefix.as_ref()).await else {
+        if !parts.is_empty() {
+            places.push(None);
+        }
+        let mut candidates: Vec<(String, StorePath)> = Vec::new();
+        if !parts.is_empty() {
+            candidates.push((String::new(), StorePath::default()));
+        }
+        for place in places {
+            let Ok(listed) = self.store.list_with_delimiter(place.as_ref()).await else {
                 continue;
             };
             for p in listed.common_prefixes {
-                let p = p.as_ref().trim_matches('/').to_string();
+                let name = shown(&p);
                 // Names from an untrusted listing are shown in a terminal
                 // and a page: none that could steer a terminal or drown
                 // the message.
-                if !nearby::presentable(&p) {
+                if !nearby::presentable(&name) {
                     continue;
                 }
-                if p != root && !candidates.contains(&p) {
-                    candidates.push(p);
+                if name != root && !candidates.iter().any(|(n, _)| *n == name) {
+                    candidates.push((name, p));
                 }
             }
         }
+        // The nearest first, then cut: in a bucket of many folders, the
+        // one a typo meant fell past the cut when taken in listing order.
+        candidates.sort_by_key(|(name, _)| nearby::distance(&root, name));
         candidates.truncate(nearby::MAX_CANDIDATES);
-        let asks = candidates.into_iter().map(|c| async move {
-            let config = if c.is_empty() {
-                StorePath::from("config")
-            } else {
-                StorePath::from(c.as_str()).join("config")
-            };
-            let head = self.store.get_range(&config, 0..4).await.ok()?;
-            (head.as_ref() == crate::codec::MAGIC).then_some(c)
+        let asks = candidates.into_iter().map(|(name, path)| async move {
+            let config = path.join("config");
+            let head = self
+                .store
+                .get_range(&config, 0..crate::codec::HEADER_LEN as u64)
+                .await
+                .ok()?;
+            crate::codec::peek_mode(crate::codec::Kind::Config, &head)
+                .is_ok()
+                .then_some(name)
         });
         futures::stream::iter(asks)
             .buffer_unordered(8)
@@ -555,12 +579,14 @@ impl Backend for StoreBackend {
         let Some(bucket) = &self.bucket else {
             return nearby::Nearby::new(&self.location, Vec::new());
         };
-        let root = self.root.as_ref().to_string();
+        let root = percent_encoding::percent_decode_str(self.root.as_ref())
+            .decode_utf8_lossy()
+            .to_string();
         let at = |p: &str| match p {
             "" => format!("s3://{bucket}"),
             p => format!("s3://{bucket}/{p}"),
         };
-        let search = self.bucket_repositories(&root);
+        let search = self.bucket_repositories();
         let found = self
             .runtime
             .block_on(async { tokio::time::timeout(nearby::PATIENCE, search).await })

@@ -114,23 +114,8 @@ fn last_part(location: &str) -> &str {
 
 /// Edits between the last parts, then the whole: `family` is nearer to
 /// `famliy` than `work` is.
-fn distance(missing: &str, found: &str) -> usize {
+pub(crate) fn distance(missing: &str, found: &str) -> usize {
     strsim::damerau_levenshtein(last_part(missing), last_part(found))
-}
-
-/// The folders to list for a root path within a bucket: the root itself,
-/// its parent, and the top ("").
-pub(crate) fn places(root: &str) -> Vec<String> {
-    let root = root.trim_matches('/');
-    let mut v = vec![root.to_string()];
-    if let Some((parent, _)) = root.rsplit_once('/') {
-        v.push(parent.to_string());
-    }
-    if !root.is_empty() {
-        v.push(String::new());
-    }
-    v.dedup();
-    v
 }
 
 /// Longest name of a candidate shown.
@@ -175,13 +160,14 @@ pub fn local(dir: &Path) -> Nearby {
     Nearby::new(&dir.display().to_string(), found)
 }
 
-/// Whether `file` starts as every snap object does: a folder of another
-/// program with a file named `config` is no repository.
+/// Whether `file` starts as a repository's config does (its header: the
+/// magic, the kind, a known version and mode): a folder of another program
+/// with a file named `config` is no repository.
 fn is_config(file: &Path) -> bool {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; crate::codec::HEADER_LEN];
     std::fs::File::open(file)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok_and(|()| &head == crate::codec::MAGIC)
+        .is_ok_and(|()| crate::codec::peek_mode(crate::codec::Kind::Config, &head).is_ok())
 }
 
 #[cfg(test)]
@@ -226,22 +212,24 @@ mod tests {
     }
 
     #[test]
-    fn places_are_the_root_its_parent_and_the_top() {
-        assert_eq!(places(""), [""]);
-        assert_eq!(places("famliy"), ["famliy", ""]);
-        assert_eq!(places("a/b/c/"), ["a/b/c", "a/b", ""]);
-    }
-
-    #[test]
     fn local_repositories_beside_and_below_are_found() {
         let d = tempfile::tempdir().unwrap();
         for r in ["family", "work/inner"] {
             std::fs::create_dir_all(d.path().join(r).join("keys")).unwrap();
-            std::fs::write(d.path().join(r).join("config"), b"snap and more").unwrap();
+            let head =
+                crate::codec::header(crate::codec::Kind::Config, crate::codec::Mode::Encrypted);
+            std::fs::write(
+                d.path().join(r).join("config"),
+                [&head[..], b"and more"].concat(),
+            )
+            .unwrap();
         }
-        // Another program's folder with a file named config.
+        // Another program's folder with a file named config, and one that
+        // starts as snap's objects do but is no config.
         std::fs::create_dir_all(d.path().join("famly")).unwrap();
         std::fs::write(d.path().join("famly/config"), b"[core]").unwrap();
+        std::fs::create_dir_all(d.path().join("fmaily")).unwrap();
+        std::fs::write(d.path().join("fmaily/config"), b"snapFAKE-not-a-config").unwrap();
         let n = local(&d.path().join("famliy"));
         assert_eq!(n.found, [d.path().join("family").display().to_string()]);
         let mut below = local(&d.path().join("work")).found;

@@ -393,15 +393,26 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
             return failed(&app, StatusCode::BAD_REQUEST, "the two passwords differ");
         }
     }
-    let p = match save_profile(&app, &f) {
+    // Saved only once the repository exists: a Create that failed (a
+    // repository already there) once left the profile pointing at another
+    // computer's repository with this password kept beside it.
+    let saved = app
+        .config()
+        .ok()
+        .and_then(|c| c.profiles.get(&f.name()).cloned());
+    let p = match profile_from(&f, saved.as_ref()) {
         Ok(p) => p,
         Err(e) => return refused(&app, e),
     };
-    let which = Which::Named(p.name.clone());
-    let session = match app.session(&which) {
-        Ok(s) => s,
+    let session = match app.session(&Which::Given) {
+        Ok(s) => s.with_profile(p),
         Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
     };
+    let typed = f
+        .password_source
+        .typed()
+        .then(|| Zeroizing::new(f.password.clone()));
+    let session = session.with_password_exactly(typed);
     let r = blocking(move || {
         let ctx = session.ctx();
         let (loc, _) = ctx.location()?;
@@ -411,7 +422,18 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
     .await;
     match r {
         Ok(r) => {
-            app.forget_repository(&which);
+            if let Err(e) = save_profile(&app, &f) {
+                return refused(
+                    &app,
+                    format!(
+                        "created repository {} at {}, but its settings could not be saved: {}",
+                        r.repository_id.short(),
+                        r.location,
+                        e.message
+                    )
+                    .into(),
+                );
+            }
             let mut msg = format!(
                 "created repository {} at {}. Keep the password safe: without it nobody, you included, can read these backups",
                 r.repository_id.short(),
