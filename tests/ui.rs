@@ -1475,9 +1475,10 @@ fn bad_input_is_answered_in_words_and_the_server_goes_on() {
         r["message"].as_str().unwrap().contains("not a full path"),
         "{r}"
     );
+    // ("a b" is saved as a-b; a name of no letter is refused.)
     let (status, r) = s.post(
         "/api/settings",
-        serde_json::json!({"name": "a b", "kind": "local", "folder": "/x"}),
+        serde_json::json!({"name": "???", "kind": "local", "folder": "/x"}),
     );
     assert_eq!(status, 400);
     assert!(
@@ -2262,4 +2263,71 @@ fn a_folder_downloads_as_tar_and_browse_opens_at_the_backed_up_folders() {
             .any(|(n, t)| n.ends_with("a/deep/y.txt") && t == "the y"),
         "{files:?}"
     );
+}
+
+/// "Use X" on a profile whose place holds nothing takes only a repository
+/// the search finds near it now, that opens with the profile's password;
+/// a saved secret is not reused for another endpoint.
+#[test]
+fn a_profile_moves_only_to_a_repository_found_near_it_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let family = dir.path().join("family");
+    init(&home, &family, "pw");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let s = Server::start(&home, &[]);
+    let typo = dir.path().join("famliy");
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "p", "kind": "local", "folder": typo.display().to_string(),
+            "password_source": "file", "password_file": pw.display().to_string()}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let manage = s.get("/manage").text().unwrap();
+    assert!(
+        manage.contains(&format!("Use {}", family.display())),
+        "{manage}"
+    );
+    let config = || std::fs::read_to_string(home.join("config.toml")).unwrap();
+    for elsewhere in ["/tmp", "relative", "/nonexistent/x"] {
+        let (status, r) = s.post(
+            "/api/relocate",
+            serde_json::json!({"profile": "p", "location": elsewhere}),
+        );
+        assert_eq!(status, 400, "{elsewhere}: {r}");
+        assert!(config().contains("famliy"), "{elsewhere}: {}", config());
+    }
+    let (status, r) = s.post(
+        "/api/relocate",
+        serde_json::json!({"profile": "p", "location": family.display().to_string()}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert!(!config().contains("famliy"), "{}", config());
+    // Its place holds a repository now: it is not moved again.
+    let other = dir.path().join("familz");
+    init(&home, &other, "pw");
+    let (status, r) = s.post(
+        "/api/relocate",
+        serde_json::json!({"profile": "p", "location": other.display().to_string()}),
+    );
+    assert_eq!(status, 400, "{r}");
+
+    // A bucket profile with a saved secret, then another endpoint.
+    let (status, r) = s.post(
+        "/api/settings",
+        serde_json::json!({"name": "b", "kind": "s3", "endpoint": "http://127.0.0.1:9",
+            "region": "r", "bucket": "bk", "access_key_id": "AK", "secret_access_key": "SK-saved",
+            "password_source": "keep"}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = s.post(
+        "/api/connection",
+        serde_json::json!({"name": "b", "kind": "s3", "endpoint": "http://127.0.0.1:10",
+            "region": "r", "bucket": "bk", "access_key_id": "AK", "secret_access_key": "",
+            "password_source": "keep"}),
+    );
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["field"], "secret_access_key", "{r}");
 }

@@ -171,6 +171,11 @@ impl Session {
         self
     }
 
+    /// The password typed into the page for this session's repository.
+    pub(crate) fn typed_password(&self) -> Option<Zeroizing<String>> {
+        self.typed.clone()
+    }
+
     pub(crate) fn with_password_exactly(mut self, pw: Option<Zeroizing<String>>) -> Session {
         self.typed = pw;
         self

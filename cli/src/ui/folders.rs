@@ -17,9 +17,15 @@ use serde::{Deserialize, Serialize};
 
 use super::app::blocking;
 
-/// Folders shown at most in one folder: a picker is for people, and a
-/// folder of a million entries should not stall the page.
+/// Folders shown at most in one folder, the first by name: a picker is
+/// for people.
 pub(crate) const MAX_FOLDERS: usize = 2000;
+
+/// Entries of one folder read at most, and how long the reading may take:
+/// a folder of millions of entries, or a network mount that stopped
+/// answering, should not hold the page.
+const MAX_READ: usize = 200_000;
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -39,8 +45,11 @@ pub(crate) struct Folders {
     pub(crate) path: String,
     pub(crate) parent: Option<String>,
     pub(crate) folders: Vec<Place>,
-    /// More than [`MAX_FOLDERS`] were there.
+    /// More than [`MAX_FOLDERS`] were there, or more entries than are read.
     pub(crate) truncated: bool,
+    /// Folders whose names are not text this page can send back (not
+    /// UTF-8): left out, and counted.
+    pub(crate) unnamed: usize,
     pub(crate) places: Vec<Place>,
 }
 
@@ -105,49 +114,75 @@ fn places() -> Vec<Place> {
 pub(crate) fn list(dir: &Path) -> std::io::Result<Folders> {
     let mut folders = Vec::new();
     let mut truncated = false;
-    for entry in std::fs::read_dir(dir)? {
-        let Ok(entry) = entry else { continue };
-        // A link to a folder is followed, as a file manager shows it.
-        if !entry.path().is_dir() {
-            continue;
-        }
-        if folders.len() == MAX_FOLDERS {
+    let mut unnamed = 0;
+    for (n, entry) in std::fs::read_dir(dir)?.enumerate() {
+        if n == MAX_READ {
             truncated = true;
             break;
         }
+        let Ok(entry) = entry else { continue };
+        // A link to a folder is followed, as a file manager shows it; the
+        // file type alone answers for the rest without a stat.
+        let dir = match entry.file_type() {
+            Ok(t) if t.is_dir() => true,
+            Ok(t) if t.is_symlink() => entry.path().is_dir(),
+            _ => false,
+        };
+        if !dir {
+            continue;
+        }
+        let (name, path) = (entry.file_name(), entry.path());
+        let (Some(name), Some(path)) = (name.to_str(), path.to_str()) else {
+            unnamed += 1;
+            continue;
+        };
         folders.push(Place {
-            name: entry.file_name().to_string_lossy().into_owned(),
-            path: entry.path().display().to_string(),
+            name: name.to_string(),
+            path: path.to_string(),
         });
     }
     folders.sort_by(|a, b| {
         (a.name.starts_with('.'), a.name.to_lowercase())
             .cmp(&(b.name.starts_with('.'), b.name.to_lowercase()))
     });
+    if folders.len() > MAX_FOLDERS {
+        folders.truncate(MAX_FOLDERS);
+        truncated = true;
+    }
     Ok(Folders {
         path: dir.display().to_string(),
         parent: dir.parent().map(|p| p.display().to_string()),
         folders,
         truncated,
+        unnamed,
         places: places(),
     })
 }
 
 pub(crate) async fn folders(Query(q): Query<FoldersQuery>) -> Response {
     let given = q.path.trim().to_string();
-    let r = blocking(move || {
-        let path = if given.is_empty() {
-            expand_home("~")
-        } else {
-            expand_home(&given)
-        };
-        let dir = PathBuf::from(&path);
-        if !dir.is_absolute() {
-            anyhow::bail!("{path:?} is not a full path");
-        }
-        list(&dir).map_err(|e| anyhow::anyhow!("cannot open the folder {path}: {e}"))
-    })
-    .await;
+    let r = tokio::time::timeout(
+        PATIENCE,
+        blocking(move || {
+            let path = if given.is_empty() {
+                expand_home("~")
+            } else {
+                expand_home(&given)
+            };
+            let dir = PathBuf::from(&path);
+            if !dir.is_absolute() {
+                anyhow::bail!("{path:?} is not a full path");
+            }
+            list(&dir).map_err(|e| anyhow::anyhow!("cannot open the folder {path}: {e}"))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "the folder does not answer within {} s (a network drive away?)",
+            PATIENCE.as_secs()
+        ))
+    });
     match r {
         Ok(f) => Json(f).into_response(),
         Err(e) => (
@@ -173,6 +208,7 @@ mod tests {
         let names: Vec<&str> = l.folders.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["A", "b", "c", ".hidden"]);
         assert!(!l.truncated);
+        assert_eq!(l.unnamed, 0);
         assert_eq!(
             l.parent.as_deref(),
             d.path().parent().and_then(|p| p.to_str())
@@ -186,5 +222,31 @@ mod tests {
         assert_eq!(expand_home("~/Documents"), format!("{home}/Documents"));
         assert_eq!(expand_home("/srv/~x"), "/srv/~x");
         assert_eq!(expand_home("~other/x"), "~other/x");
+    }
+
+    /// Past the limit, the first folders by name are shown, not whichever
+    /// the file system gave first; a name that is not text is counted.
+    #[test]
+    fn the_first_folders_by_name_and_names_that_are_not_text_counted() {
+        let d = tempfile::tempdir().unwrap();
+        for i in (0..MAX_FOLDERS + 5).rev() {
+            std::fs::create_dir(d.path().join(format!("f{i:05}"))).unwrap();
+        }
+        #[cfg(unix)]
+        std::fs::create_dir(
+            d.path()
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"bad\xff")),
+        )
+        .unwrap();
+        let l = list(d.path()).unwrap();
+        assert!(l.truncated);
+        assert_eq!(l.folders.len(), MAX_FOLDERS);
+        assert_eq!(l.folders[0].name, "f00000");
+        assert_eq!(
+            l.folders[MAX_FOLDERS - 1].name,
+            format!("f{:05}", MAX_FOLDERS - 1)
+        );
+        #[cfg(unix)]
+        assert_eq!(l.unnamed, 1);
     }
 }

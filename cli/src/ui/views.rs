@@ -74,6 +74,15 @@ pub(crate) fn time_text(rfc3339: &str) -> Markup {
     }
 }
 
+/// `s` with its first letter in upper case, to follow a full stop.
+pub(crate) fn sentence_case(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// How much history an interval and keep-last-N leave: every 5 minutes
 /// keeping the last 10 is under an hour, which a user choosing "keep 10"
 /// did not expect. Unchanged runs add no snapshot, so it is the least.

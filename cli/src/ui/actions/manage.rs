@@ -42,7 +42,7 @@ pub(crate) async fn forget(State(app): State<Arc<App>>, Json(f): Json<ForgetForm
         Ok(ids) => {
             let names: Vec<String> = ids.iter().map(|i| i.short()).collect();
             app.log(&format!(
-                "deleted snapshot(s) {} of profile {}",
+                "deleted snapshots {} of profile {}",
                 names.join(", "),
                 name
             ));
@@ -113,9 +113,9 @@ pub(crate) async fn keep(State(app): State<Arc<App>>, Json(f): Json<KeepForm>) -
         return match r {
             Ok(r) => {
                 let mut a = done(format!(
-                    "keeping the last {n} of {} would remove {} snapshot(s) and free {}",
+                    "keeping the last {n} of {} would remove {} and free {}",
                     f.host.trim(),
-                    r.snapshots_forgotten.len(),
+                    views::count(r.snapshots_forgotten.len() as u64, "snapshot", "snapshots"),
                     views::bytes(r.bytes_before.saturating_sub(r.bytes_after))
                 ));
                 a.1.html = views::prune_preview(&r).into_string();
@@ -127,7 +127,11 @@ pub(crate) async fn keep(State(app): State<Arc<App>>, Json(f): Json<KeepForm>) -
     let job = match app.jobs.start(
         TaskKind::Prune,
         &name,
-        format!("keeping the last {n} snapshots of {}", f.host.trim()),
+        format!(
+            "keeping the last {} of {}",
+            views::count(u64::from(n), "snapshot", "snapshots"),
+            f.host.trim()
+        ),
     ) {
         Ok(j) => j,
         Err(b) => return busy(&app, b),
@@ -164,18 +168,16 @@ fn spawn_prune(
         let j = job.clone();
         let r = blocking(move || Ok(prune::prune(&repo, &opts, &*j)?)).await;
         let ended = r.map_err(|e| words(&e)).map(|r| {
+            let removed = views::count(r.snapshots_forgotten.len() as u64, "snapshot", "snapshots");
+            let kept = r.snapshots_kept.len();
             let mut msg = format!(
-                "{} snapshot(s) removed, {} kept; {} deleted from storage",
-                r.snapshots_forgotten.len(),
-                r.snapshots_kept.len(),
+                "{removed} removed, {kept} kept; {} deleted from storage",
                 views::bytes(r.bytes_deleted),
             );
             if let Some(p) = &r.data_left_to {
                 msg = format!(
-                    "{} snapshot(s) removed, {} kept; their data is deleted by {}, the device \
+                    "{removed} removed, {kept} kept; their data is deleted by {}, the device \
                      this repository names for it",
-                    r.snapshots_forgotten.len(),
-                    r.snapshots_kept.len(),
                     p.host
                 );
             } else if r.packs_deferred > 0 {

@@ -18,6 +18,8 @@ pub(crate) struct RestoreForm {
 
 fn restore_options(f: &RestoreForm) -> Result<restore::RestoreOptions, String> {
     let target = some(&f.target).ok_or("choose the folder to restore into")?;
+    // `~/restored` is this user's, as on Backup.
+    let target = crate::ui::folders::expand_home(&target);
     if !PathBuf::from(&target).is_absolute() {
         return Err(format!(
             "{target:?} is not a full path: write it from the root"

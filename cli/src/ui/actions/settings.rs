@@ -153,7 +153,17 @@ impl SettingsForm {
 fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, Refusal> {
     let name = &f.name();
     if name.is_empty() {
-        return Err(Refusal::at("name", "give the profile a name"));
+        return Err(Refusal::at(
+            "name",
+            if f.name.trim().is_empty() {
+                "give the profile a name".to_string()
+            } else {
+                format!(
+                    "the profile name {:?} has no letter or digit to name it by",
+                    f.name
+                )
+            },
+        ));
     }
     // Checked first: Check connection would have run it.
     if some(&f.password_command).is_some() || f.password_source == PasswordSource::Command {
@@ -196,6 +206,11 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, Re
             };
             snap_engine::backend::S3Options::parse_location(&location)
                 .map_err(|e| Refusal::at("root", format!("bucket or root path: {e}")))?;
+            // A saved secret goes only where it was saved for: a form
+            // naming another endpoint or access key once had requests
+            // signed with it sent there.
+            let moved =
+                p.endpoint != some(&f.endpoint) || p.access_key_id != some(&f.access_key_id);
             p.repository = Some(location);
             p.endpoint = some(&f.endpoint);
             p.region = some(&f.region);
@@ -203,6 +218,11 @@ fn profile_from(f: &SettingsForm, saved: Option<&Profile>) -> Result<Profile, Re
             if let Some(secret) = some(&f.secret_access_key) {
                 p.secret_access_key = Some(secret);
                 p.secret_access_key_command = None;
+            } else if moved && p.secret_access_key.is_some() {
+                return Err(Refusal::at(
+                    "secret_access_key",
+                    "type the Secret Access Key again: the saved one belongs to the endpoint and access key this form no longer names",
+                ));
             }
         }
     }
@@ -347,7 +367,8 @@ pub(crate) async fn check_connection(
                 let mut m = "the storage answers, and there is no repository there yet".to_string();
                 match near.as_ref().and_then(|n| n.sentence()) {
                     Some(s) => m.push_str(&format!(
-                        ". {s} To make a new one here instead, Initialize makes one"
+                        ". {} To make a new one here instead, Initialize makes one",
+                        views::sentence_case(&s)
                     )),
                     None => m.push_str(": Initialize makes one"),
                 }
@@ -499,14 +520,17 @@ async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer>
     let mut a = failed(
         app,
         StatusCode::CONFLICT,
-        format!("not created yet: {sentence}"),
+        format!(
+            "not created: {} To use one of those, connect to it instead",
+            views::sentence_case(&sentence)
+        ),
     );
     a.1.confirm = Some(format!(
-        "{sentence} Create a new, empty repository at {} anyway?",
+        "{} Create another repository at {} anyway?",
+        views::sentence_case(&sentence),
         near.missing
     ));
     a.1.confirm_count = Some(near.found.len() as u64);
-    a.1.html = crate::ui::pages::fill_buttons(&near).into_string();
     Some(a)
 }
 
@@ -555,7 +579,7 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
                     let near = crate::ctx::nearby_of(&e);
                     let mut msg = format!("there is no repository at {location}");
                     if let Some(s) = near.and_then(|n| n.sentence()) {
-                        msg.push_str(&format!(". {s}"));
+                        msg.push_str(&format!(". {}", views::sentence_case(&s)));
                     }
                     let mut a = failed(&app, StatusCode::NOT_FOUND, msg);
                     if let Some(n) = near {
@@ -595,10 +619,54 @@ pub(crate) struct RelocateForm {
 }
 
 /// "Use s3://bucket/family": a profile whose location holds no repository
-/// is pointed at one found near it, in the same bucket or as a folder of
-/// this computer.
+/// is pointed at one found near it, once that one opens with the profile's
+/// password. Only a place the search finds now is taken, and only for a
+/// profile whose own place holds nothing: a planted look-alike once took a
+/// profile at one click, and the page then said only "corrupt config".
 pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<RelocateForm>) -> Answer {
     let name = f.profile.trim().to_string();
+    let which = Which::Named(name.clone());
+    let session = match app.session(&which) {
+        Ok(s) => s,
+        Err(e) => return failed(&app, StatusCode::NOT_FOUND, words(&e)),
+    };
+    let typed = session.typed_password();
+    let keep_typed = typed.clone();
+    let wanted = f.location.clone();
+    let checked = blocking(move || {
+        let ctx = session.ctx();
+        let (old, _) = ctx.location()?;
+        match ctx.open() {
+            Ok(_) => anyhow::bail!(
+                "profile {} already has its repository at {old}: change it in Settings",
+                session.profile.name
+            ),
+            Err(e) if !matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+        if !ctx.nearby(&old).found.contains(&wanted) {
+            anyhow::bail!("{wanted} is not a repository found near {old}: choose it in Settings");
+        }
+        let mut p = session.profile.clone();
+        p.repository = Some(wanted.clone());
+        let moved = session.with_profile(p).with_password_exactly(typed);
+        moved.ctx().open()?;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = checked {
+        let msg = if matches!(engine_error(&e), Some(Error::PasswordRequired)) {
+            format!(
+                "{} is encrypted, and this profile's password is not known yet: type it on Manage, or choose it in Settings",
+                f.location
+            )
+        } else {
+            format!("not changed: {}", words(&e))
+        };
+        return failed(&app, StatusCode::BAD_REQUEST, msg);
+    }
     let _one = lock(&app.config_write);
     let mut file = match app.config() {
         Ok(c) => c,
@@ -608,35 +676,19 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
         return failed(
             &app,
             StatusCode::NOT_FOUND,
-            format!("there is no profile {name:?}: choose the place in Settings"),
+            format!("there is no profile {name:?}"),
         );
     };
-    let old = p.repository.clone().unwrap_or_default();
-    let same_bucket = |l: &str| {
-        snap_engine::backend::S3Options::parse_location(l)
-            .ok()
-            .map(|(b, _)| b)
-    };
-    let fits = if old.starts_with("s3://") {
-        same_bucket(&old).is_some() && same_bucket(&old) == same_bucket(&f.location)
-    } else {
-        std::path::Path::new(&f.location).is_absolute() && !f.location.starts_with("s3://")
-    };
-    if !fits {
-        return failed(
-            &app,
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} is not in the same bucket: change it in Settings",
-                f.location
-            ),
-        );
-    }
     p.repository = Some(f.location.clone());
     if let Err(e) = app.save_config(&file) {
         return failed(&app, StatusCode::BAD_REQUEST, words(&e));
     }
-    app.forget_repository(&Which::Named(name.clone()));
+    drop(_one);
+    app.forget_repository(&which);
+    // The password typed for the old place opened the new one.
+    if let Some(pw) = keep_typed {
+        app.remember_password(&which, pw);
+    }
     app.log(&format!("profile {name} now uses {}", f.location));
     reloading(done(format!("profile {name} now uses {}", f.location)))
 }

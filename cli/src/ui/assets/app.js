@@ -87,6 +87,14 @@
     }
     if (question && !window.confirm(question)) return;
     const action = (button && button.getAttribute("formaction")) || form.dataset.action;
+    // Results of earlier actions elsewhere on the page go: "deleted
+    // snapshot …" once stayed under a list that had changed since.
+    for (const r of document.querySelectorAll("form .result")) {
+      if (r !== out && !r.dataset.started && !r.closest("#job")) {
+        r.textContent = "";
+        r.className = "result";
+      }
+    }
     // Errors of an earlier try, beside their fields, go.
     for (const e of form.querySelectorAll(".field-error")) e.remove();
     for (const e of form.querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
@@ -166,8 +174,11 @@
     } catch (e) { return; }
     const v = await r.json().catch(() => ({ error: "snap ui did not answer" }));
     const note = picker.querySelector(".note");
-    note.hidden = !v.error && !v.truncated;
-    note.textContent = v.error || (v.truncated ? "Only the first folders are shown: type the path for the others." : "");
+    const notes = [];
+    if (v.truncated) notes.push("Only the first folders by name are shown: type the path for the others.");
+    if (v.unnamed) notes.push(v.unnamed + " folder(s) with names this page cannot show are left out: type their path.");
+    note.hidden = !v.error && !notes.length;
+    note.textContent = v.error || notes.join(" ");
     if (v.error) return;
     picker.dataset.path = v.path;
     picker.querySelector(".where").textContent = v.path;

@@ -13,7 +13,7 @@ fn parent_of(path: &str) -> String {
 pub(crate) async fn browse(State(app): State<Arc<App>>, Query(q): Query<PathQuery>) -> Response {
     let repo: Arc<Repository> = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, Room::Browse, problem_box(&app, &p)),
+        Err(p) => return problem_page(&app, Room::Browse, &p),
     };
     let dir = if q.path.is_empty() {
         "/".to_string()
@@ -155,6 +155,7 @@ fn restore_form(hex: &str, dir: &str, target: &str, other_device: bool) -> Marku
                 }
                 p.small {
                     @if whole { "Each folder of the snapshot is recreated below this one with its full path." }
+                    @else if other_device { "What this folder held goes into the folder you name (" code { "~" } " is your home)." }
                     @else { "What this folder held goes into the folder you name. Its own place (the default) puts it back as it was in the snapshot." }
                     " What is changed is first saved in an undo snapshot."
                 }
@@ -202,7 +203,7 @@ fn compare_form(
 pub(crate) async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQuery>) -> Response {
     let repo = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, Room::Compare, problem_box(&app, &p)),
+        Err(p) => return problem_page(&app, Room::Compare, &p),
     };
     let (a, b) = (q.a.clone(), q.b.clone());
     // Older to newer, whichever was browsed: from the newest, a file added

@@ -13,7 +13,7 @@ pub(crate) struct ManageQuery {
 pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQuery>) -> Response {
     let repo = match app.open(&app.current()).await {
         Ok(r) => r,
-        Err(p) => return page(&app, Room::Manage, problem_box(&app, &p)),
+        Err(p) => return problem_page(&app, Room::Manage, &p),
     };
     let r = blocking(move || {
         let (all, hidden) = commands::snapshots_and_hidden(&repo, &SnapshotFilter::default())?;
@@ -160,8 +160,8 @@ fn snapshot_table<'a>(
                             td { (s.host) }
                             td { @for p in s.paths_lossy() { div { (p) } } }
                             td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
-                            td.num { (bytes(s.summary.bytes_total)) }
-                            td.num title="New data this backup stored (after deduplication and compression)" { (bytes(s.summary.bytes_added)) }
+                            td.num data-label="Size" { (bytes(s.summary.bytes_total)) }
+                            td.num data-label="Added" title="New data this backup stored (after deduplication and compression)" { (bytes(s.summary.bytes_added)) }
                             td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }
                         }
                     }
@@ -186,7 +186,7 @@ fn keep_form(hosts: &[String], keep_host: &str) -> Markup {
                     @for n in KEEP.iter().filter(|&&n| n > 0) { option value=(n) selected[*n == 10] { (n) } }
                 }
                 button type="submit" name="apply" value="false" { "Preview" }
-                button.danger type="submit" name="apply" value="true" data-confirm="Remove the other snapshots of this device and delete the data only they use?" { "Apply" }
+                button.danger type="submit" name="apply" value="true" data-confirm="Remove the other snapshots of the chosen device and delete the data only they use?" { "Apply" }
                 div.result role="status" {}
             }
         }

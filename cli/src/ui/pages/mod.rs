@@ -44,6 +44,8 @@ const PER_PAGE: usize = 20;
 /// of task whose result it keeps showing once ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Room {
+    /// A computer's first visit: no profile, no repository.
+    Welcome,
     Manage,
     Backup,
     Browse,
@@ -65,6 +67,7 @@ const NAV: [Room; 5] = [
 impl Room {
     fn title(self) -> &'static str {
         match self {
+            Room::Welcome => "Welcome to snap",
             Room::Manage => "Manage",
             Room::Backup => "Backup",
             Room::Browse => "Browse",
@@ -77,7 +80,7 @@ impl Room {
 
     fn href(self) -> &'static str {
         match self {
-            Room::Manage => "/manage",
+            Room::Welcome | Room::Manage => "/manage",
             Room::Backup => "/backup",
             Room::Schedule => "/schedule",
             Room::Check => "/check",
@@ -96,7 +99,7 @@ impl Room {
             Room::Backup | Room::Schedule => Some(TaskKind::Backup),
             Room::Browse => Some(TaskKind::Restore),
             Room::Check => Some(TaskKind::Check),
-            Room::Compare | Room::Settings => None,
+            Room::Welcome | Room::Compare | Room::Settings => None,
         }
     }
 }
@@ -260,8 +263,7 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
                 .as_ref()
                 .and_then(|s| s.ctx().location().ok())
                 .unwrap_or_default();
-            let no_profiles = app.config().is_ok_and(|f| f.profiles.is_empty());
-            if default && no_profiles {
+            if default && first_visit(app) {
                 return welcome::first_visit(&location);
             }
             let local = !location.starts_with("s3://");
@@ -296,6 +298,27 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
             p { "Check the connection in " a href="/settings" { "Settings" } "." }
         },
     }
+}
+
+/// No profile saved yet: the computer's first visit.
+fn first_visit(app: &App) -> bool {
+    app.config().is_ok_and(|f| f.profiles.is_empty())
+}
+
+/// A page that shows `p` instead of its repository; on a first visit (no
+/// profile, and the default place empty) it is the welcome, not "Manage".
+fn problem_page(app: &App, room: Room, p: &Problem) -> Response {
+    let default_place = || {
+        app.session(&app.current())
+            .ok()
+            .and_then(|s| s.ctx().location().ok())
+            .is_some_and(|(_, default)| default)
+    };
+    let room = match p {
+        Problem::NoRepository { .. } if first_visit(app) && default_place() => Room::Welcome,
+        _ => room,
+    };
+    page(app, room, problem_box(app, p))
 }
 
 fn page(app: &App, room: Room, body: Markup) -> Response {

@@ -18,7 +18,11 @@ pub(super) fn first_visit(default_location: &str) -> Markup {
     let none = Profile::default();
     html! {
         div.welcome {
-            p.lead { "Welcome. Is there a repository already (made by another computer, in a bucket or a folder), or is this the first one?" }
+            p.lead { "Is there a repository already (made by another computer, in a bucket or a folder), or is this the first one?" }
+            nav.jump aria-label="Choices" {
+                a.button href="#connect" { "Connect to an existing repository" }
+                a.button href="#create" { "Create a new repository" }
+            }
             div.choices {
                 section.choice #connect {
                     h2 { "Connect to an existing repository" }
