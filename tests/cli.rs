@@ -102,6 +102,31 @@ fn unencrypted_repository_round_trips_and_never_asks_for_a_password() {
     assert_same_tree(&src, &t.join(src.strip_prefix("/").unwrap()));
 }
 
+/// A folder added to a backup set: the folder backed up before is not
+/// read again; its earlier snapshot is the new one's parent.
+#[test]
+fn adding_a_folder_reads_only_the_new_folder() {
+    let env = Env::new();
+    env.init();
+    let a = env.path("a");
+    let b = env.path("b");
+    for (dir, seed) in [(&a, 1), (&b, 2)] {
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("one"), random_bytes(seed, 300_000)).unwrap();
+        std::fs::write(dir.join("sub/two"), random_bytes(seed + 10, 1000)).unwrap();
+    }
+    let first = env.create(&[&a], &[]);
+    let both = env.create(&[&a, &b], &[]);
+    assert_eq!(both["parent"], first["snapshot_id"], "{both}");
+    assert_eq!(both["bytes_read"], 301_000, "only b is read: {both}");
+    assert_eq!(both["files_unmodified"], 2, "{both}");
+    assert_eq!(both["files_new"], 2, "{both}");
+    // Back to a alone: the parent is still the latest of a alone.
+    let again = env.create(&[&a], &[]);
+    assert_eq!(again["bytes_read"], 0, "{again}");
+    assert_eq!(again["parent"], first["snapshot_id"], "{again}");
+}
+
 #[test]
 fn unchanged_rerun_reads_nothing_and_adds_almost_nothing() {
     let env = Env::new();
