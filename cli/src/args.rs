@@ -527,6 +527,14 @@ pub struct CreateArgs {
     /// Read all files, even those the parent snapshot shows unchanged
     #[arg(long)]
     pub force: bool,
+    /// Write no snapshot when nothing changed since the latest of the same
+    /// paths (overrides the profile's skip_if_unchanged)
+    #[arg(long, overrides_with = "no_skip_if_unchanged")]
+    pub skip_if_unchanged: bool,
+    /// Write a snapshot even when nothing changed (overrides the profile's
+    /// skip_if_unchanged)
+    #[arg(long, overrides_with = "skip_if_unchanged")]
+    pub no_skip_if_unchanged: bool,
 }
 
 #[derive(Args, Debug)]

@@ -47,12 +47,22 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
         excludes: a.excludes.clone(),
         parent: a.parent.clone(),
         force: a.force,
+        skip_if_unchanged: match (a.skip_if_unchanged, a.no_skip_if_unchanged) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => ctx.profile.skip_if_unchanged.unwrap_or(false),
+        },
         ..Default::default()
     };
     say_interrupted_on_ctrl_c();
     let r = create::create(&repo, &opts, ui)?;
     let s = &r.snapshot.summary;
-    if ui.json {
+    if r.skipped_unchanged && !ui.json {
+        ui.say(&format!(
+            "nothing changed since snapshot {}: no snapshot written",
+            r.snapshot_id.short()
+        ));
+    } else if ui.json {
         output::report(&r.report())?;
     } else {
         ui.say(&format!(
@@ -90,9 +100,13 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
                 r.changed_while_read
             ));
         }
+        let what = if r.skipped_unchanged {
+            format!("nothing changed since snapshot {}", r.snapshot_id.short())
+        } else {
+            format!("snapshot {} was written", r.snapshot_id.short())
+        };
         ui.say(&format!(
-            "snapshot {} was written, but {} (listed above)",
-            r.snapshot_id.short(),
+            "{what}, but {} (listed above)",
             parts.join(", and ")
         ));
         return Ok(3);

@@ -41,6 +41,10 @@ pub struct CreateOptions {
     pub parent: Option<String>,
     /// Read every file even if the parent says it is unchanged.
     pub force: bool,
+    /// Write no snapshot when the backup would record what the parent
+    /// does: the same paths, host and tags, the same tree, and nothing
+    /// uploaded ([`CreateResult::skipped_unchanged`]).
+    pub skip_if_unchanged: bool,
     pub packer: PackerOptions,
 }
 
@@ -60,6 +64,11 @@ pub struct CreateResult {
     /// does not mean what its writer thought (`~` not expanded, a relative
     /// path).
     pub unused_excludes: Vec<String>,
+    /// Nothing changed since the parent and `skip_if_unchanged` was asked
+    /// for: no snapshot was written, and `snapshot_id` is the parent's,
+    /// which holds what this backup found (`snapshot` is what would have
+    /// been written).
+    pub skipped_unchanged: bool,
 }
 
 /// A backup as `--json` prints it.
@@ -73,6 +82,7 @@ pub struct CreateReport {
     pub warnings: Vec<String>,
     pub changed_while_read: u64,
     pub unused_excludes: Vec<String>,
+    pub skipped_unchanged: bool,
 }
 
 impl CreateResult {
@@ -85,6 +95,7 @@ impl CreateResult {
             warnings: self.warnings.clone(),
             changed_while_read: self.changed_while_read,
             unused_excludes: self.unused_excludes.clone(),
+            skipped_unchanged: self.skipped_unchanged,
         }
     }
 }
@@ -234,7 +245,7 @@ pub fn create(
         paths: sources.path_bytes,
         tags,
         tree: root_id,
-        parent: parent.map(|(id, _)| id),
+        parent: parent.as_ref().map(|(id, _)| *id),
         program_version: format!("snap {}", env!("CARGO_PKG_VERSION")),
         summary: Summary {
             bytes_added: stored.bytes_added,
@@ -243,6 +254,25 @@ pub fn create(
             ..archived.counts.clone()
         },
     };
+    let unused_excludes = archived
+        .unused_excludes
+        .iter()
+        .map(|&i| opts.excludes[i].clone())
+        .collect();
+    if opts.skip_if_unchanged
+        && let Some((parent_id, p)) = &parent
+        && unchanged(p, &snapshot)
+    {
+        drop(lock);
+        return Ok(CreateResult {
+            snapshot_id: *parent_id,
+            snapshot,
+            unused_excludes,
+            warnings: archived.warnings,
+            changed_while_read: archived.changed_while_read,
+            skipped_unchanged: true,
+        });
+    }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     // The backup may have stalled between the check and the snapshot (a
     // slow listing, a SIGSTOP), and a prune may have trashed what it
@@ -266,14 +296,22 @@ pub fn create(
     Ok(CreateResult {
         snapshot_id,
         snapshot,
-        unused_excludes: archived
-            .unused_excludes
-            .iter()
-            .map(|&i| opts.excludes[i].clone())
-            .collect(),
+        unused_excludes,
         warnings: archived.warnings,
         changed_while_read: archived.changed_while_read,
+        skipped_unchanged: false,
     })
+}
+
+/// Whether `new` records what `parent` does: the same tree of the same
+/// paths, host and tags, with nothing uploaded. A
+/// file read anew with a new ctime makes another tree, and so a change.
+fn unchanged(parent: &Snapshot, new: &Snapshot) -> bool {
+    parent.tree == new.tree
+        && parent.paths == new.paths
+        && parent.host == new.host
+        && parent.tags == new.tags
+        && new.summary.bytes_added == 0
 }
 
 /// What a backup compares its sources with, so that files unchanged since
