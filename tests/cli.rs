@@ -102,6 +102,89 @@ fn unencrypted_repository_round_trips_and_never_asks_for_a_password() {
     assert_same_tree(&src, &t.join(src.strip_prefix("/").unwrap()));
 }
 
+/// A folder added to a backup set: the folder backed up before is not
+/// read again; its earlier snapshot is the new one's parent.
+#[test]
+fn adding_a_folder_reads_only_the_new_folder() {
+    let env = Env::new();
+    env.init();
+    let a = env.path("a");
+    let b = env.path("b");
+    for (dir, seed) in [(&a, 1), (&b, 2)] {
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("one"), random_bytes(seed, 300_000)).unwrap();
+        std::fs::write(dir.join("sub/two"), random_bytes(seed + 10, 1000)).unwrap();
+    }
+    let first = env.create(&[&a], &[]);
+    let both = env.create(&[&a, &b], &[]);
+    assert_eq!(both["parent"], first["snapshot_id"], "{both}");
+    assert_eq!(both["bytes_read"], 301_000, "only b is read: {both}");
+    assert_eq!(both["files_unmodified"], 2, "{both}");
+    assert_eq!(both["files_new"], 2, "{both}");
+    // Back to a alone: the parent is still the latest of a alone.
+    let again = env.create(&[&a], &[]);
+    assert_eq!(again["bytes_read"], 0, "{again}");
+    assert_eq!(again["parent"], first["snapshot_id"], "{again}");
+}
+
+/// --skip-if-unchanged, or a profile's skip_if_unchanged, writes no
+/// snapshot when nothing changed; a change, or the flag's opposite, writes
+/// one.
+#[test]
+fn an_unchanged_backup_can_be_skipped() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"one").unwrap();
+    let first = env.create(&[&src], &[]);
+    let count = || env.json(&["snapshots"]).as_array().unwrap().len();
+    let skipped = env.create(&[&src], &["--skip-if-unchanged"]);
+    assert_eq!(skipped["skipped_unchanged"], true, "{skipped}");
+    assert_eq!(skipped["snapshot_id"], first["snapshot_id"], "{skipped}");
+    assert_eq!(count(), 1);
+    let out = env
+        .snap()
+        .args(["create", "--skip-if-unchanged"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "nothing changed since snapshot {}: no snapshot written",
+            &first["snapshot_id"].as_str().unwrap()[..8]
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    // Other tags are a change.
+    let tagged = env.create(&[&src], &["--skip-if-unchanged", "--tag", "t"]);
+    assert_eq!(tagged["skipped_unchanged"], false, "{tagged}");
+    assert_eq!(count(), 2);
+    std::fs::write(src.join("a"), b"two").unwrap();
+    let changed = env.create(&[&src], &["--skip-if-unchanged"]);
+    assert_eq!(changed["skipped_unchanged"], false, "{changed}");
+    assert_eq!(count(), 3);
+    // A profile's setting, and the flag that overrides it.
+    std::fs::write(
+        env.path("config.toml"),
+        format!(
+            "[profiles.p]\nrepository = {:?}\nskip_if_unchanged = true\n",
+            env.repo
+        ),
+    )
+    .unwrap();
+    // Writing it changed the time of the folder above src: a change.
+    env.create(&[&src], &[]);
+    let by_profile = env.create(&[&src], &["-P", "p"]);
+    assert_eq!(by_profile["skipped_unchanged"], true, "{by_profile}");
+    let overridden = env.create(&[&src], &["-P", "p", "--no-skip-if-unchanged"]);
+    assert_eq!(overridden["skipped_unchanged"], false, "{overridden}");
+    assert_eq!(count(), 5);
+}
+
 #[test]
 fn unchanged_rerun_reads_nothing_and_adds_almost_nothing() {
     let env = Env::new();

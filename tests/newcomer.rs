@@ -972,3 +972,61 @@ fn second_newcomer_review_findings() {
     );
     assert!(!env.path("data/snap/repository").exists());
 }
+
+/// A Ctrl-C during a backup says so in one line, and the packs it had
+/// indexed by then are not uploaded again by the next backup.
+#[test]
+fn ctrl_c_during_a_backup_says_one_line_and_the_next_backup_reuses_the_upload() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let files = 12u64;
+    for i in 0..files {
+        std::fs::write(src.join(format!("f{i}")), random_bytes(900 + i, 16 << 20)).unwrap();
+    }
+    let mut child = env
+        .device_std("a")
+        .arg("create")
+        .arg(&src)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupted once its first checkpoint index has landed.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while env.index_files().is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before it could be interrupted"
+        );
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines,
+        ["interrupted: what was uploaded is reused by the next backup"],
+        "{err}"
+    );
+    let r = env.json(&["create", src.to_str().unwrap()]);
+    let added = r["bytes_added"].as_u64().unwrap();
+    assert!(added < files * (16 << 20) * 3 / 4, "{r}");
+}

@@ -914,6 +914,33 @@ mod attacks {
         assert!(restore(&env, &spec, &t, &[]).status.success());
     }
 
+    /// The undo of a restore that added most of a folder's files deletes
+    /// most of them: the printed command says --yes, or it would stop
+    /// without a terminal to ask on.
+    #[test]
+    fn the_printed_undo_runs_unattended() {
+        let env = Env::new();
+        let (_, spec) = snapshot_of(
+            &env,
+            &[("a.txt", b"hello"), ("b", b"b"), ("c", b"c"), ("d", b"d")],
+        );
+        let t = env.path("t");
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("a.txt"), b"before").unwrap();
+        let r = env.json(&["restore", &spec, "--target", t.to_str().unwrap()]);
+        let cmd = r["undo_command"].as_str().unwrap().to_string();
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        // Its stderr is not a terminal, so nothing can be asked.
+        let out = env.snap().args(&args).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        let left: Vec<_> = std::fs::read_dir(&t)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["a.txt"]);
+        assert_eq!(std::fs::read(t.join("a.txt")).unwrap(), b"before");
+    }
+
     #[test]
     fn the_undo_of_a_single_file_restore_works() {
         let env = Env::new();

@@ -239,48 +239,92 @@ impl Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new repository
+    #[command(after_help = "Examples:\n  snap init\n  snap --repo /mnt/nas/backup init")]
     Init(InitArgs),
     /// Back up files and directories into a new snapshot
     #[command(alias = "backup")]
+    #[command(
+        after_help = "Examples:\n  snap create ~/Documents\n  snap create ~/project --exclude target --exclude '*.log' --tag daily"
+    )]
     Create(CreateArgs),
     /// List snapshots
+    #[command(
+        after_help = "Examples:\n  snap snapshots\n  snap snapshots --host laptop --path ~/Documents"
+    )]
     Snapshots(SnapshotsArgs),
     /// Restore a snapshot, or make a folder match one (--delete), with a preview (--dry-run) and undo
+    #[command(
+        after_help = "Examples:\n  snap restore latest --target /tmp/restored\n  snap restore a4b8312e:/home/me/Documents --target ~/Documents --delete --dry-run"
+    )]
     Restore(RestoreArgs),
     /// Write a file of a snapshot, or a directory as a tar stream, to standard output
+    #[command(
+        after_help = "Examples:\n  snap dump latest /home/me/notes.txt > notes.txt\n  snap dump a4b8312e /home/me/Documents > documents.tar"
+    )]
     Dump(DumpArgs),
     /// Remove snapshots (their data is freed by prune)
+    #[command(
+        after_help = "Examples:\n  snap forget a4b8312e\n  snap forget latest --host laptop --path ~/Documents --dry-run"
+    )]
     Forget(ForgetArgs),
     /// Remove snapshots by a retention policy and delete unused data
+    #[command(
+        after_help = "Examples:\n  snap prune --keep-daily 7 --keep-weekly 4 --dry-run\n  snap prune --keep-last 10 --host laptop"
+    )]
     Prune(PruneArgs),
     /// Verify the repository's structure and, with --read-data, all data
+    #[command(after_help = "Examples:\n  snap check\n  snap check --read-data-subset 10%")]
     Check(CheckArgs),
     /// Mend the index from the packs themselves, or snapshots that name
     /// lost data
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  snap repair index --dry-run\n  snap repair snapshots --forget"
+    )]
     Repair(RepairCommand),
     /// Create, update or show a connection profile (secrets are never shown)
+    #[command(
+        after_help = "Examples:\n  snap config --profile work --repo s3://backups/laptop --password-file ~/.config/snap/work.pass\n  snap --profile work config --check"
+    )]
     Config(ConfigArgs),
     /// Manage the passphrases that unlock the repository
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  snap key list\n  snap key add --new-password-file new.pass"
+    )]
     Key(KeyCommand),
     /// List the files of a snapshot
+    #[command(
+        after_help = "Examples:\n  snap ls latest\n  snap ls a4b8312e /home/me/Documents --long"
+    )]
     Ls(LsArgs),
     /// Show what changed between two snapshots
+    #[command(after_help = "Examples:\n  snap diff a4b8312e 5e6f7a8b")]
     Diff(DiffArgs),
     /// Find files by name or path pattern across snapshots
+    #[command(
+        after_help = "Examples:\n  snap find '*.pdf'\n  snap find 'Documents/taxes' --host laptop"
+    )]
     Find(FindArgs),
     /// Repository size, deduplication and compression
+    #[command(after_help = "Examples:\n  snap stats\n  snap --json stats")]
     Stats,
     /// Open the web interface: settings, Backup now, Manage, browse and
     /// restore, checks; and run the automatic backups of every profile
+    #[command(
+        after_help = "Examples:\n  snap ui\n  snap ui --no-open --keep-token --listen 127.0.0.1:7878"
+    )]
     Ui(UiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  snap completions bash > ~/.local/share/bash-completion/completions/snap"
+    )]
     Completions {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff)
+    #[command(after_help = "Examples:\n  snap man > snap.1")]
     Man,
 }
 
@@ -495,6 +539,14 @@ pub struct CreateArgs {
     /// Read all files, even those the parent snapshot shows unchanged
     #[arg(long)]
     pub force: bool,
+    /// Write no snapshot when nothing changed since the latest of the same
+    /// paths (overrides the profile's skip_if_unchanged)
+    #[arg(long, overrides_with = "no_skip_if_unchanged")]
+    pub skip_if_unchanged: bool,
+    /// Write a snapshot even when nothing changed (overrides the profile's
+    /// skip_if_unchanged)
+    #[arg(long, overrides_with = "skip_if_unchanged")]
+    pub no_skip_if_unchanged: bool,
 }
 
 #[derive(Args, Debug)]
@@ -637,4 +689,39 @@ pub struct CheckArgs {
     /// objects in the bucket then goes unnoticed
     #[arg(long)]
     pub with_cache: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Each command's help ends with examples, as restic's does, and each
+    /// example is a command line snap accepts.
+    #[test]
+    fn every_command_shows_examples_that_parse() {
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples = help
+                .strip_prefix("Examples:\n")
+                .unwrap_or_else(|| panic!("{name}: no examples"));
+            for line in examples.lines() {
+                // As a shell would split it, up to a redirection.
+                let words: Vec<String> = line
+                    .split_whitespace()
+                    .take_while(|w| *w != ">")
+                    .map(|w| w.trim_matches('\'').to_string())
+                    .collect();
+                assert!(
+                    Cli::try_parse_from(&words).is_ok(),
+                    "{name}: {line:?} does not parse"
+                );
+            }
+        }
+    }
 }

@@ -44,6 +44,11 @@ pub struct Profile {
     /// Run with the shell when an automatic backup fails, with
     /// SNAP_PROFILE and SNAP_ERROR set.
     pub on_failure: Option<String>,
+    /// Write no snapshot when nothing changed since the last one (`snap
+    /// create` with this profile, unless `--skip-if-unchanged` or
+    /// `--no-skip-if-unchanged` says otherwise). Unset: off for `snap
+    /// create`; the page's schedule takes it as on.
+    pub skip_if_unchanged: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

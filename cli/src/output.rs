@@ -151,6 +151,19 @@ fn bytes_bar() -> ProgressStyle {
     .progress_chars("=> ")
 }
 
+/// A snapshot's tag in words, in the table and on the page: a restore's
+/// undo snapshot is tagged `pre-restore` and `restoring:<64 hex>`, read as
+/// "undo snapshot" and "before restoring a4b8312e"; other tags as they are.
+pub fn tag(t: &str) -> String {
+    match t.strip_prefix("restoring:") {
+        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("before restoring {}", &id[..8])
+        }
+        _ if t == "pre-restore" => "undo snapshot".into(),
+        _ => t.to_string(),
+    }
+}
+
 pub fn bytes(n: u64) -> String {
     HumanBytes(n).to_string()
 }
@@ -209,3 +222,17 @@ macro_rules! outln {
 }
 
 pub(crate) use {out, outln};
+
+#[cfg(test)]
+mod tests {
+    use super::tag;
+
+    #[test]
+    fn an_undo_snapshot_s_tags_read_short() {
+        let id = "a4b8312e".to_string() + &"0".repeat(56);
+        assert_eq!(tag(&format!("restoring:{id}")), "before restoring a4b8312e");
+        assert_eq!(tag("pre-restore"), "undo snapshot");
+        assert_eq!(tag("restoring:a4b8"), "restoring:a4b8");
+        assert_eq!(tag("daily"), "daily");
+    }
+}

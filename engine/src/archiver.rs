@@ -2,6 +2,7 @@
 //! then one tree per directory, bottom up. The `create` command around it
 //! takes the lock, finds the parent snapshot and writes the snapshot.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -53,6 +54,10 @@ pub(crate) struct Archiver<'a> {
     warnings: Mutex<Vec<String>>,
     changed_while_read: AtomicU64,
     progress: &'a dyn Progress,
+    /// For a source, the node it had in the newest snapshot that holds it,
+    /// compared with in place of the parent tree's: a folder added to a
+    /// backup set leaves the others theirs (see `create::find_parents`).
+    source_parents: HashMap<PathBuf, Node>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -90,6 +95,7 @@ impl Archiver<'_> {
             let parent_node = parent.and_then(|t| t.nodes.iter().find(|n| &n.name == name));
             match entry {
                 AboveEntry::Source(path) => {
+                    let parent_node = self.source_parents.get(path).or(parent_node);
                     if let Some(n) = self.save_path(path, name_os, parent_node)? {
                         tree.nodes.push(n);
                     }
@@ -373,7 +379,15 @@ impl<'a> Archiver<'a> {
             warnings: Mutex::new(missing.to_vec()),
             changed_while_read: AtomicU64::new(0),
             progress,
+            source_parents: HashMap::new(),
         })
+    }
+
+    /// Compares each source named here with its node, not with the
+    /// parent tree's.
+    pub fn with_source_parents(mut self, parents: HashMap<PathBuf, Node>) -> Archiver<'a> {
+        self.source_parents = parents;
+        self
     }
 
     /// Archives the sources on a pool of its own (deep directory trees

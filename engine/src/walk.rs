@@ -92,3 +92,25 @@ pub fn walk(
         },
     )
 }
+
+/// The node at `path` (absolute, as backed up) in the tree `root`.
+pub(crate) fn node_at(repo: &Indexed, root: Id, path: &[u8]) -> Result<Option<Node>> {
+    let mut tree = root;
+    let mut parts = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .peekable();
+    let mut found = None;
+    while let Some(part) = parts.next() {
+        let t = repo.load_tree(&tree)?;
+        let Some(node) = t.nodes.into_iter().find(|n| n.name == part) else {
+            return Ok(None);
+        };
+        match (node.subtree, parts.peek()) {
+            (_, None) => found = Some(node),
+            (Some(sub), Some(_)) => tree = sub,
+            (None, Some(_)) => return Ok(None),
+        }
+    }
+    Ok(found)
+}

@@ -47,11 +47,22 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
         excludes: a.excludes.clone(),
         parent: a.parent.clone(),
         force: a.force,
+        skip_if_unchanged: match (a.skip_if_unchanged, a.no_skip_if_unchanged) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => ctx.profile.skip_if_unchanged.unwrap_or(false),
+        },
         ..Default::default()
     };
+    say_interrupted_on_ctrl_c();
     let r = create::create(&repo, &opts, ui)?;
     let s = &r.snapshot.summary;
-    if ui.json {
+    if r.skipped_unchanged && !ui.json {
+        ui.say(&format!(
+            "nothing changed since snapshot {}: no snapshot written",
+            r.snapshot_id.short()
+        ));
+    } else if ui.json {
         output::report(&r.report())?;
     } else {
         ui.say(&format!(
@@ -89,9 +100,13 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
                 r.changed_while_read
             ));
         }
+        let what = if r.skipped_unchanged {
+            format!("nothing changed since snapshot {}", r.snapshot_id.short())
+        } else {
+            format!("snapshot {} was written", r.snapshot_id.short())
+        };
         ui.say(&format!(
-            "snapshot {} was written, but {} (listed above)",
-            r.snapshot_id.short(),
+            "{what}, but {} (listed above)",
             parts.join(", and ")
         ));
         return Ok(3);
@@ -111,3 +126,44 @@ pub(crate) fn exclude_advice(p: &str) -> &'static str {
         ""
     }
 }
+
+/// What a Ctrl-C during a backup says, alone on its line.
+const INTERRUPTED: &str = "interrupted: what was uploaded is reused by the next backup";
+
+/// A Ctrl-C during a backup ends it with one line and exit code 130, as a
+/// shell reports a command that SIGINT ended. The line is true: the backup
+/// indexes its packs every few (`packer::CHECKPOINT_PACKS`) as it goes, and
+/// the next backup finds their chunks in the index. Its lock is left to
+/// expire, as when the process is killed.
+#[cfg(unix)]
+fn say_interrupted_on_ctrl_c() {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TERMINAL: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_sigint(_: libc::c_int) {
+        // Only async-signal-safe calls here: an atomic load, write, _exit.
+        let clear: &[u8] = if TERMINAL.load(Ordering::Relaxed) {
+            // The progress bar's line, cleared and returned to.
+            b"\r\x1b[K"
+        } else {
+            b""
+        };
+        let line = INTERRUPTED.as_bytes();
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffers
+        // are static and live for the whole call.
+        unsafe {
+            libc::write(2, clear.as_ptr().cast(), clear.len());
+            libc::write(2, line.as_ptr().cast(), line.len());
+            libc::write(2, b"\n".as_ptr().cast(), 1);
+            libc::_exit(130);
+        }
+    }
+    TERMINAL.store(std::io::stderr().is_terminal(), Ordering::Relaxed);
+    // SAFETY: the handler only makes async-signal-safe calls (above).
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+#[cfg(not(unix))]
+fn say_interrupted_on_ctrl_c() {}

@@ -39,7 +39,11 @@ pub(crate) fn print_snapshot_table(list: &[(Id, Snapshot)]) -> Result<()> {
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string(),
                 s.host.clone(),
-                s.tags.join(","),
+                s.tags
+                    .iter()
+                    .map(|t| output::tag(t))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s.paths_lossy().join(" "),
                 output::bytes(s.summary.bytes_total),
             ]

@@ -3,7 +3,7 @@
 //! [sources](crate::sources), confirm every pack the new snapshot needs
 //! is stored, and write the snapshot.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::snapshot::{Snapshot, SnapshotFilter, Summary};
 use crate::sources::Sources;
 use crate::sys;
 use crate::trash;
+use crate::tree::Node;
 
 pub use crate::sources::{clean_path, recorded_path};
 
@@ -40,6 +41,10 @@ pub struct CreateOptions {
     pub parent: Option<String>,
     /// Read every file even if the parent says it is unchanged.
     pub force: bool,
+    /// Write no snapshot when the backup would record what the parent
+    /// does: the same paths, host and tags, the same tree, and nothing
+    /// uploaded ([`CreateResult::skipped_unchanged`]).
+    pub skip_if_unchanged: bool,
     pub packer: PackerOptions,
 }
 
@@ -59,6 +64,11 @@ pub struct CreateResult {
     /// does not mean what its writer thought (`~` not expanded, a relative
     /// path).
     pub unused_excludes: Vec<String>,
+    /// Nothing changed since the parent and `skip_if_unchanged` was asked
+    /// for: no snapshot was written, and `snapshot_id` is the parent's,
+    /// which holds what this backup found (`snapshot` is what would have
+    /// been written).
+    pub skipped_unchanged: bool,
 }
 
 /// A backup as `--json` prints it.
@@ -72,6 +82,7 @@ pub struct CreateReport {
     pub warnings: Vec<String>,
     pub changed_while_read: u64,
     pub unused_excludes: Vec<String>,
+    pub skipped_unchanged: bool,
 }
 
 impl CreateResult {
@@ -84,6 +95,7 @@ impl CreateResult {
             warnings: self.warnings.clone(),
             changed_while_read: self.changed_while_read,
             unused_excludes: self.unused_excludes.clone(),
+            skipped_unchanged: self.skipped_unchanged,
         }
     }
 }
@@ -183,9 +195,13 @@ pub fn create(
     let lock = LockGuard::acquire(repo, LockKind::Backup)?;
     let trash_at_start = trash::ids(repo)?;
     let repo = &repo.indexed()?;
-    let parent = find_parent(repo, opts, &host, &sources.path_bytes)?;
-    let parent_root = match &parent {
-        Some((_, s)) => Some(repo.load_tree(&s.tree)?),
+    let Parents {
+        parent,
+        root: parent_root,
+        of_source,
+    } = find_parents(repo, opts, &host, &sources)?;
+    let parent_root = match parent_root {
+        Some(tree) => Some(repo.load_tree(&tree)?),
         None => None,
     };
 
@@ -200,7 +216,8 @@ pub fn create(
         opts.force,
         &sources.missing,
         progress,
-    )?;
+    )?
+    .with_source_parents(of_source);
     for m in &sources.missing {
         progress.warn(m);
     }
@@ -228,7 +245,7 @@ pub fn create(
         paths: sources.path_bytes,
         tags,
         tree: root_id,
-        parent: parent.map(|(id, _)| id),
+        parent: parent.as_ref().map(|(id, _)| *id),
         program_version: format!("snap {}", env!("CARGO_PKG_VERSION")),
         summary: Summary {
             bytes_added: stored.bytes_added,
@@ -237,6 +254,25 @@ pub fn create(
             ..archived.counts.clone()
         },
     };
+    let unused_excludes = archived
+        .unused_excludes
+        .iter()
+        .map(|&i| opts.excludes[i].clone())
+        .collect();
+    if opts.skip_if_unchanged
+        && let Some((parent_id, p)) = &parent
+        && unchanged(p, &snapshot)
+    {
+        drop(lock);
+        return Ok(CreateResult {
+            snapshot_id: *parent_id,
+            snapshot,
+            unused_excludes,
+            warnings: archived.warnings,
+            changed_while_read: archived.changed_while_read,
+            skipped_unchanged: true,
+        });
+    }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
     // The backup may have stalled between the check and the snapshot (a
     // slow listing, a SIGSTOP), and a prune may have trashed what it
@@ -260,46 +296,114 @@ pub fn create(
     Ok(CreateResult {
         snapshot_id,
         snapshot,
-        unused_excludes: archived
-            .unused_excludes
-            .iter()
-            .map(|&i| opts.excludes[i].clone())
-            .collect(),
+        unused_excludes,
         warnings: archived.warnings,
         changed_while_read: archived.changed_while_read,
+        skipped_unchanged: false,
     })
 }
 
-/// The snapshot whose files unchanged since need not be read: the one
-/// named, else the latest of this host with these paths. A device whose
-/// cache lacks its trees (a new or wiped cache) fetches them a level at a
-/// time first, into the cache: the walk would otherwise load them one
-/// round trip per directory.
-fn find_parent(
+/// Whether `new` records what `parent` does: the same tree of the same
+/// paths, host and tags, with nothing uploaded. A
+/// file read anew with a new ctime makes another tree, and so a change.
+fn unchanged(parent: &Snapshot, new: &Snapshot) -> bool {
+    parent.tree == new.tree
+        && parent.paths == new.paths
+        && parent.host == new.host
+        && parent.tags == new.tags
+        && new.summary.bytes_added == 0
+}
+
+/// What a backup compares its sources with, so that files unchanged since
+/// need not be read.
+struct Parents {
+    /// The snapshot recorded as the parent: the one named, else the latest
+    /// of this host with these paths, else the newest that supplied a
+    /// source below.
+    parent: Option<(Id, Snapshot)>,
+    /// The root tree the walk descends from `/`: the named snapshot's, or
+    /// that of the latest with these paths.
+    root: Option<Id>,
+    /// For a source that a newer snapshot of this host holds than `root`'s
+    /// (or when there is no such root), its node there: a folder added to a
+    /// backup set leaves the folders already backed up unread.
+    of_source: HashMap<PathBuf, Node>,
+}
+
+/// Finds the [`Parents`] of a backup. A device whose cache lacks their
+/// trees (a new or wiped cache) fetches them a level at a time first, into
+/// the cache: the walk would otherwise load them one round trip per
+/// directory.
+fn find_parents(
     repo: &Indexed,
     opts: &CreateOptions,
     host: &str,
-    path_bytes: &[Vec<u8>],
-) -> Result<Option<(Id, Snapshot)>> {
-    let parent = match &opts.parent {
-        Some(spec) => Some(repo.find_snapshot(spec, &SnapshotFilter::default())?),
-        None => repo
-            .snapshots()?
-            .into_iter()
-            .rev()
-            .find(|(_, s)| s.host == host && s.paths == path_bytes),
-    };
-    if let (Some((_, s)), Some(cache)) = (&parent, repo.cache())
-        && cache.get_blob(&s.tree).is_none()
-    {
-        let mut seen = std::collections::HashSet::new();
-        crate::walk::walk(
-            repo,
-            s.tree,
-            Some(&mut seen),
-            &mut |_, _| {},
-            &mut |_, _| {},
-        )?;
+    sources: &Sources,
+) -> Result<Parents> {
+    if let Some(spec) = &opts.parent {
+        let (id, s) = repo.find_snapshot(spec, &SnapshotFilter::default())?;
+        prefetch(repo, s.tree)?;
+        return Ok(Parents {
+            root: Some(s.tree),
+            parent: Some((id, s)),
+            of_source: HashMap::new(),
+        });
     }
-    Ok(parent)
+    // This host's snapshots, newest first.
+    let mine: Vec<(Id, Snapshot)> = repo
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .filter(|(_, s)| s.host == host)
+        .collect();
+    let same = mine.iter().position(|(_, s)| s.paths == sources.path_bytes);
+    let mut of_source = HashMap::new();
+    let mut newest_holder: Option<usize> = None;
+    for path in &sources.present {
+        let bytes = sys::path_bytes(path);
+        let Some(i) = mine
+            .iter()
+            .position(|(_, s)| s.paths.iter().any(|p| holds(p, &bytes)))
+        else {
+            continue;
+        };
+        if Some(i) == same {
+            // The root tree holds it already.
+            continue;
+        }
+        if let Some(node) = crate::walk::node_at(repo, mine[i].1.tree, &bytes)? {
+            if let Some(tree) = node.subtree {
+                prefetch(repo, tree)?;
+            }
+            of_source.insert(path.clone(), node);
+            newest_holder = Some(newest_holder.map_or(i, |n| n.min(i)));
+        }
+    }
+    let root = same.map(|i| mine[i].1.tree);
+    if let Some(tree) = root {
+        prefetch(repo, tree)?;
+    }
+    Ok(Parents {
+        parent: same.or(newest_holder).map(|i| mine[i].clone()),
+        root,
+        of_source,
+    })
+}
+
+/// Whether a snapshot of `source` holds `path`: it is that path or below it.
+fn holds(source: &[u8], path: &[u8]) -> bool {
+    path.strip_prefix(source)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/") || source.ends_with(b"/"))
+}
+
+/// Fetches the trees below `tree` into the cache, a level at a time, when
+/// the cache lacks it.
+fn prefetch(repo: &Indexed, tree: Id) -> Result<()> {
+    if let Some(cache) = repo.cache()
+        && cache.get_blob(&tree).is_none()
+    {
+        let mut seen = HashSet::new();
+        crate::walk::walk(repo, tree, Some(&mut seen), &mut |_, _| {}, &mut |_, _| {})?;
+    }
+    Ok(())
 }

@@ -93,8 +93,7 @@ pub fn dump(
     let (root_name, root_tree, root_node) = if trimmed == b"/" {
         (b"".to_vec(), Some(snapshot.tree), None)
     } else {
-        let node =
-            super::restore::plan::node_at(repo, snapshot.tree, trimmed)?.ok_or_else(not_there)?;
+        let node = crate::walk::node_at(repo, snapshot.tree, trimmed)?.ok_or_else(not_there)?;
         if node.kind != NodeKind::Dir {
             if node.kind != NodeKind::File {
                 return Err(Error::InvalidArgument(format!(

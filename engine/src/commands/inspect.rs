@@ -79,7 +79,7 @@ pub fn list_dir(repo: &Repository, spec: &str, dir: &[u8]) -> Result<(Id, Snapsh
     let tree = if trimmed == b"/" || trimmed.is_empty() {
         snapshot.tree
     } else {
-        match super::restore::plan::node_at(repo, snapshot.tree, trimmed)? {
+        match crate::walk::node_at(repo, snapshot.tree, trimmed)? {
             Some(n) if n.kind == NodeKind::Dir => n.subtree.ok_or_else(|| {
                 crate::Error::corrupt(
                     format!("snapshot {}", id.short()),

@@ -200,8 +200,10 @@ impl Undo {
             cmd.push_str(&format!(":{}", quote(p)));
         }
         cmd.push_str(&format!(" --target {}", quote(&o.target)));
+        // Putting back deletes what the restore added, often most of the
+        // folder: without --yes, that stops to ask, or fails unattended.
         if o.delete {
-            cmd.push_str(" --delete");
+            cmd.push_str(" --delete --yes");
         }
         cmd
     }

@@ -26,6 +26,7 @@ use crate::report::EntryKind;
 use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::tree::{Node, NodeKind};
+use crate::walk::node_at;
 
 use super::{Overwrite, RestoreOptions};
 
@@ -262,28 +263,6 @@ struct Pending {
     covered: bool,
     /// An include pattern matched it or a directory above it.
     included: bool,
-}
-
-/// The node at `path` (absolute, as backed up) in the tree `root`.
-pub(crate) fn node_at(repo: &Indexed, root: Id, path: &[u8]) -> Result<Option<Node>> {
-    let mut tree = root;
-    let mut parts = path
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty())
-        .peekable();
-    let mut found = None;
-    while let Some(part) = parts.next() {
-        let t = repo.load_tree(&tree)?;
-        let Some(node) = t.nodes.into_iter().find(|n| n.name == part) else {
-            return Ok(None);
-        };
-        match (node.subtree, parts.peek()) {
-            (_, None) => found = Some(node),
-            (Some(sub), Some(_)) => tree = sub,
-            (None, Some(_)) => return Ok(None),
-        }
-    }
-    Ok(found)
 }
 
 /// `/` then `a`: `/a`; a root given as empty.
