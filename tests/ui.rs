@@ -2331,3 +2331,72 @@ fn a_profile_moves_only_to_a_repository_found_near_it_that_opens() {
     assert_eq!(status, 400, "{r}");
     assert_eq!(r["field"], "secret_access_key", "{r}");
 }
+
+/// Scheduled backups skip a snapshot when nothing changed (on unless the
+/// profile says otherwise), so keep-last-N keeps history, not copies; off,
+/// every run writes one.
+#[test]
+fn a_schedule_skips_a_snapshot_when_nothing_changed() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "unchanging").unwrap();
+    let profile = |skip: &str| {
+        std::fs::write(
+            home.join("config.toml"),
+            format!(
+                "default = \"laptop\"\n[profiles.laptop]\nrepository = \"{}\"\nsources = [\"{}\"]\n\
+                 schedule = \"1m\"\nkeep_last = 3\n{skip}",
+                repo.display(),
+                src.display(),
+            ),
+        )
+        .unwrap();
+    };
+    let runs = |s: &Server, at_least: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st: serde_json::Value = s.get("/api/status").json().unwrap();
+            let e = st["schedule"]["laptop"].clone();
+            if e["runs"].as_u64().unwrap_or(0) >= at_least {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "the schedule did not run: {st}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let snapshots = |s: &Server| {
+        let all: serde_json::Value = s.get("/api/snapshots").json().unwrap();
+        all.as_array().unwrap().len()
+    };
+    profile("");
+    let s = Server::start(
+        &home,
+        &[("SNAP_PASSWORD", "pw"), ("SNAP_UI_TIME_SCALE", "60")],
+    );
+    let e = runs(&s, 4);
+    assert!(
+        e["last_result"]
+            .as_str()
+            .unwrap()
+            .contains("nothing changed since snapshot"),
+        "{e}"
+    );
+    assert_eq!(
+        snapshots(&s),
+        1,
+        "one snapshot, then runs that found nothing new"
+    );
+    drop(s);
+
+    profile("skip_if_unchanged = false\n");
+    let s = Server::start(
+        &home,
+        &[("SNAP_PASSWORD", "pw"), ("SNAP_UI_TIME_SCALE", "60")],
+    );
+    runs(&s, 3);
+    assert!(
+        snapshots(&s) >= 3,
+        "every run writes a snapshot when asked to"
+    );
+}

@@ -172,18 +172,6 @@ pub(crate) fn progress_text(v: &JobView) -> String {
     parts.join(" · ")
 }
 
-/// A snapshot's tag as people read it: the undo snapshots of restores
-/// carry `pre-restore` and `restoring:` with a full id.
-pub(crate) fn tag(t: &str) -> String {
-    match t.strip_prefix("restoring:") {
-        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            format!("before restoring {}", &id[..8])
-        }
-        _ if t == "pre-restore" => "undo snapshot".into(),
-        _ => t.to_string(),
-    }
-}
-
 /// Browse opens at the snapshot's backed-up folder, or at the deepest
 /// folder holding all of them: at `/`, a snapshot of two folders of a
 /// home opened three levels above either.

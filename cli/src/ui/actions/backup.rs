@@ -152,9 +152,13 @@ async fn backup_steps(
             "the folder {gone} is not there (moved, deleted, or a drive not mounted); nothing was backed up"
         ));
     }
+    // Automatic runs skip a snapshot when nothing changed (the profile
+    // may say otherwise), so that keep-last-N keeps history, not copies;
+    // Back up now writes the snapshot it was asked for.
     let opts = create::CreateOptions {
         paths: p.sources.iter().map(PathBuf::from).collect(),
         excludes: p.excludes.clone(),
+        skip_if_unchanged: automatic && p.skip_if_unchanged.unwrap_or(true),
         ..Default::default()
     };
     let keep = if automatic {
@@ -166,7 +170,7 @@ async fn backup_steps(
     let repo2 = repo.clone();
     let (r, pruned) = blocking(move || {
         let r = create::create(&repo2, &opts, &*job2)?;
-        let pruned = if keep > 0 {
+        let pruned = if keep > 0 && !r.skipped_unchanged {
             Some(prune::prune(
                 &repo2,
                 &keep_options(&create::this_host(), keep, false),
@@ -180,6 +184,14 @@ async fn backup_steps(
     .await
     .map_err(|e| words(&e))?;
     let s = &r.snapshot.summary;
+    if r.skipped_unchanged {
+        let msg = format!(
+            "nothing changed since snapshot {}: no snapshot written",
+            r.snapshot_id.short()
+        );
+        let report = serde_json::to_value(r.report()).ok();
+        return Ok((msg, String::new(), report));
+    }
     let mut msg = format!(
         "snapshot {} written: {} new, {} changed, {} unmodified files; {} read, {} added",
         r.snapshot_id.short(),

@@ -8,6 +8,8 @@ pub(crate) struct ScheduleForm {
     profile: String,
     interval: String,
     keep_last: String,
+    /// "Skip when nothing changed"; left as saved when not sent.
+    skip_unchanged: Option<bool>,
     /// Refused: the page never sets a command (see
     /// [`views::on_failure_how`]); here to say so, not ignore it.
     on_failure: String,
@@ -50,6 +52,9 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>, Json(f): Json<Schedule
             .ok_or_else(|| anyhow::anyhow!("there is no profile {:?}", f.profile))?;
         p.schedule = Some(f.interval.clone());
         p.keep_last = (keep > 0).then_some(keep);
+        if let Some(skip) = f.skip_unchanged {
+            p.skip_if_unchanged = Some(skip);
+        }
         app.save_config(&file)?;
         Ok(())
     })();

@@ -159,7 +159,7 @@ fn snapshot_table<'a>(
                             td { a href=(views::browse_link(id, s)) { (time_ns(s.time_ns)) } }
                             td { (s.host) }
                             td { @for p in s.paths_lossy() { div { (p) } } }
-                            td { @for t in &s.tags { span.tag { (views::tag(t)) } " " } }
+                            td { @for t in &s.tags { span.tag { (crate::output::tag(t)) } " " } }
                             td.num data-label="Size" { (bytes(s.summary.bytes_total)) }
                             td.num data-label="Added" title="New data this backup stored (after deduplication and compression)" { (bytes(s.summary.bytes_added)) }
                             td { a href=(views::browse_link(id, s)) { "Browse " code { (id.short()) } } }

@@ -39,6 +39,10 @@ pub(crate) async fn schedule(State(app): State<Arc<App>>) -> Response {
                     select id=(format!("keep-{name}")) name="keep_last" {
                         @for k in KEEP { option value=(k) selected[p.keep_last.unwrap_or(0) == *k] { @if *k == 0 { "All (unlimited)" } @else { "The last " (k) } } }
                     }
+                    label.check {
+                        input type="checkbox" name="skip_unchanged" checked[p.skip_if_unchanged.unwrap_or(true)];
+                        " Skip when nothing changed (no snapshot is written, so keeping the last N keeps history, not copies)"
+                    }
                     @let history: std::collections::BTreeMap<String, String> = INTERVALS.iter()
                         .flat_map(|(v, _, secs)| KEEP.iter().map(move |k| (format!("{v}:{k}"), views::history(*secs, *k))))
                         .collect();
