@@ -488,12 +488,12 @@ mod tests {
     #[test]
     fn undo_tags_read_as_words_only_when_they_are_ids() {
         assert_eq!(
-            tag(&format!("restoring:{}", "ab".repeat(32))),
+            crate::output::tag(&format!("restoring:{}", "ab".repeat(32))),
             "before restoring abababab"
         );
         let odd = format!("restoring:{}é", "a".repeat(62));
-        assert_eq!(tag(&odd), odd);
-        assert_eq!(tag("pre-restore"), "undo snapshot");
+        assert_eq!(crate::output::tag(&odd), odd);
+        assert_eq!(crate::output::tag("pre-restore"), "undo snapshot");
     }
 
     /// The preview's counts tie to the warning's: two folders to delete
