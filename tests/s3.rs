@@ -299,29 +299,20 @@ fn a_typo_in_the_root_path_names_the_repository_beside_it() {
     let env = Env::s3("typo");
     env.init();
     let (folder, _) = env.repo.rsplit_once('/').unwrap();
+    let snapshots_at = |repo: &str| {
+        env.snap()
+            .env("SNAP_REPOSITORY", repo)
+            .arg("snapshots")
+            .output()
+            .unwrap()
+    };
     let family = format!("{folder}/family");
     let typo = format!("{folder}/famliy");
     let work = format!("{folder}/work");
     for r in [&family, &work] {
-        env.snap()
-            .env("SNAP_REPOSITORY", r)
-            .args([
-                "init",
-                "--yes",
-                "--kdf-memory",
-                "1024",
-                "--kdf-iterations",
-                "1",
-            ])
-            .assert()
-            .success();
+        env.init_at(r);
     }
-    let out = env
-        .snap()
-        .env("SNAP_REPOSITORY", &typo)
-        .arg("snapshots")
-        .output()
-        .unwrap();
+    let out = snapshots_at(&typo);
     assert_eq!(out.status.code(), Some(10));
     let said = stderr(&out);
     assert!(
@@ -345,24 +336,8 @@ fn a_typo_in_the_root_path_names_the_repository_beside_it() {
     }
     plant(&format!("{folder}/famlly"), b"snapFAKE-not-a-config");
     let fotos = format!("{folder}/fotos-\u{fc}");
-    env.snap()
-        .env("SNAP_REPOSITORY", &fotos)
-        .args([
-            "init",
-            "--yes",
-            "--kdf-memory",
-            "1024",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
-    let out = env
-        .snap()
-        .env("SNAP_REPOSITORY", &typo)
-        .arg("snapshots")
-        .output()
-        .unwrap();
+    env.init_at(&fotos);
+    let out = snapshots_at(&typo);
     assert_eq!(out.status.code(), Some(10));
     let said = stderr(&out);
     assert!(said.contains(&format!("did you mean {family}?")), "{said}");
@@ -390,25 +365,9 @@ fn a_typo_in_the_root_path_names_the_repository_beside_it() {
     assert!(!out.status.success());
     let said = stderr(&out);
     assert!(said.contains("--yes") && said.contains(&family), "{said}");
-    let out = env
-        .snap()
-        .env("SNAP_REPOSITORY", &typo)
-        .arg("snapshots")
-        .output()
-        .unwrap();
+    let out = snapshots_at(&typo);
     assert_eq!(out.status.code(), Some(10), "nothing was created");
-    env.snap()
-        .env("SNAP_REPOSITORY", &typo)
-        .args([
-            "init",
-            "--yes",
-            "--kdf-memory",
-            "1024",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
+    env.init_at(&typo);
 }
 
 #[test]

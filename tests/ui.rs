@@ -32,6 +32,13 @@ impl Server {
         Server::start_with(home, extra, &[])
     }
 
+    /// On the repository `repo` of [`world`], its password in the
+    /// environment.
+    fn on(home: &Path, repo: &Path) -> Server {
+        let repo = repo.display().to_string();
+        Server::start(home, &[("SNAP_REPOSITORY", &repo), ("SNAP_PASSWORD", "pw")])
+    }
+
     fn start_with(home: &Path, extra: &[(&str, &str)], args: &[&str]) -> Server {
         for d in ["data", "cache", "config"] {
             std::fs::create_dir_all(home.join(d)).unwrap();
@@ -279,7 +286,11 @@ struct Page<'a> {
     secret: &'a str,
 }
 
-impl Page<'_> {
+impl<'a> Page<'a> {
+    fn new(c: &'a Client, secret: &'a str) -> Page<'a> {
+        Page { c, secret }
+    }
+
     async fn go(&self, url: &str) {
         self.c.goto(url).await.unwrap();
         self.no_secret().await;
@@ -1942,18 +1953,7 @@ async fn computer_b_connects_on_its_first_visit_and_restores_into_its_own_folder
     tree(&src);
     a.create(&[&src], &["--host", "alice-laptop"]);
     let (folder, _) = a.repo.rsplit_once('/').unwrap();
-    a.snap()
-        .env("SNAP_REPOSITORY", format!("{folder}/work"))
-        .args([
-            "init",
-            "--yes",
-            "--kdf-memory",
-            "1024",
-            "--kdf-iterations",
-            "1",
-        ])
-        .assert()
-        .success();
+    a.init_at(&format!("{folder}/work"));
     let root = a
         .repo
         .strip_prefix(&format!("s3://{}/", garage::BUCKET))
@@ -2038,20 +2038,10 @@ async fn folders_to_back_up_are_chosen_with_the_picker_or_with_a_tilde() {
     std::fs::write(home.join("Documents/taxes/2026.txt"), b"numbers").unwrap();
     std::fs::create_dir_all(home.join("Pictures")).unwrap();
     std::fs::write(home.join("Pictures/cat.jpg"), b"a cat").unwrap();
-    let repo_s = repo.display().to_string();
-    let server = Server::start(
-        &home,
-        &[
-            ("SNAP_REPOSITORY", repo_s.as_str()),
-            ("SNAP_PASSWORD", "pw"),
-        ],
-    );
+    let server = Server::on(&home, &repo);
     let driver = Driver::start();
     let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
-    let p = Page {
-        c: &c,
-        secret: "pw-not-shown",
-    };
+    let p = Page::new(&c, "pw-not-shown");
     let docs = home.join("Documents").display().to_string();
     let run = async {
         p.go(&server.url).await;
@@ -2098,20 +2088,10 @@ async fn lists_refresh_in_place_after_delete_and_keep_last() {
             &["create", "--host", "laptop", src.to_str().unwrap()],
         );
     }
-    let repo_s = repo.display().to_string();
-    let server = Server::start(
-        &home,
-        &[
-            ("SNAP_REPOSITORY", repo_s.as_str()),
-            ("SNAP_PASSWORD", "pw"),
-        ],
-    );
+    let server = Server::on(&home, &repo);
     let driver = Driver::start();
     let c = browser(&driver, &dir.path().join("chromium"), dir.path()).await;
-    let p = Page {
-        c: &c,
-        secret: "pw-not-shown",
-    };
+    let p = Page::new(&c, "pw-not-shown");
     let run = async {
         p.go(&server.url).await;
         p.wait_rows("table.snapshots tbody tr", 4).await;
@@ -2209,14 +2189,7 @@ fn a_folder_downloads_as_tar_and_browse_opens_at_the_backed_up_folders() {
         "pw",
         &["create", a.to_str().unwrap(), b.to_str().unwrap()],
     );
-    let repo_s = repo.display().to_string();
-    let s = Server::start(
-        &home,
-        &[
-            ("SNAP_REPOSITORY", repo_s.as_str()),
-            ("SNAP_PASSWORD", "pw"),
-        ],
-    );
+    let s = Server::on(&home, &repo);
     let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
     let id = snaps[0]["id"].as_str().unwrap().to_string();
     let manage = s.get("/manage").text().unwrap();

@@ -135,6 +135,22 @@ impl Env {
             .success();
     }
 
+    /// The same at another location, beside others on purpose (`--yes`).
+    pub fn init_at(&self, repo: &str) {
+        self.snap()
+            .env("SNAP_REPOSITORY", repo)
+            .args([
+                "init",
+                "--yes",
+                "--kdf-memory",
+                "1024",
+                "--kdf-iterations",
+                "1",
+            ])
+            .assert()
+            .success();
+    }
+
     /// Runs `snap --json ARGS`, asserts success, parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.snap().arg("--json").args(args).output().unwrap();

@@ -2,6 +2,7 @@
 //! into the page.
 
 use super::*;
+use crate::ui::app::Session;
 
 #[derive(Deserialize)]
 pub(crate) struct UseProfile {
@@ -311,28 +312,32 @@ pub(crate) async fn save_settings(
     }
 }
 
+/// The settings the form describes, saved or not, on top of the saved
+/// profile of that name: what Check connection, Connect and Create try.
+fn form_session(app: &App, f: &SettingsForm) -> Result<Session, Box<Answer>> {
+    let saved = app
+        .config()
+        .ok()
+        .and_then(|c| c.profiles.get(&f.name()).cloned());
+    let p = profile_from(f, saved.as_ref()).map_err(|e| Box::new(refused(app, e)))?;
+    app.session(&Which::Given)
+        .map(|s| s.with_profile(p))
+        .map_err(|e| Box::new(failed(app, StatusCode::BAD_REQUEST, words(&e))))
+}
+
 /// Check connection: the CLI's steps for the settings in the form, saved
 /// or not.
 pub(crate) async fn check_connection(
     State(app): State<Arc<App>>,
     Json(f): Json<SettingsForm>,
 ) -> Answer {
-    let saved = app
-        .config()
-        .ok()
-        .and_then(|c| c.profiles.get(&f.name()).cloned());
-    let p = match profile_from(&f, saved.as_ref()) {
-        Ok(p) => p,
-        Err(e) => return refused(&app, e),
-    };
-    let session = match app.session(&Which::Given) {
+    let session = match form_session(&app, &f) {
         Ok(s) => s,
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+        Err(a) => return *a,
     };
     // The password for the form's place: typed in the form (when that is
     // its source), else one typed before for that same place; never one
     // typed for another repository, and never before the form's command.
-    let session = session.with_profile(p);
     let typed = if f.password_source.typed() {
         some(&f.password)
             .map(Zeroizing::new)
@@ -417,17 +422,9 @@ pub(crate) async fn init(State(app): State<Arc<App>>, Json(f): Json<SettingsForm
     // Saved only once the repository exists: a Create that failed (a
     // repository already there) once left the profile pointing at another
     // computer's repository with this password kept beside it.
-    let saved = app
-        .config()
-        .ok()
-        .and_then(|c| c.profiles.get(&f.name()).cloned());
-    let p = match profile_from(&f, saved.as_ref()) {
-        Ok(p) => p,
-        Err(e) => return refused(&app, e),
-    };
-    let session = match app.session(&Which::Given) {
-        Ok(s) => s.with_profile(p),
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    let session = match form_session(&app, &f) {
+        Ok(s) => s,
+        Err(a) => return *a,
     };
     let typed = f
         .password_source
@@ -500,12 +497,7 @@ pub(crate) async fn password(State(app): State<Arc<App>>, Json(f): Json<Password
 /// beside `family` is a typo far more often than a wish (the terminal's
 /// `snap init` asks the same).
 async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer> {
-    let saved = app
-        .config()
-        .ok()
-        .and_then(|c| c.profiles.get(&f.name()).cloned());
-    let p = profile_from(f, saved.as_ref()).ok()?;
-    let session = app.session(&Which::Given).ok()?.with_profile(p);
+    let session = form_session(app, f).ok()?;
     let near = blocking(move || {
         let ctx = session.ctx();
         let (loc, _) = ctx.location()?;
@@ -540,17 +532,9 @@ async fn ask_when_others_are_near(app: &App, f: &SettingsForm) -> Option<Answer>
 /// snapshots. Not found, it names the repositories near the place given
 /// (a typo in a root path); found but locked, it asks for the password.
 pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsForm>) -> Answer {
-    let saved = app
-        .config()
-        .ok()
-        .and_then(|c| c.profiles.get(&f.name()).cloned());
-    let p = match profile_from(&f, saved.as_ref()) {
-        Ok(p) => p,
-        Err(e) => return refused(&app, e),
-    };
-    let session = match app.session(&Which::Given) {
-        Ok(s) => s.with_profile(p),
-        Err(e) => return failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+    let session = match form_session(&app, &f) {
+        Ok(s) => s,
+        Err(a) => return *a,
     };
     let session = session.with_password_exactly(some(&f.password).map(Zeroizing::new));
     let opened = blocking(move || {
