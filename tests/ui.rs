@@ -1659,6 +1659,15 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
         r["message"].as_str().unwrap().contains("would remove 20"),
         "{r}"
     );
+    // The first prune of this computer makes it the one that deletes data:
+    // the preview says so, and once it is, says nothing.
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("becomes the one that deletes unused data"),
+        "{r}"
+    );
     assert!(
         r["html"].as_str().unwrap().matches(">remove<").count() == 20,
         "{r}"
@@ -1679,6 +1688,14 @@ fn manage_pages_by_twenty_filters_by_device_and_previews_keep_last() {
     assert_eq!(rows("/manage?host=desktop"), 2, "another device's are kept");
     let snaps: serde_json::Value = s.get("/api/snapshots").json().unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 5);
+    let (_, r) = s.post(
+        "/api/keep",
+        serde_json::json!({"host": "laptop", "keep": "1", "apply": false}),
+    );
+    assert!(
+        !r["message"].as_str().unwrap().contains("becomes the one"),
+        "{r}"
+    );
 }
 
 /// A token lives for one run, written nowhere; `--keep-token` keeps it

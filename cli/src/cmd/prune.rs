@@ -77,6 +77,12 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
                 if r.dry_run { "would forget" } else { "forgot" }
             ));
         } else if r.dry_run {
+            if r.claims_pruner {
+                ui.say(
+                    "this device would become the one that deletes unused data for this \
+                     repository; others then only forget snapshots",
+                );
+            }
             if r.blobs_removed == 0 && r.packs_deleted == 0 && r.packs_repacked == 0 {
                 ui.say(&format!(
                     "no unused data: the repository would stay at {}",

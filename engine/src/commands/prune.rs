@@ -108,6 +108,10 @@ pub struct PruneResult {
     /// The device that deletes data, when it is not this one: this prune
     /// only forgot snapshots.
     pub data_left_to: Option<crate::pruner::PrunerRecord>,
+    /// This prune names this device the one that deletes data from now on
+    /// (with `dry_run`: would): the page says so before a first
+    /// keep-last-N on a second computer makes it the pruner unawares.
+    pub claims_pruner: bool,
 }
 
 /// One retention group and what the policy decided for its snapshots,
@@ -137,6 +141,7 @@ pub fn prune(
         }
         crate::pruner::Role::Delete(record) => record,
     };
+    result.claims_pruner = to_claim.is_some();
     // The order of reading matters: index files, then locks, then
     // snapshots (see format-spec.md section 10).
     let state = read_index_and_locks(repo, &lock)?;

@@ -118,6 +118,11 @@ pub(crate) async fn keep(State(app): State<Arc<App>>, Json(f): Json<KeepForm>) -
                     views::count(r.snapshots_forgotten.len() as u64, "snapshot", "snapshots"),
                     views::bytes(r.bytes_before.saturating_sub(r.bytes_after))
                 ));
+                if r.claims_pruner {
+                    a.1.message.push_str(
+                        ". This computer then becomes the one that deletes unused data for this repository; others only remove snapshots",
+                    );
+                }
                 a.1.html = views::prune_preview(&r).into_string();
                 a
             }
