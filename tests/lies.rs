@@ -393,9 +393,10 @@ fn a_swapped_repository_is_noticed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(13), "{}", stderr(&out));
     assert!(!target.exists());
-    // Made anew on purpose, through this device: accepted.
+    // Made anew on purpose, through this device (beside the one set
+    // aside, hence --yes): accepted.
     std::fs::remove_dir_all(&env.repo).unwrap();
-    env.init();
+    env.init_at(&env.repo);
     let out = env.snap().args(["snapshots"]).output().unwrap();
     assert!(!stderr(&out).contains("held before"), "{}", stderr(&out));
 }
