@@ -2364,7 +2364,23 @@ fn a_schedule_skips_a_snapshot_when_nothing_changed() {
         &home,
         &[("SNAP_PASSWORD", "pw"), ("SNAP_UI_TIME_SCALE", "60")],
     );
+    // The folder above the backup changes meanwhile, as a home folder or
+    // /tmp does: that is no change to what is backed up.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toucher = {
+        let (stop, above) = (stop.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let mut t = 1_700_000_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                t += 1;
+                filetime::set_file_mtime(&above, filetime::FileTime::from_unix_time(t, 0)).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
     let e = runs(&s, 4);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    toucher.join().unwrap();
     assert!(
         e["last_result"]
             .as_str()

@@ -58,6 +58,10 @@ pub(crate) struct Archiver<'a> {
     /// compared with in place of the parent tree's: a folder added to a
     /// backup set leaves the others theirs (see `create::find_parents`).
     source_parents: HashMap<PathBuf, Node>,
+    /// Each source's node as this backup recorded it, by the source's
+    /// path as recorded: what `create` compares to skip an unchanged run
+    /// without reading back trees it has only just written.
+    source_nodes: Mutex<Vec<(Vec<u8>, Node)>>,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -97,6 +101,10 @@ impl Archiver<'_> {
                 AboveEntry::Source(path) => {
                     let parent_node = self.source_parents.get(path).or(parent_node);
                     if let Some(n) = self.save_path(path, name_os, parent_node)? {
+                        self.source_nodes
+                            .lock()
+                            .unwrap()
+                            .push((sys::path_bytes(path).into_owned(), n.clone()));
                         tree.nodes.push(n);
                     }
                 }
@@ -380,6 +388,7 @@ impl<'a> Archiver<'a> {
             changed_while_read: AtomicU64::new(0),
             progress,
             source_parents: HashMap::new(),
+            source_nodes: Mutex::default(),
         })
     }
 
@@ -455,6 +464,7 @@ impl<'a> Archiver<'a> {
             warnings: self.warnings.into_inner().unwrap(),
             changed_while_read: self.changed_while_read.into_inner(),
             unused_excludes,
+            source_nodes: self.source_nodes.into_inner().unwrap(),
         })
     }
 }
@@ -468,4 +478,7 @@ pub(crate) struct Archived {
     pub changed_while_read: u64,
     /// Positions of the exclude patterns that matched nothing.
     pub unused_excludes: Vec<usize>,
+    /// Each source's node, by its recorded path (none when the source is
+    /// `/`, whose node is the root tree).
+    pub source_nodes: Vec<(Vec<u8>, Node)>,
 }

@@ -261,7 +261,7 @@ pub fn create(
         .collect();
     if opts.skip_if_unchanged
         && let Some((parent_id, p)) = &parent
-        && unchanged(p, &snapshot)
+        && unchanged(repo, p, &snapshot, &archived.source_nodes)?
     {
         drop(lock);
         return Ok(CreateResult {
@@ -303,15 +303,39 @@ pub fn create(
     })
 }
 
-/// Whether `new` records what `parent` does: the same tree of the same
-/// paths, host and tags, with nothing uploaded. A
-/// file read anew with a new ctime makes another tree, and so a change.
-fn unchanged(parent: &Snapshot, new: &Snapshot) -> bool {
-    parent.tree == new.tree
-        && parent.paths == new.paths
-        && parent.host == new.host
-        && parent.tags == new.tags
-        && new.summary.bytes_added == 0
+/// Whether `new` records what `parent` does: the same paths, host and
+/// tags, and each backed-up path the same node (its metadata, and its
+/// contents by id). A file read anew with a new ctime makes another node,
+/// and so a change. The folders above the paths are left out: their
+/// times move whenever anything beside the backup changes (`/tmp`, a home
+/// folder), and comparing the whole tree once wrote a snapshot every run.
+/// A tree of those folders uploaded meanwhile is left for prune.
+fn unchanged(
+    repo: &crate::indexed::Indexed,
+    parent: &Snapshot,
+    new: &Snapshot,
+    recorded: &[(Vec<u8>, crate::tree::Node)],
+) -> Result<bool> {
+    if parent.paths != new.paths || parent.host != new.host || parent.tags != new.tags {
+        return Ok(false);
+    }
+    for path in &new.paths {
+        if path.as_slice() == b"/" {
+            if parent.tree != new.tree {
+                return Ok(false);
+            }
+            continue;
+        }
+        // The new node from what this backup recorded: its trees are not
+        // in the index this backup started from.
+        let Some((_, now)) = recorded.iter().find(|(p, _)| p == path) else {
+            return Ok(false);
+        };
+        if crate::walk::node_at(repo, parent.tree, path)?.as_ref() != Some(now) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What a backup compares its sources with, so that files unchanged since
