@@ -131,6 +131,9 @@ pub struct StoreBackend {
     local: Option<std::path::PathBuf>,
     /// The bucket of an S3 repository (`location` also names the endpoint).
     bucket: Option<String>,
+    /// The same bucket, listed a page at a time (S3 only): the folders near
+    /// a repository are read in bounded pages ([`nearby`]).
+    folders: Option<Arc<dyn object_store::list::PaginatedListStore>>,
     /// Set once the provider refused a conditional write in this run.
     create_unsupported: std::sync::atomic::AtomicBool,
     /// [`MAX_LISTED`]; lower only in tests.
@@ -186,6 +189,7 @@ impl StoreBackend {
             paged: false,
             local: None,
             bucket: None,
+            folders: None,
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
             max_listed: MAX_LISTED,
@@ -349,8 +353,10 @@ impl StoreBackend {
 
     /// Root paths within the bucket that hold a repository, near this
     /// one: the folders in it, beside it and at the top of the bucket,
-    /// listed one level at a time, the
-    /// nearest by name first, each asked for the head of its `config`.
+    /// listed one level at a time and at most [`nearby::MAX_PAGES`] pages
+    /// each (a bucket of a million loose objects at its top once meant
+    /// reading them all), the nearest by name first, each asked for the
+    /// head of its `config`.
     ///
     /// Paths are kept as the store lists them and shown decoded: rebuilt
     /// from their text, a name such as `fotos-ü` was encoded again and
@@ -375,11 +381,30 @@ impl StoreBackend {
         if !parts.is_empty() {
             candidates.push((String::new(), StorePath::default()));
         }
+        let Some(lister) = &self.folders else {
+            return Vec::new();
+        };
         for place in places {
-            let Ok(listed) = self.store.list_with_delimiter(place.as_ref()).await else {
-                continue;
-            };
-            for p in listed.common_prefixes {
+            let mut folders = Vec::new();
+            let mut token = None;
+            for _ in 0..nearby::MAX_PAGES {
+                let prefix = place.as_ref().map(|p| format!("{}/", p.as_ref()));
+                let opts = object_store::list::PaginatedListOptions {
+                    delimiter: Some("/".into()),
+                    max_keys: Some(1000),
+                    page_token: token.take(),
+                    ..Default::default()
+                };
+                let Ok(page) = lister.list_paginated(prefix.as_deref(), opts).await else {
+                    break;
+                };
+                folders.extend(page.result.common_prefixes);
+                match page.page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            for p in folders {
                 let name = shown(&p);
                 // Names from an untrusted listing are shown in a terminal
                 // and a page: none that could steer a terminal or drown

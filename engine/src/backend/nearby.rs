@@ -6,16 +6,21 @@
 //! Read only after opening found no repository, so the way that works
 //! pays nothing. It looks below the location (a parent was given), beside
 //! it (a sibling was mistyped) and at the top of the bucket; a candidate
-//! is a repository if it holds `config`. Every step is bounded: at most
-//! [`MAX_CANDIDATES`] candidates are asked about, and the whole search
-//! gives up after [`PATIENCE`] (a storage that lists without end gets no
-//! advice, not a hang). It is advice: a failure finds nothing.
+//! is a repository if its `config` has a config's header. Every step is
+//! bounded: at most [`MAX_PAGES`] pages of each folder are listed, at most
+//! [`MAX_CANDIDATES`] candidates (the nearest by name) are asked about,
+//! and the whole search gives up after [`PATIENCE`] (a storage that lists
+//! without end gets no advice, not a hang). It is advice: a failure finds
+//! nothing.
 
 use std::path::Path;
 use std::time::Duration;
 
 /// Candidates asked about at most (each one a HEAD of its `config`).
 pub const MAX_CANDIDATES: usize = 64;
+
+/// Pages of a thousand names read at most from each folder listed.
+pub const MAX_PAGES: usize = 10;
 
 /// How long the search may take in all.
 pub const PATIENCE: Duration = Duration::from_secs(20);

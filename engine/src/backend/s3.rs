@@ -404,13 +404,15 @@ impl StoreBackend {
             })
             .build()
             .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
-        let store = b
-            .with_disable_bulk_delete(true)
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?;
-        let mut backend = StoreBackend::new(Arc::new(store), &opts.root, opts.location())?;
+        let store = Arc::new(
+            b.with_disable_bulk_delete(true)
+                .build()
+                .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?,
+        );
+        let mut backend = StoreBackend::new(store.clone(), &opts.root, opts.location())?;
         backend.bulk_store = Some(Arc::new(bulk));
         backend.bucket = Some(opts.bucket.clone());
+        backend.folders = Some(store);
         backend.paged = true;
         backend
             .bulk
