@@ -170,10 +170,22 @@ async fn backup_steps(
     let repo2 = repo.clone();
     let (r, pruned) = blocking(move || {
         let r = create::create(&repo2, &opts, &*job2)?;
-        let pruned = if keep > 0 && !r.skipped_unchanged {
+        // After a skipped run, retention runs only while this device has
+        // more than it keeps (the schedule was just made shorter): a prune
+        // every minute that finds nothing to do would read the whole
+        // index each time.
+        let host = create::this_host();
+        let over = || -> anyhow::Result<bool> {
+            let filter = SnapshotFilter {
+                hosts: vec![host.clone()],
+                ..Default::default()
+            };
+            Ok(commands::snapshots(&repo2, &filter)?.len() > keep as usize)
+        };
+        let pruned = if keep > 0 && (!r.skipped_unchanged || over()?) {
             Some(prune::prune(
                 &repo2,
-                &keep_options(&create::this_host(), keep, false),
+                &keep_options(&host, keep, false),
                 &*job2,
             )?)
         } else {
@@ -184,23 +196,22 @@ async fn backup_steps(
     .await
     .map_err(|e| words(&e))?;
     let s = &r.snapshot.summary;
-    if r.skipped_unchanged {
-        let msg = format!(
+    let mut msg = if r.skipped_unchanged {
+        format!(
             "nothing changed since snapshot {}: no snapshot written",
             r.snapshot_id.short()
-        );
-        let report = serde_json::to_value(r.report()).ok();
-        return Ok((msg, String::new(), report));
-    }
-    let mut msg = format!(
-        "snapshot {} written: {} new, {} changed, {} unmodified files; {} read, {} added",
-        r.snapshot_id.short(),
-        s.files_new,
-        s.files_changed,
-        s.files_unmodified,
-        views::bytes(s.bytes_read),
-        views::bytes(s.bytes_added)
-    );
+        )
+    } else {
+        format!(
+            "snapshot {} written: {} new, {} changed, {} unmodified files; {} read, {} added",
+            r.snapshot_id.short(),
+            s.files_new,
+            s.files_changed,
+            s.files_unmodified,
+            views::bytes(s.bytes_read),
+            views::bytes(s.bytes_added)
+        )
+    };
     if !r.warnings.is_empty() {
         msg.push_str(&format!(
             "; {} path(s) could not be read or changed while read (listed below)",
@@ -213,7 +224,11 @@ async fn backup_steps(
             pr.snapshots_forgotten.len()
         ));
     }
-    let html = views::backup_result(&r).into_string();
+    let html = if r.skipped_unchanged {
+        String::new()
+    } else {
+        views::backup_result(&r).into_string()
+    };
     let report = serde_json::to_value(r.report()).ok();
     Ok((msg, html, report))
 }
