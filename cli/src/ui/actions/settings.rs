@@ -557,37 +557,31 @@ pub(crate) async fn connect(State(app): State<Arc<App>>, Json(f): Json<SettingsF
             }
             Err(e) => refused(&app, e),
         },
-        Err(e) => {
-            let mut a = match engine_error(&e) {
-                Some(Error::RepositoryNotFound(_)) => {
-                    let near = crate::ctx::nearby_of(&e);
-                    let mut msg = format!("there is no repository at {location}");
-                    if let Some(s) = near.and_then(|n| n.sentence()) {
-                        msg.push_str(&format!(". {}", views::sentence_case(&s)));
-                    }
-                    let mut a = failed(&app, StatusCode::NOT_FOUND, msg);
-                    if let Some(n) = near {
-                        a.1.html = crate::ui::pages::fill_buttons(n).into_string();
-                    }
-                    a
+        Err(e) => match engine_error(&e) {
+            Some(Error::RepositoryNotFound(_)) => {
+                let near = crate::ctx::nearby_of(&e);
+                let mut msg = format!("there is no repository at {location}");
+                if let Some(s) = near.and_then(|n| n.sentence()) {
+                    msg.push_str(&format!(". {}", views::sentence_case(&s)));
                 }
-                Some(Error::WrongPassword | Error::WrongPasswordSkipped(_)) => failed(
-                    &app,
-                    StatusCode::UNAUTHORIZED,
-                    format!(
-                        "found the repository at {location}, but that password does not open it"
-                    ),
-                ),
-                _ if is_password_missing(&e) => failed(
-                    &app,
-                    StatusCode::UNAUTHORIZED,
-                    format!("found the repository at {location}: type its password"),
-                ),
-                _ => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
-            };
-            a.1.ok = false;
-            a
-        }
+                let mut a = failed(&app, StatusCode::NOT_FOUND, msg);
+                if let Some(n) = near {
+                    a.1.html = crate::ui::pages::fill_buttons(n).into_string();
+                }
+                a
+            }
+            Some(Error::WrongPassword | Error::WrongPasswordSkipped(_)) => failed(
+                &app,
+                StatusCode::UNAUTHORIZED,
+                format!("found the repository at {location}, but that password does not open it"),
+            ),
+            _ if is_password_missing(&e) => failed(
+                &app,
+                StatusCode::UNAUTHORIZED,
+                format!("found the repository at {location}: type its password"),
+            ),
+            _ => failed(&app, StatusCode::BAD_REQUEST, words(&e)),
+        },
     }
 }
 
