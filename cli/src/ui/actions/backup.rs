@@ -223,6 +223,10 @@ async fn backup_steps(
             "; kept the last {keep} of this device, removed {}",
             pr.snapshots_forgotten.len()
         ));
+    } else if keep > 0 && r.skipped_unchanged {
+        // Retention holds without a prune: the words say so every run, not
+        // only on the run that removed something.
+        msg.push_str(&format!("; kept the last {keep} of this device"));
     }
     let html = if r.skipped_unchanged {
         String::new()
