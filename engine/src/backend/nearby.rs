@@ -16,7 +16,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// Candidates asked about at most (each one a HEAD of its `config`).
+/// Candidates asked about at most (each one a ranged GET of the first 8
+/// bytes of its `config`).
 pub const MAX_CANDIDATES: usize = 64;
 
 /// Pages of a thousand names read at most from each folder listed.
