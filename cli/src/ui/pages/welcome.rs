@@ -78,8 +78,11 @@ pub(super) fn not_here(name: &str, location: &str, nearby: &Nearby, create: Mark
             p { "There is no repository at " code { (location) } "." }
             @if let Some(sentence) = nearby.sentence() {
                 div.nearby {
-                    p { strong { (sentence) } }
-                    @for found in &nearby.found {
+                    p { strong { (views::sentence_case(&sentence)) } }
+                    @if name.is_empty() {
+                        p { "The place comes from the command line or the environment: to use one of those, name it there, or save a profile in " a href="/settings" { "Settings" } "." }
+                    }
+                    @for found in nearby.found.iter().filter(|_| !name.is_empty()) {
                         form data-action="/api/relocate" {
                             input type="hidden" name="profile" value=(name);
                             input type="hidden" name="location" value=(found);
