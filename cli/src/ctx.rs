@@ -57,6 +57,11 @@ pub(crate) fn nearby_of(e: &anyhow::Error) -> Option<&Nearby> {
 
 impl std::error::Error for Hinted {}
 
+/// The folder a local location names (`local:DIR` or `DIR`).
+fn local_folder(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("local:").unwrap_or(location))
+}
+
 /// The engine's error behind `e`, hinted or not.
 pub(crate) fn engine_error(e: &anyhow::Error) -> Option<&Error> {
     e.downcast_ref::<Error>()
@@ -303,8 +308,7 @@ impl Ctx<'_> {
                 unused.join(", ")
             ));
         }
-        let path = location.strip_prefix("local:").unwrap_or(location);
-        let backend = StoreBackend::local(&PathBuf::from(path), create)
+        let backend = StoreBackend::local(&local_folder(location), create)
             .map_err(|e| self.hint(e, location))?;
         Ok(Arc::new(backend))
     }
@@ -388,14 +392,18 @@ impl Ctx<'_> {
     pub(crate) fn hint(&self, e: Error, location: &str) -> anyhow::Error {
         match e {
             Error::RepositoryNotFound(_) => {
+                // A forgotten profile is the likelier mistake, and is said
+                // without a search of the storage.
+                if let Some(h) = self.forgotten_profile()
+                    && self.location().is_ok_and(|(_, default)| default)
+                {
+                    return Hinted::error(e, h);
+                }
                 let nearby = self.nearby(location);
                 let make = format!("create one with `{}`", self.init_command(location));
-                let hint = match (self.forgotten_profile(), nearby.sentence()) {
-                    (Some(h), _) if self.location().is_ok_and(|(_, default)| default) => h,
-                    (_, Some(near)) => {
-                        format!("{near} To start a new repository here instead, {make}")
-                    }
-                    (_, None) => make,
+                let hint = match nearby.sentence() {
+                    Some(near) => format!("{near} To start a new repository here instead, {make}"),
+                    None => make,
                 };
                 anyhow::Error::new(Hinted {
                     error: e,
@@ -432,8 +440,7 @@ impl Ctx<'_> {
                 Err(_) => Nearby::new(location, Vec::new()),
             };
         }
-        let path = location.strip_prefix("local:").unwrap_or(location);
-        nearby::local(std::path::Path::new(path))
+        nearby::local(&local_folder(location))
     }
 
     /// The init command for this location, as the user reaches it: a

@@ -164,6 +164,12 @@ pub fn tag(t: &str) -> String {
     }
 }
 
+/// A backup that wrote no snapshot because nothing changed since `parent`,
+/// in the terminal's words and the page's.
+pub fn unchanged_since(parent: &snap_engine::Id) -> String {
+    format!("nothing changed since snapshot {}", parent.short())
+}
+
 pub fn bytes(n: u64) -> String {
     HumanBytes(n).to_string()
 }

@@ -59,8 +59,8 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
     let s = &r.snapshot.summary;
     if r.skipped_unchanged && !ui.json {
         ui.say(&format!(
-            "nothing changed since snapshot {}: no snapshot written",
-            r.snapshot_id.short()
+            "{}: no snapshot written",
+            output::unchanged_since(&r.snapshot_id)
         ));
     } else if ui.json {
         output::report(&r.report())?;
@@ -101,7 +101,7 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
             ));
         }
         let what = if r.skipped_unchanged {
-            format!("nothing changed since snapshot {}", r.snapshot_id.short())
+            output::unchanged_since(&r.snapshot_id)
         } else {
             format!("snapshot {} was written", r.snapshot_id.short())
         };

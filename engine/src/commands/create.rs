@@ -42,8 +42,9 @@ pub struct CreateOptions {
     /// Read every file even if the parent says it is unchanged.
     pub force: bool,
     /// Write no snapshot when the backup would record what the parent
-    /// does: the same paths, host and tags, the same tree, and nothing
-    /// uploaded ([`CreateResult::skipped_unchanged`]).
+    /// does: the same paths, host and tags, and each backed-up path the
+    /// same node; the folders above them are not compared
+    /// ([`CreateResult::skipped_unchanged`]).
     pub skip_if_unchanged: bool,
     pub packer: PackerOptions,
 }

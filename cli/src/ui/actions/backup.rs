@@ -198,8 +198,8 @@ async fn backup_steps(
     let s = &r.snapshot.summary;
     let mut msg = if r.skipped_unchanged {
         format!(
-            "nothing changed since snapshot {}: no snapshot written",
-            r.snapshot_id.short()
+            "{}: no snapshot written",
+            crate::output::unchanged_since(&r.snapshot_id)
         )
     } else {
         format!(

@@ -614,7 +614,8 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
     let checked = blocking(move || {
         let ctx = session.ctx();
         let (old, _) = ctx.location()?;
-        match ctx.open() {
+        // Opening the old place searched near it already.
+        let found_near = match ctx.open() {
             Ok(_) => anyhow::bail!(
                 "profile {} already has its repository at {old}: change it in Settings",
                 session.profile.name
@@ -622,9 +623,9 @@ pub(crate) async fn relocate(State(app): State<Arc<App>>, Json(f): Json<Relocate
             Err(e) if !matches!(engine_error(&e), Some(Error::RepositoryNotFound(_))) => {
                 return Err(e);
             }
-            Err(_) => {}
-        }
-        if !ctx.nearby(&old).found.contains(&wanted) {
+            Err(e) => crate::ctx::nearby_of(&e).is_some_and(|n| n.found.contains(&wanted)),
+        };
+        if !found_near {
             anyhow::bail!("{wanted} is not a repository found near {old}: choose it in Settings");
         }
         let mut p = session.profile.clone();

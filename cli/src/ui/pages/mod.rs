@@ -256,16 +256,17 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
             }
         },
         Problem::NoRepository { nearby, .. } => {
+            if let Some(location) = first_visit(app) {
+                return welcome::first_visit(&location);
+            }
             let current = app.current();
             let name = app.resolved_name(&current);
             let session = app.session(&current).ok();
-            let (location, default) = session
+            let location = session
                 .as_ref()
                 .and_then(|s| s.ctx().location().ok())
+                .map(|(l, _)| l)
                 .unwrap_or_default();
-            if default && first_visit(app) {
-                return welcome::first_visit(&location);
-            }
             let local = !location.starts_with("s3://");
             let configured = session
                 .as_ref()
@@ -300,22 +301,21 @@ fn problem_box(app: &App, p: &Problem) -> Markup {
     }
 }
 
-/// No profile saved yet: the computer's first visit.
-fn first_visit(app: &App) -> bool {
-    app.config().is_ok_and(|f| f.profiles.is_empty())
+/// The default place, when this is a computer's first visit: no profile
+/// saved, and no place named on the command line or in the environment.
+fn first_visit(app: &App) -> Option<String> {
+    if !app.config().is_ok_and(|f| f.profiles.is_empty()) {
+        return None;
+    }
+    let (location, default) = app.session(&app.current()).ok()?.ctx().location().ok()?;
+    default.then_some(location)
 }
 
-/// A page that shows `p` instead of its repository; on a first visit (no
-/// profile, and the default place empty) it is the welcome, not "Manage".
+/// A page that shows `p` instead of its repository; on a first visit it is
+/// the welcome, not "Manage".
 fn problem_page(app: &App, room: Room, p: &Problem) -> Response {
-    let default_place = || {
-        app.session(&app.current())
-            .ok()
-            .and_then(|s| s.ctx().location().ok())
-            .is_some_and(|(_, default)| default)
-    };
     let room = match p {
-        Problem::NoRepository { .. } if first_visit(app) && default_place() => Room::Welcome,
+        Problem::NoRepository { .. } if first_visit(app).is_some() => Room::Welcome,
         _ => room,
     };
     page(app, room, problem_box(app, p))
