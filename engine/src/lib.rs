@@ -45,6 +45,7 @@ pub mod progress;
 pub mod pruner;
 pub mod repo;
 pub mod report;
+pub mod retention;
 mod scan;
 pub mod snapshot;
 mod sources;
