@@ -547,6 +547,11 @@ pub struct CreateArgs {
     /// skip_if_unchanged)
     #[arg(long, overrides_with = "skip_if_unchanged")]
     pub no_skip_if_unchanged: bool,
+    /// Delete nothing, for a key that may not delete (its lock stays,
+    /// released, for a device with full rights to clear; also the profile's
+    /// no_delete)
+    #[arg(long)]
+    pub no_delete: bool,
 }
 
 #[derive(Args, Debug)]

@@ -49,6 +49,8 @@ pub struct Profile {
     /// `--no-skip-if-unchanged` says otherwise). Unset: off for `snap
     /// create`; the page's schedule takes it as on.
     pub skip_if_unchanged: Option<bool>,
+    /// This device's key may not delete (`--no-delete` on every backup).
+    pub no_delete: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

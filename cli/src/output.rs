@@ -170,6 +170,15 @@ pub fn unchanged_since(parent: &snap_engine::Id) -> String {
     format!("nothing changed since snapshot {}", parent.short())
 }
 
+/// What a backup on a device that may not delete says, once, about the
+/// lock it could not remove.
+pub fn lock_left(lock: &str) -> String {
+    format!(
+        "this device may not delete: its lock {lock} stays, marked released, for a device \
+         with full rights to clear (its next `snap prune` does)"
+    )
+}
+
 pub fn bytes(n: u64) -> String {
     HumanBytes(n).to_string()
 }

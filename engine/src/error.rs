@@ -88,6 +88,30 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The store refused to delete an object (S3's 403 AccessDenied: a
+    /// key without DeleteObject, or an object under Object Lock). Callers
+    /// that can go on without the delete recognise it by this type.
+    #[error("{location}: the storage refused to delete {name}: {answer}")]
+    DeleteDenied {
+        location: String,
+        name: String,
+        answer: String,
+    },
+
+    /// A write to a repository opened read-only (`--as-of`).
+    #[error("{0}")]
+    ReadOnly(String),
+
+    /// The repository asks for Object Lock retention and the bucket cannot
+    /// give it (no Object Lock, or not an S3 bucket): nothing was written.
+    #[error("{0}")]
+    ObjectLockUnavailable(String),
+
+    /// The provider refused an Object Lock or versions request; the
+    /// message names its answer.
+    #[error("{0}")]
+    ProviderRefused(String),
+
     #[error("{0}")]
     Other(String),
 }

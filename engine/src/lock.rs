@@ -3,6 +3,13 @@
 //! ends. Nothing ever waits on a lock and no one needs to remove one by
 //! hand: a lock not refreshed for [`EXPIRY`] is dead. Prune reads them to
 //! decide when deleting data is safe (format-spec.md section 10).
+//!
+//! A device that may not delete (`--no-delete`, a profile's `no_delete`,
+//! or a store that answers the delete of its own lock with 403) cannot
+//! remove its lock when it ends. It overwrites it with a released lock
+//! instead ([`LockKind::Released`]): nobody waits for it, `check` names it
+//! as left by a no-delete device, and the next device that may delete
+//! removes it.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,6 +37,9 @@ pub(crate) const EXPIRY: Duration = Duration::from_secs(15 * 60);
 pub enum LockKind {
     Backup,
     Prune,
+    /// The command ended on a device that may not delete: the lock is
+    /// left for a device with full rights to remove, and holds back no one.
+    Released,
 }
 
 impl From<LockKind> for u8 {
@@ -37,6 +47,7 @@ impl From<LockKind> for u8 {
         match k {
             LockKind::Backup => 0,
             LockKind::Prune => 1,
+            LockKind::Released => 2,
         }
     }
 }
@@ -47,6 +58,7 @@ impl TryFrom<u8> for LockKind {
         match b {
             0 => Ok(LockKind::Backup),
             1 => Ok(LockKind::Prune),
+            2 => Ok(LockKind::Released),
             _ => Err(format!("unknown lock kind {b}")),
         }
     }
@@ -170,6 +182,16 @@ impl LiveLock {
     }
 }
 
+/// What happened to a lock when its command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Deleted, as every command's lock is where the key may delete.
+    Deleted,
+    /// Overwritten with a released lock, named here, that a device with
+    /// full rights removes: this device may not delete.
+    LeftReleased(String),
+}
+
 fn wall_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -211,10 +233,22 @@ pub struct LockGuard {
     lapsed_bytes: Bytes,
     beat: Arc<Heartbeat>,
     thread: Option<JoinHandle<()>>,
+    /// The lock as released by a device that may not delete.
+    released_bytes: Bytes,
+    /// This device may not delete: the lock is released, not deleted, and
+    /// dead locks of others are left for a device that may.
+    no_delete: bool,
+    /// Set once [`LockGuard::release`] has ended the lock.
+    ended: bool,
 }
 
 impl LockGuard {
     pub fn acquire(repo: &Repository, kind: LockKind) -> Result<LockGuard> {
+        Self::acquire_as(repo, kind, false)
+    }
+
+    /// A lock for a device that may not delete (`no_delete`), or may.
+    pub fn acquire_as(repo: &Repository, kind: LockKind, no_delete: bool) -> Result<LockGuard> {
         let place = crate::sys::ProcessPlace::current();
         let mut lock = Lock {
             kind,
@@ -229,6 +263,14 @@ impl LockGuard {
         let bytes = Bytes::from(codec::seal(Kind::Lock, repo.sealer(), &lock));
         lock.lapsed = true;
         let lapsed_bytes = Bytes::from(codec::seal(Kind::Lock, repo.sealer(), &lock));
+        let released_bytes = Bytes::from(codec::seal(
+            Kind::Lock,
+            repo.sealer(),
+            &Lock {
+                kind: LockKind::Released,
+                ..lock.clone()
+            },
+        ));
         let id = Id::random();
         let name = Object::Lock.name(&id);
         let backend = repo.backend().clone();
@@ -289,7 +331,42 @@ impl LockGuard {
             lapsed_bytes,
             beat,
             thread: Some(thread),
+            released_bytes,
+            no_delete,
+            ended: false,
         })
+    }
+
+    /// Whether this device may not delete: it said so, or the store
+    /// refused to delete its lock.
+    pub(crate) fn no_delete(&self) -> bool {
+        self.no_delete
+    }
+
+    /// Ends the lock: deletes it, or, where this device may not delete
+    /// (asked for, or a 403 answer to the delete), overwrites it with a
+    /// released lock for a device with full rights to remove. Any other
+    /// failure to delete is left to expiry, as before.
+    pub fn release(mut self) -> Result<Ending> {
+        self.stop_heartbeat();
+        self.ended = true;
+        if !self.no_delete {
+            match self.backend.delete(&self.name) {
+                Err(Error::DeleteDenied { .. }) => self.no_delete = true,
+                _ => return Ok(Ending::Deleted),
+            }
+        }
+        self.backend
+            .write(&self.name, self.released_bytes.clone())?;
+        Ok(Ending::LeftReleased(self.name.clone()))
+    }
+
+    fn stop_heartbeat(&mut self) {
+        *self.beat.stop.lock().unwrap() = true;
+        self.beat.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -340,19 +417,23 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        *self.beat.stop.lock().unwrap() = true;
-        self.beat.wake.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        self.stop_heartbeat();
+        if self.ended {
+            return;
         }
-        let _ = self.backend.delete(&self.name);
+        if self.no_delete {
+            let _ = self.backend.write(&self.name, self.released_bytes.clone());
+        } else if let Err(Error::DeleteDenied { .. }) = self.backend.delete(&self.name) {
+            let _ = self.backend.write(&self.name, self.released_bytes.clone());
+        }
     }
 }
 
 /// Locks refreshed within [`EXPIRY`] of `now` (the store's clock) whose
-/// process is not known to be dead. Dead and expired locks are removed, so
-/// nobody ever has to.
-pub(crate) fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
+/// process is not known to be dead. Dead, expired and released locks are
+/// removed, so nobody ever has to, unless `own` is held by a device that
+/// may not delete: it leaves them for one that may.
+pub(crate) fn live_locks(repo: &Repository, now: i64, own: &LockGuard) -> Result<Vec<LiveLock>> {
     let mut out = Vec::new();
     for o in repo.backend().list(&Object::Lock.prefix())? {
         let opened = repo
@@ -361,8 +442,13 @@ pub(crate) fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
             .ok()
             .and_then(|b| Lock::open(repo.sealer(), &b).ok());
         let expired = o.modified_ns < now - EXPIRY.as_nanos() as i64;
-        if expired || opened.as_ref().is_some_and(|(_, l)| l.holder_is_dead()) {
-            let _ = repo.backend().delete(&o.name);
+        let released = opened
+            .as_ref()
+            .is_some_and(|(_, l)| l.kind == LockKind::Released);
+        if expired || released || opened.as_ref().is_some_and(|(_, l)| l.holder_is_dead()) {
+            if !own.no_delete() {
+                let _ = repo.backend().delete(&o.name);
+            }
             continue;
         }
         let (version, lock) = match opened {
@@ -382,12 +468,45 @@ pub(crate) fn live_locks(repo: &Repository, now: i64) -> Result<Vec<LiveLock>> {
     Ok(out)
 }
 
+/// A lock a device that may not delete left released, as `check`
+/// reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReleasedLock {
+    pub name: String,
+    pub host: String,
+    pub username: String,
+    /// When the command that held it started (Unix nanoseconds).
+    pub created_ns: i64,
+}
+
+/// The released locks on storage, read without deleting anything: `check`
+/// tells them from live ones.
+pub(crate) fn released_locks(repo: &Repository) -> Result<Vec<ReleasedLock>> {
+    let mut out = Vec::new();
+    for o in repo.backend().list(&Object::Lock.prefix())? {
+        let Ok(bytes) = repo.backend().read(&o.name, codec::MAX_SMALL_OBJECT as u64) else {
+            continue;
+        };
+        if let Ok((_, l)) = Lock::open(repo.sealer(), &bytes)
+            && l.kind == LockKind::Released
+        {
+            out.push(ReleasedLock {
+                name: o.name,
+                host: l.host,
+                username: l.username,
+                created_ns: l.created_ns,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A prune lock, held by no one else: `prune` and `repair` each decide
 /// from one view of the index, and two at once would undo each other.
 pub(crate) fn acquire_sole_prune(repo: &Repository) -> Result<LockGuard> {
     let lock = LockGuard::acquire(repo, LockKind::Prune)?;
     let now = lock.store_now()?;
-    if let Some(other) = live_locks(repo, now)?
+    if let Some(other) = live_locks(repo, now, &lock)?
         .into_iter()
         .find(|l| l.kind() == LockKind::Prune && l.name != lock.name())
     {
@@ -409,7 +528,7 @@ pub(crate) fn wait_for_prunes(repo: &Repository, own: &LockGuard, limit: Duratio
     let start = std::time::Instant::now();
     loop {
         let now = own.store_now()?;
-        let prune = live_locks(repo, now)?
+        let prune = live_locks(repo, now, own)?
             .into_iter()
             .find(|l| l.kind() == LockKind::Prune && l.name != own.name());
         let Some(prune) = prune else {

@@ -52,6 +52,10 @@ pub enum Quirk {
     /// Huawei OBS and others: a request without the bucket in the host
     /// name is refused with PathStyleDomainForbidden.
     VirtualOnly,
+    /// A key whose policy denies DeleteObject: every DELETE is 403
+    /// AccessDenied, and a multi-object delete names every key as denied,
+    /// as AWS answers both.
+    DenyDelete,
     /// A broken or hostile server: every ListObjectsV2 page says there is
     /// more, with the same continuation token, and a request with that
     /// token gets the first page again, for ever.
@@ -248,6 +252,23 @@ fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
         ));
     }
     match quirk {
+        Quirk::DenyDelete if line.starts_with("DELETE ") => {
+            Some(xml("403 Forbidden", "AccessDenied", "Access Denied"))
+        }
+        Quirk::DenyDelete if bulk_delete => {
+            let text = String::from_utf8_lossy(body);
+            let keys = text
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|k| k.split("</Key>").next())
+                .map(|k| {
+                    format!(
+                        "<Error><Key>{k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                    )
+                })
+                .collect();
+            Some(deleted(keys))
+        }
         Quirk::NoBulkDelete(501) if bulk_delete => Some(xml(
             "501 Not Implemented",
             "NotImplemented",

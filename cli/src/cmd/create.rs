@@ -52,10 +52,16 @@ pub(crate) fn create(ctx: &Ctx, a: &args::CreateArgs) -> Result<u8> {
             (_, true) => false,
             _ => ctx.profile.skip_if_unchanged.unwrap_or(false),
         },
+        no_delete: a.no_delete || ctx.profile.no_delete.unwrap_or(false),
         ..Default::default()
     };
     say_interrupted_on_ctrl_c();
     let r = create::create(&repo, &opts, ui)?;
+    if let Some(lock) = &r.lock_left
+        && !ui.json
+    {
+        ui.say(&output::lock_left(lock));
+    }
     let s = &r.snapshot.summary;
     if r.skipped_unchanged && !ui.json {
         ui.say(&format!(

@@ -209,7 +209,7 @@ impl StoreBackend {
         for (r, name) in results.into_iter().zip(names) {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.err(name, e)),
+                Err(e) => return Err(self.delete_err(name, e)),
             }
         }
         Ok(())
@@ -460,6 +460,19 @@ impl StoreBackend {
         }
     }
 
+    /// A failed delete: a refusal (403) is [`Error::DeleteDenied`], which
+    /// a no-delete device and a prune under Object Lock go on from.
+    fn delete_err(&self, name: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::PermissionDenied { source, .. } => Error::DeleteDenied {
+                location: self.location.clone(),
+                name: name.to_string(),
+                answer: provider_answer(&*source),
+            },
+            e => self.err(name, e),
+        }
+    }
+
     async fn put_multipart(
         &self,
         path: &StorePath,
@@ -652,7 +665,7 @@ impl Backend for StoreBackend {
         let path = self.path(name);
         match self.runtime.block_on(self.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.err(name, e)),
+            Err(e) => Err(self.delete_err(name, e)),
         }
     }
 
@@ -709,6 +722,35 @@ impl Backend for StoreBackend {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(name, e)),
         }
+    }
+}
+
+/// What a provider said, for a message: its error code and message when
+/// the answer is S3's XML, else the error's last cause; bounded, since the
+/// answer comes from storage.
+pub(crate) fn provider_answer(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{t}>"))?;
+        Some(text[start..start + len].to_string())
+    };
+    let said = match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => text.clone(),
+    };
+    let said: String = said.chars().filter(|c| !c.is_control()).take(300).collect();
+    if said.is_empty() {
+        "no reason given".into()
+    } else {
+        said
     }
 }
 

@@ -97,6 +97,10 @@ pub struct CheckResult {
     /// `snapshot-short-id:path` of every file or directory that needs a
     /// damaged or missing pack.
     pub affected: Vec<String>,
+    /// Locks left released by devices that may not delete: no command
+    /// runs under them, and a prune on a device with full rights removes
+    /// them.
+    pub released_locks: Vec<crate::lock::ReleasedLock>,
 }
 
 impl CheckResult {
@@ -171,6 +175,14 @@ pub fn check(
     sorted_packs.sort_by_key(|p| p.id);
     let mut damaged = compare_packs(repo, &sorted_packs, &packs, &mut r)?;
     let snapshots = check_snapshots(repo, progress, &mut r)?;
+    r.released_locks = crate::lock::released_locks(repo)?;
+    for l in &r.released_locks {
+        r.warnings.push(format!(
+            "lock {} was left by a device that may not delete ({} on {}): its command has \
+             ended, and a prune on a device with full rights removes it",
+            l.name, l.username, l.host
+        ));
+    }
     if opts.read_data || opts.subset.is_some() {
         if let Some(subset) = &opts.subset {
             sorted_packs.retain(|p| subset.selects(&p.id));

@@ -47,6 +47,10 @@ pub struct CreateOptions {
     /// ([`CreateResult::skipped_unchanged`]).
     pub skip_if_unchanged: bool,
     pub packer: PackerOptions,
+    /// This device may not delete (a key without DeleteObject): the backup
+    /// deletes nothing, and leaves its lock released for a device that may
+    /// ([`CreateResult::lock_left`]).
+    pub no_delete: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +74,9 @@ pub struct CreateResult {
     /// which holds what this backup found (`snapshot` is what would have
     /// been written).
     pub skipped_unchanged: bool,
+    /// The lock this backup left, released, for a device with full rights
+    /// to remove: it may not delete (asked for, or its delete was refused).
+    pub lock_left: Option<String>,
 }
 
 /// A backup as `--json` prints it.
@@ -84,6 +91,7 @@ pub struct CreateReport {
     pub changed_while_read: u64,
     pub unused_excludes: Vec<String>,
     pub skipped_unchanged: bool,
+    pub lock_left: Option<String>,
 }
 
 impl CreateResult {
@@ -97,6 +105,7 @@ impl CreateResult {
             changed_while_read: self.changed_while_read,
             unused_excludes: self.unused_excludes.clone(),
             skipped_unchanged: self.skipped_unchanged,
+            lock_left: self.lock_left.clone(),
         }
     }
 }
@@ -193,7 +202,7 @@ pub fn create(
     let host = opts.host.clone().unwrap_or_else(this_host);
     // Announce the backup before reading the index: a prune that starts
     // later sees the lock and keeps what this backup may rely on.
-    let lock = LockGuard::acquire(repo, LockKind::Backup)?;
+    let lock = LockGuard::acquire_as(repo, LockKind::Backup, opts.no_delete)?;
     let trash_at_start = trash::ids(repo)?;
     let repo = &repo.indexed()?;
     let Parents {
@@ -264,7 +273,7 @@ pub fn create(
         && let Some((parent_id, p)) = &parent
         && unchanged(repo, p, &snapshot, &archived.source_nodes)?
     {
-        drop(lock);
+        let lock_left = left(lock.release()?);
         return Ok(CreateResult {
             snapshot_id: *parent_id,
             snapshot,
@@ -272,6 +281,7 @@ pub fn create(
             warnings: archived.warnings,
             changed_while_read: archived.changed_while_read,
             skipped_unchanged: true,
+            lock_left,
         });
     }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
@@ -293,7 +303,7 @@ pub fn create(
         repo.remove_snapshots(&[snapshot_id])?;
         return Err(e);
     }
-    drop(lock);
+    let lock_left = left(lock.release()?);
     Ok(CreateResult {
         snapshot_id,
         snapshot,
@@ -301,7 +311,16 @@ pub fn create(
         warnings: archived.warnings,
         changed_while_read: archived.changed_while_read,
         skipped_unchanged: false,
+        lock_left,
     })
+}
+
+/// The lock a backup left released, if it could not delete it.
+fn left(ending: crate::lock::Ending) -> Option<String> {
+    match ending {
+        crate::lock::Ending::Deleted => None,
+        crate::lock::Ending::LeftReleased(name) => Some(name),
+    }
 }
 
 /// Whether `new` records what `parent` does: the same paths, host and

@@ -666,7 +666,7 @@ fn mark(
 fn running_backups(repo: &Repository, lock: &LockGuard) -> Result<HashSet<Id>> {
     let now = lock.store_now()?;
     let mut out = HashSet::new();
-    for l in live_locks(repo, now)? {
+    for l in live_locks(repo, now, lock)? {
         if l.kind() != LockKind::Backup {
             continue;
         }
@@ -707,7 +707,7 @@ fn empty_trash(
         return Ok(());
     }
     let now = lock.store_now()?;
-    let locks = live_locks(repo, now)?;
+    let locks = live_locks(repo, now, lock)?;
     let backups: HashSet<Id> = locks
         .iter()
         .filter(|l| l.kind() == LockKind::Backup)

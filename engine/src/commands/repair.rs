@@ -101,7 +101,7 @@ pub fn repair_index(
     // Files of backups running now stay as they are: such a backup names
     // its lock in them, which prune reads.
     let now = lock.store_now()?;
-    let running: HashSet<Id> = live_locks(repo, now)?
+    let running: HashSet<Id> = live_locks(repo, now, &lock)?
         .iter()
         .filter(|l| l.kind() == LockKind::Backup)
         .filter_map(|l| l.id)

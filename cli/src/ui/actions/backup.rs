@@ -159,6 +159,7 @@ async fn backup_steps(
         paths: p.sources.iter().map(PathBuf::from).collect(),
         excludes: p.excludes.clone(),
         skip_if_unchanged: automatic && p.skip_if_unchanged.unwrap_or(true),
+        no_delete: p.no_delete.unwrap_or(false),
         ..Default::default()
     };
     let keep = if automatic {
