@@ -104,6 +104,14 @@ pub struct Global {
     #[arg(long, global = true, help_heading = "S3")]
     pub no_bulk_delete: bool,
 
+    /// Read the repository as it stood at TIME, from the bucket's object
+    /// versions (a versioned S3 bucket): for snapshots, ls, restore and
+    /// other commands that only read. TIME is RFC 3339
+    /// (2026-12-03T17:00:00Z, or with an offset) or "YYYY-MM-DD HH:MM[:SS]"
+    /// in local time
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_as_of)]
+    pub as_of: Option<i64>,
+
     /// Print results as JSON on standard output
     #[arg(long, global = true)]
     pub json: bool,
@@ -125,6 +133,32 @@ pub struct Global {
     /// The options read from the environment, with their variables.
     #[arg(skip)]
     pub from_environment: Vec<(String, &'static str)>,
+}
+
+/// `--as-of`'s TIME as Unix nanoseconds.
+fn parse_as_of(s: &str) -> Result<i64, String> {
+    use chrono::TimeZone;
+    let bad = || {
+        format!(
+            "{s:?} is not a time: give RFC 3339 (2026-12-03T17:00:00Z) or \
+             \"YYYY-MM-DD HH:MM[:SS]\" in local time"
+        )
+    };
+    let t = match chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(_) => {
+            let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(s.trim(), f).ok())
+                .ok_or_else(bad)?;
+            chrono::Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .ok_or_else(bad)?
+                .with_timezone(&chrono::Utc)
+        }
+    };
+    t.timestamp_nanos_opt().ok_or_else(bad)
 }
 
 /// Where a setting came from, as `snap config` shows it.

@@ -271,6 +271,14 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn backend(&self, location: &str, create: bool) -> Result<Arc<dyn Backend>> {
+        let plain = self.plain_backend(location, create)?;
+        Ok(match self.global.as_of {
+            Some(at) => Arc::new(snap_engine::backend::AsOf::new(plain, at)),
+            None => plain,
+        })
+    }
+
+    fn plain_backend(&self, location: &str, create: bool) -> Result<Arc<dyn Backend>> {
         if location.starts_with("s3://") {
             let opts = config::s3_options(location, self.global, &self.profile)?;
             return Ok(Arc::new(StoreBackend::s3(&opts)?));
@@ -371,9 +379,16 @@ impl Ctx<'_> {
                     .unwrap_or_else(|e| Error::Other(format!("{e:#}")))
             }),
         };
+        // The past is read whole from storage and remembered nowhere: this
+        // device's record of snapshots seen since would call them hidden.
+        let now = self.global.as_of.is_none();
         let opts = snap_engine::OpenOptions {
-            cache: if cache { self.cache_base(&loc)? } else { None },
-            state: Some(self.state_base()?),
+            cache: if cache && now {
+                self.cache_base(&loc)?
+            } else {
+                None
+            },
+            state: if now { Some(self.state_base()?) } else { None },
             allow_unencrypted: self.global.insecure_no_encryption,
             key: self.global.key.clone(),
             password_configured: self.typed_password.is_some()

@@ -30,8 +30,14 @@ pub const MAX_LISTED: usize = 10_000_000;
 
 use crate::error::{Error, Result};
 
+mod as_of;
 pub mod nearby;
 mod s3;
+mod versions;
+pub use as_of::AsOf;
+pub use versions::ObjectVersion;
+
+use crate::retention::Retention;
 /// What a resolver given in [`S3Options::dns_resolver`] implements.
 pub use object_store::client::{DnsFuture, DnsResolver};
 pub use s3::{Addressing, S3Options};
@@ -103,6 +109,76 @@ pub trait Backend: Send + Sync {
     fn nearby(&self) -> nearby::Nearby {
         nearby::Nearby::new(self.location(), Vec::new())
     }
+    /// Gives every object written from now on this retention (S3 Object
+    /// Lock), after asking the bucket whether it has Object Lock: a
+    /// repository that asks for retention on a bucket without it stops
+    /// before anything is written.
+    fn enable_retention(&self, retention: Retention) -> Result<()> {
+        let _ = retention;
+        Err(Error::ObjectLockUnavailable(format!(
+            "{}: the repository asks for Object Lock retention, which only an S3 bucket \
+             with Object Lock gives; nothing was written",
+            self.location()
+        )))
+    }
+    /// The retention writes get, if any.
+    fn retention(&self) -> Option<Retention> {
+        None
+    }
+    /// Extends the retention of `names` to the full term from now where
+    /// less than half of it remains; how many were extended.
+    fn extend_retention(&self, names: &[String]) -> Result<u64> {
+        let _ = names;
+        Ok(0)
+    }
+    /// Every version and delete marker of the objects under `prefix`, in a
+    /// versioned bucket, newest first within a name.
+    fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        let _ = prefix;
+        Err(no_versions(self.location()))
+    }
+    /// One version of an object, bounded as [`Backend::read`].
+    fn read_version(&self, name: &str, version: &str, max: u64) -> Result<Bytes> {
+        let _ = (name, version, max);
+        Err(no_versions(self.location()))
+    }
+    fn read_version_range(&self, name: &str, version: &str, range: Range<u64>) -> Result<Bytes> {
+        let _ = (name, version, range);
+        Err(no_versions(self.location()))
+    }
+    /// Deletes objects for good. Those whose deletion the store refuses
+    /// (403: an object under retention, a key that may not delete) are
+    /// returned, for a later prune to try again; under Object Lock every
+    /// version of each name is deleted, and a version still retained is
+    /// refused so (its name is deleted meanwhile, by a delete marker).
+    fn purge(&self, names: &[String]) -> Result<Vec<String>> {
+        purge_plain(self, names)
+    }
+}
+
+/// [`Backend::purge`] where the store keeps no versions: the deletes, and
+/// the names whose delete was refused.
+fn purge_plain<B: Backend + ?Sized>(b: &B, names: &[String]) -> Result<Vec<String>> {
+    match b.delete_many(names) {
+        Err(Error::DeleteDenied { .. }) => {}
+        other => return other.map(|()| Vec::new()),
+    }
+    let mut refused = Vec::new();
+    for n in names {
+        match b.delete(n) {
+            Ok(()) => {}
+            Err(Error::DeleteDenied { .. }) => refused.push(n.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
+}
+
+fn no_versions(location: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{location} keeps no versions of its objects: reading the repository as it was \
+         (--as-of) needs an S3 bucket with versioning"
+    ))
 }
 
 /// An object_store behind the [`Backend`] trait.
@@ -138,6 +214,10 @@ pub struct StoreBackend {
     create_unsupported: std::sync::atomic::AtomicBool,
     /// [`MAX_LISTED`]; lower only in tests.
     max_listed: usize,
+    /// Object Lock and versions requests (S3 only).
+    extra: Option<versions::S3Extra>,
+    /// The retention every write gets, once turned on.
+    retention: std::sync::RwLock<Option<Retention>>,
 }
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
@@ -193,7 +273,67 @@ impl StoreBackend {
             bulk: std::sync::atomic::AtomicBool::new(false),
             create_unsupported: std::sync::atomic::AtomicBool::new(false),
             max_listed: MAX_LISTED,
+            extra: None,
+            retention: std::sync::RwLock::new(None),
         })
+    }
+
+    /// The retention a write of `name` gets: none for locks, which are
+    /// rewritten every few minutes and hold nothing a restore needs
+    /// (format-spec.md section 4).
+    fn retained_for(&self, name: &str) -> Option<(Retention, &versions::S3Extra)> {
+        let r = (*self.retention.read().unwrap())?;
+        let extra = self.extra.as_ref()?;
+        (!name.starts_with(&crate::object::Object::Lock.prefix())).then_some((r, extra))
+    }
+
+    /// When retention given now ends.
+    fn retain_until(r: Retention) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::days(i64::from(r.days))
+    }
+
+    /// The name of a stored key, relative to the root.
+    fn relative<'a>(&self, key: &'a str) -> Option<&'a str> {
+        if self.root.as_ref().is_empty() {
+            return Some(key);
+        }
+        key.strip_prefix(self.root.as_ref())?.strip_prefix('/')
+    }
+
+    /// Deletes every version of `name` under Object Lock. A version still
+    /// retained is refused: the name is then hidden by a delete marker,
+    /// and `false` says the deletion waits.
+    async fn purge_versions(&self, extra: &versions::S3Extra, name: &str) -> Result<bool> {
+        let path = self.path(name);
+        let key = path.as_ref().to_string();
+        let versions: Vec<ObjectVersion> = extra
+            .list_versions(&key, self.max_listed)
+            .await?
+            .into_iter()
+            .filter(|v| v.key == key)
+            .collect();
+        let mut refused = false;
+        for v in versions.iter().filter(|v| !v.deleted) {
+            if let versions::VersionDelete::Refused(_) =
+                extra.delete_version(&path, &v.version).await?
+            {
+                refused = true;
+            }
+        }
+        if refused {
+            let hidden = versions.iter().any(|v| v.deleted && v.latest);
+            if !hidden {
+                match self.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.delete_err(name, e)),
+                }
+            }
+            return Ok(false);
+        }
+        for v in versions.iter().filter(|v| v.deleted) {
+            extra.delete_version(&path, &v.version).await?;
+        }
+        Ok(true)
     }
 
     /// Deletes `names` one request each, several at a time; a missing
@@ -528,6 +668,14 @@ impl Backend for StoreBackend {
 
     fn write(&self, name: &str, data: Bytes) -> Result<()> {
         let path = self.path(name);
+        if let Some((r, extra)) = self.retained_for(name) {
+            // One PUT, whatever the size (S3 takes 5 GiB, past any pack):
+            // the retention headers and Content-MD5 go with it.
+            let until = Self::retain_until(r);
+            self.runtime
+                .block_on(extra.put_locked(&path, data, r, until, false))?;
+            return Ok(());
+        }
         let result = match self.multipart {
             Some(part) if data.len() > part => {
                 self.runtime.block_on(self.put_multipart(&path, data, part))
@@ -542,7 +690,7 @@ impl Backend for StoreBackend {
 
     fn write_parts(&self, name: &str, parts: Vec<Bytes>) -> Result<()> {
         let size: usize = parts.iter().map(Bytes::len).sum();
-        if self.multipart.is_some_and(|part| size > part) {
+        if self.multipart.is_some_and(|part| size > part) || self.retained_for(name).is_some() {
             return self.write(name, Bytes::from(parts.concat()));
         }
         let path = self.path(name);
@@ -560,6 +708,13 @@ impl Backend for StoreBackend {
             return Ok(false);
         }
         let path = self.path(name);
+        if let Some((r, extra)) = self.retained_for(name) {
+            let until = Self::retain_until(r);
+            let put = self
+                .runtime
+                .block_on(extra.put_locked(&path, data, r, until, true))?;
+            return Ok(put == versions::LockedPut::Written);
+        }
         if self.create_unsupported.load(Ordering::Relaxed) {
             self.write(name, data)?;
             return Ok(true);
@@ -722,6 +877,154 @@ impl Backend for StoreBackend {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(name, e)),
         }
+    }
+
+    fn enable_retention(&self, retention: Retention) -> Result<()> {
+        let Some(extra) = &self.extra else {
+            return Err(Error::ObjectLockUnavailable(format!(
+                "{}: the repository asks for Object Lock retention ({} days, {:?}), which only \
+                 an S3 bucket with Object Lock gives; nothing was written",
+                self.location, retention.days, retention.mode
+            )));
+        };
+        if retention.days == 0 {
+            return Err(Error::InvalidArgument(
+                "an Object Lock retention of 0 days keeps nothing".into(),
+            ));
+        }
+        if !self.runtime.block_on(extra.object_lock_enabled())? {
+            return Err(Error::ObjectLockUnavailable(format!(
+                "{}: the repository asks that every object be kept {} days (Object Lock, {:?} \
+                 mode), but the bucket has no Object Lock; nothing was written. Object Lock \
+                 is turned on when a bucket is created (with versioning): make a new bucket \
+                 with it",
+                self.location, retention.days, retention.mode
+            )));
+        }
+        *self.retention.write().unwrap() = Some(retention);
+        Ok(())
+    }
+
+    fn retention(&self) -> Option<Retention> {
+        *self.retention.read().unwrap()
+    }
+
+    fn extend_retention(&self, names: &[String]) -> Result<u64> {
+        let (Some(r), Some(extra)) = (self.retention(), &self.extra) else {
+            return Ok(0);
+        };
+        let half = i64::from(r.days) * 86_400 * 1_000_000_000 / 2;
+        let asks = names.iter().map(|name| async move {
+            let path = self.path(name);
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+            match extra.retained_until(&path).await? {
+                Some(until) if until.saturating_sub(now) >= half => Ok(0u64),
+                // Gone (a prune deleted it meanwhile): nothing to keep.
+                None if !self.exists(name)? => Ok(0),
+                _ => {
+                    extra
+                        .put_retention(&path, r.mode, Self::retain_until(r))
+                        .await?;
+                    Ok(1)
+                }
+            }
+        });
+        let counts: Vec<Result<u64>> = self.runtime.block_on(
+            futures::stream::iter(asks)
+                .buffer_unordered(self.connections)
+                .collect(),
+        );
+        counts.into_iter().sum()
+    }
+
+    fn list_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>> {
+        let Some(extra) = &self.extra else {
+            return Err(no_versions(&self.location));
+        };
+        let path = self.path(prefix);
+        let mut key = path.as_ref().to_string();
+        if prefix.ends_with('/') || prefix.is_empty() {
+            key.push('/');
+        }
+        if key == "/" {
+            key.clear();
+        }
+        let listed = self
+            .runtime
+            .block_on(extra.list_versions(&key, self.max_listed))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|mut v| {
+                v.key = self.relative(&v.key)?.to_string();
+                Some(v)
+            })
+            .collect())
+    }
+
+    fn read_version(&self, name: &str, version: &str, max: u64) -> Result<Bytes> {
+        let path = self.path(name);
+        let opts = object_store::GetOptions {
+            version: Some(version.to_string()),
+            ..Default::default()
+        };
+        let bytes = self
+            .runtime
+            .block_on(async {
+                let got = self.store.get_opts(&path, opts).await?;
+                if got.meta.size > max {
+                    return Ok(Err(got.meta.size));
+                }
+                got.bytes().await.map(Ok)
+            })
+            .map_err(|e| self.err(name, e))?
+            .map_err(|size| {
+                Error::corrupt(
+                    name,
+                    format!("{size} bytes, over the {max}-byte limit for its kind"),
+                )
+            })?;
+        if bytes.len() as u64 > max {
+            return Err(Error::corrupt(name, "longer than its kind allows"));
+        }
+        Ok(bytes)
+    }
+
+    fn read_version_range(&self, name: &str, version: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = self.path(name);
+        let opts = object_store::GetOptions {
+            version: Some(version.to_string()),
+            range: Some(range.clone().into()),
+            ..Default::default()
+        };
+        let bytes = self
+            .runtime
+            .block_on(async { self.store.get_opts(&path, opts).await?.bytes().await })
+            .map_err(|e| self.err(name, e))?;
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(Error::corrupt(name, "a range came back of another length"));
+        }
+        Ok(bytes)
+    }
+
+    fn purge(&self, names: &[String]) -> Result<Vec<String>> {
+        let Some(extra) = self.extra.as_ref().filter(|_| self.retention().is_some()) else {
+            return purge_plain(self, names);
+        };
+        let asks = names.iter().map(|name| async move {
+            let done = self.purge_versions(extra, name).await?;
+            Ok::<_, Error>((!done).then(|| name.clone()))
+        });
+        let results: Vec<Result<Option<String>>> = self.runtime.block_on(
+            futures::stream::iter(asks)
+                .buffer_unordered(self.connections)
+                .collect(),
+        );
+        let mut refused = Vec::new();
+        for r in results {
+            refused.extend(r?);
+        }
+        refused.sort();
+        Ok(refused)
     }
 }
 

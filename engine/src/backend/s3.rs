@@ -410,6 +410,12 @@ impl StoreBackend {
                 .map_err(|e| Error::InvalidArgument(format!("S3 settings: {e}")))?,
         );
         let mut backend = StoreBackend::new(store.clone(), &opts.root, opts.location())?;
+        backend.extra = Some(super::versions::S3Extra::new(
+            store.clone(),
+            opts.timeout,
+            opts.connect_timeout,
+            opts.location(),
+        )?);
         backend.bulk_store = Some(Arc::new(bulk));
         backend.bucket = Some(opts.bucket.clone());
         backend.folders = Some(store);

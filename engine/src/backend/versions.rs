@@ -1,0 +1,476 @@
+//! The S3 requests object_store does not make: Object Lock (the bucket's
+//! configuration, retention headers on a PUT, PutObjectRetention, an
+//! object's retain-until date) and versions (ListObjectVersions, deleting
+//! one version). Each request is signed by object_store's own signer, the
+//! one that signs every other request of the bucket, as a presigned URL
+//! that binds the request's headers (`SignedUrlOptions`), and sent with
+//! reqwest, which object_store already uses. No signer is written here.
+//!
+//! Everything read back is from untrusted storage: answers are read up to
+//! [`MAX_ANSWER`] bytes, listings are bounded like every other listing
+//! ([`super::MAX_LISTED`], [`super::MAX_CONTINUATIONS`]) and must move
+//! forward, and dates that do not parse or fall outside what a timestamp
+//! holds refuse the answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use md5::Digest as _;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as StorePath;
+use object_store::signer::{SignedUrlOptions, Signer};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::retention::{LockMode, Retention};
+
+/// The most bytes of one answer read: a page of 1,000 versions is about
+/// 400 KB; anything far larger is not an honest answer.
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
+/// Keys per ListObjectVersions page, as the other listings ask.
+const PAGE: &str = "1000";
+/// How long a presigned request stays valid: it is sent at once.
+const VALID_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// One version of an object, as ListObjectVersions lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The key, as stored (root path included).
+    pub key: String,
+    pub version: String,
+    pub modified_ns: i64,
+    pub size: u64,
+    /// A delete marker: the object was deleted at `modified_ns`.
+    pub deleted: bool,
+    /// The current version of its key, as the store says.
+    pub latest: bool,
+}
+
+/// What a request to delete one version came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VersionDelete {
+    Deleted,
+    /// Refused (403): the version is under retention, or the key may not
+    /// delete. The provider's words.
+    Refused(String),
+}
+
+/// What a locked PUT came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockedPut {
+    Written,
+    /// `If-None-Match: *` and the object exists.
+    Exists,
+}
+
+/// The bucket's own requests beyond object_store's.
+pub(crate) struct S3Extra {
+    signer: Arc<AmazonS3>,
+    http: reqwest::Client,
+    location: String,
+}
+
+/// One answer: status, headers, body (bounded).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    /// The provider's code and message, for an error.
+    fn said(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let tag = |t: &str| {
+            let open = format!("<{t}>");
+            let start = text.find(&open)? + open.len();
+            let len = text[start..].find(&format!("</{t}>"))?;
+            Some(text[start..start + len].to_string())
+        };
+        let said = match (tag("Code"), tag("Message")) {
+            (Some(c), Some(m)) => format!("{} {c}: {m}", self.status),
+            (Some(c), None) => format!("{} {c}", self.status),
+            _ => self.status.to_string(),
+        };
+        said.chars().filter(|c| !c.is_control()).take(300).collect()
+    }
+
+    fn code_is(&self, code: &str) -> bool {
+        String::from_utf8_lossy(&self.body).contains(&format!("<Code>{code}</Code>"))
+    }
+}
+
+/// S3's form of a retain-until date.
+pub(crate) fn s3_date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn mode_name(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Governance => "GOVERNANCE",
+        LockMode::Compliance => "COMPLIANCE",
+    }
+}
+
+fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| Error::InvalidArgument(format!("{name}: {value:?} is not a header value")))?;
+    Ok((HeaderName::from_static(name), v))
+}
+
+fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
+}
+
+/// A date from storage, as Unix nanoseconds; `None` when it does not parse
+/// or falls outside what a timestamp holds.
+fn parse_date(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()?
+        .with_timezone(&Utc)
+        .timestamp_nanos_opt()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionsPage {
+    #[serde(default)]
+    is_truncated: bool,
+    #[serde(default)]
+    next_key_marker: Option<String>,
+    #[serde(default)]
+    next_version_id_marker: Option<String>,
+    #[serde(default, rename = "Version")]
+    versions: Vec<Entry>,
+    #[serde(default, rename = "DeleteMarker")]
+    markers: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    key: String,
+    version_id: String,
+    last_modified: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    is_latest: bool,
+}
+
+impl S3Extra {
+    pub(crate) fn new(
+        signer: Arc<AmazonS3>,
+        timeout: Duration,
+        connect_timeout: Duration,
+        location: String,
+    ) -> Result<S3Extra> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .build()
+            .map_err(|e| Error::Backend(format!("{location}: cannot start an HTTP client: {e}")))?;
+        Ok(S3Extra {
+            signer,
+            http,
+            location,
+        })
+    }
+
+    /// Sends one request, signed with `headers` bound to the signature.
+    async fn send(
+        &self,
+        method: Method,
+        path: &StorePath,
+        query: &[(&str, &str)],
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<Answer> {
+        let mut opts = SignedUrlOptions::new().with_query(query.iter().copied());
+        for (k, v) in &headers {
+            opts = opts.with_signed_header(k.clone(), v.clone());
+        }
+        let url = self
+            .signer
+            .signed_url_opts(method.clone(), path, VALID_FOR, &opts)
+            .await
+            .map_err(|e| {
+                Error::Backend(format!("{}: cannot sign a request: {e}", self.location))
+            })?;
+        let mut req = self.http.request(method, url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.body(body).send().await.map_err(|e| {
+            Error::Backend(format!(
+                "{}: {}: {}",
+                self.location,
+                path.as_ref(),
+                super::provider_answer(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Error::Backend(format!("{}: {e}", self.location)))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(Error::Backend(format!(
+                    "{}: an answer about {} goes on past {MAX_ANSWER} bytes: the storage is not \
+                     answering honestly, so nothing was done from it",
+                    self.location,
+                    path.as_ref()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// Whether the bucket has Object Lock turned on
+    /// (GetObjectLockConfiguration). A bucket that has none, or a provider
+    /// without the request, is `false`; other failures are errors.
+    pub(crate) async fn object_lock_enabled(&self) -> Result<bool> {
+        let a = self
+            .send(
+                Method::GET,
+                &StorePath::default(),
+                &[("object-lock", "")],
+                Vec::new(),
+                Bytes::new(),
+            )
+            .await?;
+        if a.status.is_success() {
+            let text = String::from_utf8_lossy(&a.body);
+            return Ok(text.contains("<ObjectLockEnabled>Enabled</ObjectLockEnabled>"));
+        }
+        if a.code_is("ObjectLockConfigurationNotFoundError")
+            || a.status == StatusCode::NOT_IMPLEMENTED
+            || a.code_is("NotImplemented")
+        {
+            return Ok(false);
+        }
+        Err(Error::ProviderRefused(format!(
+            "{}: asking for the bucket's Object Lock configuration, the provider answered {}",
+            self.location,
+            a.said()
+        )))
+    }
+
+    /// Writes an object with retention until `until` (S3 requires a
+    /// Content-MD5 with retention headers). A provider that refuses the
+    /// headers gives an error that names its answer.
+    pub(crate) async fn put_locked(
+        &self,
+        path: &StorePath,
+        body: Bytes,
+        retention: Retention,
+        until: DateTime<Utc>,
+        only_new: bool,
+    ) -> Result<LockedPut> {
+        let mut headers = vec![
+            header("content-md5", &content_md5(&body))?,
+            header("x-amz-object-lock-mode", mode_name(retention.mode))?,
+            header("x-amz-object-lock-retain-until-date", &s3_date(until))?,
+        ];
+        if only_new {
+            headers.push(header("if-none-match", "*")?);
+        }
+        let a = self.send(Method::PUT, path, &[], headers, body).await?;
+        if a.status.is_success() {
+            return Ok(LockedPut::Written);
+        }
+        if only_new && a.status == StatusCode::PRECONDITION_FAILED {
+            return Ok(LockedPut::Exists);
+        }
+        Err(Error::ProviderRefused(format!(
+            "{}: writing {} with Object Lock retention ({} until {}), the provider answered {}",
+            self.location,
+            path.as_ref(),
+            mode_name(retention.mode),
+            s3_date(until),
+            a.said()
+        )))
+    }
+
+    /// Sets an object's retention to `until` (PutObjectRetention). Only a
+    /// longer retention is ever asked for, which both modes allow.
+    pub(crate) async fn put_retention(
+        &self,
+        path: &StorePath,
+        mode: LockMode,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        let xml = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode>\
+             <RetainUntilDate>{}</RetainUntilDate></Retention>",
+            mode_name(mode),
+            s3_date(until)
+        );
+        let body = Bytes::from(xml);
+        let headers = vec![header("content-md5", &content_md5(&body))?];
+        let a = self
+            .send(Method::PUT, path, &[("retention", "")], headers, body)
+            .await?;
+        if a.status.is_success() {
+            return Ok(());
+        }
+        Err(Error::ProviderRefused(format!(
+            "{}: extending the retention of {} to {}, the provider answered {}",
+            self.location,
+            path.as_ref(),
+            s3_date(until),
+            a.said()
+        )))
+    }
+
+    /// An object's retain-until date (its HEAD's
+    /// `x-amz-object-lock-retain-until-date`), `None` when it has none or
+    /// does not exist.
+    pub(crate) async fn retained_until(&self, path: &StorePath) -> Result<Option<i64>> {
+        let a = self
+            .send(Method::HEAD, path, &[], Vec::new(), Bytes::new())
+            .await?;
+        if a.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !a.status.is_success() {
+            return Err(Error::ProviderRefused(format!(
+                "{}: asking for the retention of {}, the provider answered {}",
+                self.location,
+                path.as_ref(),
+                a.said()
+            )));
+        }
+        Ok(a.headers
+            .get("x-amz-object-lock-retain-until-date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_date))
+    }
+
+    /// Deletes one version of an object. A missing version is deleted.
+    pub(crate) async fn delete_version(
+        &self,
+        path: &StorePath,
+        version: &str,
+    ) -> Result<VersionDelete> {
+        let a = self
+            .send(
+                Method::DELETE,
+                path,
+                &[("versionId", version)],
+                Vec::new(),
+                Bytes::new(),
+            )
+            .await?;
+        if a.status.is_success() || a.status == StatusCode::NOT_FOUND {
+            return Ok(VersionDelete::Deleted);
+        }
+        if a.status == StatusCode::FORBIDDEN {
+            return Ok(VersionDelete::Refused(a.said()));
+        }
+        Err(Error::ProviderRefused(format!(
+            "{}: deleting version {version} of {}, the provider answered {}",
+            self.location,
+            path.as_ref(),
+            a.said()
+        )))
+    }
+
+    /// Every version and delete marker whose key starts with `prefix` (a
+    /// stored key prefix, root path included), page by page. A page must
+    /// move on from the one before and hold only keys under the prefix;
+    /// at most `max` entries in all.
+    pub(crate) async fn list_versions(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        let refuse = |why: String| {
+            Error::Backend(format!(
+                "{}: the listing of versions under {prefix} {why}: the storage is not listing \
+                 honestly, so nothing was done from it",
+                self.location
+            ))
+        };
+        let mut out: Vec<ObjectVersion> = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        for _ in 0..super::MAX_CONTINUATIONS {
+            let mut query = vec![("versions", ""), ("prefix", prefix), ("max-keys", PAGE)];
+            if let Some((k, v)) = &marker {
+                query.push(("key-marker", k));
+                query.push(("version-id-marker", v));
+            }
+            let a = self
+                .send(
+                    Method::GET,
+                    &StorePath::default(),
+                    &query,
+                    Vec::new(),
+                    Bytes::new(),
+                )
+                .await?;
+            if !a.status.is_success() {
+                return Err(Error::ProviderRefused(format!(
+                    "{}: listing the versions under {prefix}, the provider answered {} (a \
+                     provider without versions cannot read the repository as it was)",
+                    self.location,
+                    a.said()
+                )));
+            }
+            let text = std::str::from_utf8(&a.body).map_err(|_| refuse("is not text".into()))?;
+            let page: VersionsPage = quick_xml::de::from_str(text)
+                .map_err(|e| refuse(format!("cannot be read ({e})")))?;
+            let entries = page
+                .versions
+                .into_iter()
+                .map(|e| (e, false))
+                .chain(page.markers.into_iter().map(|e| (e, true)));
+            for (e, deleted) in entries {
+                if !e.key.starts_with(prefix) {
+                    return Err(refuse(format!("names {:?}, outside it", e.key)));
+                }
+                let modified_ns = parse_date(&e.last_modified)
+                    .ok_or_else(|| refuse(format!("dates {:?} impossibly", e.key)))?;
+                if out.len() >= max {
+                    return Err(refuse(format!("goes on past {max} entries")));
+                }
+                out.push(ObjectVersion {
+                    key: e.key,
+                    version: e.version_id,
+                    modified_ns,
+                    size: e.size,
+                    deleted,
+                    latest: e.is_latest,
+                });
+            }
+            if !page.is_truncated {
+                return Ok(out);
+            }
+            let next = match (page.next_key_marker, page.next_version_id_marker) {
+                (Some(k), v) => (k, v.unwrap_or_default()),
+                (None, _) => return Err(refuse("says there is more but not where".into())),
+            };
+            // Keys come in order; version ids within a key in no order.
+            if marker.as_ref().is_some_and(|m| next.0 < m.0 || next == *m) {
+                return Err(refuse(format!(
+                    "comes back to {:?} (a continuation that starts over)",
+                    next.0
+                )));
+            }
+            marker = Some(next);
+        }
+        Err(refuse("never ends".into()))
+    }
+}
