@@ -149,3 +149,228 @@ fn as_of_restores_what_a_thief_deleted_and_overwrote() {
     assert_eq!(write.status.code(), Some(1));
     assert!(stderr(&write).contains("read only"), "{}", stderr(&write));
 }
+
+/// Keys of the repository in `bucket` (locks left out), current versions.
+fn repo_keys(m: &Moto, bucket: &str) -> Vec<String> {
+    m.keys(bucket)
+        .into_iter()
+        .filter(|k| k.starts_with("repo/") && !k.starts_with("repo/locks/"))
+        .collect()
+}
+
+/// Days from now until `until`, an S3 date.
+fn days_left(until: &str) -> f64 {
+    let t = chrono::DateTime::parse_from_rfc3339(until)
+        .or_else(|_| chrono::DateTime::parse_from_rfc2822(until))
+        .unwrap_or_else(|e| panic!("{until}: {e}"));
+    (t.timestamp() - chrono::Utc::now().timestamp()) as f64 / 86_400.0
+}
+
+/// A profile that makes every command of the test's device use the
+/// retention `init` was given, until the config carries it.
+fn with_retention_profile(env: &mut Env, days: u32) {
+    std::fs::write(
+        env.path("config.toml"),
+        format!("[profiles.locked]\nobject_lock_days = {days}\n"),
+    )
+    .unwrap();
+    env.vars.push(("SNAP_PROFILE".into(), "locked".into()));
+}
+
+/// A repository made with `--object-lock-days` on a bucket with Object
+/// Lock: every object snap writes is retained, and cannot be deleted
+/// through the bucket's API before its time; a prune that forgets a
+/// snapshot does not fail on the retained packs but defers and reports
+/// them, and a later prune deletes them once their retention is over. The
+/// repository checks and restores bit for bit throughout.
+#[test]
+fn object_lock_retains_everything_and_prune_defers_what_it_cannot_delete() {
+    let m = Moto::get();
+    let bucket = m.bucket("locked", Bucket::ObjectLock);
+    let mut env = moto::env(&bucket);
+    with_retention_profile(&mut env, 10);
+    env.snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args(["--object-lock-days", "10"])
+        .assert()
+        .success();
+    // The first snapshot holds only a file the second lacks, so that
+    // forgetting it leaves a whole pack unused.
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("only-in-first"), random_bytes(7, 3 << 20)).unwrap();
+    env.create(&[&src], &[]);
+
+    let keys = repo_keys(m, &bucket);
+    assert!(keys.iter().any(|k| k.starts_with("repo/data/")), "{keys:?}");
+    for k in &keys {
+        let until = m
+            .retained_until(&bucket, k)
+            .unwrap_or_else(|| panic!("{k} has no retention"));
+        assert!(days_left(&until) > 9.9, "{k}: {until}");
+    }
+    // Not before its time, not even by version.
+    for (k, v) in m.versions(&bucket) {
+        if k.starts_with("repo/") && !k.starts_with("repo/locks/") {
+            assert_eq!(m.delete_version(&bucket, &k, &v), 403, "{k}");
+        }
+    }
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+
+    std::fs::remove_file(src.join("only-in-first")).unwrap();
+    make_tree(&src.join("tree"));
+    env.create(&[&src], &[]);
+    let packs_before: Vec<String> = repo_keys(m, &bucket)
+        .into_iter()
+        .filter(|k| k.starts_with("repo/data/"))
+        .collect();
+    let out = env
+        .snap()
+        .args(["prune", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    let words = stderr(&out);
+    assert!(out.status.success(), "{words}");
+    assert!(words.contains("refused to delete"), "{words}");
+    // The same, as the typed report says it: nothing deleted, the pack
+    // retained, and its name gone from the listing (a delete marker).
+    let again = env.json(&["prune", "--keep-last", "1"]);
+    let retained = again["packs_retained"].as_array().unwrap();
+    assert_eq!(retained.len(), 1, "{again}");
+    assert_eq!(again["packs_deleted"], 0, "{again}");
+    assert!(
+        again["bytes_retained"].as_u64().unwrap() > 3 << 20,
+        "{again}"
+    );
+    let packs_after: Vec<String> = repo_keys(m, &bucket)
+        .into_iter()
+        .filter(|k| k.starts_with("repo/data/"))
+        .collect();
+    assert_eq!(packs_after.len() + 1, packs_before.len());
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+
+    // Its retention over (its owner shortened it, as governance mode
+    // lets an account allowed to), the next prune deletes it for good.
+    let id = retained[0].as_str().unwrap();
+    let key = format!("repo/data/{}/{id}", &id[..2]);
+    let past = "2020-01-01T00:00:00Z";
+    for (k, v) in m.versions(&bucket) {
+        if k == key {
+            assert_eq!(m.shorten_retention_version(&bucket, &k, &v, past), 200);
+        }
+    }
+    let last = env.json(&["prune", "--keep-last", "1"]);
+    assert!(
+        last["packs_retained"].as_array().unwrap().is_empty(),
+        "{last}"
+    );
+    assert!(!m.versions(&bucket).iter().any(|(k, _)| *k == key));
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+/// A backup that reuses packs whose retention runs short extends it to the
+/// full term again, and so does a prune for index files.
+#[test]
+fn retention_is_extended_on_reused_packs_and_index_files() {
+    let m = Moto::get();
+    let bucket = m.bucket("extend", Bucket::ObjectLock);
+    let mut env = moto::env(&bucket);
+    with_retention_profile(&mut env, 10);
+    env.snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args(["--object-lock-days", "10"])
+        .assert()
+        .success();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    let soon = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let keys = repo_keys(m, &bucket);
+    for k in &keys {
+        assert_eq!(m.shorten_retention(&bucket, k, &soon), 200, "{k}");
+        assert!(days_left(&m.retained_until(&bucket, k).unwrap()) < 2.0);
+    }
+    // Read again, every chunk is found in a pack already stored.
+    let v = env.create(&[&src], &["--force"]);
+    assert!(v["bytes_added"].as_u64().unwrap() < 1 << 20, "{v}");
+    assert!(v["retention_extended"].as_u64().unwrap() > 0, "{v}");
+    for k in keys.iter().filter(|k| k.starts_with("repo/data/")) {
+        let left = days_left(&m.retained_until(&bucket, k).unwrap());
+        assert!(left > 9.9, "{k}: {left} days left");
+    }
+    let p = env.json(&["prune"]);
+    assert!(p["retention_extended"].as_u64().unwrap() > 0, "{p}");
+    for k in keys.iter().filter(|k| k.starts_with("repo/index/")) {
+        if m.keys(&bucket).contains(k) {
+            let left = days_left(&m.retained_until(&bucket, k).unwrap());
+            assert!(left > 9.9, "{k}: {left} days left");
+        }
+    }
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+/// A repository that asks for Object Lock on a bucket without it stops at
+/// once, before anything is written.
+#[test]
+fn a_bucket_without_object_lock_stops_init_before_anything_is_written() {
+    let m = Moto::get();
+    let bucket = m.bucket("unlocked", Bucket::Plain);
+    let env = moto::env(&bucket);
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args([
+            "--object-lock-days",
+            "5",
+            "--object-lock-mode",
+            "compliance",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let words = stderr(&out);
+    assert!(words.contains("has no Object Lock"), "{words}");
+    assert!(m.keys(&bucket).is_empty(), "{:?}", m.keys(&bucket));
+    // A local folder has none either.
+    let local = Env::new();
+    let out = local
+        .snap()
+        .args(["init", "--object-lock-days", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!std::path::Path::new(&local.repo).join("config").exists());
+}
+
+/// A bucket whose default retention was set outside snap: the repository
+/// asks for none, and a prune's deletes become delete markers; nothing
+/// fails, and the data stays checkable and restorable.
+#[test]
+fn a_bucket_with_default_retention_set_outside_snap_works() {
+    let m = Moto::get();
+    let bucket = m.bucket("default", Bucket::ObjectLock);
+    m.default_retention(&bucket, 1);
+    let env = moto::env(&bucket);
+    env.init();
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("gone-later"), random_bytes(9, 2 << 20)).unwrap();
+    env.create(&[&src], &[]);
+    std::fs::remove_file(src.join("gone-later")).unwrap();
+    make_tree(&src.join("tree"));
+    env.create(&[&src], &[]);
+    let p = env.json(&["prune", "--keep-last", "1"]);
+    assert_eq!(p["packs_deleted"], 1, "{p}");
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use snap_engine::commands::check;
 
 #[derive(Parser, Debug)]
@@ -550,6 +550,35 @@ pub struct InitArgs {
     /// second, empty repository beside the one holding the backups
     #[arg(long)]
     pub yes: bool,
+
+    /// Keep every object snap writes undeletable for N days with S3 Object
+    /// Lock (the bucket must have Object Lock; also the profile's
+    /// object_lock_days). Stored in the repository, for every device
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub object_lock_days: Option<u32>,
+
+    /// Object Lock mode: governance (an account allowed to bypass it can
+    /// still delete early) or compliance (no one can)
+    #[arg(long, value_enum, value_name = "MODE", requires = "object_lock_days")]
+    pub object_lock_mode: Option<ObjectLockMode>,
+}
+
+/// S3 Object Lock's retention modes, as `--object-lock-mode` and a
+/// profile's `object_lock_mode` name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLockMode {
+    Governance,
+    Compliance,
+}
+
+impl From<ObjectLockMode> for snap_engine::retention::LockMode {
+    fn from(m: ObjectLockMode) -> Self {
+        match m {
+            ObjectLockMode::Governance => snap_engine::retention::LockMode::Governance,
+            ObjectLockMode::Compliance => snap_engine::retention::LockMode::Compliance,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

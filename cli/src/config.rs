@@ -51,6 +51,11 @@ pub struct Profile {
     pub skip_if_unchanged: Option<bool>,
     /// This device's key may not delete (`--no-delete` on every backup).
     pub no_delete: Option<bool>,
+    /// `snap init --object-lock-days` for repositories made with this
+    /// profile.
+    pub object_lock_days: Option<u32>,
+    /// `snap init --object-lock-mode`; governance when unset.
+    pub object_lock_mode: Option<crate::args::ObjectLockMode>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -363,6 +363,11 @@ impl Ctx<'_> {
     pub(crate) fn open_with(&self, cache: bool) -> Result<Repository> {
         let (loc, _) = self.location()?;
         let backend = self.backend(&loc, false)?;
+        // Until the config carries the repository's retention, the
+        // profile's holds for this device's writes.
+        if let Some(r) = self.profile_retention() {
+            backend.enable_retention(r)?;
+        }
         self.open_on(backend, cache)
     }
 
@@ -488,7 +493,35 @@ impl Ctx<'_> {
         location: &str,
         opts: InitOptions,
     ) -> Result<(Repository, commands::InitResult)> {
-        let (mut repo, r) = commands::init(self.backend(location, true)?, opts)?;
+        self.init_retained(location, opts, self.profile_retention())
+    }
+
+    /// The Object Lock retention the profile asks new repositories for.
+    pub(crate) fn profile_retention(&self) -> Option<snap_engine::retention::Retention> {
+        let days = self.profile.object_lock_days?;
+        Some(snap_engine::retention::Retention {
+            days,
+            mode: self
+                .profile
+                .object_lock_mode
+                .unwrap_or(crate::args::ObjectLockMode::Governance)
+                .into(),
+        })
+    }
+
+    /// [`Ctx::init`] with Object Lock retention for every object written:
+    /// a bucket without Object Lock stops it before anything is written.
+    pub(crate) fn init_retained(
+        &self,
+        location: &str,
+        opts: InitOptions,
+        retention: Option<snap_engine::retention::Retention>,
+    ) -> Result<(Repository, commands::InitResult)> {
+        let backend = self.backend(location, true)?;
+        if let Some(r) = retention {
+            backend.enable_retention(r)?;
+        }
+        let (mut repo, r) = commands::init(backend, opts)?;
         repo.use_state(&self.state_base()?)?;
         Ok((repo, r))
     }

@@ -261,6 +261,53 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// The same for one version.
+    pub fn shorten_retention_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+        until: &str,
+    ) -> u16 {
+        let body = format!(
+            "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>"
+        );
+        self.req(
+            reqwest::Method::PUT,
+            format!(
+                "{}/{bucket}/{key}?retention&versionId={version}",
+                self.endpoint
+            ),
+        )
+        .header("x-amz-bypass-governance-retention", "true")
+        .body(body)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+    }
+
+    /// Sets the bucket's default retention, as its owner would in the
+    /// provider's console.
+    pub fn default_retention(&self, bucket: &str, days: u32) {
+        let body = format!(
+            "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule>\
+             <DefaultRetention><Mode>GOVERNANCE</Mode><Days>{days}</Days></DefaultRetention>\
+             </Rule></ObjectLockConfiguration>"
+        );
+        let r = self
+            .req(
+                reqwest::Method::PUT,
+                format!("{}/{bucket}?object-lock", self.endpoint),
+            )
+            .body(body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap());
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bucket {
     ObjectLock,

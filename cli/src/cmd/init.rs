@@ -31,7 +31,17 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
     if opts.password.is_some() {
         warn_weak_kdf(ui, &opts.kdf);
     }
-    let (_, r) = ctx.init(&loc, opts)?;
+    let retention = match a.object_lock_days {
+        Some(days) => Some(snap_engine::retention::Retention {
+            days,
+            mode: a
+                .object_lock_mode
+                .unwrap_or(args::ObjectLockMode::Governance)
+                .into(),
+        }),
+        None => ctx.profile_retention(),
+    };
+    let (_, r) = ctx.init_retained(&loc, opts, retention)?;
     if ui.json {
         output::report(&r)?;
     } else {
@@ -42,6 +52,16 @@ pub(crate) fn init(ctx: &Ctx, a: &args::InitArgs) -> Result<u8> {
         ));
         for w in &r.warnings {
             eprintln!("warning: {w}");
+        }
+        if let Some(r) = retention {
+            ui.say(&format!(
+                "every object snap writes here is kept {} days under S3 Object Lock ({} mode)",
+                r.days,
+                match r.mode {
+                    snap_engine::retention::LockMode::Governance => "governance",
+                    snap_engine::retention::LockMode::Compliance => "compliance",
+                }
+            ));
         }
         if r.encrypted {
             ui.say(LOST_PASSWORD);

@@ -142,6 +142,22 @@ pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
                     r.deferred_because.join("; ")
                 ));
             }
+            if !r.packs_retained.is_empty() || r.index_files_retained > 0 {
+                ui.say(&format!(
+                    "the storage refused to delete {} pack(s), {}, and {} index file(s): they \
+                     are retained (Object Lock, or a key that may not delete). They wait in the \
+                     trash, and a later prune deletes them once the retention lapses",
+                    r.packs_retained.len(),
+                    output::bytes(r.bytes_retained),
+                    r.index_files_retained
+                ));
+            }
+            if r.retention_extended > 0 {
+                ui.say(&format!(
+                    "extended the Object Lock retention of {} pack(s) and index file(s) in use",
+                    r.retention_extended
+                ));
+            }
         }
     }
     Ok(0)

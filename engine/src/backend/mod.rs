@@ -218,6 +218,10 @@ pub struct StoreBackend {
     extra: Option<versions::S3Extra>,
     /// The retention every write gets, once turned on.
     retention: std::sync::RwLock<Option<Retention>>,
+    /// Set once the bucket refused a PUT without Content-MD5 (a bucket
+    /// with a default retention set outside snap): every write from then
+    /// on is one PUT with it.
+    md5_puts: std::sync::atomic::AtomicBool,
 }
 
 type Explain = Box<dyn Fn(&object_store::Error) -> Option<String> + Send + Sync>;
@@ -275,7 +279,29 @@ impl StoreBackend {
             max_listed: MAX_LISTED,
             extra: None,
             retention: std::sync::RwLock::new(None),
+            md5_puts: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The S3 requests for writes with a Content-MD5, once the bucket
+    /// asked for it.
+    fn md5_writer(&self) -> Option<&versions::S3Extra> {
+        self.extra
+            .as_ref()
+            .filter(|_| self.md5_puts.load(Ordering::Relaxed))
+    }
+
+    /// Whether a failed write was the bucket asking for a Content-MD5
+    /// (its default retention wants one on every PUT); from then on every
+    /// write sends one.
+    fn wants_md5(&self, e: Option<&object_store::Error>) -> bool {
+        let Some(e) = e else { return false };
+        let asked = self.extra.is_some()
+            && provider_answer(e).contains("MissingUploadObjectWithObjectLockHeaders");
+        if asked {
+            self.md5_puts.store(true, Ordering::Relaxed);
+        }
+        asked
     }
 
     /// The retention a write of `name` gets: none for locks, which are
@@ -673,9 +699,14 @@ impl Backend for StoreBackend {
             // the retention headers and Content-MD5 go with it.
             let until = Self::retain_until(r);
             self.runtime
-                .block_on(extra.put_locked(&path, data, r, until, false))?;
+                .block_on(extra.put(&path, data, Some((r, until)), false))?;
             return Ok(());
         }
+        if let Some(extra) = self.md5_writer() {
+            self.runtime.block_on(extra.put(&path, data, None, false))?;
+            return Ok(());
+        }
+        let again = data.clone();
         let result = match self.multipart {
             Some(part) if data.len() > part => {
                 self.runtime.block_on(self.put_multipart(&path, data, part))
@@ -685,19 +716,30 @@ impl Backend for StoreBackend {
                 .block_on(self.store.put(&path, PutPayload::from(data)))
                 .map(|_| ()),
         };
+        if self.wants_md5(result.as_ref().err()) {
+            return self.write(name, again);
+        }
         result.map_err(|e| self.err(name, e))
     }
 
     fn write_parts(&self, name: &str, parts: Vec<Bytes>) -> Result<()> {
         let size: usize = parts.iter().map(Bytes::len).sum();
-        if self.multipart.is_some_and(|part| size > part) || self.retained_for(name).is_some() {
+        if self.multipart.is_some_and(|part| size > part)
+            || self.retained_for(name).is_some()
+            || self.md5_writer().is_some()
+        {
             return self.write(name, Bytes::from(parts.concat()));
         }
         let path = self.path(name);
-        self.runtime
+        let again = parts.clone();
+        let result = self
+            .runtime
             .block_on(self.store.put(&path, PutPayload::from_iter(parts)))
-            .map(|_| ())
-            .map_err(|e| self.err(name, e))
+            .map(|_| ());
+        if self.wants_md5(result.as_ref().err()) {
+            return self.write(name, Bytes::from(again.concat()));
+        }
+        result.map_err(|e| self.err(name, e))
     }
 
     fn create(&self, name: &str, data: Bytes) -> Result<bool> {
@@ -712,7 +754,11 @@ impl Backend for StoreBackend {
             let until = Self::retain_until(r);
             let put = self
                 .runtime
-                .block_on(extra.put_locked(&path, data, r, until, true))?;
+                .block_on(extra.put(&path, data, Some((r, until)), true))?;
+            return Ok(put == versions::LockedPut::Written);
+        }
+        if let Some(extra) = self.md5_writer() {
+            let put = self.runtime.block_on(extra.put(&path, data, None, true))?;
             return Ok(put == versions::LockedPut::Written);
         }
         if self.create_unsupported.load(Ordering::Relaxed) {
@@ -734,7 +780,11 @@ impl Backend for StoreBackend {
                 opts.clone(),
             ))
         };
-        let result = match put(quick) {
+        let first = put(quick);
+        if self.wants_md5(first.as_ref().err()) {
+            return self.create(name, data);
+        }
+        let result = match first {
             // A transient failure: again, with the store's retries.
             Err(e)
                 if !matches!(e, object_store::Error::AlreadyExists { .. })

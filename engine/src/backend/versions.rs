@@ -268,22 +268,26 @@ impl S3Extra {
         )))
     }
 
-    /// Writes an object with retention until `until` (S3 requires a
-    /// Content-MD5 with retention headers). A provider that refuses the
-    /// headers gives an error that names its answer.
-    pub(crate) async fn put_locked(
+    /// Writes an object with a Content-MD5, and with retention until a
+    /// date when `lock` says so (S3 requires a Content-MD5 with retention
+    /// headers, and on every PUT to a bucket with a default retention). A
+    /// provider that refuses the headers gives an error that names its
+    /// answer.
+    pub(crate) async fn put(
         &self,
         path: &StorePath,
         body: Bytes,
-        retention: Retention,
-        until: DateTime<Utc>,
+        lock: Option<(Retention, DateTime<Utc>)>,
         only_new: bool,
     ) -> Result<LockedPut> {
-        let mut headers = vec![
-            header("content-md5", &content_md5(&body))?,
-            header("x-amz-object-lock-mode", mode_name(retention.mode))?,
-            header("x-amz-object-lock-retain-until-date", &s3_date(until))?,
-        ];
+        let mut headers = vec![header("content-md5", &content_md5(&body))?];
+        if let Some((retention, until)) = lock {
+            headers.push(header("x-amz-object-lock-mode", mode_name(retention.mode))?);
+            headers.push(header(
+                "x-amz-object-lock-retain-until-date",
+                &s3_date(until),
+            )?);
+        }
         if only_new {
             headers.push(header("if-none-match", "*")?);
         }
@@ -294,12 +298,18 @@ impl S3Extra {
         if only_new && a.status == StatusCode::PRECONDITION_FAILED {
             return Ok(LockedPut::Exists);
         }
+        let how = match lock {
+            Some((r, until)) => format!(
+                " with Object Lock retention ({} until {})",
+                mode_name(r.mode),
+                s3_date(until)
+            ),
+            None => String::new(),
+        };
         Err(Error::ProviderRefused(format!(
-            "{}: writing {} with Object Lock retention ({} until {}), the provider answered {}",
+            "{}: writing {}{how}, the provider answered {}",
             self.location,
             path.as_ref(),
-            mode_name(retention.mode),
-            s3_date(until),
             a.said()
         )))
     }

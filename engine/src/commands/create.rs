@@ -77,6 +77,8 @@ pub struct CreateResult {
     /// The lock this backup left, released, for a device with full rights
     /// to remove: it may not delete (asked for, or its delete was refused).
     pub lock_left: Option<String>,
+    /// Reused packs whose Object Lock retention this backup extended.
+    pub retention_extended: u64,
 }
 
 /// A backup as `--json` prints it.
@@ -92,6 +94,7 @@ pub struct CreateReport {
     pub unused_excludes: Vec<String>,
     pub skipped_unchanged: bool,
     pub lock_left: Option<String>,
+    pub retention_extended: u64,
 }
 
 impl CreateResult {
@@ -106,6 +109,7 @@ impl CreateResult {
             unused_excludes: self.unused_excludes.clone(),
             skipped_unchanged: self.skipped_unchanged,
             lock_left: self.lock_left.clone(),
+            retention_extended: self.retention_extended,
         }
     }
 }
@@ -242,6 +246,14 @@ pub fn create(
         &lock,
         &trash_at_start,
     )?;
+    // Under Object Lock, what this snapshot reuses stays retained as long
+    // as what it writes.
+    let reused: Vec<String> = stored
+        .reused_packs
+        .iter()
+        .map(|id| crate::object::Object::Pack.name(id))
+        .collect();
+    let retention_extended = repo.backend().extend_retention(&reused)?;
 
     let mut tags = opts.tags.clone();
     tags.sort();
@@ -282,6 +294,7 @@ pub fn create(
             changed_while_read: archived.changed_while_read,
             skipped_unchanged: true,
             lock_left,
+            retention_extended,
         });
     }
     let snapshot_id = repo.save_snapshot(&snapshot)?;
@@ -312,6 +325,7 @@ pub fn create(
         changed_while_read: archived.changed_while_read,
         skipped_unchanged: false,
         lock_left,
+        retention_extended,
     })
 }
 

@@ -11,6 +11,14 @@
 //! exists the old one names every pack, and a pack is deleted only after
 //! its trash record exists.
 //!
+//! Under S3 Object Lock (or wherever the store refuses a delete with 403)
+//! a prune never fails because an object is retained: it forgets what it
+//! may, deletes every version it may, and puts the packs whose deletion
+//! was refused into a trash record of their own that waits for no backup,
+//! so a later prune deletes them once their retention lapses. Packs and
+//! index files still in use have their retention extended
+//! (format-spec.md section 4).
+//!
 //! Packs that a running backup wrote are never taken out of the index: its
 //! index files name its lock, and while that lock is live they are left as
 //! they are. The order of reads is what makes that enough: index files,
@@ -112,6 +120,18 @@ pub struct PruneResult {
     /// (with `dry_run`: would): the page says so before a first
     /// keep-last-N on a second computer makes it the pruner unawares.
     pub claims_pruner: bool,
+    /// Packs whose deletion the store refused (Object Lock retention, a
+    /// bucket's default retention, a key that may not delete), and their
+    /// bytes: they wait in the trash, and a later prune deletes them once
+    /// the store lets it.
+    pub packs_retained: Vec<Id>,
+    pub bytes_retained: u64,
+    /// Superseded index files whose deletion the store refused: a later
+    /// prune supersedes and deletes them again.
+    pub index_files_retained: u64,
+    /// Packs and index files in use whose Object Lock retention this prune
+    /// extended to the full term.
+    pub retention_extended: u64,
 }
 
 /// One retention group and what the policy decided for its snapshots,
@@ -177,6 +197,7 @@ pub fn prune(
     empty_trash(&marking, &lock, &marked, &mut used, &mut seen, &mut result)?;
     progress.finish();
     let repo = &repo.indexed()?;
+    result.retention_extended = keep_retained(repo)?;
     // Trees of deleted packs are no longer worth keeping on this device.
     if let Some(c) = repo.cache() {
         let trees = repo
@@ -563,8 +584,29 @@ fn replace_index_files(
             },
         )?;
     }
-    repo.delete_objects(Object::Index, &supersedes)?;
+    let names: Vec<String> = supersedes.iter().map(|id| Object::Index.name(id)).collect();
+    result.index_files_retained = repo.backend().purge(&names)?.len() as u64;
     Ok(())
+}
+
+/// Extends the retention of every pack and index file in use, where the
+/// repository keeps objects under Object Lock and less than half the term
+/// remains.
+fn keep_retained(repo: &Indexed) -> Result<u64> {
+    if repo.backend().retention().is_none() {
+        return Ok(0);
+    }
+    let mut names: Vec<String> = repo
+        .list_index_ids()?
+        .iter()
+        .map(|id| Object::Index.name(id))
+        .collect();
+    names.extend(
+        repo.index()
+            .packs()
+            .map(|(_, id, _)| Object::Pack.name(&id)),
+    );
+    repo.backend().extend_retention(&names)
 }
 
 /// Copies blobs `which` of pack `p` into `packer`, after verifying the
@@ -762,6 +804,12 @@ fn empty_trash(
     let mut put_back: HashSet<(BlobType, Id)> = HashSet::new();
     let mut restore = Vec::new();
     let mut delete = Vec::new();
+    // Every pack this phase may delete, for a record of those the store
+    // refuses to delete.
+    let mut candidates: HashMap<Id, IndexPack> = HashMap::new();
+    // Under retention a pack no longer listed may still have versions
+    // that an earlier prune could not delete: it is purged again.
+    let versioned = repo.backend().retention().is_some();
     let mut emptied = Vec::new();
     let mut waited_for: HashSet<Id> = HashSet::new();
     for t in records {
@@ -779,9 +827,17 @@ fn empty_trash(
             continue;
         }
         for p in t.packs {
-            if indexed.pack_number(&p.id).is_some() || !stored.contains_key(&p.id) {
+            if indexed.pack_number(&p.id).is_some() {
                 continue;
             }
+            if !stored.contains_key(&p.id) {
+                if versioned {
+                    delete.push(p.id);
+                    candidates.insert(p.id, p);
+                }
+                continue;
+            }
+            candidates.insert(p.id, p.clone());
             let needed = p.blobs.iter().any(|b| {
                 used.contains(b.ty, &b.id)
                     && !indexed.contains(b.ty, &b.id)
@@ -811,9 +867,29 @@ fn empty_trash(
         packer.finish()?;
         delete.extend(restore.iter().map(|p| p.id));
     }
-    repo.delete_objects(Object::Pack, &delete)?;
-    result.packs_deleted = delete.len() as u64;
-    result.bytes_deleted = delete.iter().filter_map(|id| stored.get(id)).sum();
+    let names: Vec<String> = delete.iter().map(|id| Object::Pack.name(id)).collect();
+    let refused: HashSet<String> = repo.backend().purge(&names)?.into_iter().collect();
+    let (kept, deleted): (Vec<Id>, Vec<Id>) = delete
+        .iter()
+        .partition(|id| refused.contains(&Object::Pack.name(id)));
+    result.packs_deleted = deleted.iter().filter(|id| stored.contains_key(id)).count() as u64;
+    result.bytes_deleted = deleted.iter().filter_map(|id| stored.get(id)).sum();
+    if !kept.is_empty() {
+        // Remembered before the records they came from go: a trash record
+        // that waits for no backup, which the next prune empties when the
+        // store lets it.
+        let packs: Vec<IndexPack> = kept.iter().filter_map(|id| candidates.remove(id)).collect();
+        result.bytes_retained = packs.iter().map(|p| p.size).sum();
+        result.packs_retained = kept.clone();
+        result.packs_retained.sort();
+        trash::write(
+            repo,
+            &TrashRecord {
+                packs,
+                waits_for: Vec::new(),
+            },
+        )?;
+    }
     for id in &emptied {
         trash::remove(repo, id)?;
     }
