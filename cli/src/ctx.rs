@@ -337,6 +337,15 @@ impl Ctx<'_> {
         self.open_with(true)
     }
 
+    /// [`Ctx::open`] for a command that reads what only a full key opens
+    /// (files, trees, snapshots) or removes anything: a write-only key is
+    /// refused at once, before the command resolves a snapshot.
+    pub(crate) fn open_full(&self, to: &str) -> Result<Repository> {
+        let repo = self.open()?;
+        repo.require_full(to)?;
+        Ok(repo)
+    }
+
     /// The built-in default repository while profiles exist but none is in
     /// use: most likely the user forgot -P, as a newcomer's `snap create`
     /// that went to a local folder instead of their bucket showed.
