@@ -51,7 +51,7 @@ fn sample(len: usize) -> Vec<u8> {
 
 fn codec(encrypted: bool) -> BlobCodec {
     BlobCodec {
-        sealer: encrypted.then(|| MasterKey::from_bytes([1; 32])),
+        sealer: encrypted.then(|| snap_engine::keys::Keys::full(&MasterKey::from_bytes([1; 32]))),
         id_key: IdKey::from_bytes([2; 32]),
         level: 3,
     }

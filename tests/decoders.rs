@@ -20,9 +20,12 @@ fn master() -> MasterKey {
 }
 
 fn decode_all(bytes: &[u8]) {
-    let keyed = Some(master());
-    for sealer in [&None, &keyed] {
-        let _ = codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, sealer, bytes);
+    let legacy: codec::Sealer = Some(master().into());
+    let split: codec::Sealer = Some(snap_engine::keys::Keys::full(&master()));
+    for sealer in [&None, &legacy, &split] {
+        if let Ok(body) = codec::open_bytes(Kind::Config, sealer, bytes, codec::MAX_SMALL_OBJECT) {
+            let _ = Config::decode(&body);
+        }
         let _ = codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, sealer, bytes);
         let _ = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, sealer, bytes);
         let _ = codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, sealer, bytes);
@@ -45,6 +48,7 @@ fn decode_all(bytes: &[u8]) {
         let _ = codec.decode(BlobType::Data, &Id([0; 32]), bytes, 1 << 20);
     }
     let _ = KeyFile::decode(bytes);
+    let _ = Config::decode(bytes);
     let _ = Tree::decode(bytes);
     let _ = codec::decode::<IndexFile, { codec::MAX_INDEX_BODY }>("index", bytes);
     let _ = codec::decompress_payload("payload", bytes, 1 << 20);
@@ -59,10 +63,16 @@ fn valid_samples() -> Vec<Vec<u8>> {
     let plain_pack = b.finish(&None).to_vec();
     let mut b = PackBuilder::default();
     b.add(BlobType::Tree, Id([6; 32]), 10, vec![7; 30]);
-    let sealed_pack = b.finish(&Some(master())).to_vec();
+    let sealed_pack = b.finish(&Some(master().into())).to_vec();
+    let split = Some(snap_engine::keys::Keys::full(&master()));
+    let mut b = PackBuilder::default();
+    b.add(BlobType::Tree, Id([6; 32]), 10, vec![7; 30]);
+    let split_pack = b.finish(&split).to_vec();
     vec![
         tree.clone(),
-        codec::seal_bytes(Kind::Snapshot, &Some(master()), &tree),
+        codec::seal_bytes(Kind::Snapshot, &Some(master().into()), &tree),
+        codec::seal_bytes(Kind::Snapshot, &split, &tree),
+        split_pack,
         codec::seal(Kind::Index, &None, &IndexFile::default()),
         plain_pack,
         sealed_pack,

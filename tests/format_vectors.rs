@@ -10,9 +10,11 @@ use snap_engine::crypto::{self, IdKey, KdfParams, MasterKey};
 use snap_engine::forgotten::ForgetRecord;
 use snap_engine::id::Id;
 use snap_engine::index::{IndexBlob, IndexFile, IndexPack};
+use snap_engine::keys::{Keys, WriteOnlySecrets};
 use snap_engine::lock::{Lock, LockKind};
 use snap_engine::pack::{self, PackBlob, PackHeader};
-use snap_engine::repo::KeyFile;
+use snap_engine::repo::{Config, KeyFile, Unwrapped};
+use snap_engine::retention::{LockMode, Retention};
 use snap_engine::snapshot::{Snapshot, Summary};
 use snap_engine::trash::TrashRecord;
 use snap_engine::tree::{self, Node, NodeKind, Tree, Xattr};
@@ -93,7 +95,7 @@ fn key_file() -> KeyFile {
 
 fn blob_codec() -> BlobCodec {
     BlobCodec {
-        sealer: Some(MasterKey::from_bytes(key32())),
+        sealer: Some(MasterKey::from_bytes(key32()).into()),
         id_key: IdKey::from_bytes(key32()),
         level: 3,
     }
@@ -101,6 +103,55 @@ fn blob_codec() -> BlobCodec {
 
 /// The plaintext of the sealed blob vector: compressible, so its payload
 /// is a zstd frame.
+/// The keys of a version 3 repository with master key `00..1f`, whose
+/// session encapsulation is drawn from the seed `60..7f`.
+fn v3_keys() -> Keys {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = 0x60 + i as u8;
+    }
+    Keys::full(&MasterKey::from_bytes(key32())).with_session_seed(seed)
+}
+
+fn v3_blob_codec() -> BlobCodec {
+    BlobCodec {
+        sealer: Some(v3_keys()),
+        id_key: IdKey::from_bytes(key32()),
+        level: 3,
+    }
+}
+
+fn v3_config() -> Config {
+    Config {
+        version: 3,
+        id: Id([0x11; 32]),
+        id_key: key32(),
+        chunker: small_chunker(),
+        compression_level: 3,
+        content_public: None,
+        object_lock: Some(Retention {
+            days: 30,
+            mode: LockMode::Governance,
+        }),
+        tag: None,
+    }
+    .sealed_by(&v3_keys())
+}
+
+fn write_only_key_file() -> KeyFile {
+    let keys = v3_keys();
+    let secrets = WriteOnlySecrets {
+        shared: zeroize::Zeroizing::new(*keys.shared_bytes()),
+        public: keys.public().unwrap(),
+        config: *blake3::hash(&v3_config().encode()).as_bytes(),
+    };
+    let mut k = KeyFile::wrap_write_only(&secrets, "password", kdf(), &nonce()).unwrap();
+    k.created_ns = 1_700_000_000_000_000_000;
+    k.host = "laptop".into();
+    k.username = "alice".into();
+    k
+}
+
 fn blob_plaintext() -> Vec<u8> {
     b"snap".repeat(32)
 }
@@ -320,6 +371,32 @@ fn vectors() -> Vec<(&'static str, String)> {
         ("trash record body", hex(&codec::encode(&trash_record()))),
         ("forget record body", hex(&codec::encode(&forget_record()))),
         (
+            "shared key of master key 00..1f (version 3)",
+            hex(Keys::full(&MasterKey::from_bytes(key32())).shared_bytes()),
+        ),
+        (
+            "content public key of master key 00..1f (version 3)",
+            hex(&Keys::full(&MasterKey::from_bytes(key32()))
+                .public()
+                .unwrap()),
+        ),
+        (
+            "version 3 sealed data blob of \"snap\" x 32 (master key 00..1f, session seed 60..7f, nonce 40..57)",
+            {
+                let c = v3_blob_codec();
+                let plain = blob_plaintext();
+                hex(&c.encode_with_nonce(BlobType::Data, &c.id(&plain), &plain, &nonce))
+            },
+        ),
+        (
+            "version 3 config body (id 11.., id key 00..1f, small chunker, level 3, governance 30 days, master key 00..1f)",
+            hex(&v3_config().encode()),
+        ),
+        (
+            "write-only key file for that config under \"password\"",
+            hex(&write_only_key_file().encode()),
+        ),
+        (
             "gear[0..4] of config version 2, id key 00..1f",
             Chunker::keyed(&chunker, &key32()).gear()[..4]
                 .iter()
@@ -393,6 +470,11 @@ const EXPECTED: &[&str] = &[
     "000400000000000000686f73740500000000000000616c6963659210000000002a36fe9c971701000000000000006210000000000000007069643a5b343032363533313833365d01",
     "01000000000000001111111111111111111111111111111111111111111111111111111111111111e803000000000000010000000000000000222222222222222222222222222222222222222222222222222222222222222200000000be030000b004000001000000000000006666666666666666666666666666666666666666666666666666666666666666",
     "00002a36fe9c97170400000000000000686f737401000000000000007777777777777777777777777777777777777777777777777777777777777777",
+    "cb5555b0667321f5ea98261477b9d8d3e92c9c6567361546ca9dba6ed24a25d0",
+    "f46e5f1860c51599ff396511ab606f2c336fe5c489889c762be49bf049b25e55",
+    "dd701d6c807f893514d7c0130011401c2a8939d5c7c97e8773f204cf032a8d20404142434445464748494a4b4c4d4e4f5051525354555657839f197983869c11a1ea7d31acd64d20e8486d3872336c8627375c649d2e59aed339119d03",
+    "030000001111111111111111111111111111111111111111111111111111111111111111000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f400000000001000000040000efcdab89674523010300000001f46e5f1860c51599ff396511ab606f2c336fe5c489889c762be49bf049b25e55011e000000000000000106779c9aa9e3ed9868a116241afd85a459b69eb2156445cee0ea816b22b71545",
+    "736e6170020200000128b52ffd20dfb50500740a00002a36fe9c971706006c6170746f700500616c69636540000000015a404142434445464748494a4b4c4d4e4f505152535455565770008617cd12906d8f4431617156c338a3f00c01901146b68d921d3d1f4429c7575d85cec7aaa752b4935350a72a506b7487e9c0280c6db86b149ae29b8762aaab831ce16c00f38fb4fb428278224d307aec88e2bddba8437d6e4d1383219475e0fd3935c635cc0ceafce0db9b0490a7dd3005008261e09ad86504061f0012",
     "b3451c2ea8909272,f8b59a7d6c0d739c,09035b015ec0f67d,6c51a79ed0cc95f8",
     "65536,67584,71680,1015808,17301504",
     "294,439,510,649,798,1052,1522,1738,2053,2594,2674,2942,3966,4097",
@@ -484,7 +566,7 @@ fn the_pack_header_is_zero_filled_to_4096_bytes() {
 
 #[test]
 fn the_new_vectors_decode_to_their_values() {
-    let key = Some(MasterKey::from_bytes(key32()));
+    let key: codec::Sealer = Some(MasterKey::from_bytes(key32()).into());
     let v = |name: &str| hex_decode(&expected(name));
     let tree = Tree::decode(&v("a tree with the device 1:3 (tree version 3)")).unwrap();
     assert_eq!(tree.nodes, vec![device_node()]);
@@ -501,9 +583,42 @@ fn the_new_vectors_decode_to_their_values() {
     assert_eq!(c.decode(BlobType::Data, &id, &stored, 128).unwrap(), plain);
     let k = KeyFile::decode(&v("key file wrapping master key 00..1f under \"password\"")).unwrap();
     assert_eq!(k, key_file());
-    let master = k.unwrap_key("password").unwrap().unwrap();
+    let Some(Unwrapped::Full(master)) = k.unwrap_key("password").unwrap() else {
+        panic!("the vector's key file is a full key");
+    };
     assert_eq!(master.as_bytes(), &key32());
     assert!(k.unwrap_key("passwore").unwrap().is_none());
+    // Version 3: a full key without the vector's session seed opens the
+    // blob; the write-only key unwraps what it says and opens nothing.
+    let full = Keys::full(&MasterKey::from_bytes(key32()));
+    let stored = v(
+        "version 3 sealed data blob of \"snap\" x 32 (master key 00..1f, session seed 60..7f, nonce 40..57)",
+    );
+    let c3 = BlobCodec {
+        sealer: Some(full.clone()),
+        id_key: IdKey::from_bytes(key32()),
+        level: 3,
+    };
+    assert_eq!(c3.decode(BlobType::Data, &id, &stored, 128).unwrap(), plain);
+    let config = v(
+        "version 3 config body (id 11.., id key 00..1f, small chunker, level 3, governance 30 days, master key 00..1f)",
+    );
+    assert_eq!(Config::decode(&config).unwrap(), v3_config());
+    let w = KeyFile::decode(&v("write-only key file for that config under \"password\"")).unwrap();
+    assert_eq!(w.access(), Some(snap_engine::keys::Access::WriteOnly));
+    assert_eq!(k.access(), Some(snap_engine::keys::Access::Full));
+    let Some(Unwrapped::WriteOnly(secrets)) = w.unwrap_key("password").unwrap() else {
+        panic!("the vector's key file is write-only");
+    };
+    assert_eq!(&*secrets.shared, full.shared_bytes());
+    assert_eq!(Some(secrets.public), full.public());
+    assert_eq!(secrets.config, *blake3::hash(&config).as_bytes());
+    let writer = BlobCodec {
+        sealer: Some(Keys::write_only(&secrets).unwrap()),
+        id_key: IdKey::from_bytes(key32()),
+        level: 3,
+    };
+    assert!(writer.decode(BlobType::Data, &id, &stored, 128).is_err());
     let body = |name: &str| v(name);
     assert_eq!(
         codec::decode::<Snapshot, 4096>("s", &body("snapshot body")).unwrap(),

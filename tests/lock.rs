@@ -166,17 +166,6 @@ fn days_left(until: &str) -> f64 {
     (t.timestamp() - chrono::Utc::now().timestamp()) as f64 / 86_400.0
 }
 
-/// A profile that makes every command of the test's device use the
-/// retention `init` was given, until the config carries it.
-fn with_retention_profile(env: &mut Env, days: u32) {
-    std::fs::write(
-        env.path("config.toml"),
-        format!("[profiles.locked]\nobject_lock_days = {days}\n"),
-    )
-    .unwrap();
-    env.vars.push(("SNAP_PROFILE".into(), "locked".into()));
-}
-
 /// A repository made with `--object-lock-days` on a bucket with Object
 /// Lock: every object snap writes is retained, and cannot be deleted
 /// through the bucket's API before its time; a prune that forgets a
@@ -187,8 +176,7 @@ fn with_retention_profile(env: &mut Env, days: u32) {
 fn object_lock_retains_everything_and_prune_defers_what_it_cannot_delete() {
     let m = Moto::get();
     let bucket = m.bucket("locked", Bucket::ObjectLock);
-    let mut env = moto::env(&bucket);
-    with_retention_profile(&mut env, 10);
+    let env = moto::env(&bucket);
     env.snap()
         .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
         .args(["--object-lock-days", "10"])
@@ -275,15 +263,20 @@ fn object_lock_retains_everything_and_prune_defers_what_it_cannot_delete() {
 
 /// A backup that reuses packs whose retention runs short extends it to the
 /// full term again, and so does a prune for index files.
+/// The repository is made with the retention a profile names.
 #[test]
 fn retention_is_extended_on_reused_packs_and_index_files() {
     let m = Moto::get();
     let bucket = m.bucket("extend", Bucket::ObjectLock);
-    let mut env = moto::env(&bucket);
-    with_retention_profile(&mut env, 10);
+    let env = moto::env(&bucket);
+    std::fs::write(
+        env.path("config.toml"),
+        "[profiles.locked]\nobject_lock_days = 10\n",
+    )
+    .unwrap();
     env.snap()
+        .env("SNAP_PROFILE", "locked")
         .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
-        .args(["--object-lock-days", "10"])
         .assert()
         .success();
     let src = env.path("src");

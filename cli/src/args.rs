@@ -324,7 +324,7 @@ pub enum Command {
     /// Manage the passphrases that unlock the repository
     #[command(subcommand)]
     #[command(
-        after_help = "Examples:\n  snap key list\n  snap key add --new-password-file new.pass"
+        after_help = "Examples:\n  snap key list\n  snap key add --new-password-file new.pass\n  snap key add --write-only --host laptop --new-password-file laptop.pass"
     )]
     Key(KeyCommand),
     /// List the files of a snapshot
@@ -468,8 +468,12 @@ pub enum RepairCommand {
 pub enum KeyCommand {
     /// List keys; the one used now is marked
     List,
-    /// Add a passphrase
-    Add(NewPasswordArgs),
+    /// Add a passphrase: a full key, or with --write-only one that can add
+    /// backups and read nothing (for a device that should not see the others')
+    #[command(
+        after_help = "Examples:\n  snap key add --new-password-file new.pass\n  snap key add --write-only --host kitchen-laptop --new-password-file laptop.pass"
+    )]
+    Add(KeyAddArgs),
     /// Remove a key (never the last one, nor the one in use)
     Remove {
         /// Key id or unique prefix
@@ -478,6 +482,21 @@ pub enum KeyCommand {
     },
     /// Change the passphrase used now
     Passwd(NewPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyAddArgs {
+    #[command(flatten)]
+    pub password: NewPasswordArgs,
+    /// A key that can only add snapshots: it cannot read any file, tree or
+    /// snapshot (its own included, except from the device's local record),
+    /// nor forget or prune
+    #[arg(long)]
+    pub write_only: bool,
+    /// The device the key is for, as `key list` shows it and as its
+    /// backups name their host (default: this computer's name)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 #[derive(Args, Debug)]

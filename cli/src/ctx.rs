@@ -345,6 +345,15 @@ impl Ctx<'_> {
         self.open_with(true)
     }
 
+    /// [`Ctx::open`] for a command that reads what only a full key opens
+    /// (files, trees, snapshots) or removes anything: a write-only key is
+    /// refused at once, before the command resolves a snapshot.
+    pub(crate) fn open_full(&self, to: &str) -> Result<Repository> {
+        let repo = self.open()?;
+        repo.require_full(to)?;
+        Ok(repo)
+    }
+
     /// The built-in default repository while profiles exist but none is in
     /// use: most likely the user forgot -P, as a newcomer's `snap create`
     /// that went to a local folder instead of their bucket showed.
@@ -363,11 +372,6 @@ impl Ctx<'_> {
     pub(crate) fn open_with(&self, cache: bool) -> Result<Repository> {
         let (loc, _) = self.location()?;
         let backend = self.backend(&loc, false)?;
-        // Until the config carries the repository's retention, the
-        // profile's holds for this device's writes.
-        if let Some(r) = self.profile_retention() {
-            backend.enable_retention(r)?;
-        }
         self.open_on(backend, cache)
     }
 
@@ -509,19 +513,18 @@ impl Ctx<'_> {
         })
     }
 
-    /// [`Ctx::init`] with Object Lock retention for every object written:
-    /// a bucket without Object Lock stops it before anything is written.
+    /// [`Ctx::init`] with Object Lock retention for every object written,
+    /// kept in the config for every device: a bucket without Object Lock
+    /// stops it before anything is written.
     pub(crate) fn init_retained(
         &self,
         location: &str,
         opts: InitOptions,
         retention: Option<snap_engine::retention::Retention>,
     ) -> Result<(Repository, commands::InitResult)> {
-        let backend = self.backend(location, true)?;
-        if let Some(r) = retention {
-            backend.enable_retention(r)?;
-        }
-        let (mut repo, r) = commands::init(backend, opts)?;
+        let mut opts = opts;
+        opts.object_lock = retention;
+        let (mut repo, r) = commands::init(self.backend(location, true)?, opts)?;
         repo.use_state(&self.state_base()?)?;
         Ok((repo, r))
     }

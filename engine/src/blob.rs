@@ -95,10 +95,7 @@ impl BlobCodec {
         let (flag, frame) = codec::compress(plaintext, self.level);
         let data = frame.as_deref().unwrap_or(plaintext);
         match &self.sealer {
-            Some(key) => match nonce {
-                Some(n) => key.seal_parts_with(n, &blob_aad(ty, id), flag, data),
-                None => key.seal_parts(&blob_aad(ty, id), flag, data),
-            },
+            Some(keys) => keys.seal_blob(nonce, &blob_aad(ty, id), flag, data),
             None => {
                 let mut out = Vec::with_capacity(data.len() + 1);
                 out.push(flag);
@@ -106,6 +103,19 @@ impl BlobCodec {
                 out
             }
         }
+    }
+
+    /// The codec of this device's own copy of a tree: the stored form,
+    /// except on a write-only device, which cannot open what it stored and
+    /// so keeps each tree it writes or reuses sealed under its local record
+    /// key ([`crate::keys`]). Its next backup compares files with them.
+    pub(crate) fn local(&self) -> Option<BlobCodec> {
+        let keys = self.sealer.as_ref()?;
+        (keys.access() == crate::keys::Access::WriteOnly).then(|| BlobCodec {
+            sealer: Some(keys.local_record_key().into()),
+            id_key: self.id_key.clone(),
+            level: self.level,
+        })
     }
 
     /// Opens, decompresses and verifies a stored blob. `raw_length` comes
@@ -139,9 +149,12 @@ impl BlobCodec {
             ));
         }
         let payload = match &self.sealer {
-            Some(key) => {
-                key.open_into(&blob_aad(ty, id), stored, scratch)
-                    .map_err(|_| Error::corrupt(what(), "authentication failed"))?;
+            Some(keys) => {
+                keys.open_blob_into(&blob_aad(ty, id), stored, scratch)
+                    .map_err(|e| match e {
+                        Error::WriteOnlyKey(_) => e,
+                        _ => Error::corrupt(what(), "authentication failed"),
+                    })?;
                 &scratch[..]
             }
             None => stored,
@@ -174,7 +187,7 @@ mod tests {
 
     fn codec(encrypted: bool) -> BlobCodec {
         BlobCodec {
-            sealer: encrypted.then(MasterKey::generate),
+            sealer: encrypted.then(|| MasterKey::generate().into()),
             id_key: IdKey::from_bytes([7; 32]),
             level: 3,
         }

@@ -38,6 +38,18 @@ impl Cache {
         std::fs::read(self.path("trees", id)).ok()
     }
 
+    /// A record this device keeps of an object (a write-only device's own
+    /// snapshot): named by the object's id, not by its own hash, and
+    /// verified by whoever opens it, with a key only this device's kind
+    /// of key derives.
+    pub fn get_record(&self, folder: &str, id: &Id) -> Option<Vec<u8>> {
+        std::fs::read(self.path(folder, id)).ok()
+    }
+
+    pub fn put_record(&self, folder: &str, id: &Id, bytes: &[u8]) {
+        self.put(folder, id, bytes);
+    }
+
     pub fn put_object(&self, folder: &str, id: &Id, bytes: &[u8]) {
         self.put(folder, id, bytes);
     }

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
+use crate::keys::Keys;
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -19,17 +20,19 @@ pub(crate) const MAX_INDEX_OBJECT: usize = 512 * MIB;
 pub const MAX_INDEX_BODY: usize = 1024 * MIB;
 pub(crate) const MAX_BLOB: usize = 64 * MIB;
 /// A stored blob: compression byte, body no longer than the plaintext,
-/// and the seal's nonce and tag.
-pub(crate) const MAX_STORED_BLOB: usize = MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD;
+/// the seal's nonce and tag, and (version 3) the session's encapsulation.
+pub(crate) const MAX_STORED_BLOB: usize =
+    MAX_BLOB + 1 + crate::crypto::SEAL_OVERHEAD + crate::keys::ENC_LEN;
 pub(crate) const MAX_PACK: usize = 1024 * MIB;
 /// A pack header's body: a `PackHeader` of up to 1636801 blobs, padded
 /// to a power of two.
 pub(crate) const MAX_PACK_HEADER_BODY: usize = 64 * MIB;
 /// A pack header envelope: a body at the limit, its compression byte, the
-/// envelope header and the seal's nonce and tag, so that the largest
-/// padded body is also a readable envelope.
+/// envelope header, the seal's nonce and tag and (version 3) the session's
+/// encapsulation, so that the largest padded body is also a readable
+/// envelope.
 pub(crate) const MAX_PACK_HEADER: usize =
-    MAX_PACK_HEADER_BODY + 1 + HEADER_LEN + crate::crypto::SEAL_OVERHEAD;
+    MAX_PACK_HEADER_BODY + 1 + HEADER_LEN + crate::crypto::SEAL_OVERHEAD + crate::keys::ENC_LEN;
 
 type Config =
     bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint>;
@@ -258,9 +261,9 @@ impl Mode {
     }
 }
 
-/// The sealing key of a repository: its master key, or none in an
+/// The keys a repository seals with ([`Keys`]), or none in an
 /// unencrypted repository.
-pub(crate) type Sealer = Option<MasterKey>;
+pub type Sealer = Option<Keys>;
 
 /// What an envelope's 8 header bytes say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,7 +356,7 @@ pub fn seal_with_nonce<T: Serialize>(
     value: &T,
 ) -> Vec<u8> {
     let payload = compress_payload(&encode(value), 3);
-    seal_payload_with(kind, &Some(key.clone()), payload, Some(nonce))
+    seal_payload_with(kind, &Some(Keys::from(key.clone())), payload, Some(nonce))
 }
 
 fn seal_payload(kind: Kind, sealer: &Sealer, payload: Vec<u8>) -> Vec<u8> {
@@ -374,18 +377,11 @@ fn seal_payload_with(
         Mode::Plain
     };
     let head = header(kind, mode);
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + crate::crypto::SEAL_OVERHEAD);
+    let overhead = sealer.as_ref().map_or(0, |k| k.overhead(kind));
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + overhead);
     out.extend_from_slice(&head);
     match sealer {
-        Some(key) => match nonce {
-            Some(n) => out.extend_from_slice(&crate::crypto::seal_with(
-                key.as_bytes(),
-                n,
-                &head,
-                &payload,
-            )),
-            None => out.extend_from_slice(&key.seal(&head, &payload)),
-        },
+        Some(keys) => out.extend_from_slice(&keys.seal(kind, &head, &payload, nonce)),
         None => out.extend_from_slice(&payload),
     }
     out
@@ -406,12 +402,7 @@ pub fn open<T: DeserializeOwned, const LIMIT: usize>(
     decode::<T, LIMIT>(kind.name(), &body)
 }
 
-pub(crate) fn open_bytes(
-    kind: Kind,
-    sealer: &Sealer,
-    bytes: &[u8],
-    limit: usize,
-) -> Result<Vec<u8>> {
+pub fn open_bytes(kind: Kind, sealer: &Sealer, bytes: &[u8], limit: usize) -> Result<Vec<u8>> {
     Ok(open_versioned(kind, sealer, bytes, limit)?.1)
 }
 
@@ -425,13 +416,14 @@ pub(crate) fn open_versioned(
     let what = kind.name();
     let Header { mode, version } = peek(kind, bytes)?;
     let payload = match (mode, sealer) {
-        (Mode::Encrypted, Some(key)) => key
-            .open(&bytes[..HEADER_LEN], &bytes[HEADER_LEN..])
-            .map_err(|_| {
-                Error::corrupt(
+        (Mode::Encrypted, Some(keys)) => keys
+            .open(kind, &bytes[..HEADER_LEN], &bytes[HEADER_LEN..])
+            .map_err(|e| match e {
+                Error::WriteOnlyKey(_) => e,
+                _ => Error::corrupt(
                     what,
                     "authentication failed (modified, or written with another key)",
-                )
+                ),
             })?,
         (Mode::Plain, None) => bytes[HEADER_LEN..].to_vec(),
         (Mode::Plain, Some(_)) => {
@@ -526,7 +518,7 @@ mod tests {
 
     #[test]
     fn envelope_rejects_downgrade_and_kind_swap() {
-        let key = Some(MasterKey::generate());
+        let key: Sealer = Some(MasterKey::generate().into());
         let sealed = seal(Kind::Snapshot, &key, &42u64);
         assert_eq!(open::<u64, 100>(Kind::Snapshot, &key, &sealed).unwrap(), 42);
         assert!(open::<u64, 100>(Kind::Index, &key, &sealed).is_err());

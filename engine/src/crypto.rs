@@ -59,14 +59,8 @@ impl MasterKey {
         seal_with(self.as_bytes(), &random_array(), aad, plaintext)
     }
 
-    /// Seals `first || rest` without assembling the plaintext first: the
-    /// ciphertext buffer is the only copy.
-    pub(crate) fn seal_parts(&self, aad: &[u8], first: u8, rest: &[u8]) -> Vec<u8> {
-        self.seal_parts_with(&random_array(), aad, first, rest)
-    }
-
-    /// [`MasterKey::seal_parts`] with a given nonce: only the test vectors
-    /// choose one.
+    /// Seals `first || rest` with `nonce` without assembling the plaintext
+    /// first: the ciphertext buffer is the only copy.
     pub(crate) fn seal_parts_with(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -74,13 +68,29 @@ impl MasterKey {
         first: u8,
         rest: &[u8],
     ) -> Vec<u8> {
+        self.seal_parts_after(&[], nonce, aad, first, rest)
+    }
+
+    /// `prefix || nonce || ciphertext of (first || rest) || tag`: the
+    /// prefix (a session's encapsulated key) is not sealed, and is
+    /// authenticated by being what derives the key.
+    pub(crate) fn seal_parts_after(
+        &self,
+        prefix: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        first: u8,
+        rest: &[u8],
+    ) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new(self.as_bytes().into());
-        let mut out = Vec::with_capacity(rest.len() + 1 + SEAL_OVERHEAD);
+        let mut out = Vec::with_capacity(prefix.len() + rest.len() + 1 + SEAL_OVERHEAD);
+        out.extend_from_slice(prefix);
         out.extend_from_slice(nonce);
+        let start = out.len();
         out.push(first);
         out.extend_from_slice(rest);
         let tag = cipher
-            .encrypt_inout_detached(&XNonce::from(*nonce), aad, (&mut out[NONCE_LEN..]).into())
+            .encrypt_inout_detached(&XNonce::from(*nonce), aad, (&mut out[start..]).into())
             .expect("XChaCha20-Poly1305 accepts any message below 256 GiB");
         out.extend_from_slice(&tag);
         out

@@ -32,6 +32,19 @@ pub enum Error {
 
     /// No source gave a password and the caller may not ask for one (the
     /// page, a scheduled backup): the page then asks for it itself.
+    /// A write-only key was asked to read what only full keys open.
+    #[error(
+        "this repository was unlocked with a write-only key, which can add backups but cannot {0}: \
+         use a full key (a password made with `snap init` or `snap key add`)"
+    )]
+    WriteOnlyKey(String),
+    /// A config opened with the key but fails its checks (format-spec.md
+    /// section 4): rewritten by a write-only key's holder or the storage.
+    #[error(
+        "the repository's config was rewritten: {0}. Nothing was read or written; restore the \
+         config from a copy, or ask whoever manages the storage"
+    )]
+    ConfigForged(String),
     #[error("no password given")]
     PasswordRequired,
 

@@ -287,7 +287,7 @@ mod tests {
     /// header gives.
     fn stored_pack() -> (StoreBackend, BlobCodec, Id, Vec<Slot>, Vec<Vec<u8>>) {
         let codec = BlobCodec {
-            sealer: Some(MasterKey::generate()),
+            sealer: Some(MasterKey::generate().into()),
             id_key: IdKey::from_bytes([7; 32]),
             level: 3,
         };

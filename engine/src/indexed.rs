@@ -49,22 +49,27 @@ impl<'r> Indexed<'r> {
     /// A tree's plaintext from this device's cache, verified; `None` when
     /// the cache lacks it or holds bytes that fail (then it is fetched).
     fn cached_tree(&self, id: &Id) -> Option<Vec<u8>> {
-        let stored = self.repo.cache()?.get_blob(id)?;
+        let stored = self.repo.tree_cache()?.get_blob(id)?;
         let loc = self.index.get(BlobType::Tree, id)?;
-        self.repo
-            .codec()
+        let codec = self.repo.codec();
+        codec
+            .local()
+            .as_ref()
+            .unwrap_or(codec)
             .decode(BlobType::Tree, id, &stored, loc.raw_length)
             .ok()
     }
 
     /// Reads, opens and verifies one blob.
     pub(crate) fn read_blob(&self, ty: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let cache = self.repo.cache().filter(|_| ty == BlobType::Tree);
+        let cache = self.repo.tree_cache().filter(|_| ty == BlobType::Tree);
         if cache.is_some()
             && let Some(plain) = self.cached_tree(id)
         {
             return Ok(plain);
         }
+        self.repo
+            .require_full("read trees or files it did not back up itself")?;
         let loc = self.index.get(ty, id).ok_or_else(|| Error::Missing {
             what: ty.name(),
             id: id.to_hex(),
@@ -101,7 +106,7 @@ impl<'r> Indexed<'r> {
     /// one made a round trip per directory.
     pub(crate) fn load_trees(&self, ids: &[Id]) -> Result<Vec<Result<Tree>>> {
         let pool = self.transfer_pool()?;
-        let cache = self.repo.cache();
+        let cache = self.repo.tree_cache();
         let cached: Vec<Option<Result<Tree>>> = pool.install(|| {
             ids.par_iter()
                 .map(|id| Some(Tree::decode(&self.cached_tree(id)?)))

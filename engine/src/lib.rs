@@ -35,6 +35,7 @@ pub mod forgotten;
 pub mod id;
 pub mod index;
 pub mod indexed;
+pub mod keys;
 mod known;
 pub mod lock;
 mod object;

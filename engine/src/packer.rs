@@ -111,12 +111,10 @@ impl Shared {
             packs,
             writer: self.writer,
         };
-        let (_, len) = crate::repo::write_index(
-            &*self.backend,
-            &self.codec.sealer,
-            self.cache.as_ref(),
-            &file,
-        )?;
+        // A write-only device's cache is its record of trees: its index
+        // files are read from storage like anyone's.
+        let cache = self.cache.as_ref().filter(|_| self.codec.local().is_none());
+        let (_, len) = crate::repo::write_index(&*self.backend, &self.codec.sealer, cache, &file)?;
         self.bytes_added.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
@@ -216,6 +214,15 @@ impl<'a> Packer<'a> {
     }
 
     pub fn add_with_id(&self, ty: BlobType, id: Id, plaintext: &[u8]) -> Result<bool> {
+        // A write-only device keeps its own copy of every tree of its
+        // backup, new or not: it cannot read one from storage next time.
+        let local = (ty == BlobType::Tree)
+            .then(|| self.shared.codec.local())
+            .flatten()
+            .zip(self.shared.cache.as_ref());
+        if let Some((codec, cache)) = &local {
+            cache.put_blob(&id, &codec.encode(ty, &id, plaintext));
+        }
         if self.reuses(ty, &id) || !self.pending.lock().unwrap().insert((ty, id)) {
             return Ok(false);
         }
@@ -224,6 +231,7 @@ impl<'a> Packer<'a> {
         }
         let stored = self.shared.codec.encode(ty, &id, plaintext);
         if ty == BlobType::Tree
+            && local.is_none()
             && let Some(c) = &self.shared.cache
         {
             c.put_blob(&id, &stored);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::backend::Backend;
 use crate::blob::BlobCodec;
@@ -23,14 +23,22 @@ use crate::forgotten::HiddenSnapshot;
 use crate::id::Id;
 use crate::index::{Index, IndexBuilder, IndexFile};
 use crate::indexed::Indexed;
+use crate::keys::{Access, Keys, WriteOnlySecrets};
 use crate::known::{DeviceState, Seen};
 use crate::object::Object;
 use crate::packer::{Packer, PackerOptions};
+use crate::retention::Retention;
 use crate::snapshot::{Snapshot, SnapshotFilter, snapshot_path};
 
-/// Version 2 chunks with a gear table derived from the id key; version 1
-/// (still read) with fastcdc's table XORed with the chunker seed.
-pub(crate) const CONFIG_VERSION: u32 = 2;
+/// Version 3 seals file contents, trees, pack headers and snapshots to a
+/// content key pair, so that write-only keys exist ([`crate::keys`]), and
+/// may ask for Object Lock; version 2 chunks with a gear table derived
+/// from the id key; version 1 (still read) with fastcdc's table XORed with
+/// the chunker seed.
+pub(crate) const CONFIG_VERSION: u32 = 3;
+
+/// The cache folder of a write-only device's own snapshots.
+const LOCAL_SNAPSHOTS: &str = "written-snapshots";
 
 /// How often a listing of `index/` is read again because a file in it
 /// went before it was read (see [`Repository::read_index_files`]): each
@@ -55,13 +63,158 @@ struct KeyChoice<'a> {
     config: Option<&'a [u8]>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A repository's settings, fixed at `init` (format-spec.md section 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub version: u32,
     pub id: Id,
     pub id_key: [u8; 32],
     pub chunker: ChunkerParams,
     pub compression_level: i32,
+    /// Version 3, encrypted: the public half of the content key pair,
+    /// which blobs, pack headers and snapshots are sealed to.
+    pub content_public: Option<[u8; 32]>,
+    /// Version 3: the S3 Object Lock retention every object is written with.
+    pub object_lock: Option<Retention>,
+    /// Version 3, encrypted: a keyed hash of the other fields under a key
+    /// only full keys derive ([`Keys::config_tag`]). The config is sealed
+    /// under the shared key, which write-only keys hold too: without this,
+    /// a stolen write-only key could rewrite the config full devices read
+    /// (its retention, its id key).
+    pub tag: Option<[u8; 32]>,
+}
+
+/// The body of a version 1 or 2 config.
+#[derive(Serialize, Deserialize)]
+struct ConfigV2 {
+    version: u32,
+    id: Id,
+    id_key: [u8; 32],
+    chunker: ChunkerParams,
+    compression_level: i32,
+}
+
+/// The body of a version 3 config: version 2's fields, then the new ones.
+#[derive(Serialize, Deserialize)]
+struct ConfigV3 {
+    version: u32,
+    id: Id,
+    id_key: [u8; 32],
+    chunker: ChunkerParams,
+    compression_level: i32,
+    content_public: Option<[u8; 32]>,
+    object_lock: Option<Retention>,
+    tag: Option<[u8; 32]>,
+}
+
+impl Config {
+    /// The config's body: deterministic, so a write-only key can hold the
+    /// hash of the one it was made for.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let (version, id, id_key, chunker, compression_level) = (
+            self.version,
+            self.id,
+            self.id_key,
+            self.chunker,
+            self.compression_level,
+        );
+        let mut body = if version >= 3 {
+            let mut wire = ConfigV3 {
+                version,
+                id,
+                id_key,
+                chunker,
+                compression_level,
+                content_public: self.content_public,
+                object_lock: self.object_lock,
+                tag: self.tag,
+            };
+            let body = codec::encode(&wire);
+            wire.id_key.zeroize();
+            wire.chunker.seed.zeroize();
+            body
+        } else {
+            let mut wire = ConfigV2 {
+                version,
+                id,
+                id_key,
+                chunker,
+                compression_level,
+            };
+            let body = codec::encode(&wire);
+            wire.id_key.zeroize();
+            wire.chunker.seed.zeroize();
+            body
+        };
+        Zeroizing::new(std::mem::take(&mut body))
+    }
+
+    /// A config's body, by its version (the first four bytes).
+    pub fn decode(body: &[u8]) -> Result<Config> {
+        const LIMIT: usize = codec::MAX_SMALL_OBJECT;
+        let version = body
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")))
+            .ok_or_else(|| Error::corrupt("config", "shorter than its version"))?;
+        let config = if version >= 3 {
+            let mut w: ConfigV3 = codec::decode::<_, LIMIT>("config", body)?;
+            let c = Config {
+                version: w.version,
+                id: w.id,
+                id_key: w.id_key,
+                chunker: w.chunker,
+                compression_level: w.compression_level,
+                content_public: w.content_public,
+                object_lock: w.object_lock,
+                tag: w.tag,
+            };
+            w.id_key.zeroize();
+            w.chunker.seed.zeroize();
+            c
+        } else {
+            let mut w: ConfigV2 = codec::decode::<_, LIMIT>("config", body)?;
+            let c = Config {
+                version: w.version,
+                id: w.id,
+                id_key: w.id_key,
+                chunker: w.chunker,
+                compression_level: w.compression_level,
+                content_public: None,
+                object_lock: None,
+                tag: None,
+            };
+            w.id_key.zeroize();
+            w.chunker.seed.zeroize();
+            c
+        };
+        if !(1..=CONFIG_VERSION).contains(&config.version) {
+            return Err(Error::corrupt(
+                "config",
+                format!("unsupported config version {}", config.version),
+            ));
+        }
+        config.chunker.validate()?;
+        if !(-7..=22).contains(&config.compression_level) {
+            return Err(Error::corrupt("config", "compression level out of range"));
+        }
+        Ok(config)
+    }
+
+    /// The body [`Config::tag`] is computed over: the config without it.
+    fn untagged(&self) -> Zeroizing<Vec<u8>> {
+        let mut c = self.clone();
+        c.tag = None;
+        c.encode()
+    }
+
+    /// This config with the content public key and tag of a version 3
+    /// repository whose full key is `keys`.
+    pub fn sealed_by(mut self, keys: &Keys) -> Config {
+        self.content_public = keys.public();
+        self.tag = None;
+        self.tag = keys.config_tag(&self.untagged());
+        self
+    }
 }
 
 /// The id key and chunker seed are secrets: zeroed when a config is
@@ -84,6 +237,21 @@ pub struct KeyFile {
 }
 
 const KEY_AAD: &[u8] = b"snap-key-v1";
+/// A write-only key's wrapping is bound to its kind, so a key file's
+/// length (which `key list` reads as its kind) cannot be changed to make
+/// it wrap something else.
+const WRITE_ONLY_KEY_AAD: &[u8] = b"snap-key-v3-write-only";
+/// The wrapped bytes of each kind of key: the plaintext and a 16-byte tag.
+const FULL_WRAPPED_LEN: usize = 32 + crypto::TAG_LEN;
+const WRITE_ONLY_WRAPPED_LEN: usize = WriteOnlySecrets::LEN + crypto::TAG_LEN;
+
+/// What a key file's password unwraps.
+pub enum Unwrapped {
+    /// The master key: full access.
+    Full(MasterKey),
+    /// A write-only key's secrets ([`crate::keys`]).
+    WriteOnly(WriteOnlySecrets),
+}
 
 impl KeyFile {
     /// Wraps `master` under a key derived from `password`.
@@ -99,9 +267,29 @@ impl KeyFile {
         kdf: KdfParams,
         nonce: &[u8; crypto::NONCE_LEN],
     ) -> Result<KeyFile> {
+        Self::wrap_bytes(master.as_bytes(), KEY_AAD, password, kdf, nonce)
+    }
+
+    /// A write-only key for the device `host`.
+    pub fn wrap_write_only(
+        secrets: &WriteOnlySecrets,
+        password: &str,
+        kdf: KdfParams,
+        nonce: &[u8; crypto::NONCE_LEN],
+    ) -> Result<KeyFile> {
+        Self::wrap_bytes(&secrets.encode(), WRITE_ONLY_KEY_AAD, password, kdf, nonce)
+    }
+
+    fn wrap_bytes(
+        secret: &[u8],
+        aad: &[u8],
+        password: &str,
+        kdf: KdfParams,
+        nonce: &[u8; crypto::NONCE_LEN],
+    ) -> Result<KeyFile> {
         let kek = kdf.derive(password.as_bytes())?;
         let nonce = *nonce;
-        let sealed = crypto::seal_with(&kek, &nonce, KEY_AAD, master.as_bytes());
+        let sealed = Zeroizing::new(crypto::seal_with(&kek, &nonce, aad, secret));
         Ok(KeyFile {
             created_ns: now_ns(),
             host: crate::sys::hostname(),
@@ -113,15 +301,33 @@ impl KeyFile {
         })
     }
 
-    /// The master key, or `None` if `password` is not this key's.
-    pub fn unwrap_key(&self, password: &str) -> Result<Option<MasterKey>> {
+    /// What the key allows, told by the length of what it wraps; `None`
+    /// for a length no snap writes.
+    pub fn access(&self) -> Option<Access> {
+        match self.wrapped.len() {
+            FULL_WRAPPED_LEN => Some(Access::Full),
+            WRITE_ONLY_WRAPPED_LEN => Some(Access::WriteOnly),
+            _ => None,
+        }
+    }
+
+    /// What the key wraps, or `None` if `password` is not this key's.
+    pub fn unwrap_key(&self, password: &str) -> Result<Option<Unwrapped>> {
+        let Some(access) = self.access() else {
+            return Ok(None);
+        };
         let kek = self.kdf.derive(password.as_bytes())?;
         let mut sealed = self.nonce.to_vec();
         sealed.extend_from_slice(&self.wrapped);
-        Ok(crypto::open_with(&kek, KEY_AAD, &sealed).and_then(|k| {
-            let bytes: &[u8; 32] = k.as_slice().try_into().ok()?;
-            Some(MasterKey::from_slice(bytes))
-        }))
+        Ok(match access {
+            Access::Full => crypto::open_with(&kek, KEY_AAD, &sealed).and_then(|k| {
+                let bytes: &[u8; 32] = k.as_slice().try_into().ok()?;
+                Some(Unwrapped::Full(MasterKey::from_slice(bytes)))
+            }),
+            Access::WriteOnly => crypto::open_with(&kek, WRITE_ONLY_KEY_AAD, &sealed)
+                .and_then(|k| WriteOnlySecrets::decode(&k))
+                .map(Unwrapped::WriteOnly),
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -145,6 +351,8 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     pub chunker: ChunkerParams,
     pub compression_level: i32,
+    /// S3 Object Lock retention for every object (format-spec.md section 4).
+    pub object_lock: Option<Retention>,
 }
 
 impl std::fmt::Debug for InitOptions {
@@ -154,6 +362,7 @@ impl std::fmt::Debug for InitOptions {
             .field("kdf", &self.kdf)
             .field("chunker", &self.chunker)
             .field("compression_level", &self.compression_level)
+            .field("object_lock", &self.object_lock)
             .finish()
     }
 }
@@ -165,6 +374,7 @@ impl InitOptions {
             kdf: KdfParams::new_default(),
             chunker: ChunkerParams::generate(),
             compression_level: 3,
+            object_lock: None,
         }
     }
 }
@@ -178,6 +388,11 @@ pub struct Repository {
     cache: Option<Cache>,
     /// What this device remembers of the repository, when it keeps that.
     state: Option<DeviceState>,
+    /// A write-only device's record of what it wrote: its snapshots and
+    /// their trees, sealed under its local record key, below the device's
+    /// state folder (format-spec.md section 5). Its next backup compares
+    /// files with them, as no snapshot or tree in storage opens for it.
+    record: Option<Cache>,
     transfers: std::sync::OnceLock<rayon::ThreadPool>,
 }
 
@@ -247,11 +462,72 @@ fn refuse_plain(
     Ok(())
 }
 
+/// Opens a config with what a key unwrapped (or, unencrypted, with
+/// nothing), and the keys the session then seals with.
+///
+/// A version 3 config is sealed under the shared key, which write-only
+/// keys hold as well, so its own seal proves little: a full key also
+/// checks its tag and that its public key is the master key's, and a
+/// write-only key that it is the very config the key was made for.
+fn open_config(raw: &[u8], unwrapped: Option<&Unwrapped>) -> Result<(Config, Sealer)> {
+    const LIMIT: usize = codec::MAX_SMALL_OBJECT;
+    if raw.len() > LIMIT {
+        return Err(Error::corrupt("config", "too large"));
+    }
+    let forged = |why: &str| Err(Error::ConfigForged(why.to_string()));
+    match unwrapped {
+        None => {
+            let config = Config::decode(&codec::open_bytes(Kind::Config, &None, raw, LIMIT)?)?;
+            Ok((config, None))
+        }
+        Some(Unwrapped::Full(master)) => {
+            let legacy: Sealer = Some(Keys::from(master.clone()));
+            if let Ok(body) = codec::open_bytes(Kind::Config, &legacy, raw, LIMIT) {
+                let config = Config::decode(&body)?;
+                if config.version >= 3 {
+                    return forged("a version 3 config sealed under the master key");
+                }
+                return Ok((config, legacy));
+            }
+            let keys = Keys::full(master);
+            let sealer = Some(keys.clone());
+            let config = Config::decode(&codec::open_bytes(Kind::Config, &sealer, raw, LIMIT)?)?;
+            if config.version < 3 || config.content_public != keys.public() {
+                return forged("its public key is not this repository's");
+            }
+            if config.tag.is_none() || config.tag != keys.config_tag(&config.untagged()) {
+                return forged(
+                    "its tag does not match: it was not written by a full key (a write-only \
+                     key's holder or the storage may have rewritten it)",
+                );
+            }
+            Ok((config, sealer))
+        }
+        Some(Unwrapped::WriteOnly(secrets)) => {
+            let sealer = Some(Keys::write_only(secrets)?);
+            let body = codec::open_bytes(Kind::Config, &sealer, raw, LIMIT)?;
+            if *blake3::hash(&body).as_bytes() != secrets.config {
+                return forged("it is not the config this write-only key was made for");
+            }
+            let config = Config::decode(&body)?;
+            if config.version < 3 || config.content_public != Some(secrets.public) {
+                return forged("its public key is not the one this write-only key seals to");
+            }
+            Ok((config, sealer))
+        }
+    }
+}
+
 impl Repository {
     /// Creates a repository. Keys are written before the config, so a
     /// config always has a key that opens it.
     pub fn init(backend: Arc<dyn Backend>, opts: InitOptions) -> Result<Repository> {
         opts.chunker.validate()?;
+        // Object Lock: every write from the first key file on is retained,
+        // and the bucket is asked for Object Lock before that write.
+        if let Some(r) = opts.object_lock {
+            backend.enable_retention(r)?;
+        }
         // A read rather than `exists`: S3 answers a HEAD without a body, so
         // a wrong region or key was only "400 Bad Request"; a GET's error
         // names the fault (and the right region).
@@ -260,12 +536,15 @@ impl Repository {
             Err(Error::Missing { .. }) => {}
             Err(e) => return Err(e),
         }
-        let config = Config {
+        let mut config = Config {
             version: CONFIG_VERSION,
             id: Id::random(),
             id_key: crypto::random_array(),
             chunker: opts.chunker,
             compression_level: opts.compression_level,
+            content_public: None,
+            object_lock: opts.object_lock,
+            tag: None,
         };
         let mut key_id = None;
         let sealer: Sealer = match &opts.password {
@@ -273,11 +552,13 @@ impl Repository {
                 let master = MasterKey::generate();
                 let key = KeyFile::wrap(&master, pw, opts.kdf)?.encode();
                 key_id = Some(Object::Key.write(&*backend, key)?);
-                Some(master)
+                let keys = Keys::full(&master);
+                config = config.sealed_by(&keys);
+                Some(keys)
             }
             None => None,
         };
-        let bytes = codec::seal(Kind::Config, &sealer, &config);
+        let bytes = codec::seal_bytes(Kind::Config, &sealer, &config.encode());
         if !backend.create("config", Bytes::from(bytes))? {
             // Another init won: its key stays, this one goes (it unlocks
             // nothing, and `key list` showed it as a second password).
@@ -312,6 +593,7 @@ impl Repository {
             key_id,
             cache: None,
             state: None,
+            record: None,
             transfers: std::sync::OnceLock::new(),
         }
     }
@@ -367,7 +649,7 @@ impl Repository {
             self.backend.clone(),
             self.codec.clone(),
             known,
-            self.cache.clone(),
+            self.tree_cache().cloned(),
             options,
         )
     }
@@ -445,10 +727,14 @@ impl Repository {
                 && let Ok(file) = KeyFile::decode(key)
             {
                 tried = Some(key_id);
-                if let Ok(Some(master)) = file.unwrap_key(&password()?)
-                    && let Ok(repo) = Self::from_config(&backend, raw, Some(master), Some(key_id))
+                if let Ok(Some(unwrapped)) = file.unwrap_key(&password()?)
+                    && let Ok(repo) =
+                        Self::from_config(&backend, raw, Some(&unwrapped), Some(key_id))
                 {
-                    return repo.with_cache(cache).with_state(state);
+                    return repo
+                        .with_cache(cache)
+                        .with_record(opts.state.as_deref())
+                        .with_state(state);
                 }
             }
         }
@@ -459,7 +745,7 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let (sealer, key) = match codec::peek_mode(Kind::Config, &raw)? {
+        let (unwrapped, key) = match codec::peek_mode(Kind::Config, &raw)? {
             Mode::Plain => {
                 refuse_plain(&*backend, state.as_ref(), opts)?;
                 (None, None)
@@ -475,15 +761,23 @@ impl Repository {
                     budget: crypto::UNLOCK_WORK_BUDGET,
                     config: Some(&raw),
                 };
-                let (master, id, bytes) = Self::unlock(&*backend, &password()?, &choice)?;
-                (Some(master), Some((id, bytes)))
+                let (unwrapped, id, bytes) = Self::unlock(&*backend, &password()?, &choice)?;
+                (Some(unwrapped), Some((id, bytes)))
             }
         };
-        let repo = Self::from_config(&backend, &raw, sealer, key.as_ref().map(|k| k.0))?;
+        let repo = Self::from_config(
+            &backend,
+            &raw,
+            unwrapped.as_ref(),
+            key.as_ref().map(|k| k.0),
+        )?;
         if let (Some(base), Some((_, bytes))) = (cache, &key) {
             crate::cache::remember(base, backend.location(), &raw, bytes);
         }
-        let repo = repo.with_cache(cache).with_state(state)?;
+        let repo = repo
+            .with_cache(cache)
+            .with_record(opts.state.as_deref())
+            .with_state(state)?;
         if let (Some(state), Some((id, _))) = (&repo.state, &key) {
             state.remember_key(*id)?;
         }
@@ -512,23 +806,12 @@ impl Repository {
     fn from_config(
         backend: &Arc<dyn Backend>,
         raw: &[u8],
-        sealer: Sealer,
+        unwrapped: Option<&Unwrapped>,
         key_id: Option<Id>,
     ) -> Result<Repository> {
-        if raw.len() > codec::MAX_SMALL_OBJECT {
-            return Err(Error::corrupt("config", "too large"));
-        }
-        let config: Config =
-            codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, raw)?;
-        if !(1..=CONFIG_VERSION).contains(&config.version) {
-            return Err(Error::corrupt(
-                "config",
-                format!("unsupported config version {}", config.version),
-            ));
-        }
-        config.chunker.validate()?;
-        if !(-7..=22).contains(&config.compression_level) {
-            return Err(Error::corrupt("config", "compression level out of range"));
+        let (config, sealer) = open_config(raw, unwrapped)?;
+        if let Some(r) = config.object_lock {
+            backend.enable_retention(r)?;
         }
         Ok(Repository::from_parts(
             backend.clone(),
@@ -536,6 +819,16 @@ impl Repository {
             sealer,
             key_id,
         ))
+    }
+
+    /// A write-only device keeps its record below its state folder.
+    fn with_record(mut self, state: Option<&std::path::Path>) -> Repository {
+        if let Some(base) = state
+            && self.access() == Access::WriteOnly
+        {
+            self.record = Some(Cache::new(&base.join("written"), &self.config.id));
+        }
+        self
     }
 
     fn with_cache(mut self, cache: Option<&std::path::Path>) -> Repository {
@@ -568,7 +861,7 @@ impl Repository {
         backend: &dyn Backend,
         password: &str,
         choice: &KeyChoice,
-    ) -> Result<(MasterKey, Id, Vec<u8>)> {
+    ) -> Result<(Unwrapped, Id, Vec<u8>)> {
         let mut listed = Object::Key.list(backend)?;
         if listed.is_empty() {
             return Err(Error::corrupt(
@@ -609,6 +902,7 @@ impl Repository {
         }
         candidates.sort_by_key(|c| (Some(c.1) != choice.remembered, c.0, c.1));
         let (mut spent, mut count) = (0u64, 0usize);
+        let mut forged = None;
         for (work, id, bytes, key) in candidates {
             let bound = if count >= MAX_KEYS_TRIED {
                 Some(format!("over the unlock bound of {MAX_KEYS_TRIED} keys"))
@@ -632,18 +926,18 @@ impl Repository {
             // A key that opens must open this repository's config too: a
             // key file copied from another repository with the same
             // password once opened first, and the config then failed.
-            if let Ok(Some(master)) = key.unwrap_key(password)
-                && choice.config.is_none_or(|raw| {
-                    codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(
-                        Kind::Config,
-                        &Some(master.clone()),
-                        raw,
-                    )
-                    .is_ok()
-                })
-            {
-                return Ok((master, id, bytes.to_vec()));
+            if let Ok(Some(unwrapped)) = key.unwrap_key(password) {
+                match choice.config.map(|raw| open_config(raw, Some(&unwrapped))) {
+                    None | Some(Ok(_)) => return Ok((unwrapped, id, bytes.to_vec())),
+                    // The key is this repository's, the config is not the
+                    // one its keys made: say so rather than "wrong password".
+                    Some(Err(e @ Error::ConfigForged(_))) => forged = Some(e),
+                    Some(Err(_)) => {}
+                }
             }
+        }
+        if let Some(e) = forged {
+            return Err(e);
         }
         if skipped.is_empty() {
             return Err(Error::WrongPassword);
@@ -665,11 +959,90 @@ impl Repository {
 
     /// Adds a passphrase: a new key file wrapping the same master key.
     pub fn add_key(&self, password: &str, kdf: KdfParams) -> Result<Id> {
-        let master = self.codec.sealer.as_ref().ok_or_else(|| {
-            Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
-        })?;
+        let master = self.master("add a full key")?;
         let bytes = KeyFile::wrap(master, password, kdf)?.encode();
         Object::Key.write(&*self.backend, bytes)
+    }
+
+    /// The master key, which only a full key unlocks.
+    fn master(&self, to: &str) -> Result<&MasterKey> {
+        let keys = self.codec.sealer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
+        })?;
+        keys.master()
+            .ok_or_else(|| Error::WriteOnlyKey(to.to_string()))
+    }
+
+    /// What a write-only key of this repository wraps.
+    fn write_only_secrets(&self) -> Result<WriteOnlySecrets> {
+        let keys = self.codec.sealer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
+        })?;
+        let public = keys.public().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the repository was made by an older snap (format version {}), whose keys \
+                 are all full keys; write-only keys need a repository made by `snap init` of \
+                 this version",
+                self.config.version
+            ))
+        })?;
+        Ok(WriteOnlySecrets {
+            shared: Zeroizing::new(*keys.shared_bytes()),
+            public,
+            config: *blake3::hash(&self.config.encode()).as_bytes(),
+        })
+    }
+
+    /// Adds a write-only key for the device `host` ([`crate::keys`]): it
+    /// can add snapshots and read none. Only a full key makes one.
+    pub fn add_write_only_key(
+        &self,
+        password: &str,
+        kdf: KdfParams,
+        host: Option<&str>,
+    ) -> Result<Id> {
+        self.master("add a key")?;
+        let mut file = KeyFile::wrap_write_only(
+            &self.write_only_secrets()?,
+            password,
+            kdf,
+            &crypto::random_array(),
+        )?;
+        if let Some(host) = host {
+            file.host = host.to_string();
+        }
+        Object::Key.write(&*self.backend, file.encode())
+    }
+
+    /// The host a backup names when none is given: a write-only key's
+    /// device (`key add --write-only --host`), else this computer's name.
+    pub fn default_host(&self) -> Result<String> {
+        if self.access() == Access::WriteOnly
+            && let Some(id) = self.key_id
+        {
+            let bytes = Object::Key.read(&*self.backend, &id)?;
+            return Ok(KeyFile::decode(&bytes)?.host);
+        }
+        Ok(crate::sys::hostname())
+    }
+
+    /// What the key this session unlocked with allows; an unencrypted
+    /// repository is read and written by anyone.
+    pub fn access(&self) -> Access {
+        self.codec
+            .sealer
+            .as_ref()
+            .map_or(Access::Full, |k| k.access())
+    }
+
+    /// Fails with [`Error::WriteOnlyKey`] unless this session holds a full
+    /// key: for every command that reads contents, trees or snapshots, or
+    /// removes anything.
+    pub fn require_full(&self, to: &str) -> Result<()> {
+        match self.access() {
+            Access::Full => Ok(()),
+            Access::WriteOnly => Err(Error::WriteOnlyKey(to.to_string())),
+        }
     }
 
     /// Removes a key file, but never the last one (the repository would be
@@ -690,9 +1063,19 @@ impl Repository {
                 )));
             }
         };
-        if ids.len() == 1 {
+        self.require_full("remove keys")?;
+        // Write-only keys read nothing: the last full key is the last way
+        // to the files.
+        let full: Vec<Id> = self
+            .keys()?
+            .into_iter()
+            .filter(|(_, k)| k.access() == Some(Access::Full))
+            .map(|(id, _)| id)
+            .collect();
+        if ids.len() == 1 || full == [id] {
             return Err(Error::InvalidArgument(
-                "refusing to remove the only key: the repository could never be opened again"
+                "refusing to remove the only full key: no one could read the repository's \
+                 files again"
                     .into(),
             ));
         }
@@ -711,7 +1094,26 @@ impl Repository {
         let old = self.key_id.ok_or_else(|| {
             Error::InvalidArgument("the repository is not encrypted: it has no keys".into())
         })?;
-        let new = self.add_key(password, kdf)?;
+        let new = match self.access() {
+            Access::Full => self.add_key(password, kdf)?,
+            Access::WriteOnly => {
+                let host = self
+                    .keys()?
+                    .into_iter()
+                    .find(|(id, _)| *id == old)
+                    .map(|(_, k)| k.host);
+                let mut file = KeyFile::wrap_write_only(
+                    &self.write_only_secrets()?,
+                    password,
+                    kdf,
+                    &crypto::random_array(),
+                )?;
+                if let Some(host) = host {
+                    file.host = host;
+                }
+                Object::Key.write(&*self.backend, file.encode())?
+            }
+        };
         Object::Key.delete(&*self.backend, &old)?;
         self.key_id = Some(new);
         Ok(new)
@@ -882,6 +1284,15 @@ impl Repository {
     }
 
     /// This device's cache, if it uses one.
+    /// Where this device keeps trees: its cache, or on a write-only
+    /// device its record ([`Repository::record`]).
+    pub(crate) fn tree_cache(&self) -> Option<&Cache> {
+        match self.access() {
+            Access::Full => self.cache.as_ref(),
+            Access::WriteOnly => self.record.as_ref(),
+        }
+    }
+
     pub(crate) fn cache(&self) -> Option<&Cache> {
         self.cache.as_ref()
     }
@@ -910,6 +1321,9 @@ impl Repository {
     }
 
     pub(crate) fn read_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        if let Some(local) = self.local_record() {
+            return self.read_own_snapshot(&local, id);
+        }
         let bytes = self.read_verified(Object::Snapshot, id)?;
         let s = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(
             Kind::Snapshot,
@@ -920,11 +1334,38 @@ impl Repository {
         Ok(s)
     }
 
+    /// On a write-only device, the keys of its local record: the
+    /// snapshots it wrote, which it alone can read back (format-spec.md
+    /// section 5).
+    fn local_record(&self) -> Option<Sealer> {
+        let keys = self.sealer().as_ref()?;
+        (keys.access() == Access::WriteOnly).then(|| Some(keys.local_record_key().into()))
+    }
+
+    /// A snapshot this write-only device wrote, from its local record.
+    fn read_own_snapshot(&self, local: &Sealer, id: &Id) -> Result<Snapshot> {
+        let bytes = self
+            .record
+            .as_ref()
+            .and_then(|c| c.get_record(LOCAL_SNAPSHOTS, id))
+            .ok_or_else(|| Error::WriteOnlyKey("read snapshots it did not write".into()))?;
+        let s =
+            codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, local, &bytes)?;
+        s.check_paths()?;
+        Ok(s)
+    }
+
     /// Writes a snapshot; the caller has stored everything it refers to.
     pub(crate) fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
         let bytes = codec::seal(Kind::Snapshot, self.sealer(), snapshot);
         let id = Id::of_bytes(&bytes);
-        if let Some(c) = &self.cache {
+        if let (Some(local), Some(c)) = (self.local_record(), &self.record) {
+            c.put_record(
+                LOCAL_SNAPSHOTS,
+                &id,
+                &codec::seal(Kind::Snapshot, &local, snapshot),
+            );
+        } else if let Some(c) = &self.cache {
             c.put_object(Object::Snapshot.folder(), &id, &bytes);
         }
         self.backend
@@ -987,15 +1428,29 @@ impl Repository {
     }
 
     pub(crate) fn list_snapshot_ids(&self) -> Result<Vec<Id>> {
-        self.list_cached(Object::Snapshot)
+        let ids = self.list_cached(Object::Snapshot)?;
+        if let Some(c) = &self.record {
+            c.retain(LOCAL_SNAPSHOTS, &ids.iter().copied().collect());
+        }
+        Ok(ids)
     }
 
-    /// All snapshots, oldest first.
+    /// How many snapshots storage lists, readable or not.
+    pub fn snapshot_count(&self) -> Result<usize> {
+        Ok(self.list_snapshot_ids()?.len())
+    }
+
+    /// All snapshots, oldest first. A write-only key reads only those this
+    /// device wrote and still holds in its local record
+    /// ([`Repository::snapshot_count`] counts the others).
     pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let ids = self.list_snapshot_ids()?;
         let mut out: Vec<(Id, Snapshot)> = ids
             .par_iter()
-            .map(|id| Ok((*id, self.read_snapshot(id)?)))
+            .filter_map(|id| match self.read_snapshot(id) {
+                Err(Error::WriteOnlyKey(_)) => None,
+                r => Some(r.map(|s| (*id, s))),
+            })
             .collect::<Result<_>>()?;
         out.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
         self.saw_snapshots(out.iter().map(|(id, s)| (id, s)))?;
@@ -1103,6 +1558,91 @@ mod tests {
 
     use super::*;
     use crate::backend::{ObjectInfo, StoreBackend};
+
+    /// A cheap-to-unlock encrypted repository in `dir`, with a write-only
+    /// key "wo" beside the full key "pw".
+    fn with_write_only_key(dir: &std::path::Path) -> (Arc<dyn Backend>, Repository) {
+        let backend: Arc<dyn Backend> = Arc::new(StoreBackend::local(dir, true).unwrap());
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams::new(1024, 1, 1);
+        let repo = Repository::init(backend.clone(), o).unwrap();
+        repo.add_write_only_key("wo", KdfParams::new(1024, 1, 1), Some("laptop"))
+            .unwrap();
+        (backend, repo)
+    }
+
+    /// The config is sealed under the shared key, which write-only keys
+    /// hold: one rewritten with it (here with another Object Lock, id key
+    /// or level) is refused by full keys for its tag, and by the
+    /// write-only key for its hash.
+    #[test]
+    fn a_config_rewritten_with_the_shared_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backend, repo) = with_write_only_key(dir.path());
+        let writer: Sealer = Some(Keys::write_only(&repo.write_only_secrets().unwrap()).unwrap());
+        for change in [
+            (|_: &mut Config| {}) as fn(&mut Config),
+            |c: &mut Config| c.id_key = [7; 32],
+            |c: &mut Config| c.compression_level = 19,
+        ] {
+            let mut forged = repo.config().clone();
+            forged.object_lock = Some(Retention {
+                days: 30,
+                mode: crate::retention::LockMode::Compliance,
+            });
+            change(&mut forged);
+            let bytes = codec::seal_bytes(Kind::Config, &writer, &forged.encode());
+            backend.write("config", Bytes::from(bytes)).unwrap();
+            for pw in ["pw", "wo"] {
+                let err = Repository::open(backend.clone(), &|| Ok(pw.to_string()))
+                    .err()
+                    .unwrap();
+                assert!(matches!(err, Error::ConfigForged(_)), "{pw}: {err}");
+            }
+        }
+        // The original still opens with both.
+        let bytes = codec::seal_bytes(Kind::Config, repo.sealer(), &repo.config().encode());
+        backend.write("config", Bytes::from(bytes)).unwrap();
+        for (pw, access) in [("pw", Access::Full), ("wo", Access::WriteOnly)] {
+            let r = Repository::open(backend.clone(), &|| Ok(pw.to_string())).unwrap();
+            assert_eq!(r.access(), access);
+        }
+    }
+
+    /// The last full key cannot go while write-only keys remain: they read
+    /// nothing. A write-only session removes and adds no key.
+    #[test]
+    fn write_only_keys_never_replace_the_last_full_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backend, repo) = with_write_only_key(dir.path());
+        let wo = Repository::open(backend.clone(), &|| Ok("wo".to_string())).unwrap();
+        let full_id = repo.key_id().unwrap();
+        assert!(matches!(
+            wo.remove_key(&full_id.to_hex()),
+            Err(Error::WriteOnlyKey(_))
+        ));
+        assert!(matches!(
+            wo.add_key("x", KdfParams::new(1024, 1, 1)),
+            Err(Error::WriteOnlyKey(_))
+        ));
+        // A second full key, so the session's own key is not the one removed.
+        let other = repo.add_key("pw2", KdfParams::new(1024, 1, 1)).unwrap();
+        let r2 = Repository::open(backend.clone(), &|| Ok("pw2".to_string())).unwrap();
+        assert_eq!(r2.key_id(), Some(other));
+        r2.remove_key(&full_id.to_hex()).unwrap();
+        let err = r2.remove_key(&other.to_hex()).unwrap_err();
+        assert!(
+            err.to_string().contains("only full key") || err.to_string().contains("unlocked with"),
+            "{err}"
+        );
+        // The write-only key's passphrase changes, and stays write-only.
+        let mut wo = wo;
+        wo.change_password("wo2", KdfParams::new(1024, 1, 1))
+            .unwrap();
+        let again = Repository::open(backend.clone(), &|| Ok("wo2".to_string())).unwrap();
+        assert_eq!(again.access(), Access::WriteOnly);
+        assert_eq!(again.default_host().unwrap(), "laptop");
+    }
 
     /// A store where another device's init lands between this init's look
     /// for a config and its write of one.
@@ -1318,7 +1858,9 @@ mod tests {
             0,
             "the password stayed in memory after the unlock"
         );
-        let key = Zeroizing::new(repo.sealer().as_ref().unwrap().as_bytes().to_vec());
+        let keys = repo.sealer().as_ref().unwrap();
+        let key = Zeroizing::new(keys.master().unwrap().as_bytes().to_vec());
+        let shared = Zeroizing::new(keys.shared_bytes().to_vec());
         // Used, as a backup would: sealing an object.
         let _ = repo.save_snapshot(&Snapshot {
             time_ns: 1,
@@ -1338,6 +1880,11 @@ mod tests {
             copies_in_memory(&key[..], key.as_ptr() as usize),
             0,
             "the master key stayed in memory after the repository was dropped"
+        );
+        assert_eq!(
+            copies_in_memory(&shared[..], shared.as_ptr() as usize),
+            0,
+            "the shared key stayed in memory after the repository was dropped"
         );
         assert_eq!(copies_in_memory(password, password.as_ptr() as usize), 0);
     }

@@ -192,6 +192,9 @@ pub struct KeyReport {
     pub created: String,
     pub host: String,
     pub username: String,
+    /// "full" or "write-only" (format-spec.md section 5); "unknown" for a
+    /// key file no snap writes.
+    pub kind: &'static str,
     pub kdf_memory_kib: u32,
     pub kdf_iterations: u32,
 }
@@ -204,6 +207,7 @@ impl KeyReport {
             created: chrono::DateTime::from_timestamp_nanos(k.created_ns).to_rfc3339(),
             host: k.host.clone(),
             username: k.username.clone(),
+            kind: k.access().map_or("unknown", |a| a.name()),
             kdf_memory_kib: k.kdf.memory_kib,
             kdf_iterations: k.kdf.iterations,
         }

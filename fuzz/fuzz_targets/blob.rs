@@ -8,7 +8,11 @@ use snap_engine::id::Id;
 
 fuzz_target!(|data: &[u8]| {
     let len = data.first().map(|b| *b as u32 * 1024).unwrap_or(0);
-    for sealer in [None, Some(MasterKey::from_bytes([7; 32]))] {
+    for sealer in [
+        None,
+        Some(MasterKey::from_bytes([7; 32]).into()),
+        Some(snap_engine::keys::Keys::full(&MasterKey::from_bytes([7; 32]))),
+    ] {
         let codec = BlobCodec {
             sealer,
             id_key: IdKey::from_bytes([3; 32]),

@@ -11,8 +11,14 @@ use snap_engine::snapshot::Snapshot;
 use snap_engine::trash::TrashRecord;
 
 fuzz_target!(|data: &[u8]| {
-    for sealer in [None, Some(MasterKey::from_bytes([7; 32]))] {
-        let _ = codec::open::<Config, { codec::MAX_SMALL_OBJECT }>(Kind::Config, &sealer, data);
+    for sealer in [
+        None,
+        Some(MasterKey::from_bytes([7; 32]).into()),
+        Some(snap_engine::keys::Keys::full(&MasterKey::from_bytes([7; 32]))),
+    ] {
+        if let Ok(body) = codec::open_bytes(Kind::Config, &sealer, data, codec::MAX_SMALL_OBJECT) {
+            let _ = Config::decode(&body);
+        }
         let _ = codec::open::<IndexFile, { codec::MAX_INDEX_BODY }>(Kind::Index, &sealer, data);
         let _ = codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, &sealer, data);
         let _ = codec::open::<Lock, { codec::MAX_SMALL_OBJECT }>(Kind::Lock, &sealer, data);

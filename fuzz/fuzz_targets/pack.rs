@@ -7,5 +7,9 @@ use snap_engine::pack;
 
 fuzz_target!(|data: &[u8]| {
     let _ = pack::read_header(&None, data);
-    let _ = pack::read_header(&Some(MasterKey::from_bytes([7; 32])), data);
+    let _ = pack::read_header(&Some(MasterKey::from_bytes([7; 32]).into()), data);
+    let _ = pack::read_header(
+        &Some(snap_engine::keys::Keys::full(&MasterKey::from_bytes([7; 32]))),
+        data,
+    );
 });

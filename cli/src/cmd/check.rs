@@ -11,6 +11,7 @@ use crate::output;
 pub(crate) fn check(ctx: &Ctx, a: &args::CheckArgs) -> Result<u8> {
     let ui = ctx.ui;
     let repo = ctx.open_with(a.with_cache)?;
+    repo.require_full("check the repository (it reads packs and snapshots)")?;
     let r = check::check(
         &repo,
         &check::CheckOptions {

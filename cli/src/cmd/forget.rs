@@ -13,7 +13,7 @@ use crate::output;
 /// `snap forget`.
 pub(crate) fn forget(ctx: &Ctx, a: &args::ForgetArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("remove snapshots")?;
     let chosen = commands::resolve_for_removal(&repo, &a.ids, &snapshot_filter(&a.filter)?)?;
     let ids: Vec<Id> = chosen.iter().map(|(id, _)| *id).collect();
     let verb = if a.dry_run {

@@ -11,7 +11,7 @@ use crate::output::{self, outln};
 /// `snap ls`.
 pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("list files of snapshots")?;
     let filter = snapshot_filter(&a.filter)?;
     let (chosen, _) = choose(&repo, ui, &a.snapshot, &filter, Rollback::Warn)?;
     let under = a.path.as_ref().map(|p| path_bytes(p)).transpose()?;
@@ -40,7 +40,7 @@ pub(crate) fn ls(ctx: &Ctx, a: &args::LsArgs) -> Result<u8> {
 /// `snap diff`.
 pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("compare snapshots")?;
     let filter = snapshot_filter(&a.filter)?;
     let (first, _) = choose(&repo, ui, &a.first, &filter, Rollback::Warn)?;
     let (second, _) = choose(&repo, ui, &a.second, &filter, Rollback::Warn)?;
@@ -72,7 +72,7 @@ pub(crate) fn diff(ctx: &Ctx, a: &args::DiffArgs) -> Result<u8> {
 /// `snap find`.
 pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("search snapshots")?;
     let hits = inspect::find(&repo, &a.pattern, &snapshot_filter(&a.filter)?)?;
     if ui.json {
         let list: Vec<report::FindHit> = hits
@@ -100,7 +100,7 @@ pub(crate) fn find(ctx: &Ctx, a: &args::FindArgs) -> Result<u8> {
 /// `snap stats`.
 pub(crate) fn stats(ctx: &Ctx) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("read snapshots for statistics")?;
     let st = inspect::stats(&repo)?;
     if ui.json {
         output::report(&st.report())?;

@@ -63,14 +63,21 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
                     .collect();
                 output::report(&list)?;
             } else {
-                outln!("  {:<8}  {:<19}  {:<16}  User", "ID", "Created", "Host")?;
+                outln!(
+                    "  {:<8}  {:<10}  {:<19}  {:<16}  User",
+                    "ID",
+                    "Kind",
+                    "Created",
+                    "Host"
+                )?;
                 for (id, k) in &keys {
                     let mark = if Some(*id) == current { "*" } else { " " };
                     let created = chrono::DateTime::from_timestamp_nanos(k.created_ns)
                         .with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M:%S");
+                    let kind = k.access().map_or("unknown", |a| a.name());
                     outln!(
-                        "{mark} {:<8}  {created}  {:<16}  {}",
+                        "{mark} {:<8}  {kind:<10}  {created}  {:<16}  {}",
                         id.short(),
                         k.host,
                         k.username
@@ -78,18 +85,35 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
                 }
             }
         }
-        KeyCommand::Add(a) => {
+        KeyCommand::Add(add) => {
+            let a = &add.password;
+            if add.host.is_some() && !add.write_only {
+                return Err(anyhow!(
+                    "--host names the device of a write-only key; give --write-only too"
+                ));
+            }
+            // Refused before the passphrase is asked for.
+            repo.require_full("add keys")?;
             let pw = password::new_key(a.new_password_file.as_deref())?;
             let kdf = new_kdf(a)?;
             warn_weak_kdf(ui, &kdf);
-            let id = repo.add_key(&pw, kdf)?;
+            let id = if add.write_only {
+                repo.add_write_only_key(&pw, kdf, add.host.as_deref())?
+            } else {
+                repo.add_key(&pw, kdf)?
+            };
             if ui.json {
                 output::report(&Outcome {
                     added: Some(id),
                     ..Outcome::default()
                 })?;
             } else {
-                ui.say(&format!("added key {}", id.short()));
+                let kind = if add.write_only {
+                    "write-only key"
+                } else {
+                    "key"
+                };
+                ui.say(&format!("added {kind} {}", id.short()));
             }
         }
         KeyCommand::Remove { id } => {

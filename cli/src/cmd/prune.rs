@@ -11,7 +11,7 @@ use crate::output;
 /// `snap prune`.
 pub(crate) fn prune(ctx: &Ctx, a: &args::PruneArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("prune")?;
     let opts = prune::PruneOptions {
         policy: KeepPolicy {
             last: a.keep_last,

@@ -28,7 +28,7 @@ pub(crate) fn repair(ctx: &Ctx, command: &RepairCommand) -> Result<u8> {
 
 fn index(ctx: &Ctx, dry_run: bool) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("repair the repository")?;
     let r = repair::repair_index(&repo, &repair::RepairIndexOptions { dry_run }, ui)?;
     if ui.json {
         output::report(&r)?;
@@ -106,7 +106,7 @@ fn index(ctx: &Ctx, dry_run: bool) -> Result<u8> {
 
 fn snapshots(ctx: &Ctx, opts: &repair::RepairSnapshotsOptions) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("repair the repository")?;
     let r = repair::repair_snapshots(&repo, opts, ui)?;
     if ui.json {
         output::report(&r)?;

@@ -18,7 +18,7 @@ use crate::output::{self, Ui, outln};
 pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
     let ui = ctx.ui;
     return_large_buffers_on_free();
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("restore files")?;
     let mut filter = snapshot_filter(&a.filter)?;
     let (spec, path) = split_snapshot_path(&a.snapshot);
     // `latest:PATH` is the newest snapshot that has PATH.
@@ -120,7 +120,7 @@ pub(crate) fn restore(ctx: &Ctx, a: &args::RestoreArgs) -> Result<u8> {
 /// `snap dump`.
 pub(crate) fn dump(ctx: &Ctx, a: &args::DumpArgs) -> Result<u8> {
     let ui = ctx.ui;
-    let repo = ctx.open()?;
+    let repo = ctx.open_full("read files from snapshots")?;
     let filter = snapshot_filter(&a.filter)?;
     let rollback = if a.allow_rollback {
         Rollback::Warn

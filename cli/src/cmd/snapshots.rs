@@ -25,6 +25,17 @@ pub(crate) fn snapshots(ctx: &Ctx, a: &args::SnapshotsArgs) -> Result<u8> {
     } else {
         print_snapshot_table(&list)?;
     }
+    if repo.access() == snap_engine::keys::Access::WriteOnly {
+        let sealed = repo
+            .snapshot_count()?
+            .saturating_sub(repo.snapshots()?.len());
+        if sealed > 0 {
+            ui.say(&format!(
+                "{sealed} more snapshot(s) are sealed from this key: it is write-only, and \
+                 shows only the snapshots this device wrote"
+            ));
+        }
+    }
     Ok(0)
 }
 

@@ -110,9 +110,10 @@ pub trait Backend: Send + Sync {
         nearby::Nearby::new(self.location(), Vec::new())
     }
     /// Gives every object written from now on this retention (S3 Object
-    /// Lock), after asking the bucket whether it has Object Lock: a
-    /// repository that asks for retention on a bucket without it stops
-    /// before anything is written.
+    /// Lock). The bucket is asked whether it has Object Lock before the
+    /// first write, whatever it writes: a repository that asks for
+    /// retention on a bucket without it stops before anything is written.
+    /// Reading asks nothing.
     fn enable_retention(&self, retention: Retention) -> Result<()> {
         let _ = retention;
         Err(Error::ObjectLockUnavailable(format!(
@@ -174,6 +175,22 @@ fn purge_plain<B: Backend + ?Sized>(b: &B, names: &[String]) -> Result<Vec<Strin
     Ok(refused)
 }
 
+/// The longest retention snap asks for: a config from storage is
+/// untrusted, and four billion days past now is no date at all.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// A retention snap can give: at least a day, at most
+/// [`MAX_RETENTION_DAYS`].
+fn check_retention(r: &Retention) -> Result<()> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&r.days) {
+        return Err(Error::InvalidArgument(format!(
+            "an Object Lock retention of {} days: it must be 1 to {MAX_RETENTION_DAYS}",
+            r.days
+        )));
+    }
+    Ok(())
+}
+
 fn no_versions(location: &str) -> Error {
     Error::InvalidArgument(format!(
         "{location} keeps no versions of its objects: reading the repository as it was \
@@ -218,6 +235,9 @@ pub struct StoreBackend {
     extra: Option<versions::S3Extra>,
     /// The retention every write gets, once turned on.
     retention: std::sync::RwLock<Option<Retention>>,
+    /// Whether the bucket has Object Lock, once asked (before the first
+    /// write under retention).
+    lock_checked: std::sync::Mutex<Option<bool>>,
     /// Set once the bucket refused a PUT without Content-MD5 (a bucket
     /// with a default retention set outside snap): every write from then
     /// on is one PUT with it.
@@ -280,7 +300,37 @@ impl StoreBackend {
             extra: None,
             retention: std::sync::RwLock::new(None),
             md5_puts: std::sync::atomic::AtomicBool::new(false),
+            lock_checked: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Before any write under retention: the bucket must have Object
+    /// Lock, asked once (GetObjectLockConfiguration).
+    fn check_object_lock(&self) -> Result<()> {
+        let Some(r) = self.retention() else {
+            return Ok(());
+        };
+        let mut checked = self.lock_checked.lock().unwrap();
+        let has = match *checked {
+            Some(has) => has,
+            None => {
+                let has = match &self.extra {
+                    Some(extra) => self.runtime.block_on(extra.object_lock_enabled())?,
+                    None => false,
+                };
+                *checked = Some(has);
+                has
+            }
+        };
+        if has {
+            return Ok(());
+        }
+        Err(Error::ObjectLockUnavailable(format!(
+            "{}: the repository asks that every object be kept {} days (Object Lock, {:?} mode), \
+             but the bucket has no Object Lock; nothing was written. Object Lock is turned on \
+             when a bucket is created (with versioning): make a new bucket with it",
+            self.location, r.days, r.mode
+        )))
     }
 
     /// The S3 requests for writes with a Content-MD5, once the bucket
@@ -693,6 +743,7 @@ impl Backend for StoreBackend {
     }
 
     fn write(&self, name: &str, data: Bytes) -> Result<()> {
+        self.check_object_lock()?;
         let path = self.path(name);
         if let Some((r, extra)) = self.retained_for(name) {
             // One PUT, whatever the size (S3 takes 5 GiB, past any pack):
@@ -723,6 +774,7 @@ impl Backend for StoreBackend {
     }
 
     fn write_parts(&self, name: &str, parts: Vec<Bytes>) -> Result<()> {
+        self.check_object_lock()?;
         let size: usize = parts.iter().map(Bytes::len).sum();
         if self.multipart.is_some_and(|part| size > part)
             || self.retained_for(name).is_some()
@@ -746,6 +798,7 @@ impl Backend for StoreBackend {
         // Some S3 servers (Garage among them) ignore If-None-Match and
         // overwrite; looking first keeps them from replacing an object, short
         // of two writers racing within one round trip.
+        self.check_object_lock()?;
         if self.exists(name)? {
             return Ok(false);
         }
@@ -930,24 +983,11 @@ impl Backend for StoreBackend {
     }
 
     fn enable_retention(&self, retention: Retention) -> Result<()> {
-        let Some(extra) = &self.extra else {
+        check_retention(&retention)?;
+        if self.extra.is_none() {
             return Err(Error::ObjectLockUnavailable(format!(
                 "{}: the repository asks for Object Lock retention ({} days, {:?}), which only \
                  an S3 bucket with Object Lock gives; nothing was written",
-                self.location, retention.days, retention.mode
-            )));
-        };
-        if retention.days == 0 {
-            return Err(Error::InvalidArgument(
-                "an Object Lock retention of 0 days keeps nothing".into(),
-            ));
-        }
-        if !self.runtime.block_on(extra.object_lock_enabled())? {
-            return Err(Error::ObjectLockUnavailable(format!(
-                "{}: the repository asks that every object be kept {} days (Object Lock, {:?} \
-                 mode), but the bucket has no Object Lock; nothing was written. Object Lock \
-                 is turned on when a bucket is created (with versioning): make a new bucket \
-                 with it",
                 self.location, retention.days, retention.mode
             )));
         }

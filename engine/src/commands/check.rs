@@ -160,6 +160,7 @@ pub fn check(
     opts: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<CheckResult> {
+    repo.require_full("check a repository (it reads packs and snapshots)")?;
     let mut r = CheckResult::default();
     let files = read_index_files(repo, &mut r)?;
     let packs = current_packs(&files);

@@ -203,7 +203,10 @@ pub fn create(
     let started = Instant::now();
     let time_ns = crate::repo::now_ns();
     let sources = Sources::of(&opts.paths)?;
-    let host = opts.host.clone().unwrap_or_else(this_host);
+    let host = match &opts.host {
+        Some(h) => h.clone(),
+        None => repo.default_host()?,
+    };
     // Announce the backup before reading the index: a prune that starts
     // later sees the lock and keeps what this backup may rely on.
     let lock = LockGuard::acquire_as(repo, LockKind::Backup, opts.no_delete)?;
@@ -365,7 +368,11 @@ fn unchanged(
         let Some((_, now)) = recorded.iter().find(|(p, _)| p == path) else {
             return Ok(false);
         };
-        if crate::walk::node_at(repo, parent.tree, path)?.as_ref() != Some(now) {
+        let then = match crate::walk::node_at(repo, parent.tree, path) {
+            Err(Error::WriteOnlyKey(_)) => return Ok(false),
+            r => r?,
+        };
+        if then.as_ref() != Some(now) {
             return Ok(false);
         }
     }
@@ -407,12 +414,18 @@ fn find_parents(
             of_source: HashMap::new(),
         });
     }
-    // This host's snapshots, newest first.
+    // This host's snapshots, newest first. A write-only device compares
+    // only with those whose trees it keeps: it cannot fetch others.
+    let write_only = repo.access() == crate::keys::Access::WriteOnly;
+    let kept = |tree: &Id| {
+        repo.tree_cache()
+            .is_some_and(|c| c.get_blob(tree).is_some())
+    };
     let mine: Vec<(Id, Snapshot)> = repo
         .snapshots()?
         .into_iter()
         .rev()
-        .filter(|(_, s)| s.host == host)
+        .filter(|(_, s)| s.host == host && (!write_only || kept(&s.tree)))
         .collect();
     let same = mine.iter().position(|(_, s)| s.paths == sources.path_bytes);
     let mut of_source = HashMap::new();
@@ -429,7 +442,12 @@ fn find_parents(
             // The root tree holds it already.
             continue;
         }
-        if let Some(node) = crate::walk::node_at(repo, mine[i].1.tree, &bytes)? {
+        let found = match crate::walk::node_at(repo, mine[i].1.tree, &bytes) {
+            // A tree the write-only device's record lacks: read the files.
+            Err(Error::WriteOnlyKey(_)) => None,
+            r => r?,
+        };
+        if let Some(node) = found {
             if let Some(tree) = node.subtree {
                 prefetch(repo, tree)?;
             }
@@ -459,6 +477,7 @@ fn holds(source: &[u8], path: &[u8]) -> bool {
 fn prefetch(repo: &Indexed, tree: Id) -> Result<()> {
     if let Some(cache) = repo.cache()
         && cache.get_blob(&tree).is_none()
+        && repo.access() == crate::keys::Access::Full
     {
         let mut seen = HashSet::new();
         crate::walk::walk(repo, tree, Some(&mut seen), &mut |_, _| {}, &mut |_, _| {})?;

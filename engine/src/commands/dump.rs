@@ -74,6 +74,7 @@ pub fn dump(
     tar_ok: bool,
     out: &mut dyn Write,
 ) -> Result<DumpResult> {
+    repo.require_full("read files from snapshots")?;
     let repo = &repo.indexed()?;
     let (snapshot_id, snapshot) = repo.find_snapshot(spec, filter)?;
     let trimmed = if path.len() > 1 {

@@ -32,6 +32,7 @@ pub fn ls(
     filter: &SnapshotFilter,
     under: Option<&[u8]>,
 ) -> Result<(Id, Snapshot, Vec<Entry>)> {
+    repo.require_full("list snapshots' files")?;
     let repo = &repo.indexed()?;
     let (id, snapshot) = repo.find_snapshot(spec, filter)?;
     let under = under.map(|u| {
@@ -69,6 +70,7 @@ pub fn ls(
 /// read, where `ls` walks the whole snapshot, so a click in a snapshot of
 /// a home directory costs a few tree reads, not all of them.
 pub fn list_dir(repo: &Repository, spec: &str, dir: &[u8]) -> Result<(Id, Snapshot, Vec<Entry>)> {
+    repo.require_full("list snapshots' files")?;
     let repo = &repo.indexed()?;
     let (id, snapshot) = repo.find_snapshot(spec, &SnapshotFilter::default())?;
     let trimmed = if dir.len() > 1 {
@@ -190,6 +192,7 @@ fn same_metadata(a: &Node, b: &Node) -> bool {
 
 /// What changed from snapshot `a` to snapshot `b`.
 pub fn diff(repo: &Repository, a: &str, b: &str) -> Result<(Id, Id, Vec<Change>)> {
+    repo.require_full("compare snapshots' files")?;
     let repo = &repo.indexed()?;
     let (ia, sa) = repo.find_snapshot(a, &SnapshotFilter::default())?;
     let (ib, sb) = repo.find_snapshot(b, &SnapshotFilter::default())?;
@@ -301,6 +304,7 @@ pub fn find(
     pattern: &str,
     filter: &SnapshotFilter,
 ) -> Result<Vec<(Id, Snapshot, Entry)>> {
+    repo.require_full("search snapshots for files")?;
     // The syntax of --exclude, so that a pattern found here excludes the
     // same files from a backup.
     let pattern = crate::pattern::Patterns::new(&[pattern.to_string()], "find")?;
@@ -392,6 +396,7 @@ impl Stats {
 }
 
 pub fn stats(repo: &Repository) -> Result<Stats> {
+    repo.require_full("read snapshots for statistics")?;
     let repo = &repo.indexed()?;
     let index = repo.index();
     let mut st = Stats {

@@ -109,5 +109,6 @@ pub fn resolve_for_removal(
 /// Removes snapshots, with a forget record first. Their data stays until
 /// `prune` collects it.
 pub fn forget(repo: &Repository, ids: &[Id]) -> Result<()> {
+    repo.require_full("remove snapshots")?;
     repo.remove_snapshots(ids)
 }

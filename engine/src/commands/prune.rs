@@ -148,6 +148,7 @@ pub fn prune(
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneResult> {
+    repo.require_full("prune (it reads trees and removes data)")?;
     let mut result = PruneResult {
         dry_run: opts.dry_run,
         ..Default::default()

@@ -79,6 +79,7 @@ pub fn repair_index(
     opts: &RepairIndexOptions,
     progress: &dyn Progress,
 ) -> Result<RepairIndexResult> {
+    repo.require_full("repair the index (it reads pack headers)")?;
     let mut r = RepairIndexResult {
         dry_run: opts.dry_run,
         ..Default::default()
@@ -284,6 +285,7 @@ pub fn repair_snapshots(
     opts: &RepairSnapshotsOptions,
     progress: &dyn Progress,
 ) -> Result<RepairSnapshotsResult> {
+    repo.require_full("repair snapshots")?;
     let mut r = RepairSnapshotsResult {
         dry_run: opts.dry_run,
         ..Default::default()

@@ -215,6 +215,7 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
+    repo.require_full("restore files")?;
     let repo = repo.indexed()?;
     let plan = plan(&repo, opts)?;
     apply(repo, &plan, opts, progress)
@@ -229,6 +230,7 @@ pub fn apply(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreResult> {
+    repo.require_full("restore files")?;
     let mut result = RestoreResult {
         snapshot_id: plan.snapshot_id,
         ..Default::default()

@@ -331,6 +331,7 @@ fn same_mode_and_owners(m: &Metadata, node: &Node, as_root: bool) -> bool {
 /// Decides, reading the snapshot's trees and the target, what the restore
 /// will do. Touches nothing.
 pub fn plan(repo: &Indexed, opts: &RestoreOptions) -> Result<Plan> {
+    repo.require_full("restore files")?;
     let (snapshot_id, snapshot) = repo.find_snapshot(&opts.snapshot, &opts.filter)?;
     let target = resolve_target(opts)?;
     let mut planner = Planner {
