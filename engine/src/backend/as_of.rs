@@ -1,7 +1,7 @@
 //! A repository as it stood at a moment (`--as-of`), read from a
 //! versioned bucket: for each name, the newest version written at or
 //! before that moment, by the store's clock, unless that version is a
-//! delete marker (format-spec.md section 10). Read-only: every write and
+//! delete marker (format-spec.md section 11). Read-only: every write and
 //! delete is refused, so reading the past can never change the present.
 //!
 //! A thief with a full key can delete or overwrite every object, but in a
