@@ -367,3 +367,30 @@ fn a_bucket_with_default_retention_set_outside_snap_works() {
     let restored = env.restore("latest", &src, "out");
     assert_same_tree(&src, &restored);
 }
+
+/// A provider that refuses the retention headers stops the write with an
+/// error that names its answer (Garage behind a proxy that says the bucket
+/// has Object Lock and then refuses the headers).
+#[test]
+fn lock_headers_a_provider_refuses_name_its_answer() {
+    let mut env = Env::s3("refused");
+    let proxy = FaultProxy::start(&Garage::get().endpoint, 0);
+    proxy.set_quirk(Quirk::RefusesLockHeaders);
+    env.set_endpoint(&proxy.endpoint);
+    let out = env
+        .snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args(["--object-lock-days", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let words = stderr(&out);
+    assert!(
+        words.contains("InvalidRequest: Object Lock headers are not supported"),
+        "{words}"
+    );
+    assert!(
+        words.contains("Object Lock retention (GOVERNANCE until"),
+        "{words}"
+    );
+}

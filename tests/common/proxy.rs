@@ -56,6 +56,9 @@ pub enum Quirk {
     /// AccessDenied, and a multi-object delete names every key as denied,
     /// as AWS answers both.
     DenyDelete,
+    /// A provider that says its bucket has Object Lock but refuses the
+    /// retention headers on a PUT (400 InvalidRequest).
+    RefusesLockHeaders,
     /// A broken or hostile server: every ListObjectsV2 page says there is
     /// more, with the same continuation token, and a request with that
     /// token gets the first page again, for ever.
@@ -252,6 +255,22 @@ fn quirk_answer(quirk: Quirk, head: &[String], body: &[u8]) -> Option<String> {
         ));
     }
     match quirk {
+        Quirk::RefusesLockHeaders if line.starts_with("GET ") && line.contains("?object-lock") => {
+            let body = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>\
+                        </ObjectLockConfiguration>";
+            Some(format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ))
+        }
+        Quirk::RefusesLockHeaders if line.starts_with("PUT ") && has("x-amz-object-lock-mode") => {
+            Some(xml(
+                "400 Bad Request",
+                "InvalidRequest",
+                "Object Lock headers are not supported by this storage class",
+            ))
+        }
         Quirk::DenyDelete if line.starts_with("DELETE ") => {
             Some(xml("403 Forbidden", "AccessDenied", "Access Denied"))
         }

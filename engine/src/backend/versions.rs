@@ -439,48 +439,162 @@ impl S3Extra {
                     a.said()
                 )));
             }
-            let text = std::str::from_utf8(&a.body).map_err(|_| refuse("is not text".into()))?;
-            let page: VersionsPage = quick_xml::de::from_str(text)
-                .map_err(|e| refuse(format!("cannot be read ({e})")))?;
-            let entries = page
-                .versions
-                .into_iter()
-                .map(|e| (e, false))
-                .chain(page.markers.into_iter().map(|e| (e, true)));
-            for (e, deleted) in entries {
-                if !e.key.starts_with(prefix) {
-                    return Err(refuse(format!("names {:?}, outside it", e.key)));
-                }
-                let modified_ns = parse_date(&e.last_modified)
-                    .ok_or_else(|| refuse(format!("dates {:?} impossibly", e.key)))?;
-                if out.len() >= max {
-                    return Err(refuse(format!("goes on past {max} entries")));
-                }
-                out.push(ObjectVersion {
-                    key: e.key,
-                    version: e.version_id,
-                    modified_ns,
-                    size: e.size,
-                    deleted,
-                    latest: e.is_latest,
-                });
+            match read_page(&a.body, prefix, marker.as_ref(), max, &mut out).map_err(refuse)? {
+                Some(next) => marker = Some(next),
+                None => return Ok(out),
             }
-            if !page.is_truncated {
-                return Ok(out);
-            }
-            let next = match (page.next_key_marker, page.next_version_id_marker) {
-                (Some(k), v) => (k, v.unwrap_or_default()),
-                (None, _) => return Err(refuse("says there is more but not where".into())),
-            };
-            // Keys come in order; version ids within a key in no order.
-            if marker.as_ref().is_some_and(|m| next.0 < m.0 || next == *m) {
-                return Err(refuse(format!(
-                    "comes back to {:?} (a continuation that starts over)",
-                    next.0
-                )));
-            }
-            marker = Some(next);
         }
         Err(refuse("never ends".into()))
+    }
+}
+
+/// One ListObjectVersions page, added to `out`: the marker to continue
+/// from, or `None` at the end. Refused (the reason, in words) when it is
+/// not text or not the answer's shape, names a key outside `prefix`,
+/// carries a date that does not parse, takes `out` past `max`, or does
+/// not move on from `marker`.
+fn read_page(
+    body: &[u8],
+    prefix: &str,
+    marker: Option<&(String, String)>,
+    max: usize,
+    out: &mut Vec<ObjectVersion>,
+) -> std::result::Result<Option<(String, String)>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "is not text".to_string())?;
+    let page: VersionsPage =
+        quick_xml::de::from_str(text).map_err(|e| format!("cannot be read ({e})"))?;
+    let entries = page
+        .versions
+        .into_iter()
+        .map(|e| (e, false))
+        .chain(page.markers.into_iter().map(|e| (e, true)));
+    for (e, deleted) in entries {
+        if !e.key.starts_with(prefix) {
+            return Err(format!("names {:?}, outside it", e.key));
+        }
+        let modified_ns =
+            parse_date(&e.last_modified).ok_or_else(|| format!("dates {:?} impossibly", e.key))?;
+        if out.len() >= max {
+            return Err(format!("goes on past {max} entries"));
+        }
+        out.push(ObjectVersion {
+            key: e.key,
+            version: e.version_id,
+            modified_ns,
+            size: e.size,
+            deleted,
+            latest: e.is_latest,
+        });
+    }
+    if !page.is_truncated {
+        return Ok(None);
+    }
+    let next = match (page.next_key_marker, page.next_version_id_marker) {
+        (Some(k), v) => (k, v.unwrap_or_default()),
+        (None, _) => return Err("says there is more but not where".into()),
+    };
+    // Keys come in order; version ids within a key in no order.
+    if marker.is_some_and(|m| next.0 < m.0 || next == *m) {
+        return Err(format!(
+            "comes back to {:?} (a continuation that starts over)",
+            next.0
+        ));
+    }
+    Ok(Some(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(truncated: bool, next: Option<(&str, &str)>, entries: &str) -> String {
+        let next = next
+            .map(|(k, v)| {
+                format!(
+                    "<NextKeyMarker>{k}</NextKeyMarker><NextVersionIdMarker>{v}</NextVersionIdMarker>"
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListVersionsResult>\
+             <IsTruncated>{truncated}</IsTruncated>{next}{entries}</ListVersionsResult>"
+        )
+    }
+
+    fn version(key: &str, id: &str, date: &str) -> String {
+        format!(
+            "<Version><Key>{key}</Key><VersionId>{id}</VersionId><IsLatest>true</IsLatest>\
+             <LastModified>{date}</LastModified><Size>5</Size></Version>"
+        )
+    }
+
+    fn marker(key: &str, id: &str, date: &str) -> String {
+        format!(
+            "<DeleteMarker><Key>{key}</Key><VersionId>{id}</VersionId><IsLatest>false</IsLatest>\
+             <LastModified>{date}</LastModified></DeleteMarker>"
+        )
+    }
+
+    const DAY: &str = "2026-12-03T17:00:00.000Z";
+
+    fn read(body: &str, marker: Option<(&str, &str)>, max: usize) -> Result2 {
+        let marker = marker.map(|(k, v)| (k.to_string(), v.to_string()));
+        let mut out = Vec::new();
+        read_page(body.as_bytes(), "r/", marker.as_ref(), max, &mut out).map(|n| (n, out))
+    }
+
+    type Result2 = std::result::Result<(Option<(String, String)>, Vec<ObjectVersion>), String>;
+
+    #[test]
+    fn an_honest_page_with_versions_and_markers_interleaved() {
+        let entries =
+            version("r/a", "1", DAY) + &marker("r/a", "2", DAY) + &version("r/b", "3", DAY);
+        let (next, out) = read(&page(true, Some(("r/b", "3")), &entries), None, 10).unwrap();
+        assert_eq!(next, Some(("r/b".to_string(), "3".to_string())));
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.iter().filter(|v| v.deleted).count(), 1);
+        assert!(
+            out.iter()
+                .all(|v| v.modified_ns == parse_date(DAY).unwrap())
+        );
+        let (next, out) = read(&page(false, None, ""), None, 10).unwrap();
+        assert!(next.is_none() && out.is_empty());
+    }
+
+    /// What a hostile or broken store may answer is refused, never
+    /// followed or trusted.
+    #[test]
+    fn hostile_pages_are_refused() {
+        let refused = |body: String, marker: Option<(&str, &str)>, max: usize| {
+            read(&body, marker, max).unwrap_err()
+        };
+        // A key outside the repository's root.
+        let e = refused(page(false, None, &version("other/x", "1", DAY)), None, 10);
+        assert!(e.contains("outside"), "{e}");
+        // Dates no timestamp holds, or none at all.
+        for date in ["+275760-09-13T00:00:00Z", "yesterday", "", "9999999999"] {
+            let e = refused(page(false, None, &version("r/x", "1", date)), None, 10);
+            assert!(
+                e.contains("impossibly") || e.contains("cannot be read"),
+                "{date}: {e}"
+            );
+        }
+        // More entries than the bound, in one page.
+        let many: String = (0..5)
+            .map(|i| version(&format!("r/{i}"), "1", DAY))
+            .collect();
+        let e = refused(page(false, None, &many), None, 4);
+        assert!(e.contains("past 4"), "{e}");
+        // A continuation that starts over, or goes back.
+        let e = refused(page(true, Some(("r/a", "1")), ""), Some(("r/a", "1")), 10);
+        assert!(e.contains("starts over"), "{e}");
+        let e = refused(page(true, Some(("r/a", "9")), ""), Some(("r/b", "1")), 10);
+        assert!(e.contains("starts over"), "{e}");
+        // More, but not where.
+        let e = refused(page(true, None, ""), None, 10);
+        assert!(e.contains("not where"), "{e}");
+        // Not the answer's shape, or not text.
+        assert!(refused("<html>".into(), None, 10).contains("cannot be read"));
+        assert!(read_page(&[0xff, 0xfe], "r/", None, 10, &mut Vec::new()).is_err());
     }
 }
