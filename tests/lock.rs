@@ -69,12 +69,36 @@ fn a_key_that_cannot_delete_backs_up_and_a_full_device_cleans_up() {
     assert!(deletes.is_empty(), "{deletes:?}");
     assert_eq!(lock_names(&*backend).len(), 2);
 
+    // The same from the device's profile.
+    std::fs::write(
+        env.path("config.toml"),
+        "[profiles.laptop]\nno_delete = true\n",
+    )
+    .unwrap();
+    let out = limited()
+        .env("SNAP_PROFILE", "laptop")
+        .arg("create")
+        .arg(&src)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("may not delete").count(), 1, "{err}");
+    let deletes: Vec<String> = proxy
+        .take_log()
+        .into_iter()
+        .filter(|l| l.starts_with("DELETE ") || l.contains("?delete"))
+        .collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
+    assert_eq!(lock_names(&*backend).len(), 3);
+    std::fs::remove_file(env.path("config.toml")).unwrap();
+
     // The device with full rights tells them from live locks, and clears
     // them.
     let check = env.json(&["check", "--read-data"]);
     assert_eq!(check["ok"], true, "{check}");
     let released = check["released_locks"].as_array().unwrap();
-    assert_eq!(released.len(), 2, "{check}");
+    assert_eq!(released.len(), 3, "{check}");
     let words = stderr(&env.snap().arg("check").output().unwrap());
     assert!(
         words.contains("left by a device that may not delete"),
