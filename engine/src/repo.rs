@@ -1601,6 +1601,67 @@ mod tests {
         }
     }
 
+    /// A repository made before version 3 (config version 2 under the
+    /// master key) is read and written as before: its backups seal blobs
+    /// and snapshots under the master key, without encapsulations, and
+    /// write-only keys are refused with the reason.
+    #[test]
+    fn a_version_2_repository_stays_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> =
+            Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams::new(1024, 1, 1);
+        let made = Repository::init(backend.clone(), o).unwrap();
+        // The config as version 2 wrote it: no new fields, the master key.
+        let mut old = made.config().clone();
+        old.version = 2;
+        old.content_public = None;
+        old.tag = None;
+        let master = made.sealer().as_ref().unwrap().master().unwrap().clone();
+        let legacy: Sealer = Some(Keys::from(master.clone()));
+        let bytes = codec::seal_bytes(Kind::Config, &legacy, &old.encode());
+        backend.write("config", Bytes::from(bytes)).unwrap();
+        drop(made);
+
+        let repo = Repository::open(backend.clone(), &|| Ok("pw".to_string())).unwrap();
+        assert_eq!(repo.config().version, 2);
+        assert!(!repo.sealer().as_ref().unwrap().splits_content());
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), b"written by a version 2 repository").unwrap();
+        let made = crate::commands::create::create(
+            &repo,
+            &crate::commands::create::CreateOptions {
+                paths: vec![src.clone()],
+                ..Default::default()
+            },
+            &crate::progress::Silent,
+        )
+        .unwrap();
+        // The snapshot opens under the master key alone, as version 2 reads.
+        let raw = Object::Snapshot.read(&*backend, &made.snapshot_id).unwrap();
+        codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, &legacy, &raw)
+            .unwrap();
+        let target = dir.path().join("out");
+        crate::commands::restore::restore(
+            &repo,
+            &crate::commands::restore::RestoreOptions {
+                snapshot: "latest".into(),
+                target: target.clone(),
+                ..Default::default()
+            },
+            &crate::progress::Silent,
+        )
+        .unwrap();
+        let back = target.join(src.strip_prefix("/").unwrap()).join("f");
+        assert_eq!(std::fs::read(back).unwrap(), b"written by a version 2 repository");
+        let err = repo
+            .add_write_only_key("wo", KdfParams::new(1024, 1, 1), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("older snap"), "{err}");
+    }
+
     /// The last full key cannot go while write-only keys remain: they read
     /// nothing. A write-only session removes and adds no key.
     #[test]
