@@ -1655,11 +1655,71 @@ mod tests {
         )
         .unwrap();
         let back = target.join(src.strip_prefix("/").unwrap()).join("f");
-        assert_eq!(std::fs::read(back).unwrap(), b"written by a version 2 repository");
+        assert_eq!(
+            std::fs::read(back).unwrap(),
+            b"written by a version 2 repository"
+        );
         let err = repo
             .add_write_only_key("wo", KdfParams::new(1024, 1, 1), None)
             .unwrap_err();
         assert!(err.to_string().contains("older snap"), "{err}");
+    }
+
+    /// A forget record is what tells a full device that a snapshot it saw
+    /// was removed by snap rather than hidden by storage. A write-only
+    /// key's holder must not be able to write one that a full device
+    /// accepts: with it, storage (or the holder, with delete rights) hides
+    /// a snapshot and no device notices, and the pruner then deletes its
+    /// data.
+    #[test]
+    fn a_write_only_key_cannot_forge_a_forget_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let (backend, _) = with_write_only_key(dir.path());
+        let opts = OpenOptions {
+            state: Some(state.path().to_path_buf()),
+            ..Default::default()
+        };
+        let full = Repository::open_with(backend.clone(), &|| Ok("pw".to_string()), &opts).unwrap();
+        let id = full
+            .save_snapshot(&Snapshot {
+                time_ns: 1,
+                host: "desktop".into(),
+                username: "u".into(),
+                uid: 0,
+                gid: 0,
+                paths: vec![b"/home".to_vec()],
+                tags: Vec::new(),
+                tree: Id::default(),
+                parent: None,
+                program_version: String::new(),
+                summary: Default::default(),
+            })
+            .unwrap();
+        let wo = Repository::open(backend.clone(), &|| Ok("wo".to_string())).unwrap();
+        // Refused outright...
+        assert!(matches!(
+            crate::forgotten::write(&wo, &[id]),
+            Err(Error::WriteOnlyKey(_))
+        ));
+        // ...and one sealed by hand with what the key holds proves nothing.
+        let record = crate::forgotten::ForgetRecord {
+            time_ns: 2,
+            host: "desktop".into(),
+            snapshots: vec![id],
+        };
+        let bytes = codec::seal(Kind::Forget, wo.sealer(), &record);
+        Object::Forgotten.write(&*backend, bytes).unwrap();
+        backend.delete(&snapshot_path(&id)).unwrap();
+        let hidden = full.hidden_snapshots().unwrap();
+        assert_eq!(
+            hidden.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![id],
+            "a forget record forged with a write-only key hid a snapshot"
+        );
+        // A full key's own record still counts.
+        crate::forgotten::write(&full, &[id]).unwrap();
+        assert!(full.hidden_snapshots().unwrap().is_empty());
     }
 
     /// The last full key cannot go while write-only keys remain: they read
