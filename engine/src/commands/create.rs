@@ -297,6 +297,7 @@ pub fn create(
         return Err(e);
     }
     drop(lock);
+    repo.trim_record(repo)?;
     Ok(CreateResult {
         snapshot_id,
         snapshot,
