@@ -2406,3 +2406,59 @@ fn a_schedule_skips_a_snapshot_when_nothing_changed() {
         "every run writes a snapshot when asked to"
     );
 }
+
+/// A computer whose key is write-only sees its own backups on Manage, is
+/// told why there is no more, and gets no Delete, keep-last-N or Free
+/// space (which it could only fail at); Browse says the key's kind.
+#[test]
+fn manage_on_a_write_only_key_lists_its_own_backups_and_offers_no_deletion() {
+    let (dir, home, repo) = world("pw");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("doc.txt"), "from the desktop").unwrap();
+    cli(&home, &repo, "pw", &["create", src.to_str().unwrap()]);
+    let pw = dir.path().join("laptop.pass");
+    std::fs::write(&pw, "laptop\n").unwrap();
+    cli(
+        &home,
+        &repo,
+        "pw",
+        &[
+            "key",
+            "add",
+            "--write-only",
+            "--host",
+            "laptop",
+            "--kdf-memory",
+            "1024",
+            "--kdf-iterations",
+            "1",
+            "--new-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    let laptop = dir.path().join("laptop-home");
+    std::fs::create_dir_all(&laptop).unwrap();
+    cli(&laptop, &repo, "laptop", &["create", src.to_str().unwrap()]);
+    let s = Server::start(
+        &laptop,
+        &[
+            ("SNAP_PASSWORD", "laptop"),
+            ("SNAP_REPOSITORY", repo.to_str().unwrap()),
+        ],
+    );
+    let html = s.get("/manage").text().unwrap();
+    assert!(html.contains("write-only"), "{html}");
+    assert!(
+        html.contains("1 more in the repository are sealed"),
+        "{html}"
+    );
+    assert!(html.contains("laptop"), "{html}");
+    assert!(
+        !html.contains("/api/forget") && !html.contains("/api/prune"),
+        "{html}"
+    );
+    let browse = s.get("/browse?snapshot=latest").text().unwrap();
+    assert!(browse.contains("write-only key"), "{browse}");
+    assert!(!browse.contains("doc.txt"), "{browse}");
+}

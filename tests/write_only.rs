@@ -114,6 +114,23 @@ fn assert_reads_nothing(env: &Env, name: &str, snapshot: &str, path: &str, secre
     }
 }
 
+/// Every file below `dir`.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn backends() -> Vec<(&'static str, Env)> {
     vec![("local", Env::new()), ("s3", Env::s3("write-only"))]
 }
@@ -171,6 +188,25 @@ fn a_write_only_device_backs_up_and_a_full_key_restores_it_bit_for_bit() {
             second["files_unmodified"].as_u64().unwrap() + 1,
             first["files_new"].as_u64().unwrap(),
             "{backend}: {second}"
+        );
+
+        // The record keeps the newest backup of these paths only, and the
+        // trees it uses: not the history of deleted files.
+        let own = json_of(&run(device(&env, "laptop"), &["--json", "snapshots"]));
+        assert_eq!(own.as_array().unwrap().len(), 1, "{backend}: {own}");
+        assert_eq!(own[0]["id"], second["snapshot_id"], "{backend}: {own}");
+        let data = env.path("data-laptop");
+        let trees = walk_files(&data)
+            .into_iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with("trees")))
+            .count();
+        // Its folders and the folders above it (a tree each), once: 12
+        // when the first backup's trees stayed beside the second's.
+        let above = src.ancestors().count() - 1;
+        assert_eq!(
+            trees,
+            first["dirs"].as_u64().unwrap() as usize + above,
+            "{backend}"
         );
 
         // A full key sees both and restores the last bit for bit.

@@ -22,6 +22,7 @@ pub struct ForgetRecord {
 
 /// Writes the record; called before any of its snapshots is deleted.
 pub fn write(repo: &Repository, snapshots: &[Id]) -> Result<Id> {
+    repo.require_full("remove snapshots")?;
     let mut ids = snapshots.to_vec();
     ids.sort();
     let record = ForgetRecord {
@@ -34,7 +35,8 @@ pub fn write(repo: &Repository, snapshots: &[Id]) -> Result<Id> {
 }
 
 /// Every snapshot id that a record on storage says was removed. A record
-/// that does not open (planted, or another repository's) proves nothing
+/// that does not open (planted, or another repository's, or in a version 3
+/// repository sealed with a write-only key's shared key) proves nothing
 /// and is passed over: one such record once stopped every command that
 /// looked for hidden snapshots, restore with --allow-rollback included.
 pub fn all(repo: &Repository) -> Result<std::collections::HashSet<Id>> {
@@ -147,7 +149,10 @@ pub(crate) fn hidden_snapshots(repo: &Repository, listed: &[Id]) -> Result<Vec<H
             })
         });
     let mut hidden: Vec<HiddenSnapshot> = Vec::new();
-    if !gone.is_empty() {
+    // A write-only key opens no forget record (format-spec.md section 10):
+    // it cannot tell its own snapshots that a full device forgot from ones
+    // storage hid, and it neither restores nor prunes, so it names none.
+    if !gone.is_empty() && repo.access() == crate::keys::Access::Full {
         let forgotten = all(repo)?;
         let (recorded, still): (Vec<HiddenSnapshot>, Vec<HiddenSnapshot>) =
             gone.into_iter().partition(|h| forgotten.contains(&h.id));

@@ -50,14 +50,18 @@ impl<'r> Indexed<'r> {
     /// the cache lacks it or holds bytes that fail (then it is fetched).
     fn cached_tree(&self, id: &Id) -> Option<Vec<u8>> {
         let stored = self.repo.tree_cache()?.get_blob(id)?;
-        let loc = self.index.get(BlobType::Tree, id)?;
         let codec = self.repo.codec();
-        codec
-            .local()
-            .as_ref()
-            .unwrap_or(codec)
-            .decode(BlobType::Tree, id, &stored, loc.raw_length)
-            .ok()
+        match codec.local() {
+            // A write-only device's record: its trees of this backup are in
+            // no index yet.
+            Some(local) => local.decode_unindexed(BlobType::Tree, id, &stored).ok(),
+            None => {
+                let loc = self.index.get(BlobType::Tree, id)?;
+                codec
+                    .decode(BlobType::Tree, id, &stored, loc.raw_length)
+                    .ok()
+            }
+        }
     }
 
     /// Reads, opens and verifies one blob.

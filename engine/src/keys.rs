@@ -45,6 +45,9 @@ const SHARED_CONTEXT: &str = "snap 2026-12-03 shared key v3";
 const CONTENT_CONTEXT: &str = "snap 2026-12-03 content key pair v3";
 /// From the master key: the key of a config's tag.
 const CONFIG_TAG_CONTEXT: &str = "snap 2026-12-03 config tag v3";
+/// From the master key: the key of forget records, which only full keys
+/// write and read (format-spec.md section 10).
+const FORGET_CONTEXT: &str = "snap 2026-12-03 forget records v3";
 /// From the shared key: the key of a write-only device's local record.
 const LOCAL_CONTEXT: &str = "snap 2026-12-03 local record v3";
 /// The most sessions one process remembers the keys of. A restore meets
@@ -114,6 +117,11 @@ pub struct Keys {
     master: Option<MasterKey>,
     /// Seals the objects every device reads (all objects before version 3).
     shared: MasterKey,
+    /// Version 3, full keys: seals forget records, which tell a snapshot
+    /// that snap removed from one that storage hid. Under the shared key a
+    /// write-only key's holder could forge them and hide snapshots from
+    /// every device that saw them.
+    forget: Option<MasterKey>,
     /// Version 3: the content key pair.
     content: Option<Arc<Content>>,
 }
@@ -123,8 +131,10 @@ struct Content {
     secret: Option<<Kem as hpke::Kem>::PrivateKey>,
     /// This session's encapsulation and key, made at the first seal.
     session: OnceLock<([u8; ENC_LEN], MasterKey)>,
-    /// Keys of the sessions this one has opened, by encapsulation.
-    opened: Mutex<HashMap<[u8; ENC_LEN], MasterKey>>,
+    /// Keys of the sessions this one has opened, by encapsulation. Shared
+    /// (`Arc`), not cloned per blob: a clone allocates and zeroes a key,
+    /// which made opening 4 KiB blobs 23% slower than version 2.
+    opened: Mutex<HashMap<[u8; ENC_LEN], Arc<MasterKey>>>,
 }
 
 /// A master key as versions 1 and 2 use it: for everything.
@@ -133,6 +143,7 @@ impl From<MasterKey> for Keys {
         Keys {
             master: Some(master.clone()),
             shared: master,
+            forget: None,
             content: None,
         }
     }
@@ -151,18 +162,33 @@ impl Keys {
         Keys {
             master: Some(master.clone()),
             shared,
+            forget: Some(MasterKey::from_slice(&derive(
+                FORGET_CONTEXT,
+                master.as_bytes(),
+            ))),
             content: Some(Arc::new(Content::new(public, Some(secret)))),
         }
     }
 
-    /// A write-only key; `None` if the public key is not a valid point.
+    /// A write-only key; an error if the public key is not one HPKE can
+    /// encapsulate to.
     pub fn write_only(secrets: &WriteOnlySecrets) -> Result<Keys> {
-        let public = <Kem as hpke::Kem>::PublicKey::from_bytes(&secrets.public)
-            .map_err(|_| Error::corrupt("key file", "the content public key is invalid"))?;
+        let invalid = || Error::corrupt("key file", "the content public key is invalid");
+        let public =
+            <Kem as hpke::Kem>::PublicKey::from_bytes(&secrets.public).map_err(|_| invalid())?;
+        let content = Content::new(public, None);
+        // Any 32 bytes decode as an X25519 point, but a low-order one (all
+        // zeros, say) makes every encapsulation fail: a key file planted
+        // by someone who knows the device's passphrase would otherwise
+        // panic its first seal.
+        content
+            .try_encapsulate(&mut rand::rng())
+            .map_err(|_| invalid())?;
         Ok(Keys {
             master: None,
             shared: MasterKey::from_slice(&secrets.shared),
-            content: Some(Arc::new(Content::new(public, None))),
+            forget: None,
+            content: Some(Arc::new(content)),
         })
     }
 
@@ -214,6 +240,19 @@ impl Keys {
         }
     }
 
+    /// The key an object of `kind` that is not sealed to the content key
+    /// pair is sealed under: the shared key, but for forget records of a
+    /// version 3 repository, which need a full key.
+    fn symmetric(&self, kind: Kind) -> Result<&MasterKey> {
+        match (kind, &self.content, &self.forget) {
+            (Kind::Forget, Some(_), Some(key)) => Ok(key),
+            (Kind::Forget, Some(_), None) => {
+                Err(Error::WriteOnlyKey("read or write forget records".into()))
+            }
+            _ => Ok(&self.shared),
+        }
+    }
+
     /// Bytes sealing adds to an object of `kind`.
     pub fn overhead(&self, kind: Kind) -> usize {
         crypto::SEAL_OVERHEAD + self.content_for(kind).map_or(0, |_| ENC_LEN)
@@ -235,7 +274,15 @@ impl Keys {
                 out.extend_from_slice(&crypto::seal_with(key.as_bytes(), &nonce, aad, payload));
                 out
             }
-            None => crypto::seal_with(self.shared.as_bytes(), &nonce, aad, payload),
+            // A write-only key writes no forget record
+            // (`forgotten::write` refuses): were it to, under the shared
+            // key, no full device would open it.
+            None => crypto::seal_with(
+                self.symmetric(kind).unwrap_or(&self.shared).as_bytes(),
+                &nonce,
+                aad,
+                payload,
+            ),
         }
     }
 
@@ -247,7 +294,7 @@ impl Keys {
                 let (key, rest) = c.open_session(kind.name(), sealed)?;
                 key.open_into(aad, rest, &mut out)?;
             }
-            None => self.shared.open_into(aad, sealed, &mut out)?,
+            None => self.symmetric(kind)?.open_into(aad, sealed, &mut out)?,
         }
         Ok(out)
     }
@@ -311,18 +358,27 @@ impl Content {
         }
     }
 
-    fn encapsulate(&self, rng: &mut impl rand::CryptoRng) -> ([u8; ENC_LEN], MasterKey) {
+    /// A session's encapsulation and key; fails only for a low-order
+    /// public key, which [`Keys::write_only`] refuses and
+    /// [`Keys::full`] never derives.
+    fn try_encapsulate(
+        &self,
+        rng: &mut impl rand::CryptoRng,
+    ) -> std::result::Result<([u8; ENC_LEN], MasterKey), hpke::HpkeError> {
         let (enc, ctx) = hpke::setup_sender::<ExportOnly, Kdf, Kem, _>(
             &OpModeS::Base,
             &self.public,
             HPKE_INFO,
             rng,
-        )
-        .expect("X25519 encapsulation to a valid public key cannot fail");
+        )?;
         let mut key = Zeroizing::new([0u8; 32]);
-        ctx.export(EXPORT_CONTEXT, &mut key[..])
-            .expect("32 bytes are within HPKE's export limit");
-        (enc.to_bytes().into(), MasterKey::from_slice(&key))
+        ctx.export(EXPORT_CONTEXT, &mut key[..])?;
+        Ok((enc.to_bytes().into(), MasterKey::from_slice(&key)))
+    }
+
+    fn encapsulate(&self, rng: &mut impl rand::CryptoRng) -> ([u8; ENC_LEN], MasterKey) {
+        self.try_encapsulate(rng)
+            .expect("a public key that Keys::full derived or Keys::write_only checked")
     }
 
     fn session(&self) -> &([u8; ENC_LEN], MasterKey) {
@@ -332,7 +388,7 @@ impl Content {
 
     /// The session key an object begins with the encapsulation of, and the
     /// rest of the object.
-    fn open_session<'s>(&self, what: &str, sealed: &'s [u8]) -> Result<(MasterKey, &'s [u8])> {
+    fn open_session<'s>(&self, what: &str, sealed: &'s [u8]) -> Result<(Arc<MasterKey>, &'s [u8])> {
         let Some(secret) = &self.secret else {
             return Err(Error::WriteOnlyKey(format!("open a {what}")));
         };
@@ -342,7 +398,7 @@ impl Content {
         let (enc, rest) = sealed.split_at(ENC_LEN);
         let enc: [u8; ENC_LEN] = enc.try_into().expect("split at ENC_LEN");
         if let Some(key) = self.opened.lock().unwrap().get(&enc) {
-            return Ok((key.clone(), rest));
+            return Ok((Arc::clone(key), rest));
         }
         let failed = || Error::corrupt(what, "its encapsulated key does not open");
         let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc).map_err(|_| failed())?;
@@ -356,10 +412,10 @@ impl Content {
         let mut bytes = Zeroizing::new([0u8; 32]);
         ctx.export(EXPORT_CONTEXT, &mut bytes[..])
             .map_err(|_| failed())?;
-        let key = MasterKey::from_slice(&bytes);
+        let key = Arc::new(MasterKey::from_slice(&bytes));
         let mut opened = self.opened.lock().unwrap();
         if opened.len() < MAX_OPENED_SESSIONS {
-            opened.insert(enc, key.clone());
+            opened.insert(enc, Arc::clone(&key));
         }
         Ok((key, rest))
     }
@@ -401,6 +457,16 @@ mod tests {
         let index = writer.seal(Kind::Index, b"h", b"index", None);
         assert_eq!(writer.open(Kind::Index, b"h", &index).unwrap(), b"index");
         assert_eq!(full.open(Kind::Index, b"h", &index).unwrap(), b"index");
+        // Forget records are the full keys' own: a write-only key neither
+        // opens one nor seals one that a full key opens.
+        let forget = full.seal(Kind::Forget, b"h", b"forget", None);
+        assert_eq!(full.open(Kind::Forget, b"h", &forget).unwrap(), b"forget");
+        assert!(matches!(
+            writer.open(Kind::Forget, b"h", &forget),
+            Err(Error::WriteOnlyKey(_))
+        ));
+        let forged = writer.seal(Kind::Forget, b"h", b"forget", None);
+        assert!(full.open(Kind::Forget, b"h", &forged).is_err());
         // A changed encapsulation or body fails.
         for i in [0, ENC_LEN, blob.len() - 1] {
             let mut bad = blob.clone();
@@ -411,6 +477,28 @@ mod tests {
             );
         }
         assert!(full.open_blob_into(b"aad", &blob[..20], &mut out).is_err());
+    }
+
+    /// A write-only key file (planted by whoever knows the device's
+    /// passphrase) may wrap a low-order point: refused when the key is
+    /// made, not a panic at the first seal.
+    #[test]
+    fn a_low_order_public_key_is_refused_not_a_panic() {
+        for public in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let secrets = WriteOnlySecrets {
+                shared: Zeroizing::new([1; 32]),
+                public,
+                config: [0; 32],
+            };
+            let keys = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Keys::write_only(&secrets).map(|k| k.seal_blob(None, b"aad", 0, b"x"))
+            }));
+            assert!(matches!(keys, Ok(Err(Error::Corrupt { .. }))), "{public:?}");
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) const CONFIG_VERSION: u32 = 3;
 
 /// The cache folder of a write-only device's own snapshots.
 const LOCAL_SNAPSHOTS: &str = "written-snapshots";
+/// The folder of the content public key a write-only device seals to.
+const RECORD_PIN: &str = "sealed-to";
 
 /// How often a listing of `index/` is read again because a file in it
 /// went before it was read (see [`Repository::read_index_files`]): each
@@ -733,7 +735,7 @@ impl Repository {
                 {
                     return repo
                         .with_cache(cache)
-                        .with_record(opts.state.as_deref())
+                        .with_record(opts.state.as_deref())?
                         .with_state(state);
                 }
             }
@@ -776,7 +778,7 @@ impl Repository {
         }
         let repo = repo
             .with_cache(cache)
-            .with_record(opts.state.as_deref())
+            .with_record(opts.state.as_deref())?
             .with_state(state)?;
         if let (Some(state), Some((id, _))) = (&repo.state, &key) {
             state.remember_key(*id)?;
@@ -822,13 +824,74 @@ impl Repository {
     }
 
     /// A write-only device keeps its record below its state folder.
-    fn with_record(mut self, state: Option<&std::path::Path>) -> Repository {
+    ///
+    /// The record also pins the content public key the device seals to:
+    /// a thief with the device's passphrase and delete rights could replace
+    /// its key file with one naming the thief's own public key (and a
+    /// config to match), and the device's next backups would be sealed to
+    /// the thief. A key that names another public key than the record's is
+    /// refused.
+    fn with_record(mut self, state: Option<&std::path::Path>) -> Result<Repository> {
         if let Some(base) = state
             && self.access() == Access::WriteOnly
         {
-            self.record = Some(Cache::new(&base.join("written"), &self.config.id));
+            let record = Cache::new(&base.join("written"), &self.config.id);
+            let public = self
+                .config
+                .content_public
+                .expect("a write-only key opens version 3 configs only");
+            match record.get_record(RECORD_PIN, &Id::default()) {
+                Some(pinned) if pinned != public => {
+                    return Err(Error::ConfigForged(
+                        "this device's write-only key now seals to another public key than \
+                         before: its key file and the config were replaced (by someone with \
+                         its passphrase and the storage's delete rights). No backup was made; \
+                         ask the owner of a full key to check the repository's keys"
+                            .into(),
+                    ));
+                }
+                Some(_) => {}
+                None => record.put_record(RECORD_PIN, &Id::default(), &public),
+            }
+            self.record = Some(record);
         }
-        self
+        Ok(self)
+    }
+
+    /// Keeps in the local record only the newest snapshot of each set of
+    /// paths (what a next backup compares with) and the trees they use:
+    /// a record that kept every tree would tell the thief of the device
+    /// the names of files deleted long ago. Leaves the record alone when a
+    /// tree it needs is missing from it.
+    pub(crate) fn trim_record(&self, repo: &Indexed) -> Result<()> {
+        let Some(record) = &self.record else {
+            return Ok(());
+        };
+        let mut newest: std::collections::HashMap<Vec<Vec<u8>>, (Id, Snapshot)> =
+            Default::default();
+        for (id, s) in self.snapshots()? {
+            // Oldest first: a later one replaces an earlier.
+            newest.insert(s.paths.clone(), (id, s));
+        }
+        let mut trees = HashSet::new();
+        let mut missing = false;
+        for (_, s) in newest.values() {
+            crate::walk::walk(
+                repo,
+                s.tree,
+                Some(&mut trees),
+                &mut |_, _| {},
+                &mut |_, _| missing = true,
+            )?;
+        }
+        if !missing {
+            record.retain("trees", &trees);
+            record.retain(
+                LOCAL_SNAPSHOTS,
+                &newest.values().map(|(id, _)| *id).collect(),
+            );
+        }
+        Ok(())
     }
 
     fn with_cache(mut self, cache: Option<&std::path::Path>) -> Repository {
@@ -1607,6 +1670,183 @@ mod tests {
             let r = Repository::open(backend.clone(), &|| Ok(pw.to_string())).unwrap();
             assert_eq!(r.access(), access);
         }
+    }
+
+    /// A repository made before version 3 (config version 2 under the
+    /// master key) is read and written as before: its backups seal blobs
+    /// and snapshots under the master key, without encapsulations, and
+    /// write-only keys are refused with the reason.
+    #[test]
+    fn a_version_2_repository_stays_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> =
+            Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams::new(1024, 1, 1);
+        let made = Repository::init(backend.clone(), o).unwrap();
+        // The config as version 2 wrote it: no new fields, the master key.
+        let mut old = made.config().clone();
+        old.version = 2;
+        old.content_public = None;
+        old.tag = None;
+        let master = made.sealer().as_ref().unwrap().master().unwrap().clone();
+        let legacy: Sealer = Some(Keys::from(master.clone()));
+        let bytes = codec::seal_bytes(Kind::Config, &legacy, &old.encode());
+        backend.write("config", Bytes::from(bytes)).unwrap();
+        drop(made);
+
+        let repo = Repository::open(backend.clone(), &|| Ok("pw".to_string())).unwrap();
+        assert_eq!(repo.config().version, 2);
+        assert!(!repo.sealer().as_ref().unwrap().splits_content());
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), b"written by a version 2 repository").unwrap();
+        let made = crate::commands::create::create(
+            &repo,
+            &crate::commands::create::CreateOptions {
+                paths: vec![src.clone()],
+                ..Default::default()
+            },
+            &crate::progress::Silent,
+        )
+        .unwrap();
+        // The snapshot opens under the master key alone, as version 2 reads.
+        let raw = Object::Snapshot.read(&*backend, &made.snapshot_id).unwrap();
+        codec::open::<Snapshot, { codec::MAX_SMALL_OBJECT }>(Kind::Snapshot, &legacy, &raw)
+            .unwrap();
+        let target = dir.path().join("out");
+        crate::commands::restore::restore(
+            &repo,
+            &crate::commands::restore::RestoreOptions {
+                snapshot: "latest".into(),
+                target: target.clone(),
+                ..Default::default()
+            },
+            &crate::progress::Silent,
+        )
+        .unwrap();
+        let back = target.join(src.strip_prefix("/").unwrap()).join("f");
+        assert_eq!(
+            std::fs::read(back).unwrap(),
+            b"written by a version 2 repository"
+        );
+        let err = repo
+            .add_write_only_key("wo", KdfParams::new(1024, 1, 1), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("older snap"), "{err}");
+    }
+
+    /// A forget record is what tells a full device that a snapshot it saw
+    /// was removed by snap rather than hidden by storage. A write-only
+    /// key's holder must not be able to write one that a full device
+    /// accepts: with it, storage (or the holder, with delete rights) hides
+    /// a snapshot and no device notices, and the pruner then deletes its
+    /// data.
+    #[test]
+    fn a_write_only_key_cannot_forge_a_forget_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let (backend, _) = with_write_only_key(dir.path());
+        let opts = OpenOptions {
+            state: Some(state.path().to_path_buf()),
+            ..Default::default()
+        };
+        let full = Repository::open_with(backend.clone(), &|| Ok("pw".to_string()), &opts).unwrap();
+        let id = full
+            .save_snapshot(&Snapshot {
+                time_ns: 1,
+                host: "desktop".into(),
+                username: "u".into(),
+                uid: 0,
+                gid: 0,
+                paths: vec![b"/home".to_vec()],
+                tags: Vec::new(),
+                tree: Id::default(),
+                parent: None,
+                program_version: String::new(),
+                summary: Default::default(),
+            })
+            .unwrap();
+        let wo = Repository::open(backend.clone(), &|| Ok("wo".to_string())).unwrap();
+        // Refused outright...
+        assert!(matches!(
+            crate::forgotten::write(&wo, &[id]),
+            Err(Error::WriteOnlyKey(_))
+        ));
+        // ...and one sealed by hand with what the key holds proves nothing.
+        let record = crate::forgotten::ForgetRecord {
+            time_ns: 2,
+            host: "desktop".into(),
+            snapshots: vec![id],
+        };
+        let bytes = codec::seal(Kind::Forget, wo.sealer(), &record);
+        Object::Forgotten.write(&*backend, bytes).unwrap();
+        backend.delete(&snapshot_path(&id)).unwrap();
+        let hidden = full.hidden_snapshots().unwrap();
+        assert_eq!(
+            hidden.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![id],
+            "a forget record forged with a write-only key hid a snapshot"
+        );
+        // A full key's own record still counts.
+        crate::forgotten::write(&full, &[id]).unwrap();
+        assert!(full.hidden_snapshots().unwrap().is_empty());
+    }
+
+    /// A thief with the device's passphrase and delete rights replaces
+    /// its write-only key with one that seals to the thief's public key,
+    /// and the config to match: the device, which pinned the public key in
+    /// its record, refuses to back up to it.
+    #[test]
+    fn a_write_only_device_refuses_a_key_that_seals_to_another_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backend, repo) = with_write_only_key(&dir.path().join("repo"));
+        let opts = OpenOptions {
+            state: Some(dir.path().join("state")),
+            ..Default::default()
+        };
+        let device = Repository::open_with(backend.clone(), &|| Ok("wo".into()), &opts).unwrap();
+        let secrets = device.write_only_secrets().unwrap();
+        let own_key = device.key_id().unwrap();
+        drop(device);
+        // The thief's own repository gives it a key pair whose private half
+        // it holds.
+        let thief = Keys::full(&MasterKey::generate());
+        let mut config = repo.config().clone();
+        config.content_public = thief.public();
+        let body = config.encode();
+        let planted = WriteOnlySecrets {
+            shared: secrets.shared.clone(),
+            public: thief.public().unwrap(),
+            config: *blake3::hash(&body).as_bytes(),
+        };
+        let file = KeyFile::wrap_write_only(
+            &planted,
+            "wo",
+            KdfParams::new(1024, 1, 1),
+            &crypto::random_array(),
+        )
+        .unwrap();
+        Object::Key.delete(&*backend, &own_key).unwrap();
+        Object::Key.write(&*backend, file.encode()).unwrap();
+        let shared: Sealer = Some(Keys::write_only(&secrets).unwrap());
+        backend
+            .write(
+                "config",
+                Bytes::from(codec::seal_bytes(Kind::Config, &shared, &body)),
+            )
+            .unwrap();
+        let err = Repository::open_with(backend.clone(), &|| Ok("wo".into()), &opts)
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::ConfigForged(_)), "{err}");
+        // A device without the record would be fooled: the pin is what
+        // stops it (this is why the test must be able to fail).
+        let fresh = OpenOptions {
+            state: Some(dir.path().join("other-state")),
+            ..Default::default()
+        };
+        assert!(Repository::open_with(backend, &|| Ok("wo".into()), &fresh).is_ok());
     }
 
     /// The last full key cannot go while write-only keys remain: they read

@@ -320,6 +320,7 @@ pub fn create(
         return Err(e);
     }
     let lock_left = left(lock.release()?);
+    repo.trim_record(repo)?;
     Ok(CreateResult {
         snapshot_id,
         snapshot,

@@ -162,7 +162,9 @@ async fn backup_steps(
         no_delete: p.no_delete.unwrap_or(false),
         ..Default::default()
     };
-    let keep = if automatic {
+    // A write-only key removes nothing: its device's old snapshots are
+    // kept to the last N by a full device's prune.
+    let keep = if automatic && repo.access() == snap_engine::keys::Access::Full {
         p.keep_last.unwrap_or(0)
     } else {
         0

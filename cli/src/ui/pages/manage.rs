@@ -1,6 +1,7 @@
 //! Manage: the snapshots, by device, with delete, keep-last-N and free space.
 
 use super::*;
+use snap_engine::keys::Access;
 // ------------------------------------------------------------------ manage
 
 #[derive(Deserialize, Default)]
@@ -17,10 +18,15 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
     };
     let r = blocking(move || {
         let (all, hidden) = commands::snapshots_and_hidden(&repo, &SnapshotFilter::default())?;
-        Ok((all, repo.location().to_string(), hidden))
+        // A write-only key sees its own snapshots only: say how many more.
+        let sealed = match repo.access() {
+            Access::Full => None,
+            Access::WriteOnly => Some(repo.snapshot_count()?.saturating_sub(all.len())),
+        };
+        Ok((all, repo.location().to_string(), hidden, sealed))
     })
     .await;
-    let (mut all, location, hidden) = match r {
+    let (mut all, location, hidden, sealed) = match r {
         Ok(x) => x,
         Err(e) => return page(&app, Room::Manage, error_box(&words(&e))),
     };
@@ -43,11 +49,26 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
                 ul { @for h in &hidden { li { (h.describe()) } } }
             }
         }
-        div #stats data-fragment="/part/stats" { p.small { "Counting size and savings…" } }
+        @if let Some(sealed) = sealed {
+            div.note #write-only {
+                p {
+                    strong { "This computer's key is write-only. " }
+                    "It backs up, and lists only the backups it made itself"
+                    @if sealed > 0 { " (" (sealed) " more in the repository are sealed from it)" }
+                    ". Browsing, restoring and deleting need a full key, on another computer."
+                }
+            }
+        } @else {
+            div #stats data-fragment="/part/stats" { p.small { "Counting size and savings…" } }
+        }
         @if all.is_empty() {
             div.empty {
                 p { "No backups yet." }
                 p { a.button href="/backup" { "Back up now" } }
+            }
+        } @else if sealed.is_some() {
+            div #snapshot-list data-src=(list_link(&q.host, q.page)) {
+                (snapshot_list(&all, &q))
             }
         } @else {
             form #forget data-action="/api/forget" data-needs="ids" data-confirm="Their files stay in other snapshots that have them; Free space then deletes the data no snapshot uses." {
