@@ -573,7 +573,7 @@ pub struct InitArgs {
     /// Keep every object snap writes undeletable for N days with S3 Object
     /// Lock (the bucket must have Object Lock; also the profile's
     /// object_lock_days). Stored in the repository, for every device
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(snap_engine::backend::MAX_RETENTION_DAYS)))]
     pub object_lock_days: Option<u32>,
 
     /// Object Lock mode: governance (an account allowed to bypass it can
