@@ -1128,23 +1128,33 @@ pub(crate) fn provider_answer(e: &(dyn std::error::Error + 'static)) -> String {
         text = s.to_string();
         source = s.source();
     }
+    let said = s3_error_words(&text).unwrap_or_else(|| shown(&text));
+    if said.is_empty() {
+        "no reason given".into()
+    } else {
+        said
+    }
+}
+
+/// `Code: Message` of an S3 error body, if it has a code; shown bounded.
+pub(crate) fn s3_error_words(text: &str) -> Option<String> {
     let tag = |t: &str| {
         let open = format!("<{t}>");
         let start = text.find(&open)? + open.len();
         let len = text[start..].find(&format!("</{t}>"))?;
         Some(text[start..start + len].to_string())
     };
-    let said = match (tag("Code"), tag("Message")) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c,
-        _ => text.clone(),
-    };
-    let said: String = said.chars().filter(|c| !c.is_control()).take(300).collect();
-    if said.is_empty() {
-        "no reason given".into()
-    } else {
-        said
-    }
+    let code = tag("Code")?;
+    Some(shown(&match tag("Message") {
+        Some(m) => format!("{code}: {m}"),
+        None => code,
+    }))
+}
+
+/// Text from storage as a message may show it: no control characters,
+/// at most 300 of the others.
+fn shown(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
 /// Whether a store's answer to a conditional write says it has none: 501,

@@ -84,19 +84,10 @@ struct Answer {
 impl Answer {
     /// The provider's code and message, for an error.
     fn said(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let tag = |t: &str| {
-            let open = format!("<{t}>");
-            let start = text.find(&open)? + open.len();
-            let len = text[start..].find(&format!("</{t}>"))?;
-            Some(text[start..start + len].to_string())
-        };
-        let said = match (tag("Code"), tag("Message")) {
-            (Some(c), Some(m)) => format!("{} {c}: {m}", self.status),
-            (Some(c), None) => format!("{} {c}", self.status),
-            _ => self.status.to_string(),
-        };
-        said.chars().filter(|c| !c.is_control()).take(300).collect()
+        match super::s3_error_words(&String::from_utf8_lossy(&self.body)) {
+            Some(words) => format!("{} {words}", self.status),
+            None => self.status.to_string(),
+        }
     }
 
     fn code_is(&self, code: &str) -> bool {
