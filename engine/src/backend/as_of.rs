@@ -3,6 +3,8 @@
 //! before that moment, by the store's clock, unless that version is a
 //! delete marker (format-spec.md section 11). Read-only: every write and
 //! delete is refused, so reading the past can never change the present.
+//! Open it with no cache and no device state: both describe the present,
+//! and snapshots seen since would read as hidden.
 //!
 //! A thief with a full key can delete or overwrite every object, but in a
 //! versioned bucket that only adds versions; those before the theft are

@@ -1010,7 +1010,13 @@ impl Backend for StoreBackend {
             match extra.retained_until(&path).await? {
                 Some(until) if until.saturating_sub(now) >= half => Ok(0u64),
                 // Gone (a prune deleted it meanwhile): nothing to keep.
-                None if !self.exists(name)? => Ok(0),
+                None if matches!(
+                    self.store.head(&path).await,
+                    Err(object_store::Error::NotFound { .. })
+                ) =>
+                {
+                    Ok(0)
+                }
                 _ => {
                     extra
                         .put_retention(&path, r.mode, Self::retain_until(r))
