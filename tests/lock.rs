@@ -314,6 +314,12 @@ fn retention_is_extended_on_reused_packs_and_index_files() {
         assert_eq!(m.shorten_retention(&bucket, k, &soon), 200, "{k}");
         assert!(days_left(&m.retained_until(&bucket, k).unwrap()) < 2.0);
     }
+    // One pack copied over itself without retention, as an upload by
+    // another tool would leave it: extended too.
+    let bare = keys.iter().find(|k| k.starts_with("repo/data/")).unwrap();
+    let bytes = m.object(&bucket, bare);
+    assert_eq!(m.overwrite(&bucket, bare, &bytes), 200);
+    assert_eq!(m.retained_until(&bucket, bare), None);
     // Read again, every chunk is found in a pack already stored.
     let v = env.create(&[&src], &["--force"]);
     assert!(v["bytes_added"].as_u64().unwrap() < 1 << 20, "{v}");

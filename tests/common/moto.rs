@@ -215,6 +215,19 @@ impl Moto {
         .as_u16()
     }
 
+    /// A key's bytes (its current version).
+    pub fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.req(
+            reqwest::Method::GET,
+            format!("{}/{bucket}/{key}", self.endpoint),
+        )
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec()
+    }
+
     /// Overwrites a key with other bytes; the status.
     pub fn overwrite(&self, bucket: &str, key: &str, body: &[u8]) -> u16 {
         self.req(
