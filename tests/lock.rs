@@ -289,7 +289,7 @@ fn object_lock_retains_everything_and_prune_defers_what_it_cannot_delete() {
 /// full term again, and so does a prune for index files.
 /// The repository is made with the retention a profile names.
 #[test]
-fn retention_is_extended_on_reused_packs_and_index_files() {
+fn retention_is_extended_on_reused_packs_index_files_snapshots_config_and_keys() {
     let m = Moto::get();
     let bucket = m.bucket("extend", Bucket::ObjectLock);
     let env = moto::env(&bucket);
@@ -324,13 +324,22 @@ fn retention_is_extended_on_reused_packs_and_index_files() {
     let v = env.create(&[&src], &["--force"]);
     assert!(v["bytes_added"].as_u64().unwrap() < 1 << 20, "{v}");
     assert!(v["retention_extended"].as_u64().unwrap() > 0, "{v}");
-    for k in keys.iter().filter(|k| k.starts_with("repo/data/")) {
+    // The backup extends what it reuses and what nothing opens without:
+    // the config and the key files.
+    let lifelines = |k: &&String| {
+        k.starts_with("repo/data/") || k.starts_with("repo/keys/") || *k == "repo/config"
+    };
+    for k in keys.iter().filter(lifelines) {
         let left = days_left(&m.retained_until(&bucket, k).unwrap());
         assert!(left > 9.9, "{k}: {left} days left");
     }
     let p = env.json(&["prune"]);
     assert!(p["retention_extended"].as_u64().unwrap() > 0, "{p}");
-    for k in keys.iter().filter(|k| k.starts_with("repo/index/")) {
+    // The prune, every index file and snapshot it keeps as well.
+    for k in keys
+        .iter()
+        .filter(|k| k.starts_with("repo/index/") || k.starts_with("repo/snapshots/"))
+    {
         if m.keys(&bucket).contains(k) {
             let left = days_left(&m.retained_until(&bucket, k).unwrap());
             assert!(left > 9.9, "{k}: {left} days left");

@@ -430,9 +430,14 @@ impl Drop for LockGuard {
 }
 
 /// Locks refreshed within [`EXPIRY`] of `now` (the store's clock) whose
-/// process is not known to be dead. Dead, expired and released locks are
-/// removed, so nobody ever has to, unless `own` is held by a device that
-/// may not delete: it leaves them for one that may.
+/// process is not known to be dead. Dead and expired locks are removed, so
+/// nobody ever has to, unless `own` is held by a device that may not
+/// delete: it leaves them for one that may.
+///
+/// A released lock counts as live until it expires like any other: its
+/// body does not name the lock it was written as, so whoever may write to
+/// `locks/` (a no-delete key, the storage) could copy one over a running
+/// backup's lock, and a prune that believed it would overlook that backup.
 pub(crate) fn live_locks(repo: &Repository, now: i64, own: &LockGuard) -> Result<Vec<LiveLock>> {
     let mut out = Vec::new();
     for o in repo.backend().list(&Object::Lock.prefix())? {
@@ -442,10 +447,7 @@ pub(crate) fn live_locks(repo: &Repository, now: i64, own: &LockGuard) -> Result
             .ok()
             .and_then(|b| Lock::open(repo.sealer(), &b).ok());
         let expired = o.modified_ns < now - EXPIRY.as_nanos() as i64;
-        let released = opened
-            .as_ref()
-            .is_some_and(|(_, l)| l.kind == LockKind::Released);
-        if expired || released || opened.as_ref().is_some_and(|(_, l)| l.holder_is_dead()) {
+        if expired || opened.as_ref().is_some_and(|(_, l)| l.holder_is_dead()) {
             if !own.no_delete() {
                 let _ = repo.backend().delete(&o.name);
             }
@@ -542,5 +544,41 @@ pub(crate) fn wait_for_prunes(repo: &Repository, own: &LockGuard, limit: Duratio
             )));
         }
         std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::StoreBackend;
+    use crate::crypto::KdfParams;
+    use crate::repo::InitOptions;
+
+    /// A released lock's body does not name its lock: copied over a
+    /// running backup's lock (by a no-delete key or the storage), it must
+    /// not make a prune overlook that backup.
+    #[test]
+    fn a_released_lock_copied_over_a_running_backups_lock_keeps_it_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn crate::backend::Backend> =
+            Arc::new(StoreBackend::local(dir.path(), true).unwrap());
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams::new(1024, 1, 1);
+        let repo = Repository::init(backend.clone(), o).unwrap();
+        let running = LockGuard::acquire(&repo, LockKind::Backup).unwrap();
+        let done = LockGuard::acquire_as(&repo, LockKind::Backup, true).unwrap();
+        let done_name = done.name().to_string();
+        done.release().unwrap();
+        let released = backend.read(&done_name, 1 << 20).unwrap();
+        backend.write(running.name(), released).unwrap();
+        let prune = LockGuard::acquire(&repo, LockKind::Prune).unwrap();
+        let live: Vec<String> = live_locks(&repo, crate::repo::now_ns(), &prune)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert!(live.contains(&running.name().to_string()), "{live:?}");
     }
 }

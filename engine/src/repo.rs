@@ -464,6 +464,20 @@ fn refuse_plain(
     Ok(())
 }
 
+/// The objects without which a repository does not open: its config and
+/// key files, whose Object Lock retention backups and prunes extend as
+/// they extend the packs'.
+pub(crate) fn lifelines(repo: &Repository) -> Result<Vec<String>> {
+    let mut names = vec!["config".to_string()];
+    names.extend(
+        Object::Key
+            .list(&**repo.backend())?
+            .iter()
+            .map(|(id, _)| Object::Key.name(id)),
+    );
+    Ok(names)
+}
+
 /// Opens a config with what a key unwrapped (or, unencrypted, with
 /// nothing), and the keys the session then seals with.
 ///
@@ -1847,6 +1861,44 @@ mod tests {
             ..Default::default()
         };
         assert!(Repository::open_with(backend, &|| Ok("wo".into()), &fresh).is_ok());
+    }
+
+    /// A repository that asks for Object Lock, copied to a folder (to
+    /// restore from it elsewhere), opens and reads there; the first write
+    /// is refused, since no folder can retain anything.
+    #[test]
+    fn a_locked_repository_copied_to_a_folder_opens_to_read_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> =
+            Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
+        let mut o = InitOptions::new(Some("pw".into()));
+        o.kdf = KdfParams::new(1024, 1, 1);
+        let made = Repository::init(backend.clone(), o).unwrap();
+        let mut config = made.config().clone();
+        config.object_lock = Some(Retention {
+            days: 30,
+            mode: crate::retention::LockMode::Governance,
+        });
+        let config = config.sealed_by(made.sealer().as_ref().unwrap());
+        let bytes = codec::seal_bytes(Kind::Config, made.sealer(), &config.encode());
+        backend.write("config", Bytes::from(bytes)).unwrap();
+        let repo = Repository::open(backend.clone(), &|| Ok("pw".to_string())).unwrap();
+        assert_eq!(repo.config().object_lock.map(|r| r.days), Some(30));
+        assert!(repo.snapshots().unwrap().is_empty());
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("f"), b"x").unwrap();
+        let err = crate::commands::create::create(
+            &repo,
+            &crate::commands::create::CreateOptions {
+                paths: vec![src],
+                ..Default::default()
+            },
+            &crate::progress::Silent,
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, Error::ObjectLockUnavailable(_)), "{err}");
     }
 
     /// The last full key cannot go while write-only keys remain: they read

@@ -325,6 +325,14 @@ impl StoreBackend {
         if has {
             return Ok(());
         }
+        if self.extra.is_none() {
+            return Err(Error::ObjectLockUnavailable(format!(
+                "{}: the repository asks for Object Lock retention ({} days, {:?}), which only \
+                 an S3 bucket with Object Lock gives; it can be read here, and nothing was \
+                 written",
+                self.location, r.days, r.mode
+            )));
+        }
         Err(Error::ObjectLockUnavailable(format!(
             "{}: the repository asks that every object be kept {} days (Object Lock, {:?} mode), \
              but the bucket has no Object Lock; nothing was written. Object Lock is turned on \
@@ -346,8 +354,7 @@ impl StoreBackend {
     /// write sends one.
     fn wants_md5(&self, e: Option<&object_store::Error>) -> bool {
         let Some(e) = e else { return false };
-        let asked = self.extra.is_some()
-            && provider_answer(e).contains("MissingUploadObjectWithObjectLockHeaders");
+        let asked = self.extra.is_some() && asks_for_md5(&provider_answer(e));
         if asked {
             self.md5_puts.store(true, Ordering::Relaxed);
         }
@@ -982,15 +989,12 @@ impl Backend for StoreBackend {
         }
     }
 
+    /// Where no Object Lock can be had (a folder, a copy of a bucket's
+    /// repository on disk), reading still works and the first write is
+    /// refused ([`StoreBackend::check_object_lock`]): a copy made to
+    /// restore from must open.
     fn enable_retention(&self, retention: Retention) -> Result<()> {
         check_retention(&retention)?;
-        if self.extra.is_none() {
-            return Err(Error::ObjectLockUnavailable(format!(
-                "{}: the repository asks for Object Lock retention ({} days, {:?}), which only \
-                 an S3 bucket with Object Lock gives; nothing was written",
-                self.location, retention.days, retention.mode
-            )));
-        }
         *self.retention.write().unwrap() = Some(retention);
         Ok(())
     }
@@ -1142,6 +1146,16 @@ pub(crate) fn provider_answer(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// Whether a store's answer to a PUT asks for a Content-MD5, as a bucket
+/// with a default retention does. moto names the fault with a code of its
+/// own; AWS answers `InvalidRequest: Content-MD5 OR x-amz-checksum- HTTP
+/// header is required for Put Object requests with Object Lock
+/// parameters` ("Put Part" for multipart parts).
+fn asks_for_md5(answer: &str) -> bool {
+    answer.contains("MissingUploadObjectWithObjectLockHeaders")
+        || (answer.starts_with("InvalidRequest") && answer.contains("Content-MD5"))
+}
+
 /// `Code: Message` of an S3 error body, if it has a code; shown bounded.
 pub(crate) fn s3_error_words(text: &str) -> Option<String> {
     let tag = |t: &str| {
@@ -1187,6 +1201,22 @@ fn refuses_conditional_writes(e: &object_store::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_asking_for_a_content_md5_is_understood_as_aws_and_moto_ask() {
+        let aws = "<Error><Code>InvalidRequest</Code><Message>Content-MD5 OR x-amz-checksum- \
+                   HTTP header is required for Put Object requests with Object Lock \
+                   parameters</Message></Error>";
+        let moto = "<Error><Code>MissingUploadObjectWithObjectLockHeaders</Code><Message>\
+                    Content-MD5 HTTP header is required</Message></Error>";
+        for body in [aws, moto] {
+            assert!(asks_for_md5(&s3_error_words(body).unwrap()), "{body}");
+        }
+        let other = "<Error><Code>InvalidRequest</Code><Message>Bucket is missing Object \
+                     Lock Configuration</Message></Error>";
+        assert!(!asks_for_md5(&s3_error_words(other).unwrap()));
+        assert!(!asks_for_md5("AccessDenied: Content-MD5"));
+    }
 
     /// `snap ui` drops repositories from request handlers; a runtime
     /// dropped there once panicked ("Cannot drop a runtime in a context

@@ -196,12 +196,14 @@ impl S3Extra {
         for (k, v) in headers {
             req = req.header(k, v);
         }
+        // Without the URL: a presigned one carries the credential and the
+        // signature, which an error message must not show.
         let mut resp = req.body(body).send().await.map_err(|e| {
             Error::Backend(format!(
                 "{}: {}: {}",
                 self.location,
                 path.as_ref(),
-                super::provider_answer(&e)
+                super::provider_answer(&e.without_url())
             ))
         })?;
         let status = resp.status();
@@ -210,7 +212,7 @@ impl S3Extra {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| Error::Backend(format!("{}: {e}", self.location)))?
+            .map_err(|e| Error::Backend(format!("{}: {}", self.location, e.without_url())))?
         {
             if body.len() + chunk.len() > MAX_ANSWER {
                 return Err(Error::Backend(format!(

@@ -250,13 +250,29 @@ pub fn create(
         &trash_at_start,
     )?;
     // Under Object Lock, what this snapshot reuses stays retained as long
-    // as what it writes.
-    let reused: Vec<String> = stored
+    // as what it writes, and so do the config and key files without which
+    // nothing opens. A failure here is a warning, not a lost backup: the
+    // next backup or prune extends them again.
+    let mut reused: Vec<String> = stored
         .reused_packs
         .iter()
         .map(|id| crate::object::Object::Pack.name(id))
         .collect();
-    let retention_extended = repo.backend().extend_retention(&reused)?;
+    let retention_extended = match repo.backend().retention() {
+        None => 0,
+        Some(_) => {
+            reused.extend(crate::repo::lifelines(repo)?);
+            repo.backend()
+                .extend_retention(&reused)
+                .unwrap_or_else(|e| {
+                    progress.warn(&format!(
+                        "the retention of what this backup reuses was not extended ({e}); the \
+                         next backup or prune tries again"
+                    ));
+                    0
+                })
+        }
+    };
 
     let mut tags = opts.tags.clone();
     tags.sort();

@@ -607,6 +607,15 @@ fn keep_retained(repo: &Indexed) -> Result<u64> {
             .packs()
             .map(|(_, id, _)| Object::Pack.name(&id)),
     );
+    // The snapshots kept, and the config and keys without which nothing
+    // opens: a thief with delete rights could otherwise wait until their
+    // retention lapsed and delete them, every pack still locked.
+    names.extend(
+        repo.list_snapshot_ids()?
+            .iter()
+            .map(|id| Object::Snapshot.name(id)),
+    );
+    names.extend(crate::repo::lifelines(repo)?);
     repo.backend().extend_retention(&names)
 }
 
