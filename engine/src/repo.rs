@@ -1636,13 +1636,20 @@ mod tests {
     use super::*;
     use crate::backend::{ObjectInfo, StoreBackend};
 
-    /// A cheap-to-unlock encrypted repository in `dir`, with a write-only
-    /// key "wo" beside the full key "pw".
-    fn with_write_only_key(dir: &std::path::Path) -> (Arc<dyn Backend>, Repository) {
+    /// A new encrypted repository in `dir` with the full key "pw", cheap
+    /// to unlock.
+    fn cheap_repository(dir: &std::path::Path) -> (Arc<dyn Backend>, Repository) {
         let backend: Arc<dyn Backend> = Arc::new(StoreBackend::local(dir, true).unwrap());
         let mut o = InitOptions::new(Some("pw".into()));
         o.kdf = KdfParams::new(1024, 1, 1);
         let repo = Repository::init(backend.clone(), o).unwrap();
+        (backend, repo)
+    }
+
+    /// A cheap-to-unlock encrypted repository in `dir`, with a write-only
+    /// key "wo" beside the full key "pw".
+    fn with_write_only_key(dir: &std::path::Path) -> (Arc<dyn Backend>, Repository) {
+        let (backend, repo) = cheap_repository(dir);
         repo.add_write_only_key("wo", KdfParams::new(1024, 1, 1), Some("laptop"))
             .unwrap();
         (backend, repo)
@@ -1693,11 +1700,7 @@ mod tests {
     #[test]
     fn a_version_2_repository_stays_version_2() {
         let dir = tempfile::tempdir().unwrap();
-        let backend: Arc<dyn Backend> =
-            Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
-        let mut o = InitOptions::new(Some("pw".into()));
-        o.kdf = KdfParams::new(1024, 1, 1);
-        let made = Repository::init(backend.clone(), o).unwrap();
+        let (backend, made) = cheap_repository(&dir.path().join("repo"));
         // The config as version 2 wrote it: no new fields, the master key.
         let mut old = made.config().clone();
         old.version = 2;
@@ -1869,11 +1872,7 @@ mod tests {
     #[test]
     fn a_locked_repository_copied_to_a_folder_opens_to_read_and_refuses_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let backend: Arc<dyn Backend> =
-            Arc::new(StoreBackend::local(&dir.path().join("repo"), true).unwrap());
-        let mut o = InitOptions::new(Some("pw".into()));
-        o.kdf = KdfParams::new(1024, 1, 1);
-        let made = Repository::init(backend.clone(), o).unwrap();
+        let (backend, made) = cheap_repository(&dir.path().join("repo"));
         let mut config = made.config().clone();
         config.object_lock = Some(Retention {
             days: 30,

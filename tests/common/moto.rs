@@ -127,31 +127,27 @@ impl Moto {
         bucket
     }
 
-    /// Every key in the bucket (current versions).
-    pub fn keys(&self, bucket: &str) -> Vec<String> {
-        let text = self
-            .req(
-                reqwest::Method::GET,
-                format!("{}/{bucket}?list-type=2&max-keys=1000", self.endpoint),
-            )
+    /// The body of a GET to `url`.
+    fn get_text(&self, url: String) -> String {
+        self.req(reqwest::Method::GET, url)
             .send()
             .unwrap()
             .text()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Every key in the bucket (current versions).
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let text = self.get_text(format!(
+            "{}/{bucket}?list-type=2&max-keys=1000",
+            self.endpoint
+        ));
         tags(&text, "Key")
     }
 
     /// `(key, version id)` of every version that is not a delete marker.
     pub fn versions(&self, bucket: &str) -> Vec<(String, String)> {
-        let text = self
-            .req(
-                reqwest::Method::GET,
-                format!("{}/{bucket}?versions", self.endpoint),
-            )
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let text = self.get_text(format!("{}/{bucket}?versions", self.endpoint));
         text.split("<Version>")
             .skip(1)
             .map(|v| {
@@ -164,15 +160,7 @@ impl Moto {
     /// The latest LastModified among the bucket's versions, as moto
     /// writes it (RFC 3339, which sorts as text).
     pub fn last_modified(&self, bucket: &str) -> String {
-        let text = self
-            .req(
-                reqwest::Method::GET,
-                format!("{}/{bucket}?versions", self.endpoint),
-            )
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let text = self.get_text(format!("{}/{bucket}?versions", self.endpoint));
         tags(&text, "LastModified").into_iter().max().unwrap()
     }
 
