@@ -433,3 +433,34 @@ fn lock_headers_a_provider_refuses_name_its_answer() {
         "{words}"
     );
 }
+
+/// The Object Lock requests object_store does not make (retention, its
+/// check, version listings and deletes) are sent again after a 503, a 500
+/// or a dropped connection, as object_store's own are: through a proxy
+/// that fails every 5th request, a locked repository is made, backed up,
+/// pruned and read back whole. Without the retries `init` fails.
+#[test]
+fn object_lock_requests_are_sent_again_after_a_server_error() {
+    let m = Moto::get();
+    let bucket = m.bucket("flaky", Bucket::ObjectLock);
+    let mut env = moto::env(&bucket);
+    let proxy = FaultProxy::start(&m.endpoint, 5);
+    env.set_endpoint(&proxy.endpoint);
+    env.snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args(["--object-lock-days", "3"])
+        .assert()
+        .success();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    std::fs::write(src.join("hello.txt"), b"again\n").unwrap();
+    env.create(&[&src], &[]);
+    let p = env.json(&["prune", "--keep-last", "1"]);
+    assert!(p["retention_extended"].as_u64().is_some(), "{p}");
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["ok"], true, "{check}");
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+    assert!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}

@@ -153,6 +153,9 @@ struct Entry {
     is_latest: bool,
 }
 
+/// How many times a failed request of [`S3Extra`] is sent again.
+const RETRIES: u32 = 3;
+
 impl S3Extra {
     pub(crate) fn new(
         signer: Arc<AmazonS3>,
@@ -172,8 +175,41 @@ impl S3Extra {
         })
     }
 
-    /// Sends one request, signed with `headers` bound to the signature.
+    /// Sends a request, signed with `headers` bound to the signature, and
+    /// again (at most [`RETRIES`] more times, after 0.2, 0.4 and 0.8 s)
+    /// when it fails on the way or the store answers 500, 502, 503 or 504,
+    /// as object_store retries its own requests: one SlowDown once failed
+    /// a whole backup under Object Lock. A conditional write is sent once:
+    /// sent again after its answer was lost, it would find its own object.
     async fn send(
+        &self,
+        method: Method,
+        path: &StorePath,
+        query: &[(&str, &str)],
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<Answer> {
+        let conditional = headers
+            .iter()
+            .any(|(k, _)| k == http::header::IF_NONE_MATCH);
+        let mut tries = 0;
+        loop {
+            let answer = self
+                .send_once(method.clone(), path, query, headers.clone(), body.clone())
+                .await;
+            let again = match &answer {
+                Ok(a) => a.status.is_server_error() && a.status.as_u16() != 501,
+                Err(_) => true,
+            };
+            if !again || conditional || tries == RETRIES {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200 << tries)).await;
+            tries += 1;
+        }
+    }
+
+    async fn send_once(
         &self,
         method: Method,
         path: &StorePath,
@@ -198,11 +234,14 @@ impl S3Extra {
         }
         // Without the URL: a presigned one carries the credential and the
         // signature, which an error message must not show.
+        let what = match path.as_ref() {
+            "" => "the bucket",
+            p => p,
+        };
         let mut resp = req.body(body).send().await.map_err(|e| {
             Error::Backend(format!(
-                "{}: {}: {}",
+                "{}: {what}: {}",
                 self.location,
-                path.as_ref(),
                 super::provider_answer(&e.without_url())
             ))
         })?;
