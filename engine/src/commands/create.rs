@@ -335,8 +335,22 @@ pub fn create(
         repo.remove_snapshots(&[snapshot_id])?;
         return Err(e);
     }
-    let lock_left = left(lock.release()?);
-    repo.trim_record(repo)?;
+    // The snapshot is saved: what fails from here is said, not a failed
+    // backup (the lock expires by itself; the record is trimmed next time).
+    let lock_left = match lock.release() {
+        Ok(ending) => left(ending),
+        Err(e) => {
+            progress.warn(&format!(
+                "the backup's lock could not be released ({e}): it expires by itself"
+            ));
+            None
+        }
+    };
+    if let Err(e) = repo.trim_record(repo) {
+        progress.warn(&format!(
+            "this device's record of its backups was not trimmed: {e}"
+        ));
+    }
     Ok(CreateResult {
         snapshot_id,
         snapshot,
