@@ -448,6 +448,7 @@ impl S3Extra {
         };
         let mut out: Vec<ObjectVersion> = Vec::new();
         let mut marker: Option<(String, String)> = None;
+        let mut seen: std::collections::HashSet<(String, String)> = Default::default();
         for _ in 0..super::MAX_CONTINUATIONS {
             let mut query = vec![("versions", ""), ("prefix", prefix), ("max-keys", PAGE)];
             if let Some((k, v)) = &marker {
@@ -472,6 +473,16 @@ impl S3Extra {
                 )));
             }
             match read_page(&a.body, prefix, marker.as_ref(), max, &mut out).map_err(refuse)? {
+                // Version ids of one key come in no order, so a pair can
+                // only be checked against every pair before: a bucket that
+                // cycled through a key's ids would otherwise be read for
+                // every page of the bound.
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(refuse(format!(
+                        "comes back to {:?} (a continuation that starts over)",
+                        next.0
+                    )));
+                }
                 Some(next) => marker = Some(next),
                 None => return Ok(out),
             }
