@@ -221,6 +221,9 @@ async fn backup_steps(
             r.warnings.len()
         ));
     }
+    if let Some(lock) = &r.lock_left {
+        msg.push_str(&format!("; {}", crate::output::lock_left(lock)));
+    }
     if let Some(pr) = &pruned {
         msg.push_str(&format!(
             "; kept the last {keep} of this device, removed {}",
