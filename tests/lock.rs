@@ -464,3 +464,27 @@ fn object_lock_requests_are_sent_again_after_a_server_error() {
     assert_same_tree(&src, &restored);
     assert!(proxy.faults.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
+
+/// B2 answers `If-None-Match` with 501: under Object Lock too, `create`
+/// then looks first and writes, as it does without (the config of `init`
+/// is such a create).
+#[test]
+fn object_lock_on_a_store_without_conditional_writes() {
+    let m = Moto::get();
+    let bucket = m.bucket("b2-like", Bucket::ObjectLock);
+    let mut env = moto::env(&bucket);
+    let proxy = FaultProxy::start(&m.endpoint, 0);
+    proxy.set_quirk(Quirk::NoConditionalCreate);
+    env.set_endpoint(&proxy.endpoint);
+    env.snap()
+        .args(["init", "--kdf-memory", "1024", "--kdf-iterations", "1"])
+        .args(["--object-lock-days", "3"])
+        .assert()
+        .success();
+    let src = env.path("src");
+    make_tree(&src);
+    env.create(&[&src], &[]);
+    let restored = env.restore("latest", &src, "out");
+    assert_same_tree(&src, &restored);
+    assert!(m.retained_until(&bucket, "repo/config").is_some());
+}

@@ -810,15 +810,23 @@ impl Backend for StoreBackend {
             return Ok(false);
         }
         let path = self.path(name);
-        if let Some((r, extra)) = self.retained_for(name) {
-            let until = Self::retain_until(r);
-            let put = self
-                .runtime
-                .block_on(extra.put(&path, data, Some((r, until)), true))?;
-            return Ok(put == versions::LockedPut::Written);
-        }
-        if let Some(extra) = self.md5_writer() {
-            let put = self.runtime.block_on(extra.put(&path, data, None, true))?;
+        let locked = self
+            .retained_for(name)
+            .map(|(r, extra)| (Some((r, Self::retain_until(r))), extra));
+        if let Some((lock, extra)) = locked.or_else(|| self.md5_writer().map(|e| (None, e))) {
+            // B2 answers the condition with 501, as on plain writes: then
+            // the look above is all it allows.
+            let conditional = !self.create_unsupported.load(Ordering::Relaxed);
+            let mut put =
+                self.runtime
+                    .block_on(extra.put(&path, data.clone(), lock, conditional))?;
+            if put == versions::LockedPut::ConditionRefused {
+                self.create_unsupported.store(true, Ordering::Relaxed);
+                if self.exists(name)? {
+                    return Ok(false);
+                }
+                put = self.runtime.block_on(extra.put(&path, data, lock, false))?;
+            }
             return Ok(put == versions::LockedPut::Written);
         }
         if self.create_unsupported.load(Ordering::Relaxed) {

@@ -65,6 +65,8 @@ pub enum LockedPut {
     Written,
     /// `If-None-Match: *` and the object exists.
     Exists,
+    /// `If-None-Match: *` answered 501 (B2): nothing was written.
+    ConditionRefused,
 }
 
 /// The bucket's own requests beyond object_store's.
@@ -329,6 +331,9 @@ impl S3Extra {
         }
         if only_new && a.status == StatusCode::PRECONDITION_FAILED {
             return Ok(LockedPut::Exists);
+        }
+        if only_new && a.status == StatusCode::NOT_IMPLEMENTED {
+            return Ok(LockedPut::ConditionRefused);
         }
         let how = match lock {
             Some((r, until)) => format!(
