@@ -272,7 +272,8 @@ impl KeyFile {
         Self::wrap_bytes(master.as_bytes(), KEY_AAD, password, kdf, nonce)
     }
 
-    /// A write-only key for the device `host`.
+    /// A write-only key wrapping `secrets`; its `host` is the maker's
+    /// until the caller names the device ([`Repository::add_write_only_key`]).
     pub fn wrap_write_only(
         secrets: &WriteOnlySecrets,
         password: &str,
