@@ -491,11 +491,12 @@ pub struct KeyAddArgs {
     /// A key that can only add snapshots: it cannot read any file, tree or
     /// snapshot (its own included, except from the device's local record),
     /// nor forget or prune
-    #[arg(long)]
+    #[arg(long, requires = "host")]
     pub write_only: bool,
-    /// The device the key is for, as `key list` shows it and as its
-    /// backups name their host (default: this computer's name)
-    #[arg(long, value_name = "HOST")]
+    /// The device a write-only key is for, as `key list` shows it and as
+    /// its backups name their host: needed, since a key made here is
+    /// almost always for another computer than this one
+    #[arg(long, value_name = "HOST", requires = "write_only")]
     pub host: Option<String>,
 }
 

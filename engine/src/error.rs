@@ -35,7 +35,8 @@ pub enum Error {
     /// A write-only key was asked to read what only full keys open.
     #[error(
         "this repository was unlocked with a write-only key, which can add backups but cannot {0}: \
-         use a full key (a password made with `snap init` or `snap key add`)"
+         run it on a device with a full key (the password made by `snap init`, or one added \
+         with `snap key add` without --write-only)"
     )]
     WriteOnlyKey(String),
     /// A config opened with the key but fails its checks (format-spec.md

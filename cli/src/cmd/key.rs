@@ -87,11 +87,6 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
         }
         KeyCommand::Add(add) => {
             let a = &add.password;
-            if add.host.is_some() && !add.write_only {
-                return Err(anyhow!(
-                    "--host names the device of a write-only key; give --write-only too"
-                ));
-            }
             // Refused before the passphrase is asked for.
             repo.require_full("add keys")?;
             let pw = password::new_key(a.new_password_file.as_deref())?;
@@ -114,6 +109,12 @@ pub(crate) fn key_command(ctx: &Ctx, cmd: &args::KeyCommand, ui: &Ui) -> Result<
                     "key"
                 };
                 ui.say(&format!("added {kind} {}", id.short()));
+                if let Some(host) = &add.host {
+                    ui.say(&format!(
+                        "on {host}, give this passphrase as its password (a password file or \
+                         SNAP_PASSWORD): its backups then go here, and it reads none"
+                    ));
+                }
             }
         }
         KeyCommand::Remove { id } => {

@@ -32,7 +32,8 @@ pub(crate) fn snapshots(ctx: &Ctx, a: &args::SnapshotsArgs) -> Result<u8> {
         if sealed > 0 {
             ui.say(&format!(
                 "{sealed} more snapshot(s) are sealed from this key: it is write-only, and \
-                 shows only the snapshots this device wrote"
+                 shows only the newest backup this device made of each set of folders (its \
+                 older ones are among the sealed)"
             ));
         }
     }

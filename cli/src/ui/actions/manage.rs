@@ -21,6 +21,9 @@ pub(crate) async fn forget(State(app): State<Arc<App>>, Json(f): Json<ForgetForm
         Ok(r) => r,
         Err(p) => return problem(&app, p),
     };
+    if let Err(e) = repo.require_full("remove snapshots") {
+        return failed(&app, StatusCode::BAD_REQUEST, e.to_string());
+    }
     let ids = f.ids.clone();
     let r = blocking(move || {
         // Full ids only: the page sends them, and a prefix could name another.

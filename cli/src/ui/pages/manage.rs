@@ -53,8 +53,8 @@ pub(crate) async fn manage(State(app): State<Arc<App>>, Query(q): Query<ManageQu
             div.note #write-only {
                 p {
                     strong { "This computer's key is write-only. " }
-                    "It backs up, and lists only the backups it made itself"
-                    @if sealed > 0 { " (" (sealed) " more in the repository are sealed from it)" }
+                    "It backs up, and lists only the newest backup it made of each set of folders"
+                    @if sealed > 0 { " (" (sealed) " more in the repository, its own older ones among them, are sealed from it)" }
                     ". Browsing, restoring and deleting need a full key, on another computer."
                 }
             }
