@@ -2450,7 +2450,7 @@ fn manage_on_a_write_only_key_lists_its_own_backups_and_offers_no_deletion() {
     let html = s.get("/manage").text().unwrap();
     assert!(html.contains("write-only"), "{html}");
     assert!(
-        html.contains("1 more in the repository are sealed"),
+        html.contains("1 more in the repository, its own older ones among them, are sealed"),
         "{html}"
     );
     assert!(html.contains("laptop"), "{html}");
