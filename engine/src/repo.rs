@@ -109,46 +109,69 @@ struct ConfigV3 {
     tag: Option<[u8; 32]>,
 }
 
+/// The wire forms copy the id key and chunker seed: zeroed when dropped,
+/// as [`Config`]'s are.
+impl Drop for ConfigV2 {
+    fn drop(&mut self) {
+        self.id_key.zeroize();
+        self.chunker.seed.zeroize();
+    }
+}
+
+impl Drop for ConfigV3 {
+    fn drop(&mut self) {
+        self.id_key.zeroize();
+        self.chunker.seed.zeroize();
+    }
+}
+
+impl From<&ConfigV2> for ConfigV3 {
+    /// A version 1 or 2 config has none of version 3's fields.
+    fn from(w: &ConfigV2) -> ConfigV3 {
+        ConfigV3 {
+            version: w.version,
+            id: w.id,
+            id_key: w.id_key,
+            chunker: w.chunker,
+            compression_level: w.compression_level,
+            content_public: None,
+            object_lock: None,
+            tag: None,
+        }
+    }
+}
+
+impl From<&ConfigV3> for ConfigV2 {
+    fn from(w: &ConfigV3) -> ConfigV2 {
+        ConfigV2 {
+            version: w.version,
+            id: w.id,
+            id_key: w.id_key,
+            chunker: w.chunker,
+            compression_level: w.compression_level,
+        }
+    }
+}
+
 impl Config {
     /// The config's body: deterministic, so a write-only key can hold the
     /// hash of the one it was made for.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let (version, id, id_key, chunker, compression_level) = (
-            self.version,
-            self.id,
-            self.id_key,
-            self.chunker,
-            self.compression_level,
-        );
-        let mut body = if version >= 3 {
-            let mut wire = ConfigV3 {
-                version,
-                id,
-                id_key,
-                chunker,
-                compression_level,
-                content_public: self.content_public,
-                object_lock: self.object_lock,
-                tag: self.tag,
-            };
-            let body = codec::encode(&wire);
-            wire.id_key.zeroize();
-            wire.chunker.seed.zeroize();
-            body
-        } else {
-            let mut wire = ConfigV2 {
-                version,
-                id,
-                id_key,
-                chunker,
-                compression_level,
-            };
-            let body = codec::encode(&wire);
-            wire.id_key.zeroize();
-            wire.chunker.seed.zeroize();
-            body
+        let wire = ConfigV3 {
+            version: self.version,
+            id: self.id,
+            id_key: self.id_key,
+            chunker: self.chunker,
+            compression_level: self.compression_level,
+            content_public: self.content_public,
+            object_lock: self.object_lock,
+            tag: self.tag,
         };
-        Zeroizing::new(std::mem::take(&mut body))
+        Zeroizing::new(if self.version >= 3 {
+            codec::encode(&wire)
+        } else {
+            codec::encode(&ConfigV2::from(&wire))
+        })
     }
 
     /// A config's body, by its version (the first four bytes).
@@ -158,36 +181,20 @@ impl Config {
             .get(..4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")))
             .ok_or_else(|| Error::corrupt("config", "shorter than its version"))?;
-        let config = if version >= 3 {
-            let mut w: ConfigV3 = codec::decode::<_, LIMIT>("config", body)?;
-            let c = Config {
-                version: w.version,
-                id: w.id,
-                id_key: w.id_key,
-                chunker: w.chunker,
-                compression_level: w.compression_level,
-                content_public: w.content_public,
-                object_lock: w.object_lock,
-                tag: w.tag,
-            };
-            w.id_key.zeroize();
-            w.chunker.seed.zeroize();
-            c
+        let w: ConfigV3 = if version >= 3 {
+            codec::decode::<_, LIMIT>("config", body)?
         } else {
-            let mut w: ConfigV2 = codec::decode::<_, LIMIT>("config", body)?;
-            let c = Config {
-                version: w.version,
-                id: w.id,
-                id_key: w.id_key,
-                chunker: w.chunker,
-                compression_level: w.compression_level,
-                content_public: None,
-                object_lock: None,
-                tag: None,
-            };
-            w.id_key.zeroize();
-            w.chunker.seed.zeroize();
-            c
+            ConfigV3::from(&codec::decode::<ConfigV2, LIMIT>("config", body)?)
+        };
+        let config = Config {
+            version: w.version,
+            id: w.id,
+            id_key: w.id_key,
+            chunker: w.chunker,
+            compression_level: w.compression_level,
+            content_public: w.content_public,
+            object_lock: w.object_lock,
+            tag: w.tag,
         };
         if !(1..=CONFIG_VERSION).contains(&config.version) {
             return Err(Error::corrupt(
