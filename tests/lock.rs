@@ -27,6 +27,21 @@ fn lock_names(backend: &dyn Backend) -> Vec<String> {
 /// its lock stays, and leaves it released; with `--no-delete` it sends no
 /// delete at all. `check` on a device with full rights names the released
 /// locks, and its prune removes them.
+/// Runs a backup of a device that may not delete: it succeeds, says so
+/// once, and sends the proxy no delete at all.
+fn backs_up_without_deleting(mut c: assert_cmd::Command, proxy: &FaultProxy) {
+    let out = c.output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("may not delete").count(), 1, "{err}");
+    let deletes: Vec<String> = proxy
+        .take_log()
+        .into_iter()
+        .filter(|l| l.starts_with("DELETE ") || l.contains("?delete"))
+        .collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
+}
+
 #[test]
 fn a_key_that_cannot_delete_backs_up_and_a_full_device_cleans_up() {
     let env = Env::s3("nodelete");
@@ -53,20 +68,9 @@ fn a_key_that_cannot_delete_backs_up_and_a_full_device_cleans_up() {
 
     // Stated: no delete is even tried.
     proxy.take_log();
-    let out = limited()
-        .args(["create", "--no-delete"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert_eq!(err.matches("may not delete").count(), 1, "{err}");
-    let deletes: Vec<String> = proxy
-        .take_log()
-        .into_iter()
-        .filter(|l| l.starts_with("DELETE ") || l.contains("?delete"))
-        .collect();
-    assert!(deletes.is_empty(), "{deletes:?}");
+    let mut c = limited();
+    c.args(["create", "--no-delete"]).arg(&src);
+    backs_up_without_deleting(c, &proxy);
     assert_eq!(lock_names(&*backend).len(), 2);
 
     // The same from the device's profile.
@@ -75,21 +79,9 @@ fn a_key_that_cannot_delete_backs_up_and_a_full_device_cleans_up() {
         "[profiles.laptop]\nno_delete = true\n",
     )
     .unwrap();
-    let out = limited()
-        .env("SNAP_PROFILE", "laptop")
-        .arg("create")
-        .arg(&src)
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert_eq!(err.matches("may not delete").count(), 1, "{err}");
-    let deletes: Vec<String> = proxy
-        .take_log()
-        .into_iter()
-        .filter(|l| l.starts_with("DELETE ") || l.contains("?delete"))
-        .collect();
-    assert!(deletes.is_empty(), "{deletes:?}");
+    let mut c = limited();
+    c.env("SNAP_PROFILE", "laptop").arg("create").arg(&src);
+    backs_up_without_deleting(c, &proxy);
     assert_eq!(lock_names(&*backend).len(), 3);
     std::fs::remove_file(env.path("config.toml")).unwrap();
 

@@ -180,27 +180,24 @@ impl Moto {
     /// Deletes a key as a thief's full key would (a delete marker in a
     /// versioned bucket); the status.
     pub fn delete(&self, bucket: &str, key: &str) -> u16 {
-        self.req(
-            reqwest::Method::DELETE,
-            format!("{}/{bucket}/{key}", self.endpoint),
-        )
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+        self.delete_url(format!("{}/{bucket}/{key}", self.endpoint))
+    }
+
+    fn delete_url(&self, url: String) -> u16 {
+        self.req(reqwest::Method::DELETE, url)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// Deletes one version for good, as an owner cleaning up would; the
     /// status (403 while it is retained).
     pub fn delete_version(&self, bucket: &str, key: &str, version: &str) -> u16 {
-        self.req(
-            reqwest::Method::DELETE,
-            format!("{}/{bucket}/{key}?versionId={version}", self.endpoint),
-        )
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+        self.delete_url(format!(
+            "{}/{bucket}/{key}?versionId={version}",
+            self.endpoint
+        ))
     }
 
     /// A key's bytes (its current version).
